@@ -62,7 +62,9 @@ the direct dependencies pin the whole history, and the context stays small (line
 
 def context_json(context: Mapping[DRef, list[RRef]]) -> bytes:
     """Canonical bytes of a context: sorted drefs, each with its sorted rrefs."""
-    return canonical_json({dref: [str(rref) for rref in sorted(rrefs)] for dref, rrefs in context.items()})
+    return canonical_json(
+        {dref: [str(rref) for rref in sorted(rrefs)] for dref, rrefs in context.items()}
+    )
 
 
 def _is_hash_name(name: str) -> bool:
