@@ -22,6 +22,7 @@ from mdrun.core.realize import (
     realize1,
     realize_all,
     realize_closure,
+    realize_derivation,
     realizeMany,
 )
 from mdrun.core.refs import DRef, HashPart, Name, RRef, is_dref, is_rref, rref_to_dref

@@ -98,6 +98,43 @@ def run_realizer(
                 remove_tree(folder)
 
 
+def realize_derivation(
+    store: Store,
+    derivation: Derivation,
+    context: Context,
+    *,
+    force: bool = False,
+    arguments: JSONObject | None = None,
+    observer: BuildObserver | None = None,
+) -> tuple[list[RRef], bool]:
+    """One step of the realize loop: the chosen realizations of one derivation, and whether
+    its realizer ran. Public so that other drivers (the document evaluator, a process pool)
+    can walk their own graphs with the same look up / lock / look up again / build logic."""
+    dref = derivation.dref
+    built = False
+    chosen = None
+    if not force:
+        chosen = derivation.matcher(store, store.realizations_in_context(dref, context))
+    if chosen is None:
+        store.clean_leftovers()
+        with store.lock(dref):
+            if not force:
+                chosen = derivation.matcher(store, store.realizations_in_context(dref, context))
+            if chosen is None:
+                if observer is not None:
+                    observer(dref, "build")
+                run_realizer(store, derivation, context, arguments or {})
+                built = True
+                chosen = derivation.matcher(store, store.realizations_in_context(dref, context))
+                if observer is not None:
+                    observer(dref, "built")
+        if chosen is None:
+            raise MatcherError(f"the matcher of {dref} is not satisfied by its realizations")
+    if not chosen:
+        raise MatcherError(f"the matcher of {dref} chose no realization")
+    return sorted(chosen), built
+
+
 def realize_closure(
     closure: Closure,
     force_rebuild: bool | Iterable[DRef] = False,
@@ -111,35 +148,24 @@ def realize_closure(
     must_exist = set(assert_realized)
     arguments = realize_args or {}
     result = RealizeResult(chosen={})
-    cleaned = False
     for derivation in closure.derivations:
         dref = derivation.dref
         context = direct_context(derivation.config, result.chosen)
-        chosen = None
-        if dref not in forced:
-            chosen = derivation.matcher(store, store.realizations_in_context(dref, context))
-        if chosen is None:
-            if dref in must_exist:
+        if dref in must_exist and dref not in forced:
+            matched = derivation.matcher(store, store.realizations_in_context(dref, context))
+            if matched is None:
                 raise StoreError(f"{dref} is not realized, and assert_realized forbids building it")
-            if not cleaned:
-                store.clean_leftovers()
-                cleaned = True
-            with store.lock(dref):
-                if dref not in forced:
-                    chosen = derivation.matcher(store, store.realizations_in_context(dref, context))
-                if chosen is None:
-                    if observer is not None:
-                        observer(dref, "build")
-                    run_realizer(store, derivation, context, arguments.get(dref, {}))
-                    result.built.append(dref)
-                    chosen = derivation.matcher(store, store.realizations_in_context(dref, context))
-                    if observer is not None:
-                        observer(dref, "built")
-            if chosen is None:
-                raise MatcherError(f"the matcher of {dref} is not satisfied by its realizations")
-        if not chosen:
-            raise MatcherError(f"the matcher of {dref} chose no realization")
-        result.chosen[dref] = sorted(chosen)
+        chosen, built = realize_derivation(
+            store,
+            derivation,
+            context,
+            force=dref in forced,
+            arguments=arguments.get(dref),
+            observer=observer,
+        )
+        if built:
+            result.built.append(dref)
+        result.chosen[dref] = chosen
     return result
 
 
