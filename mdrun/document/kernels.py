@@ -1,0 +1,147 @@
+"""Which Jupyter kernel runs a block: from its language and optional `kernel=` name to a command.
+
+Starting and talking to the kernel is `mdrun.document.kernel`'s job; this module only decides.
+jupyter_client is imported inside the functions that need installed kernelspecs, so that
+importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+from mdrun.errors import KernelNotFound
+
+PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "ipython"})
+"""Block languages that mean Python; without `kernel=` they run in mdrun's own interpreter."""
+
+DEFAULT_PYTHON_KERNEL = "mdrun-python"
+"""The name of the kernel that runs Python in the environment mdrun itself runs in."""
+
+INSTALL_HINT = (
+    "install a Jupyter kernel for it (https://github.com/jupyter/jupyter/wiki/Jupyter-kernels) "
+    "and check that `jupyter kernelspec list` shows it"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KernelChoice:
+    """A kernel that can be started: what mdrun records about it and how to launch it."""
+
+    name: str
+    """The kernelspec name, or `DEFAULT_PYTHON_KERNEL` for mdrun's own interpreter."""
+    language: str
+    """The kernel's language as its kernelspec declares it (`python`, `R`...)."""
+    argv: tuple[str, ...]
+    """The command that starts the kernel; `{connection_file}` is filled in at start."""
+    display: str
+    """A human-readable name for messages."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment variables from the kernelspec."""
+    interrupt_mode: Literal["signal", "message"] = "signal"
+    """How the kernel is interrupted: SIGINT, or an `interrupt_request` message."""
+    resource_dir: str = ""
+    """The kernelspec's folder, which `{resource_dir}` in `argv` names."""
+
+    def known_language_info(self) -> dict[str, str] | None:
+        """The language name and version, when known without starting the kernel.
+
+        For the default Python kernel it is mdrun's own interpreter, so a planner can put the
+        version in a cache key without starting a kernel. None for other kernels.
+        """
+        if self.name != DEFAULT_PYTHON_KERNEL:
+            return None
+        return {"name": "python", "version": platform.python_version()}
+
+
+def resolve_kernel(language: str, kernel_name: str | None) -> KernelChoice:
+    """Choose the kernel for a block written in `language`, honouring an explicit `kernel=`."""
+    if kernel_name is not None:
+        return _installed_kernel(kernel_name)
+    if language.lower() in PYTHON_LANGUAGES:
+        return default_python_kernel()
+    return _kernel_for_language(language)
+
+
+def default_python_kernel() -> KernelChoice:
+    """ipykernel in the interpreter running mdrun: no kernelspec needs to be installed."""
+    return KernelChoice(
+        name=DEFAULT_PYTHON_KERNEL,
+        language="python",
+        argv=(sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"),
+        display=f"Python {platform.python_version()} ({sys.executable})",
+    )
+
+
+def _installed_kernel(kernel_name: str) -> KernelChoice:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        spec = manager.get_kernel_spec(kernel_name)
+    except NoSuchKernel as err:
+        installed = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        message = (
+            f"no Jupyter kernel named {kernel_name!r} is installed (installed: {installed}); "
+            f"{INSTALL_HINT}"
+        )
+        raise KernelNotFound(message) from err
+    return _choice_from_spec(
+        kernel_name,
+        language=str(spec.language),
+        argv=[str(arg) for arg in spec.argv],
+        display=str(spec.display_name),
+        env={str(key): str(value) for key, value in dict(spec.env).items()},
+        interrupt_mode=str(spec.interrupt_mode),
+        resource_dir=str(spec.resource_dir),
+    )
+
+
+def _kernel_for_language(language: str) -> KernelChoice:
+    """The installed kernelspec for `language`: the one named like it, else the first by name."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    wanted = language.lower()
+    specs = KernelSpecManager().get_all_specs()
+    matching = sorted(
+        name
+        for name, entry in specs.items()
+        if str(entry["spec"].get("language", "")).lower() == wanted
+    )
+    if not matching:
+        message = f"no Jupyter kernel for language {language!r} is installed; {INSTALL_HINT}"
+        raise KernelNotFound(message)
+    name = wanted if wanted in matching else matching[0]
+    spec = specs[name]["spec"]
+    return _choice_from_spec(
+        name,
+        language=str(spec["language"]),
+        argv=[str(arg) for arg in spec["argv"]],
+        display=str(spec.get("display_name", name)),
+        env={str(key): str(value) for key, value in dict(spec.get("env") or {}).items()},
+        interrupt_mode=str(spec.get("interrupt_mode", "signal")),
+        resource_dir=str(specs[name]["resource_dir"]),
+    )
+
+
+def _choice_from_spec(
+    name: str,
+    *,
+    language: str,
+    argv: list[str],
+    display: str,
+    env: dict[str, str],
+    interrupt_mode: str,
+    resource_dir: str,
+) -> KernelChoice:
+    return KernelChoice(
+        name=name,
+        language=language,
+        argv=tuple(argv),
+        display=display,
+        env=tuple(sorted(env.items())),
+        interrupt_mode="message" if interrupt_mode == "message" else "signal",
+        resource_dir=resource_dir,
+    )
