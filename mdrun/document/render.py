@@ -1,0 +1,208 @@
+"""Turn a block's outputs into an output region, and splice regions into a document's text.
+
+A region, written right after the block's closing fence, each line carrying the block's
+container prefix (`"> "`, `"   "`):
+
+    <!-- mdrun:output id=b1 -->
+    ``` text
+    ...stdout...
+    ```
+    <!-- mdrun:end -->
+
+The HTML comments are invisible on GitHub; everything between them is ordinary Markdown. Every
+byte outside the regions being replaced is copied through unchanged. Which outputs to show (echo,
+output options) is the caller's decision; writing image files is the caller's too.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+from mdrun.document.outputs import DataOutput, ErrorOutput, Output, merge_streams, terminal_text
+from mdrun.document.parse import END_MARKER, MARKER_LEAD, START_MARKER, Document, line_ending
+
+Status: TypeAlias = Literal["ok", "failed", "not-run"]
+"""How a block's run went: `not-run` shows only a note, never outputs that may be stale."""
+
+ImageWriter: TypeAlias = Callable[[str, bytes], str]
+"""Saves an image (MIME type, bytes) beside the document; returns its relative POSIX path.
+Naming the file after a hash of its bytes keeps re-renders byte-identical."""
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+"""Image MIME types, preferred in this order over any text form of the same output."""
+
+_BLOCK_ID_RE = re.compile(r"[^\s>]+")
+_BACKTICKS_RE = re.compile(r"`+")
+
+
+@dataclass(frozen=True, slots=True)
+class RegionBody:
+    """What a region shows."""
+
+    outputs: tuple[Output, ...] = ()
+    """The block's outputs, in the order the kernel sent them (already filtered by options)."""
+    status: Status = "ok"
+    """`ok`, `failed` (outputs include the error, if the kernel sent one) or `not-run`."""
+    note: str = ""
+    """One line said about the status: why a block did not run, or how it failed (timeout)."""
+
+
+def render_region(
+    block_id: str, body: RegionBody, *, write_image: ImageWriter | None = None
+) -> list[str]:
+    """The region's lines, without container prefix or line endings.
+
+    An `ok` body without outputs gives no lines: the block gets no region (and `splice` removes
+    an old one). Images are linked only when `write_image` is given; otherwise their text form,
+    if any, is shown.
+    """
+    if not _BLOCK_ID_RE.fullmatch(block_id):
+        raise ValueError(f"block id {block_id!r} cannot be written in a region marker")
+    lines: list[str] = []
+    if body.status == "not-run":
+        lines += _paragraph(f"**not run**: {body.note or 'an earlier block did not complete'}")
+    else:
+        for output in merge_streams(body.outputs):
+            lines += _output_lines(block_id, output, write_image)
+        if body.status == "failed" and (body.note or not lines):
+            lines += _paragraph(f"**failed**: {body.note}" if body.note else "**failed**")
+    if not lines:
+        return []
+    return [START_MARKER.format(block_id=block_id), *lines, END_MARKER]
+
+
+def _output_lines(block_id: str, output: Output, write_image: ImageWriter | None) -> list[str]:
+    """The Markdown for one output."""
+    if output["output_type"] == "stream":
+        info = "text" if output["name"] == "stdout" else "stderr"
+        return _fence(info, terminal_text(output["text"]))
+    if output["output_type"] == "error":
+        return _error_lines(output)
+    return _data_lines(block_id, output, write_image)
+
+
+def _error_lines(error: ErrorOutput) -> list[str]:
+    """The traceback, ending with `ename: evalue` as Python prints it."""
+    summary = f"{error['ename']}: {error['evalue']}" if error["evalue"] else error["ename"]
+    text = terminal_text("\n".join(error["traceback"])).rstrip("\n")
+    last_line = text.rsplit("\n", 1)[-1]
+    if last_line.strip() != summary.strip():
+        text = f"{text}\n{summary}" if text else summary
+    return _fence("error", text)
+
+
+def _data_lines(block_id: str, output: DataOutput, write_image: ImageWriter | None) -> list[str]:
+    """The richest form of a result that GitHub shows: image, Markdown, HTML, then plain text."""
+    data = output["data"]
+    if write_image is not None:
+        for mime in IMAGE_TYPES:
+            if mime in data:
+                path = write_image(mime, _image_bytes(mime, data[mime]))
+                return _paragraph(f"![output of {block_id}]({_link_target(path)})")
+    for mime in ("text/markdown", "text/html"):
+        if mime in data:
+            return _raw(data[mime])
+    if "text/plain" in data:
+        return _fence("text", terminal_text(data["text/plain"]))
+    return []
+
+
+def _image_bytes(mime: str, content: str) -> bytes:
+    """SVG comes as text; other images as base64 (possibly wrapped over lines)."""
+    if mime == "image/svg+xml":
+        return content.encode("utf-8")
+    return base64.b64decode(content)
+
+
+def _link_target(path: str) -> str:
+    """A link destination; `<...>` lets it hold spaces and parentheses."""
+    if any(char in path for char in "<>\r\n"):
+        raise ValueError(f"image path {path!r} cannot be written in a Markdown link")
+    return f"<{path}>" if any(char in path for char in " ()") else path
+
+
+def _fence(info: str, text: str) -> list[str]:
+    """A fenced block showing `text` verbatim (nothing when there is no text).
+
+    The fence is longer than any backtick run in the text, so no line can close it. If a line
+    looks like a region marker, the whole fence is indented by one space: CommonMark removes that
+    space from each content line, so the output shows unchanged, but no line starts with the
+    marker any more and the region's end is found where mdrun wrote it.
+    """
+    if not text:
+        return []
+    content = text.removesuffix("\n").split("\n")
+    longest = max((len(run) for run in _BACKTICKS_RE.findall(text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    indent = " " if any(line.startswith(MARKER_LEAD) for line in content) else ""
+    return [f"{indent}{ticks} {info}", *(indent + line for line in content), indent + ticks]
+
+
+def _raw(text: str) -> list[str]:
+    """Markdown or HTML inserted as is, followed by a blank line that ends any HTML block.
+
+    A line that looks like a region marker gets one leading space (harmless in HTML and in
+    Markdown) so that it cannot end the region early.
+    """
+    content = text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+    if not content:
+        return []
+    lines = [" " + line if line.startswith(MARKER_LEAD) else line for line in content.split("\n")]
+    return [*lines, ""]
+
+
+def _paragraph(text: str) -> list[str]:
+    """One line of Markdown text, then a blank line so nothing after it joins the paragraph."""
+    return [" ".join(text.split()), ""]
+
+
+def splice(document: Document, regions: Mapping[int, Sequence[str] | None]) -> str:
+    """The document's text with the regions of the given blocks (by index) replaced.
+
+    A block whose value is None or empty loses its region; a block not in `regions` keeps its
+    region as it is. Each written line gets the block's prefix and the document's newline. Every
+    other byte is copied, including a missing final newline: a region that ends the document
+    ends without a newline too, so splicing the same regions again changes nothing.
+
+    No region is written after an unclosed fence: the fence runs to the end of its container,
+    so a region written after it would read as more code next time. Such blocks are skipped.
+    """
+    blocks = {block.index: block for block in document.blocks}
+    unknown = sorted(set(regions) - set(blocks))
+    if unknown:
+        raise ValueError(f"no block with index {unknown[0]} in {document.path}")
+    lines = document.lines
+    newline = document.newline
+    pieces: list[str] = []
+    copied_to = 0
+    for block in document.blocks:
+        if block.index not in regions or not block.closed:
+            continue
+        new_lines = regions[block.index] or ()
+        old_end = block.region.end_line if block.region is not None else block.end_line
+        fence_last = lines[block.end_line - 1]
+        ends_document = old_end == len(lines) and line_ending(lines[old_end - 1]) == ""
+        pieces.extend(lines[copied_to : block.end_line - 1])
+        if new_lines:
+            pieces.append(fence_last if line_ending(fence_last) else fence_last + newline)
+            written = [_prefixed(block.prefix, line) + newline for line in new_lines]
+            if ends_document:
+                written[-1] = written[-1].removesuffix(newline)
+            pieces.extend(written)
+        elif block.region is not None and ends_document:
+            # The newline before the region was added with it: take it away again.
+            pieces.append(fence_last.removesuffix(line_ending(fence_last)))
+        else:
+            pieces.append(fence_last)
+        copied_to = old_end
+    pieces.extend(lines[copied_to:])
+    return "".join(pieces)
+
+
+def _prefixed(prefix: str, line: str) -> str:
+    """A region line inside the block's container; an empty line gets no trailing blanks."""
+    return prefix + line if line else prefix.rstrip()
