@@ -1,0 +1,504 @@
+"""A running Jupyter kernel: start it, execute blocks, collect their outputs, stop it for sure.
+
+Owns the conversation with one kernel through jupyter_client and turns its messages into
+nbformat v4 output dicts. Which kernel to start is `kernels`' decision, keeping the kernel from
+outliving mdrun is `kernel_launcher`'s, and what the outputs become is the caller's.
+jupyter_client (and zmq) is imported only when a session starts: a fully cached run never pays
+for it.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
+
+from mdrun.core.jsonvalue import JSONObject, JSONValue
+from mdrun.document.kernel_launcher import launcher_argv
+from mdrun.document.kernels import KernelChoice
+from mdrun.errors import KernelDied, KernelError
+
+if TYPE_CHECKING:
+    from jupyter_client.blocking.client import BlockingKernelClient
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import KernelManager
+
+Status = Literal["ok", "error", "timeout", "died"]
+Message = dict[str, Any]
+"""A Jupyter message as jupyter_client returns it; its fields are read through `_text` etc."""
+
+POLL_SECONDS = 0.1
+"""How long to wait for a message before checking that the kernel process still lives."""
+INTERRUPT_GRACE_SECONDS = 5.0
+"""How long an interrupted kernel has to become idle before it is killed."""
+REPLY_GRACE_SECONDS = 5.0
+"""How long to wait for an execute reply once the kernel said it is idle."""
+SHUTDOWN_WAIT_SECONDS = 2.0
+"""How long a kernel asked to shut down has before it is killed."""
+BLOCK_ID_KEY = "mdrun_block_id"
+"""The execute_request metadata field that tells the kernel which block it runs."""
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+BLOCK_NAMING_SETUP = '''
+def _mdrun_name_code_after_blocks():
+    """Name each cell after its mdrun block so that tracebacks do not depend on history."""
+    try:
+        shell = get_ipython()
+        compiler, kernel = shell.compile, shell.kernel
+        original_name, original_format = compiler.get_code_name, compiler.format_code_name
+    except Exception:
+        return
+    blocks = {}
+
+    def get_code_name(raw_code, transformed_code, number):
+        try:
+            block = (kernel.get_parent("shell").get("metadata") or {}).get(__KEY__)
+        except Exception:
+            block = None
+        if not isinstance(block, str):
+            return original_name(raw_code, transformed_code, number)
+        name = "<block %s>" % block
+        blocks[name] = block
+        return name
+
+    def format_code_name(name):
+        return ("Block", blocks[name]) if name in blocks else original_format(name)
+
+    compiler.get_code_name = get_code_name
+    compiler.format_code_name = format_code_name
+
+_mdrun_name_code_after_blocks()
+del _mdrun_name_code_after_blocks
+'''.replace("__KEY__", repr(BLOCK_ID_KEY))
+"""Run silently in IPython kernels at start. IPython names a cell `Cell In[3]` (execution
+count) and ipykernel compiles it as `/tmp/ipykernel_PID/HASH.py`; this names it `<block ID>`
+and shows `Block ID, line N`, read from the execute request's metadata."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """What running one block produced."""
+
+    status: Status
+    """ok; error (the code raised); timeout (interrupted); died (the kernel process ended)."""
+    outputs: tuple[JSONObject, ...]
+    """nbformat v4 outputs, without execution counts; only errors when run silently."""
+    seconds: float
+    """Wall-clock time from sending the code to the kernel becoming idle."""
+
+    @property
+    def error(self) -> JSONObject | None:
+        """The first error output, if any."""
+        return next((out for out in self.outputs if out["output_type"] == "error"), None)
+
+
+class KernelSession:
+    """One kernel, started on enter and shut down on exit, whatever happened in between.
+
+    Not thread-safe; on Linux, use it from a thread that lives as long as the session (see
+    `kernel_launcher`).
+    """
+
+    def __init__(
+        self,
+        choice: KernelChoice,
+        cwd: str | PathLike[str],
+        *,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.choice = choice
+        self.cwd = Path(cwd)
+        self.startup_timeout = startup_timeout
+        self._manager: KernelManager | None = None
+        self._client: BlockingKernelClient | None = None
+        self._log: IO[bytes] | None = None
+        self._language_info: dict[str, str] | None = None
+
+    def __enter__(self) -> KernelSession:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop(graceful=exc is None)  # after an error or Ctrl-C, do not wait for the kernel
+
+    @property
+    def alive(self) -> bool:
+        """Whether the kernel runs and can execute; if not, `restart()` starts a new one."""
+        return self._manager is not None and bool(self._manager.is_alive())
+
+    @property
+    def pid(self) -> int | None:
+        """The kernel's process id, while it has one."""
+        process = _kernel_process(self._manager)
+        return None if process is None else process.pid
+
+    def start(self) -> None:
+        """Start the kernel and wait until it answers; raise KernelError if it cannot."""
+        if self._manager is not None:
+            raise KernelError(f"the kernel {self.choice.display} is already started")
+        try:
+            self._launch()
+        except BaseException:
+            self._stop(graceful=False)
+            raise
+
+    def restart(self) -> None:
+        """Replace the kernel by a fresh one: every variable is gone."""
+        self._stop()
+        self.start()
+
+    def close(self) -> None:
+        """Shut the kernel down; calling it again does nothing."""
+        self._stop()
+
+    def language_info(self) -> dict[str, str]:
+        """The kernel's language name and version, from its kernel_info reply at start."""
+        if self._language_info is None:
+            raise KernelError(f"the kernel {self.choice.display} is not started")
+        return dict(self._language_info)
+
+    def execute(
+        self, code: str, *, block_id: str, timeout: float | None = None, silent: bool = False
+    ) -> ExecutionResult:
+        """Run `code` as block `block_id` and wait until the kernel is idle again.
+
+        `silent` replays a block to restore state: it runs exactly as usual, but only error
+        outputs are kept. Never gives up on a quiet block: only `timeout` or death ends a wait.
+        """
+        if not self.alive:
+            raise KernelDied(f"the kernel {self.choice.display} is not running; restart it")
+        started = time.monotonic()
+        collector = OutputCollector(errors_only=silent)
+        msg_id = self._send_execute(code, block_id)
+        deadline = None if timeout is None else started + timeout
+        outcome = self._wait_until_idle(msg_id, collector.add, deadline)
+        status: Status
+        if outcome == "idle":
+            status = self._reply_status(msg_id) or ("error" if collector.has_error else "ok")
+        elif outcome == "died":
+            status = "died"
+            collector.add_error("KernelDied", self._death_message(block_id))
+        else:
+            status = "timeout"
+            collector.add_error("Timeout", self._interrupt(msg_id, block_id, timeout or 0.0))
+        return ExecutionResult(status, tuple(collector.outputs), time.monotonic() - started)
+
+    # -- start and stop ----------------------------------------------------------------------
+
+    def _launch(self) -> None:
+        from jupyter_client.manager import KernelManager
+
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the kernel)
+        manager = KernelManager(
+            kernel_name=self.choice.name,
+            kernel_spec_manager=_spec_manager_for(_launchable_spec(self.choice)),
+        )
+        manager.shutdown_wait_time = SHUTDOWN_WAIT_SECONDS
+        self._manager = manager
+        try:
+            manager.start_kernel(cwd=str(self.cwd), stdout=self._log, stderr=self._log)
+        except Exception as err:
+            raise KernelError(f"could not start the kernel {self.choice.display}: {err}") from err
+        client = manager.client()
+        client.start_channels()
+        self._client = client
+        self._language_info = self._wait_for_kernel_info(time.monotonic() + self.startup_timeout)
+        # The kernel has read its connection file; without it nothing is left if mdrun is killed.
+        Path(manager.connection_file).unlink(missing_ok=True)
+        if self._language_info["name"].lower() == "python":
+            self._run_setup(BLOCK_NAMING_SETUP)
+
+    def _wait_for_kernel_info(self, deadline: float) -> dict[str, str]:
+        """Ask for kernel_info until answered and iopub is connected (zmq's slow joiner)."""
+        client = self._running_client()
+        while time.monotonic() < deadline:
+            msg_id = str(client.kernel_info())
+            reply = self._shell_reply(msg_id, min(deadline, time.monotonic() + 1.0))
+            if reply is None:
+                continue
+            try:
+                client.get_iopub_msg(timeout=0.2)
+            except queue.Empty:
+                continue
+            info = _object(_object(reply.get("content")).get("language_info"))
+            return {"name": str(info.get("name", "")), "version": str(info.get("version", ""))}
+        raise KernelError(
+            f"the kernel {self.choice.display} did not answer within "
+            f"{self.startup_timeout:g} s{self._log_tail()}"
+        )
+
+    def _run_setup(self, code: str) -> None:
+        """Run mdrun's own code without a trace in the kernel's history or outputs."""
+        client = self._running_client()
+        msg_id = str(client.execute(code, silent=True, store_history=False))
+        self._shell_reply(msg_id, time.monotonic() + self.startup_timeout)
+
+    def _stop(self, *, graceful: bool = True) -> None:
+        """Stop the kernel: ask it to shut down (so its atexit handlers run), else kill it."""
+        client, manager, log = self._client, self._manager, self._log
+        self._client = self._manager = self._log = None
+        self._language_info = None
+        if client is not None:
+            client.stop_channels()
+        if manager is not None:
+            try:
+                manager.shutdown_kernel(now=not (graceful and manager.is_alive()))
+            except Exception:
+                process = _kernel_process(manager)
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
+        if log is not None:
+            log.close()
+
+    # -- one execution -----------------------------------------------------------------------
+
+    def _send_execute(self, code: str, block_id: str) -> str:
+        """Send an execute request that carries the block id, which the kernel names code by."""
+        client = self._running_client()
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+        message = client.session.msg("execute_request", content, metadata={BLOCK_ID_KEY: block_id})
+        client.shell_channel.send(message)
+        return str(message["header"]["msg_id"])
+
+    def _wait_until_idle(
+        self, msg_id: str, on_message: Callable[[Message], None], deadline: float | None
+    ) -> Literal["idle", "timeout", "died"]:
+        """Pass on the request's iopub messages until its idle status; no silence timeout."""
+        client = self._running_client()
+        while True:
+            wait = POLL_SECONDS
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return "timeout"
+            try:
+                message: Message = client.get_iopub_msg(timeout=wait)
+            except queue.Empty:
+                if not self.alive:
+                    return "died"
+                continue
+            if _object(message.get("parent_header")).get("msg_id") != msg_id:
+                continue
+            content = _object(message.get("content"))
+            if message.get("msg_type") == "status" and content.get("execution_state") == "idle":
+                return "idle"
+            on_message(message)
+
+    def _shell_reply(self, msg_id: str, deadline: float) -> Message | None:
+        """The shell reply to `msg_id`, or None if none came before the deadline."""
+        client = self._running_client()
+        while time.monotonic() < deadline:
+            try:
+                reply: Message = client.get_shell_msg(timeout=POLL_SECONDS)
+            except queue.Empty:
+                if not self.alive:
+                    raise KernelDied(
+                        f"the kernel {self.choice.display} exited ({self._exit_description()})"
+                        f"{self._log_tail()}"
+                    ) from None
+                continue
+            if _object(reply.get("parent_header")).get("msg_id") == msg_id:
+                return reply
+        return None
+
+    def _reply_status(self, msg_id: str) -> Literal["ok", "error"] | None:
+        try:
+            reply = self._shell_reply(msg_id, time.monotonic() + REPLY_GRACE_SECONDS)
+        except KernelDied:
+            return None
+        if reply is None:
+            return None
+        return "ok" if _object(reply.get("content")).get("status") == "ok" else "error"
+
+    def _interrupt(self, msg_id: str, block_id: str, timeout: float) -> str:
+        """Interrupt a block past its timeout; kill the kernel if it does not stop."""
+        manager = self._running_manager()
+        message = f"block {block_id} was interrupted after {timeout:g} s (its timeout)"
+        try:
+            manager.interrupt_kernel()
+        except Exception:
+            outcome = "timeout"
+        else:
+            grace = time.monotonic() + INTERRUPT_GRACE_SECONDS
+            outcome = self._wait_until_idle(msg_id, lambda _message: None, grace)
+        if outcome == "idle":
+            self._reply_status(msg_id)
+            return message
+        self._stop_unresponsive()
+        return f"{message}; the kernel did not stop and was shut down, so it must be restarted"
+
+    def _stop_unresponsive(self) -> None:
+        """Kill the kernel but keep the session, so that `alive` says it needs a restart."""
+        process = _kernel_process(self._manager)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def _death_message(self, block_id: str) -> str:
+        return f"the kernel died while running block {block_id} ({self._exit_description()})"
+
+    def _exit_description(self) -> str:
+        process = _kernel_process(self._manager)
+        code = None if process is None else process.poll()
+        if code is None:
+            return "exit code unknown"
+        if code < 0:
+            return f"killed by signal {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+    def _log_tail(self, size: int = 2000) -> str:
+        """The end of what the kernel process wrote to stdout and stderr, for error messages."""
+        if self._log is None:
+            return ""
+        self._log.seek(0, 2)
+        self._log.seek(max(0, self._log.tell() - size))
+        text = self._log.read().decode(errors="replace").strip()
+        return f"; its output ends with:\n{text}" if text else ""
+
+    def _running_client(self) -> BlockingKernelClient:
+        if self._client is None:
+            raise KernelError(f"the kernel {self.choice.display} is not started")
+        return self._client
+
+    def _running_manager(self) -> KernelManager:
+        if self._manager is None:
+            raise KernelError(f"the kernel {self.choice.display} is not started")
+        return self._manager
+
+
+class OutputCollector:
+    """Turns one request's iopub messages into nbformat v4 outputs, as a notebook would."""
+
+    def __init__(self, *, errors_only: bool = False) -> None:
+        self.errors_only = errors_only
+        self.outputs: list[JSONObject] = []
+        self._by_display_id: dict[str, list[JSONObject]] = {}
+        self._clear_on_next_output = False
+
+    @property
+    def has_error(self) -> bool:
+        return any(output["output_type"] == "error" for output in self.outputs)
+
+    def add(self, message: Message) -> None:
+        """Take one iopub message of the request into account."""
+        kind = str(message.get("msg_type"))
+        content = _object(message.get("content"))
+        if kind == "error":
+            traceback = content.get("traceback")
+            lines = traceback if isinstance(traceback, list) else []
+            ename, evalue = str(content.get("ename", "")), str(content.get("evalue", ""))
+            self.add_error(ename, evalue, [str(line) for line in lines])
+        elif self.errors_only:
+            return
+        elif kind == "stream":
+            self._add_stream(str(content.get("name", "stdout")), str(content.get("text", "")))
+        elif kind in ("execute_result", "display_data"):
+            self._add_display(kind, content)
+        elif kind == "update_display_data":
+            for output in self._by_display_id.get(_display_id(content) or "", []):
+                output["data"] = _object(content.get("data"))
+                output["metadata"] = _object(content.get("metadata"))
+        elif kind == "clear_output":
+            if content.get("wait"):
+                self._clear_on_next_output = True
+            else:
+                self._clear()
+
+    def add_error(self, ename: str, evalue: str, traceback: list[str] | None = None) -> None:
+        """Add an error output; its traceback is split into lines without ANSI colours."""
+        frames = traceback if traceback is not None else [f"{ename}: {evalue}"]
+        text = ANSI_ESCAPE.sub("", "\n".join(frames))  # joined as IPython shows them
+        lines: list[JSONValue] = list(text.splitlines())
+        self._append({"output_type": "error", "ename": ename, "evalue": evalue, "traceback": lines})
+
+    def _add_stream(self, name: str, text: str) -> None:
+        if self._clear_on_next_output:
+            self._clear()
+        last = self.outputs[-1] if self.outputs else None
+        if last is not None and last["output_type"] == "stream" and last["name"] == name:
+            last["text"] = f"{last['text']}{text}"
+        else:
+            self._append({"output_type": "stream", "name": name, "text": text})
+
+    def _add_display(self, kind: str, content: dict[str, object]) -> None:
+        output: JSONObject = {
+            "output_type": kind,
+            "data": _object(content.get("data")),
+            "metadata": _object(content.get("metadata")),
+        }
+        self._append(output)
+        display_id = _display_id(content)
+        if display_id is not None:
+            self._by_display_id.setdefault(display_id, []).append(output)
+
+    def _append(self, output: JSONObject) -> None:
+        if self._clear_on_next_output:
+            self._clear()
+        self.outputs.append(output)
+
+    def _clear(self) -> None:
+        self.outputs.clear()
+        self._clear_on_next_output = False
+
+
+def _launchable_spec(choice: KernelChoice) -> KernelSpec:
+    """The choice's kernelspec, run through the launcher that ties the kernel to mdrun."""
+    from jupyter_client.kernelspec import KernelSpec
+
+    return KernelSpec(
+        argv=launcher_argv(choice.argv),
+        display_name=choice.display,
+        language=choice.language,
+        env=dict(choice.env),
+        interrupt_mode=choice.interrupt_mode,
+        resource_dir=choice.resource_dir,
+    )
+
+
+def _spec_manager_for(spec: KernelSpec) -> Any:
+    """A KernelSpecManager that knows just `spec`, whatever name it is asked for."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    class OneSpecManager(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name: str) -> KernelSpec:  # noqa: ARG002
+            return spec
+
+    return OneSpecManager()
+
+
+def _kernel_process(manager: KernelManager | None) -> subprocess.Popen[bytes] | None:
+    """The kernel's process, when the manager runs it locally."""
+    process = getattr(getattr(manager, "provisioner", None), "process", None)
+    return process if isinstance(process, subprocess.Popen) else None
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A message field that should be a JSON object; anything else reads as empty."""
+    return cast(dict[str, Any], value) if isinstance(value, dict) else {}
+
+
+def _display_id(content: dict[str, object]) -> str | None:
+    display_id = _object(content.get("transient")).get("display_id")
+    return display_id if isinstance(display_id, str) else None
