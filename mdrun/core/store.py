@@ -142,6 +142,17 @@ class Store:
         if version_file.exists():
             store.check_version()
         else:
+            own = {store.objects.name, store.tmp.name, store.locks.name}
+            foreign = [
+                entry
+                for entry in (os.listdir(store.root) if store.root.is_dir() else [])
+                if entry not in own and not entry.startswith(".version-")
+            ]
+            if foreign:
+                raise StoreError(
+                    f"{store.root} is not an mdrun store (no version file) and is not empty "
+                    f"(it holds {sorted(foreign)[0]!r}...); choose an empty or new folder"
+                )
             for folder in (store.objects, store.tmp, store.locks):
                 folder.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=store.root, prefix=".version-")
@@ -294,17 +305,28 @@ class Store:
         derivation_hash, name = parse_dref(dref)
         rref = make_rref(realization_hash, derivation_hash, name)
         make_read_only(folder)
-        self._publish_folder(folder, self.realization_path(rref))
+        # rename(2) moves a folder to another parent only if the folder itself is writable
+        # (its `..` entry changes), so its own write bit is cleared after the rename.
+        mode = stat.S_IMODE(os.lstat(folder).st_mode)
+        os.chmod(folder, mode | 0o200)
+        target = self.realization_path(rref)
+        if self._publish_folder(folder, target):
+            os.chmod(target, mode)
         return rref
 
-    def _publish_folder(self, source: Path, target: Path) -> None:
-        """Rename `source` to `target`; an existing target means equal content: drop ours."""
+    def _publish_folder(self, source: Path, target: Path) -> bool:
+        """Rename `source` to `target`; an existing target means equal content: drop ours.
+
+        True when `source` became `target`, False when `target` was already there.
+        """
         try:
             os.rename(source, target)
         except OSError as err:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise StoreError(f"cannot publish {target}: {err.strerror}") from err
             remove_tree(source)
+            return False
+        return True
 
     # -- removal ------------------------------------------------------------------------------
 
