@@ -6,6 +6,7 @@ them. Nothing here knows Markdown.
 
 from mdrun.core.build import *
 from mdrun.core.config import SELFREF, Config, RefPath, is_refpath, is_selfpath, mkconfig
+from mdrun.core.lens import *
 from mdrun.core.matchers import (
     match_all,
     match_best,
