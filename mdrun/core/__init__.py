@@ -4,8 +4,12 @@ Each module holds one concept and lists its public names in `__all__`; this pack
 them. Nothing here knows Markdown.
 """
 
+from mdrun.core.archive import *
 from mdrun.core.build import *
 from mdrun.core.config import SELFREF, Config, RefPath, is_refpath, is_selfpath, mkconfig
+from mdrun.core.fetch import *
+from mdrun.core.files import *
+from mdrun.core.gc import *
 from mdrun.core.lens import *
 from mdrun.core.matchers import (
     match_all,
@@ -38,6 +42,7 @@ from mdrun.core.registry import (
     instantiate,
     mkdrv,
 )
+from mdrun.core.stages import *
 from mdrun.core.store import Context, Store, current_storage, default_store, fsinit
 from mdrun.errors import BuildError, PromiseError
 
