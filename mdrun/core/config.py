@@ -80,6 +80,11 @@ def validate_json(value: object, path: str = "config") -> JSONValue:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ConfigError(f"{path}: key {key!r} is a {type(key).__name__}, not a string")
+            if is_rref(key):
+                raise ConfigError(
+                    f"{path}: a realization reference ({key}) cannot be part of a config, "
+                    "not even as a key"
+                )
             result[key] = validate_json(item, _field(path, key))
         return result
     kind = type(value).__name__
