@@ -1,0 +1,287 @@
+"""Evaluate a planned document: each executable block is realized through the store.
+
+Blocks are taken in document order. A block whose derivation has a realization in its context
+is read from the store; any other runs in its session's kernel (after the kernel is brought to
+the state of the blocks before it). A failure is reported in the block's region and is not
+stored (unless `allow_error=true` made it the expected output); the rest of its session does
+not run, and other sessions go on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, cast
+
+from mdrun.core.jsonvalue import JSONObject
+from mdrun.core.matchers import match_latest
+from mdrun.core.realize import realize_derivation
+from mdrun.core.refs import DRef, RRef
+from mdrun.core.registry import Derivation
+from mdrun.core.store import Context, Store
+from mdrun.document.outputs import Output
+from mdrun.document.plan import OUTPUTS_FILE, Plan, PlannedBlock, SessionKey
+from mdrun.document.sessions import SessionRunner, Step
+from mdrun.errors import BuildError, ExecutionError, KernelError, Location
+
+BlockStatus = Literal["executed", "cached", "failed", "not-run", "skipped"]
+"""`skipped`: a block that is never run (no kernel language, `eval=false`)."""
+
+EXECUTION_FILE = "_execution.json"
+"""Unhashed metadata of a block's realization: how long it took."""
+
+
+@dataclass(slots=True)
+class BlockOutcome:
+    """What happened to one block in this evaluation."""
+
+    planned: PlannedBlock
+    """The block."""
+    status: BlockStatus
+    """executed, cached, failed, not-run or skipped."""
+    outputs: tuple[Output, ...] = ()
+    """Its outputs (stored or fresh); empty when it did not run."""
+    seconds: float = 0.0
+    """Time spent executing it now (0 when cached)."""
+    rref: RRef | None = None
+    """Its realization, when it has one."""
+    note: str = ""
+    """Why it failed or did not run."""
+
+    def record(self) -> JSONObject:
+        """One line of the `--report` file."""
+        return {
+            "id": self.planned.block_id,
+            "line": self.planned.line,
+            "status": self.status,
+            "seconds": round(self.seconds, 6),
+            "rref": self.rref,
+            "note": self.note,
+        }
+
+
+class Reporter:
+    """Receives progress; the command line passes one that draws it, the default is silent."""
+
+    def planned(self, total_to_check: int) -> None:
+        """The number of executable blocks about to be evaluated."""
+
+    def block_started(self, planned: PlannedBlock) -> None:
+        """A block starts executing in its kernel."""
+
+    def block_replayed(self, block_id: str) -> None:
+        """A cached block is run again silently to restore a session's state."""
+
+    def block_finished(self, outcome: BlockOutcome) -> None:
+        """A block is done (executed, cached, failed or not run)."""
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """The outcome of every block of a plan."""
+
+    plan: Plan
+    """What was evaluated."""
+    outcomes: list[BlockOutcome] = field(default_factory=list)
+    """One per block, in document order."""
+    seconds: float = 0.0
+    """Wall-clock time of the whole evaluation."""
+    kernels_started: int = 0
+    """How many kernels were started (0 when everything was cached)."""
+
+    def count(self, status: BlockStatus) -> int:
+        """How many blocks ended with this status."""
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def failed(self) -> bool:
+        """True when a block failed (the exit code is 1)."""
+        return self.count("failed") > 0
+
+
+class BlockFailed(ExecutionError):
+    """A block raised, timed out or lost its kernel; carries the outputs to show."""
+
+    def __init__(self, message: str, location: Location, outputs: tuple[Output, ...]) -> None:
+        super().__init__(message, location)
+        self.outputs = outputs
+
+
+def read_outputs(store: Store, rref: RRef) -> tuple[Output, ...]:
+    """The outputs stored in a block's realization."""
+    data = json.loads((store.realization_path(rref) / OUTPUTS_FILE).read_text(encoding="utf-8"))
+    return tuple(cast(list[Output], data["outputs"]))
+
+
+def _failure_note(status: str, outputs: tuple[Output, ...]) -> str:
+    if status == "timeout":
+        return "interrupted: the block ran past its timeout"
+    if status == "died":
+        return "the kernel died while running this block"
+    for output in outputs:
+        if output["output_type"] == "error":
+            error = cast(dict[str, str], output)
+            return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".rstrip(": ")
+    return "the block failed"
+
+
+class Evaluator:
+    """Evaluates one plan against one store; owns the session kernels while it runs."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        store: Store,
+        *,
+        force: Callable[[PlannedBlock], bool] = lambda _planned: False,
+        keep_going: bool = False,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.plan = plan
+        self.store = store
+        self.force = force
+        self.keep_going = keep_going
+        self.reporter = reporter or Reporter()
+        self.runners: dict[SessionKey, SessionRunner] = {}
+        self.chosen: dict[int, list[RRef]] = {}
+        self.broken: dict[SessionKey, str] = {}
+        self.last_seconds = 0.0
+
+    def evaluate(self) -> Evaluation:
+        """Evaluate every block; kernels are shut down whatever happens."""
+        started = time.monotonic()
+        evaluation = Evaluation(self.plan)
+        self.reporter.planned(sum(1 for planned in self.plan.blocks if planned.executable))
+        try:
+            for index, planned in enumerate(self.plan.blocks):
+                outcome = self._evaluate_block(index, planned)
+                evaluation.outcomes.append(outcome)
+                if planned.executable:
+                    self.reporter.block_finished(outcome)
+        finally:
+            for runner in self.runners.values():
+                evaluation.kernels_started += runner.started
+                runner.close()
+        evaluation.seconds = time.monotonic() - started
+        return evaluation
+
+    def _evaluate_block(self, index: int, planned: PlannedBlock) -> BlockOutcome:
+        if not planned.executable or planned.session is None or planned.config is None:
+            return BlockOutcome(planned, "skipped")
+        session = planned.session
+        if session in self.broken and not self.keep_going:
+            return BlockOutcome(planned, "not-run", note=self.broken[session])
+        context = self._context(planned)
+        if context is None:
+            return self._run_uncached(planned)
+        dref = cast(DRef, planned.dref)
+        derivation = Derivation(dref, planned.config, match_latest(1), self._realizer(planned))
+        self.store.add_derivation(planned.config)
+        self.last_seconds = 0.0
+        try:
+            rrefs, built = realize_derivation(
+                self.store, derivation, context, force=self.force(planned)
+            )
+        except BlockFailed as failure:
+            return self._failed(planned, failure.outputs, failure.message, self.last_seconds)
+        except BuildError as failure:
+            return self._failed(planned, (), failure.message, self.last_seconds)
+        self.chosen[index] = rrefs
+        outputs = read_outputs(self.store, rrefs[0])
+        status: BlockStatus = "executed" if built else "cached"
+        return BlockOutcome(planned, status, outputs, self.last_seconds, rrefs[0])
+
+    def _context(self, planned: PlannedBlock) -> Context | None:
+        """The block's context: the chosen realization of its upstream block (None: unknown)."""
+        if planned.upstream is None:
+            return {}
+        upstream = self.plan.blocks[planned.upstream]
+        rrefs = self.chosen.get(planned.upstream)
+        if rrefs is None or upstream.dref is None:
+            return None
+        return {upstream.dref: rrefs}
+
+    def _failed(
+        self, planned: PlannedBlock, outputs: tuple[Output, ...], note: str, seconds: float
+    ) -> BlockOutcome:
+        assert planned.session is not None
+        self.broken.setdefault(
+            planned.session,
+            f"block {planned.block_id} (line {planned.line}) of session "
+            f"`{planned.session}` failed",
+        )
+        return BlockOutcome(planned, "failed", outputs, seconds, None, note)
+
+    def _steps_before(self, planned: PlannedBlock) -> list[Step]:
+        chain: list[PlannedBlock] = []
+        cursor = planned.upstream
+        while cursor is not None:
+            chain.append(self.plan.blocks[cursor])
+            cursor = self.plan.blocks[cursor].upstream
+        return [self._step(earlier) for earlier in reversed(chain)]
+
+    def _step(self, planned: PlannedBlock) -> Step:
+        timeout = planned.options.timeout
+        return Step(str(planned.dref), planned.block.code, planned.block_id, timeout)
+
+    def _runner(self, planned: PlannedBlock) -> SessionRunner:
+        assert planned.session is not None and planned.kernel is not None
+        runner = self.runners.get(planned.session)
+        if runner is None:
+            runner = SessionRunner(planned.kernel, self.plan.base_dir)
+            self.runners[planned.session] = runner
+        return runner
+
+    def _execute(self, planned: PlannedBlock) -> tuple[str, tuple[Output, ...], float]:
+        """Run the block in its session's kernel; (status, outputs, seconds)."""
+        self.reporter.block_started(planned)
+        runner = self._runner(planned)
+        try:
+            result = runner.run(
+                self._step(planned), self._steps_before(planned), self.reporter.block_replayed
+            )
+        except KernelError as err:
+            error: Output = cast(
+                Output,
+                {
+                    "output_type": "error",
+                    "ename": type(err).__name__,
+                    "evalue": err.message,
+                    "traceback": [err.message],
+                },
+            )
+            return "died", (error,), 0.0
+        self.last_seconds = result.seconds
+        return result.status, cast(tuple[Output, ...], result.outputs), result.seconds
+
+    def _location(self, planned: PlannedBlock) -> Location:
+        return Location(self.plan.document.path, planned.line, planned.block_id)
+
+    def _realizer(self, planned: PlannedBlock) -> Callable[..., list[Path]]:
+        def realizer(
+            store: Store, dref: DRef, _context: Context, _arguments: JSONObject
+        ) -> list[Path]:
+            status, outputs, seconds = self._execute(planned)
+            accepted = status == "ok" or (status == "error" and planned.options.allow_error)
+            if not accepted:
+                note = _failure_note(status, outputs)
+                raise BlockFailed(note, self._location(planned), outputs)
+            folder = store.new_build_folder(dref)
+            stored = {"status": status, "outputs": list(outputs)}
+            (folder / OUTPUTS_FILE).write_text(
+                json.dumps(stored, ensure_ascii=False, sort_keys=True), encoding="utf-8"
+            )
+            (folder / EXECUTION_FILE).write_text(json.dumps({"seconds": seconds}))
+            return [folder]
+
+        return realizer
+
+    def _run_uncached(self, planned: PlannedBlock) -> BlockOutcome:
+        """Run a block whose upstream has no realization (after a failure, with keep-going)."""
+        status, outputs, seconds = self._execute(planned)
+        if status == "ok" or (status == "error" and planned.options.allow_error):
+            return BlockOutcome(planned, "executed", outputs, seconds, None)
+        return self._failed(planned, outputs, _failure_note(status, outputs), seconds)

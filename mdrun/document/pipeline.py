@@ -1,0 +1,291 @@
+"""The document pipeline, step by step: read → plan → evaluate → render → write.
+
+Each command of the CLI is a short composition of these steps: `run` writes, `check` renders
+without writing, `status` plans and looks up without running, `gc` plans to find what to keep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mdrun.core.jsonvalue import JSONObject
+from mdrun.core.matchers import match_latest
+from mdrun.core.refs import RRef
+from mdrun.core.store import Store
+from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator, Reporter
+from mdrun.document.files import write_atomically
+from mdrun.document.parse import Document, parse_document, read_document
+from mdrun.document.plan import Plan, PlannedBlock, plan_document
+from mdrun.document.render import RegionBody, render_region, splice
+from mdrun.errors import Location, ParseError
+
+STDIO = "-"
+IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}
+_IMAGE_NAME = re.compile(r"[0-9a-f]{16}\.(png|jpg|svg)")
+
+
+def load_document(source: str) -> Document:
+    """Read a document from a path, or standard input for `-`."""
+    if source == STDIO:
+        data = sys.stdin.buffer.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = data[: err.start].count(b"\n") + 1
+            raise ParseError("not UTF-8 text", Location("<stdin>", line)) from None
+        return parse_document(text, "<stdin>")
+    return read_document(Path(source))
+
+
+def base_dir_of(source: str) -> Path:
+    """Where relative inputs are read and kernels run: the document's folder (or cwd)."""
+    return Path.cwd() if source == STDIO else Path(source).absolute().parent
+
+
+def make_plan(source: str) -> Plan:
+    """Read and plan a document (validates every option; starts nothing)."""
+    return plan_document(load_document(source), base_dir_of(source))
+
+
+class ImageFiles:
+    """Writes images beside the output document, named by content, and removes stale ones."""
+
+    def __init__(self, output: str, write: bool) -> None:
+        target = Path.cwd() / "stdout.md" if output == STDIO else Path(output).absolute()
+        self.folder = target.parent / f"{target.stem}_files"
+        self.link_base = target.parent
+        self.write = write
+        self.used: set[str] = set()
+
+    def __call__(self, mime: str, data: bytes) -> str:
+        name = f"{hashlib.sha256(data).hexdigest()[:16]}.{IMAGE_EXTENSIONS.get(mime, 'bin')}"
+        path = self.folder / name
+        self.used.add(name)
+        if self.write and not path.exists():
+            self.folder.mkdir(exist_ok=True)
+            temporary = path.with_name(f".{name}.tmp")
+            temporary.write_bytes(data)
+            os.replace(temporary, path)
+        return path.relative_to(self.link_base).as_posix()
+
+    def remove_stale(self) -> None:
+        """Delete images of earlier runs that the document no longer links."""
+        if not self.write or not self.folder.is_dir():
+            return
+        for entry in self.folder.iterdir():
+            if _IMAGE_NAME.fullmatch(entry.name) and entry.name not in self.used:
+                entry.unlink()
+        if not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
+def region_body(outcome: BlockOutcome) -> RegionBody | None:
+    """What a block's region shows; None for no region."""
+    planned = outcome.planned
+    if outcome.status == "skipped" or not planned.options.output:
+        return None
+    if outcome.status == "not-run":
+        return RegionBody((), "not-run", f"{outcome.note}; this block did not run")
+    if outcome.status == "failed":
+        return RegionBody(outcome.outputs, "failed", outcome.note)
+    return RegionBody(outcome.outputs, "ok")
+
+
+def render(evaluation: Evaluation, images: ImageFiles) -> str:
+    """The document with every block's region replaced by its current outputs."""
+    regions: dict[int, list[str] | None] = {}
+    for outcome in evaluation.outcomes:
+        block = outcome.planned.block
+        if not block.closed:
+            continue
+        body = region_body(outcome)
+        lines = (
+            None
+            if body is None
+            else render_region(outcome.planned.block_id, body, write_image=images)
+        )
+        regions[block.index] = lines or None
+    return splice(evaluation.plan.document, regions)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """A finished run: what happened, and the document it produced."""
+
+    evaluation: Evaluation
+    """Every block's outcome."""
+    text: str
+    """The rendered document."""
+    changed: bool
+    """Whether the rendered document differs from its source."""
+
+
+def run(
+    source: str,
+    store: Store,
+    *,
+    output: str | None = None,
+    write: bool = True,
+    force: Callable[[PlannedBlock], bool] = lambda _planned: False,
+    keep_going: bool = False,
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Run a document; with `write`, replace the output document (atomically) if it changed."""
+    plan = make_plan(source)
+    target = output or source
+    evaluation = Evaluator(
+        plan, store, force=force, keep_going=keep_going, reporter=reporter
+    ).evaluate()
+    images = ImageFiles(target, write)
+    text = render(evaluation, images)
+    changed = text != plan.document.source
+    if write:
+        if target == STDIO:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        elif changed or output is not None:
+            write_if_changed(Path(target), text)
+        images.remove_stale()
+        remember_run(store, source, plan)
+    return RunResult(evaluation, text, changed)
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Write atomically, and only when the bytes differ (keeps mtimes and watchers quiet)."""
+    try:
+        if path.read_bytes() == text.encode("utf-8"):
+            return
+    except FileNotFoundError:
+        pass
+    write_atomically(path, text)
+
+
+# -- the record of the last run, for `status` ---------------------------------------------------
+
+
+def record_path(store: Store, source: str) -> Path:
+    """Where the store keeps what the last run of a document planned."""
+    key = "<stdin>" if source == STDIO else str(Path(source).absolute())
+    return store.root / "documents" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+
+
+def remember_run(store: Store, source: str, plan: Plan) -> None:
+    """Record each block's config so `status` can say why a block is stale."""
+    blocks: JSONObject = {
+        planned.block_id: planned.config.val
+        for planned in plan.blocks
+        if planned.config is not None
+    }
+    path = record_path(store, source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"source": source, "blocks": blocks}, sort_keys=True))
+    os.replace(temporary, path)
+
+
+def last_run(store: Store, source: str) -> dict[str, JSONObject]:
+    """The configs each block had at the last run ({} when there was none)."""
+    try:
+        data = json.loads(record_path(store, source).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    blocks = data.get("blocks", {})
+    return blocks if isinstance(blocks, dict) else {}
+
+
+# -- status -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStatusLine:
+    """One line of `mdrun status`."""
+
+    planned: PlannedBlock
+    """The block."""
+    state: str
+    """cached, stale or skipped."""
+    reason: str
+    """Why it is stale (or why it is skipped)."""
+
+
+def _why_stale(old: JSONObject | None, new: JSONObject, upstream_stale: bool) -> str:
+    if old is None:
+        return "never run"
+    reasons = []
+    if old.get("code") != new.get("code"):
+        reasons.append("its code changed")
+    if old.get("allow_error") != new.get("allow_error") or old.get("language") != new.get(
+        "language"
+    ):
+        reasons.append("its options changed")
+    if old.get("inputs") != new.get("inputs"):
+        reasons.append("an input file changed")
+    if old.get("kernel") != new.get("kernel"):
+        reasons.append("the kernel changed")
+    if old.get("upstream") != new.get("upstream") or (upstream_stale and not reasons):
+        reasons.append("an upstream block changed")
+    return ", ".join(reasons) or "not in the store (it failed last time, or was collected)"
+
+
+def cached_realizations(plan: Plan, store: Store) -> dict[int, list[RRef]]:
+    """For each block whose result is in the store, the realization a run would use.
+
+    Looks up only, in session order: a block counts as cached when its upstream block is
+    cached and a realization of its derivation was built from that upstream's realization.
+    """
+    chosen: dict[int, list[RRef]] = {}
+    for index, planned in enumerate(plan.blocks):
+        if planned.dref is None:
+            continue
+        context = {}
+        if planned.upstream is not None:
+            upstream = plan.blocks[planned.upstream]
+            if planned.upstream not in chosen or upstream.dref is None:
+                continue
+            context = {upstream.dref: chosen[planned.upstream]}
+        found = match_latest(1)(store, store.realizations_in_context(planned.dref, context))
+        if found is not None:
+            chosen[index] = found
+    return chosen
+
+
+def status(source: str, store: Store) -> list[BlockStatusLine]:
+    """For each block: cached or stale and why, computed without running anything."""
+    plan = make_plan(source)
+    previous = last_run(store, source)
+    chosen = cached_realizations(plan, store)
+    stale: set[int] = set()
+    lines: list[BlockStatusLine] = []
+    for index, planned in enumerate(plan.blocks):
+        if planned.config is None:
+            reason = "eval=false" if planned.block_id else "not an executable language"
+            lines.append(BlockStatusLine(planned, "skipped", reason))
+            continue
+        if index in chosen and planned.options.cache:
+            lines.append(BlockStatusLine(planned, "cached", ""))
+            continue
+        stale.add(index)
+        if index in chosen:
+            reason = "cache=false: it runs every time"
+        else:
+            upstream_stale = planned.upstream is not None and planned.upstream in stale
+            old = previous.get(planned.block_id)
+            reason = _why_stale(old, planned.config.val, upstream_stale)
+        lines.append(BlockStatusLine(planned, "stale", reason))
+    return lines
+
+
+def realizations_in_use(sources: Iterable[str], store: Store) -> list[RRef]:
+    """The realizations the given documents use now (the roots `gc` keeps)."""
+    kept: list[RRef] = []
+    for source in sources:
+        for rrefs in cached_realizations(make_plan(source), store).values():
+            kept.extend(rrefs)
+    return kept

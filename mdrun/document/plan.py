@@ -1,0 +1,206 @@
+"""Plan: each executable block of a document becomes a derivation of the store.
+
+A block's config holds everything that can change its output: its code, its language and
+kernel (with the language version), the options that change what it produces, the hashes of its
+input files, and the dref of the previous block of its session. Options that only change how
+outputs are shown (echo, output) stay out, so toggling them re-runs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mdrun.core.config import SELFREF, Config
+from mdrun.core.hashing import file_sha256
+from mdrun.core.jsonvalue import JSONObject, JSONValue
+from mdrun.core.refs import DRef, make_dref
+from mdrun.document.kernels import KernelChoice, resolve_kernel
+from mdrun.document.options import (
+    BlockOptions,
+    block_options,
+    document_defaults,
+    is_executable_language,
+)
+from mdrun.document.parse import Block, Document
+from mdrun.errors import Location, ParseError
+
+OUTPUTS_FILE = "outputs.json"
+"""The artifact every block realization holds: its status and nbformat outputs."""
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """Blocks with the same session name and kernel share one kernel and one chain."""
+
+    name: str
+    """The `session=` option (default `main`)."""
+    kernel: str
+    """The kernel that runs the session's blocks."""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedBlock:
+    """A block with its options, identity and (for executable ones) its derivation."""
+
+    block: Block
+    """The block as parsed."""
+    options: BlockOptions
+    """Its validated options (front matter defaults applied)."""
+    block_id: str
+    """Its stable name: `id=`, else its position within its session (`b3`, `extra-2`)."""
+    kernel: KernelChoice | None
+    """The kernel that runs it; None when the block is never run."""
+    session: SessionKey | None
+    """Its session; None when the block is never run."""
+    config: Config | None
+    """Its derivation's config; None when the block is never run."""
+    upstream: int | None
+    """Index (in the plan) of the previous executable block of its session."""
+
+    @property
+    def line(self) -> int:
+        """1-based line of the opening fence, for messages."""
+        return self.block.start_line + 1
+
+    @property
+    def dref(self) -> DRef | None:
+        """The block's derivation reference, if it is executable."""
+        if self.config is None:
+            return None
+        return make_dref(self.config.hash_part, self.config.name)
+
+    @property
+    def executable(self) -> bool:
+        """True when the block runs in a kernel."""
+        return self.config is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Every block of a document, planned."""
+
+    document: Document
+    """The parsed document."""
+    blocks: tuple[PlannedBlock, ...]
+    """One entry per fenced block, in document order."""
+    base_dir: Path
+    """The folder that relative paths (inputs, images, the kernel's cwd) start from."""
+
+    def session_blocks(self, session: SessionKey) -> list[PlannedBlock]:
+        """The executable blocks of one session, in order."""
+        return [planned for planned in self.blocks if planned.session == session]
+
+
+def kernel_identity(kernel: KernelChoice) -> JSONObject:
+    """What the cache key records about a kernel: its name, language and version."""
+    identity: JSONObject = {"name": kernel.name, "language": kernel.language.lower()}
+    known = kernel.known_language_info()
+    if known is not None:
+        identity["version"] = known.get("version", "")
+    else:
+        identity["argv"] = [arg for arg in kernel.argv if "{connection_file}" not in arg]
+    return identity
+
+
+def input_hashes(
+    paths: tuple[str, ...], base_dir: Path, location: Location
+) -> dict[str, JSONValue]:
+    """The SHA-256 of each input file, so editing a data file re-runs the blocks reading it."""
+    hashes: dict[str, JSONValue] = {}
+    for name in paths:
+        path = base_dir / name
+        try:
+            hashes[name] = file_sha256(path)
+        except FileNotFoundError:
+            raise ParseError(f"input file {name!r} does not exist ({path})", location) from None
+        except IsADirectoryError:
+            raise ParseError(f"input {name!r} is a folder, not a file", location) from None
+    return hashes
+
+
+def block_config(
+    planned_id: str,
+    *,
+    block: Block,
+    options: BlockOptions,
+    kernel: KernelChoice,
+    upstream: DRef | None,
+    inputs: Mapping[str, JSONValue],
+) -> Config:
+    """The config of a block's derivation (see the module docstring for what is in it)."""
+    name = _NAME_UNSAFE.sub("_", planned_id).strip("_") or "block"
+    data: JSONObject = {
+        "name": name,
+        "mdrun": "block",
+        "id": planned_id,
+        "code": block.code,
+        "language": block.language,
+        "kernel": kernel_identity(kernel),
+        "allow_error": options.allow_error,
+        "inputs": dict(inputs),
+        "upstream": upstream,
+        "outputs": [SELFREF, OUTPUTS_FILE],
+    }
+    return Config(data)
+
+
+def default_block_id(session: str, position: int) -> str:
+    """`b3` in the main session, `<session>-3` in others: counting within the session keeps
+    ids (and so the keys of other sessions' blocks) stable when a block is inserted elsewhere."""
+    return f"b{position}" if session == "main" else f"{session}-{position}"
+
+
+def plan_document(document: Document, base_dir: Path) -> Plan:
+    """Validate every block's options and compute each executable block's config."""
+    planned: list[PlannedBlock] = []
+    last_of_session: dict[SessionKey, int] = {}
+    counters: dict[str, int] = {}
+    seen_ids: dict[str, int] = {}
+    defaults = document_defaults(document)
+    for block in document.blocks:
+        language = is_executable_language(block.language)
+        if language is None:
+            # Never-run languages keep any info string: their options are not read.
+            planned.append(PlannedBlock(block, defaults, "", None, None, None, None))
+            continue
+        options = block_options(block, document, defaults)
+        session_name = options.session
+        counters[session_name] = counters.get(session_name, 0) + 1
+        block_id = options.id or default_block_id(session_name, counters[session_name])
+        location = Location(document.path, block.start_line + 1, block_id)
+        if block_id in seen_ids:
+            raise ParseError(
+                f"duplicate block id {block_id!r} (also used by the block at line "
+                f"{seen_ids[block_id]})",
+                location,
+            )
+        seen_ids[block_id] = block.start_line + 1
+        if not options.eval:
+            planned.append(PlannedBlock(block, options, block_id, None, None, None, None))
+            continue
+        kernel = resolve_kernel(language, options.kernel)
+        session = SessionKey(session_name, kernel.name)
+        upstream_index = last_of_session.get(session)
+        upstream_dref = planned[upstream_index].dref if upstream_index is not None else None
+        inputs = input_hashes(options.inputs, base_dir, location)
+        config = block_config(
+            block_id,
+            block=block,
+            options=options,
+            kernel=kernel,
+            upstream=upstream_dref,
+            inputs=inputs,
+        )
+        planned.append(
+            PlannedBlock(block, options, block_id, kernel, session, config, upstream_index)
+        )
+        last_of_session[session] = len(planned) - 1
+    return Plan(document, tuple(planned), base_dir)
