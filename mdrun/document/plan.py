@@ -25,7 +25,7 @@ from mdrun.document.options import (
     is_executable_language,
 )
 from mdrun.document.parse import Block, Document
-from mdrun.errors import Location, ParseError
+from mdrun.errors import KernelNotFound, Location, ParseError
 
 OUTPUTS_FILE = "outputs.json"
 """The artifact every block realization holds: its status and nbformat outputs."""
@@ -186,7 +186,10 @@ def plan_document(document: Document, base_dir: Path) -> Plan:
         if not options.eval:
             planned.append(PlannedBlock(block, options, block_id, None, None, None, None))
             continue
-        kernel = resolve_kernel(language, options.kernel)
+        try:
+            kernel = resolve_kernel(language, options.kernel)
+        except KernelNotFound as err:
+            raise KernelNotFound(err.message, location) from None
         session = SessionKey(session_name, kernel.name)
         upstream_index = last_of_session.get(session)
         upstream_dref = planned[upstream_index].dref if upstream_index is not None else None
