@@ -20,6 +20,10 @@ PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "ipython"})
 DEFAULT_PYTHON_KERNEL = "mdrun-python"
 """The name of the kernel that runs Python in the environment mdrun itself runs in."""
 
+_PYTHON_COMMANDS = frozenset(
+    {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+)
+
 INSTALL_HINT = (
     "install a Jupyter kernel for it (https://github.com/jupyter/jupyter/wiki/Jupyter-kernels) "
     "and check that `jupyter kernelspec list` shows it"
@@ -136,6 +140,9 @@ def _choice_from_spec(
     interrupt_mode: str,
     resource_dir: str,
 ) -> KernelChoice:
+    if argv and argv[0] in _PYTHON_COMMANDS:
+        # As jupyter_client does: a kernelspec's bare `python` means the running interpreter.
+        argv = [sys.executable, *argv[1:]]
     return KernelChoice(
         name=name,
         language=language,
