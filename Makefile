@@ -24,7 +24,9 @@ unit: $(STAMP)
 test: lint unit
 
 demo: $(STAMP)
-	$(BIN)/python demos/store_demo.py
+	$(BIN)/mdrun run demos/hello.md.in -o demos/hello.md
+	@echo "--- demos/hello.md ---"
+	@cat demos/hello.md
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
