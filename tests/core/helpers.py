@@ -8,18 +8,18 @@ from pathlib import Path
 
 from mdrun.core.build import Build, build_outpaths, build_wrapper, write_build_metadata
 from mdrun.core.config import Config
-from mdrun.core.jsonvalue import JSONValue
+from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.core.matchers import match_only
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Matcher, Registry, mkdrv
-from mdrun.core.store import Store
+from mdrun.core.store import Context, Store
 
 Text = str | Callable[[int], str]
 """An artifact's content, or a function of the output's index that makes it."""
 
 
 def file_stage(
-    r: Registry,
+    r: Registry | None,
     name: str,
     *,
     deps: Sequence[DRef] = (),
@@ -46,6 +46,13 @@ def file_stage(
             raise error
 
     return mkdrv(r, config, matcher or match_only(), build_wrapper(realize, nouts=nouts))
+
+
+def never_realize(
+    store: Store, dref: DRef, context: Context, arguments: JSONObject
+) -> list[Path]:
+    """A realizer for stages that must not be built."""
+    raise AssertionError(f"{dref} must not be built")
 
 
 def counting_text() -> Callable[[int], str]:

@@ -6,7 +6,6 @@ import copy
 import json
 import random
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +18,9 @@ from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.core.matchers import match_only
 from mdrun.core.refs import DRef, is_dref, make_dref
 from mdrun.core.registry import Registry, mkdrv
-from mdrun.core.store import Context, Store
+from mdrun.core.store import Store
 from mdrun.errors import ConfigError
-from tests.core.helpers import file_stage
+from tests.core.helpers import file_stage, never_realize
 from tests.core.strategies import config_keys, configs, json_leaves, shuffled_keys
 
 DREF = "dref:0123456789abcdef0123456789abcdef-dep"
@@ -90,8 +89,9 @@ def test_mkconfig_leaves_registries_out(registry: Registry) -> None:
 
 
 def test_key_order_and_whitespace_never_change_a_dref(registry: Registry) -> None:
-    first = mkdrv(registry, {"name": "k", "a": 1, "b": {"x": 1, "y": 2}}, match_only(), _never)
-    second = mkdrv(registry, {"b": {"y": 2, "x": 1}, "a": 1, "name": "k"}, match_only(), _never)
+    never = never_realize
+    first = mkdrv(registry, {"name": "k", "a": 1, "b": {"x": 1, "y": 2}}, match_only(), never)
+    second = mkdrv(registry, {"b": {"y": 2, "x": 1}, "a": 1, "name": "k"}, match_only(), never)
     spaced = Config.from_canonical(b'{ "name" : "k",\n  "b": {"y":2, "x":1},\t"a": 1 }')
     assert first == second == dref_of(spaced)
 
@@ -105,8 +105,8 @@ def test_dref_ignores_key_order_and_whitespace(
     text = json.dumps(reordered, indent=indent, separators=(", ", " : "), ensure_ascii=True)
     with tempfile.TemporaryDirectory() as root:
         registry = Registry(Store.initialize(root))
-        original = mkdrv(registry, {"name": "p", **data}, match_only(), _never)
-        again = mkdrv(registry, {**json.loads(text), "name": "p"}, match_only(), _never)
+        original = mkdrv(registry, {"name": "p", **data}, match_only(), never_realize)
+        again = mkdrv(registry, {**json.loads(text), "name": "p"}, match_only(), never_realize)
         assert original == again
         assert registry.store.config_of(original).val == {"name": "p", **data}
 
@@ -152,8 +152,8 @@ def test_any_nested_change_changes_dref(data: JSONObject, draw: st.DataObject) -
     assume(changed != data or kind == "key")
     with tempfile.TemporaryDirectory() as root:
         registry = Registry(Store.initialize(root))
-        before = mkdrv(registry, {"name": "p", **data}, match_only(), _never)
-        after = mkdrv(registry, {"name": "p", **changed}, match_only(), _never)
+        before = mkdrv(registry, {"name": "p", **data}, match_only(), never_realize)
+        after = mkdrv(registry, {"name": "p", **changed}, match_only(), never_realize)
     assert before != after
 
 
@@ -218,6 +218,3 @@ def test_promises_name_their_fields() -> None:
         ("config.out", ["model.npy"]),
     ]
 
-
-def _never(store: Store, dref: DRef, context: Context, arguments: JSONObject) -> list[Path]:
-    raise AssertionError("this realizer must not run")
