@@ -5,6 +5,7 @@ them. Nothing here knows Markdown.
 """
 
 from mdrun.core.archive import *
+from mdrun.core.autostage import *
 from mdrun.core.build import *
 from mdrun.core.config import SELFREF, Config, RefPath, is_refpath, is_selfpath, mkconfig
 from mdrun.core.fetch import *
