@@ -182,9 +182,9 @@ class Evaluator:
         self.store.add_derivation(planned.config)
         self.last_seconds = 0.0
         try:
-            rrefs, built = realize_derivation(
-                self.store, derivation, context, force=self.force(planned)
-            )
+            # cache=false: never reuse a stored result, always run the block again.
+            force = self.force(planned) or not planned.options.cache
+            rrefs, built = realize_derivation(self.store, derivation, context, force=force)
         except BlockFailed as failure:
             return self._failed(planned, failure.outputs, failure.message, self.last_seconds)
         except BuildError as failure:
