@@ -225,7 +225,13 @@ class Evaluator:
 
     def _step(self, planned: PlannedBlock) -> Step:
         timeout = planned.options.timeout
-        return Step(str(planned.dref), planned.block.code, planned.block_id, timeout)
+        return Step(
+            str(planned.dref),
+            planned.block.code,
+            planned.block_id,
+            timeout,
+            allow_error=planned.options.allow_error,
+        )
 
     def _runner(self, planned: PlannedBlock) -> SessionRunner:
         assert planned.session is not None and planned.kernel is not None

@@ -22,15 +22,24 @@ if TYPE_CHECKING:
 
 
 class Step:
-    """One block as a session executes it: its identity, code, id and timeout."""
+    """One block as a session executes it: its identity, code, id, timeout, and whether an
+    exception is its expected outcome (`allow_error=true`: replaying it may raise)."""
 
-    __slots__ = ("block_id", "code", "identity", "timeout")
+    __slots__ = ("allow_error", "block_id", "code", "identity", "timeout")
 
-    def __init__(self, identity: str, code: str, block_id: str, timeout: float | None) -> None:
+    def __init__(
+        self,
+        identity: str,
+        code: str,
+        block_id: str,
+        timeout: float | None,
+        allow_error: bool = False,
+    ) -> None:
         self.identity = identity
         self.code = code
         self.block_id = block_id
         self.timeout = timeout
+        self.allow_error = allow_error
 
 
 ReplayObserver = Callable[[str], None]
@@ -83,7 +92,7 @@ class SessionRunner:
                 earlier.code, block_id=earlier.block_id, timeout=earlier.timeout, silent=True
             )
             self.history.append(earlier.identity)
-            if replay.status != "ok":
+            if replay.status != "ok" and not (replay.status == "error" and earlier.allow_error):
                 error = replay.error or {}
                 note = (
                     f"restoring the session's state failed: block {earlier.block_id} raised "
