@@ -28,6 +28,10 @@ class Attrs:
     def __init__(self, data: dict[str, Any]) -> None:
         self.__dict__.update(data)
 
+    def __getattr__(self, name: str) -> Any:
+        """Only called for missing attributes; declared so typed callers may use any field."""
+        raise AttributeError(f"no field {name!r} (fields: {', '.join(sorted(self.__dict__))})")
+
     def __repr__(self) -> str:
         return f"Attrs({self.__dict__!r})"
 
