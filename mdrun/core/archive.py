@@ -84,6 +84,8 @@ def export_closure(store: Store, rrefs: Iterable[RRef], archive_path: Path | str
             raise StoreError(f"not a realization reference: {rref!r}")
     closure = realization_closure(store, roots)
     target = Path(archive_path).absolute()
+    if not target.parent.is_dir():
+        raise StoreError(f"cannot write {target}: its folder does not exist")
     compressed = target.name.endswith((".gz", ".tgz"))
     descriptor, temporary_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-")
     os.close(descriptor)

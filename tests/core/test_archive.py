@@ -157,3 +157,5 @@ def test_export_of_a_missing_realization_fails_cleanly(store: Store, tmp_path: P
     with pytest.raises(StoreError, match="not in the store"):
         export_closure(store, [rref], tmp_path / "x.tar")
     assert list(tmp_path.iterdir()) == [tmp_path / "store"]
+    with pytest.raises(StoreError, match="folder does not exist"):
+        export_closure(store, [], tmp_path / "missing" / "x.tar")
