@@ -9,6 +9,7 @@ reads everything from the config, so `redefine` can change a url and get a worki
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import tarfile
@@ -160,7 +161,7 @@ def _realize_fetch(build: Build) -> None:
             while chunk := source.read(_CHUNK):
                 digest.update(chunk)
                 target.write(chunk)
-        except OSError as err:
+        except (OSError, http.client.HTTPException) as err:
             raise FetchError(f"{dref}: download of {source_name} failed: {err}", dref, err) from err
     actual = digest.hexdigest()
     if actual != expected:
