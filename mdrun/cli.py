@@ -22,6 +22,7 @@ from typing import TextIO
 from mdrun import __version__
 from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store, default_store_root
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Reporter
+from mdrun.document.export import FORMATS, default_output, export_document, stale_blocks
 from mdrun.document.pipeline import STDIO, RunResult, load_document, run, status
 from mdrun.document.plan import PlannedBlock
 from mdrun.errors import MdrunError, UsageError
@@ -77,6 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     gc_parser.add_argument("documents", nargs="*", help="documents whose results to keep")
     gc_parser.add_argument(
         "--dry-run", action="store_true", help="say what would be removed, remove nothing"
+    )
+
+    export_parser = commands.add_parser(
+        "export", help="run what is stale, then write the document as HTML, docx, ipynb or md"
+    )
+    export_parser.add_argument("document")
+    export_parser.add_argument("--to", required=True, choices=FORMATS, help="the format")
+    export_parser.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="where to write (- for stdout; default: the document's name with the format's "
+        "extension, NAME.rendered.md for md)",
+    )
+    export_parser.add_argument(
+        "--no-exec",
+        action="store_true",
+        help="run nothing: exit 1, naming the stale blocks, unless the document is up to date",
     )
     return parser
 
@@ -274,6 +293,37 @@ def command_gc(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_export(arguments: argparse.Namespace) -> int:
+    """`mdrun export`: the source document is left as it is."""
+    source: str = arguments.document
+    if not Path(source).is_file():
+        raise UsageError(f"{source}: no such file")
+    store = open_store(arguments)
+    if arguments.no_exec:
+        stale = stale_blocks(source, store)
+        if stale:
+            for line in stale:
+                planned = line.planned
+                print(f"{source}:{planned.line}: {planned.block_id}: stale ({line.reason})")
+            names = ", ".join(line.planned.block_id for line in stale)
+            print(f"mdrun: {source} is not up to date (stale: {names}); --no-exec runs nothing",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_FAILED
+    output = arguments.output or default_output(source, arguments.to)
+    reporter = TerminalReporter(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        result = export_document(source, store, arguments.to, output, reporter=reporter)
+    finally:
+        if reporter is not None:
+            reporter.close()
+    for warning in result.evaluation.plan.document.warnings:
+        print(f"mdrun: warning: {warning}", file=sys.stderr)
+    print(summary_line(result.evaluation), file=sys.stderr)
+    if output != STDIO:
+        print(f"mdrun: wrote {output}", file=sys.stderr)
+    return EXIT_FAILED if result.evaluation.failed else EXIT_OK
+
+
 def _human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -289,11 +339,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         arguments = build_parser().parse_args(argv)
         if arguments.command is None:
-            raise UsageError("a command is needed: run, check, status or gc (see mdrun --help)")
+            raise UsageError(
+                "a command is needed: run, check, status, gc or export (see mdrun --help)"
+            )
         if arguments.command in ("run", "check"):
             return command_run(arguments, check=arguments.command == "check")
         if arguments.command == "status":
             return command_status(arguments)
+        if arguments.command == "export":
+            return command_export(arguments)
         return command_gc(arguments)
     except MdrunError as err:
         print(f"mdrun: error: {err}", file=sys.stderr)

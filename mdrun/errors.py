@@ -99,6 +99,10 @@ class FetchError(BuildError):
     """A download failed, or its content did not have the declared hash."""
 
 
+class ExportError(MdrunError):
+    """pandoc or nbformat could not produce an exported document."""
+
+
 class ExecutionError(MdrunError):
     """A block raised inside its kernel."""
 

@@ -1,0 +1,97 @@
+"""`mdrun export`: bring a document up to date, then write it as HTML, docx, a notebook or Markdown.
+
+The source document is never modified: blocks run through the store and the export is rendered
+from that evaluation. Converting is `export_pandoc`'s and `export_notebook`'s job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Literal, get_args
+
+from mdrun.core.store import Store
+from mdrun.document.evaluate import Reporter
+from mdrun.document.pipeline import STDIO, BlockStatusLine, RunResult, run, status
+from mdrun.errors import UsageError
+
+ExportFormat = Literal["html", "docx", "ipynb", "md"]
+FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
+"""What `--to` accepts."""
+
+BINARY_FORMATS: frozenset[ExportFormat] = frozenset({"docx"})
+"""Formats that are not text: never written to a terminal."""
+
+
+def default_output(source: str, to: ExportFormat) -> str:
+    """The document's path with the format's extension; `name.rendered.md` for Markdown, so
+    that exporting never overwrites the document itself."""
+    path = Path(source)
+    target = path.with_suffix(f".{to}")
+    if target.name == path.name:
+        target = path.with_name(f"{path.stem}.rendered.md")
+    return str(target)
+
+
+def stale_blocks(source: str, store: Store) -> list[BlockStatusLine]:
+    """The blocks an export would have to run (what `--no-exec` refuses), looked up only."""
+    return [line for line in status(source, store) if line.state == "stale"]
+
+
+def export_document(
+    source: str,
+    store: Store,
+    to: ExportFormat,
+    output: str,
+    *,
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Run what is stale, then write the export to `output` (`-` for standard output).
+
+    Markdown is exactly `mdrun run -o output` (images beside the output); the other formats
+    are converted from the evaluation and written in one rename.
+    """
+    if output != STDIO and Path(output).resolve() == Path(source).resolve():
+        raise UsageError(
+            f"{output}: the export would overwrite the document (`mdrun run` updates it in place)"
+        )
+    if output != STDIO and not Path(output).absolute().parent.is_dir():
+        raise UsageError(f"{output}: its folder does not exist")
+    if output == STDIO and to in BINARY_FORMATS and sys.stdout.isatty():
+        raise UsageError(f"{to} is a binary format: name a file with -o, or redirect stdout")
+    if to == "md":
+        return run(source, store, output=output, reporter=reporter)
+    result = run(source, store, write=False, reporter=reporter)
+    if to == "ipynb":
+        from mdrun.document.export_notebook import notebook_text
+
+        data = notebook_text(result.evaluation).encode("utf-8")
+    else:
+        from mdrun.document.export_pandoc import convert_with_pandoc
+
+        data = convert_with_pandoc(result.evaluation, to)
+    if output == STDIO:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_bytes_atomically(Path(output), data)
+    return result
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` in one rename, as `files.write_atomically` does for text."""
+    temporary = path.with_name(f".{path.name}.mdrun-{secrets.token_hex(4)}.tmp")
+    try:
+        with temporary.open("xb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise

@@ -1,0 +1,151 @@
+"""Export an evaluated document through pandoc (the `pypandoc-binary` wheel): HTML and docx.
+
+This module owns the Markdown that pandoc reads (regions as `mdrun-output` divs, info strings
+reduced to the language, `echo=false` code left out) and the call to pandoc. Running the blocks
+and writing the result are `export`'s job.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from markdown_it import MarkdownIt
+
+from mdrun.document.evaluate import Evaluation
+from mdrun.document.options import is_executable_language
+from mdrun.document.parse import Document, parse_document
+from mdrun.document.pipeline import ImageFiles, render
+from mdrun.errors import ExportError, Location
+
+PandocFormat = Literal["html", "docx"]
+
+READER = "gfm+fenced_divs-yaml_metadata_block"
+"""GitHub's Markdown, as the document is written for it, plus the divs that wrap outputs.
+Front matter is removed before pandoc reads the text, so pandoc never parses it as YAML."""
+
+OUTPUT_CLASS = "mdrun-output"
+"""The class of the div around each block's outputs (styled by `export.css`)."""
+
+_FENCE_LINE_RE = re.compile(r"(?P<before>[^`~]*?)(?P<fence>`{3,}|~{3,})(?P<info>[^\r\n]*)")
+
+
+def convert_with_pandoc(evaluation: Evaluation, to: PandocFormat) -> bytes:
+    """The evaluated document as a standalone HTML page or a docx file."""
+    document = evaluation.plan.document
+    name = Path(document.path).name or "document.md"
+    with tempfile.TemporaryDirectory(prefix="mdrun-export-") as folder:
+        # Images are written from the evaluation into a private folder, so the export does not
+        # depend on an earlier `mdrun run` having left them beside the document.
+        images = ImageFiles(str(Path(folder) / name), write=True)
+        rendered = parse_document(render(evaluation, images), document.path)
+        text = pandoc_markdown(rendered, evaluation)
+        search_path = os.pathsep.join([folder, str(evaluation.plan.base_dir)])
+        arguments = [f"--resource-path={search_path}"]
+        if to == "html":
+            return _html(text, arguments, page_title(rendered), Path(folder))
+        target = Path(folder) / "export.docx"
+        _pandoc(text, "docx", arguments, target, document.path)
+        return target.read_bytes()
+
+
+def _html(text: str, arguments: list[str], title: str, folder: Path) -> bytes:
+    """A page that needs nothing else: styles, and images as data URIs, inside it."""
+    stylesheet = folder / "export.css"
+    stylesheet.write_bytes(resources.files("mdrun.document").joinpath("export.css").read_bytes())
+    target = folder / "export.html"
+    _pandoc(
+        text,
+        "html",
+        [
+            *arguments,
+            "--standalone",
+            "--embed-resources",
+            f"--css={stylesheet}",
+            f"--variable=pagetitle:{title}",
+            "--syntax-highlighting=default",
+        ],
+        target,
+        title,
+    )
+    return target.read_bytes()
+
+
+def _pandoc(text: str, to: str, arguments: list[str], target: Path, name: str) -> None:
+    """Run pandoc, turning its failures into an error that names the document."""
+    import pypandoc
+
+    try:
+        pypandoc.convert_text(
+            text, to, format=READER, extra_args=arguments, outputfile=str(target),
+            verify_format=False,
+        )  # fmt: skip
+    except (RuntimeError, OSError) as err:
+        raise ExportError(f"pandoc could not convert it to {to}: {err}", Location(name)) from err
+
+
+def pandoc_markdown(rendered: Document, evaluation: Evaluation) -> str:
+    """The rendered document as pandoc should read it.
+
+    Each output region becomes a fenced div of class `mdrun-output` (separated by blank lines,
+    as pandoc wants); each code fence keeps only its language, so pandoc highlights it; the
+    code of `echo=false` blocks is left out (their outputs stay); front matter is dropped.
+    """
+    lines = list(rendered.lines)
+    newline = rendered.newline
+    replaced: dict[int, list[str]] = {number: [] for number in range(front_matter_end(lines))}
+    for block in rendered.blocks:
+        planned = evaluation.plan.blocks[block.index]
+        opening = _FENCE_LINE_RE.match(lines[block.start_line])
+        assert opening is not None, "a fence token starts with its fence"
+        if planned.block_id and not planned.options.echo:
+            for number in range(block.start_line, block.end_line):
+                replaced[number] = []
+            if opening.group("before").strip(" \t>"):
+                # The fence opened a list item: keep the marker so the outputs stay in the item.
+                replaced[block.start_line] = [f"{opening.group('before')}<!-- -->{newline}"]
+        else:
+            language = is_executable_language(block.language) or block.language
+            fence = f"{opening.group('before')}{opening.group('fence')}{language}"
+            replaced[block.start_line] = [fence + newline]
+        if block.region is not None:
+            blank = block.prefix.rstrip() + newline
+            replaced[block.region.start_line] = [
+                blank,
+                f"{block.prefix}::: {{.{OUTPUT_CLASS}}}{newline}",
+            ]
+            replaced[block.region.end_line - 1] = [f"{block.prefix}:::{newline}", blank]
+    pieces: list[str] = []
+    for number, line in enumerate(lines):
+        pieces.extend(replaced.get(number, [line]))
+    return "".join(pieces)
+
+
+def front_matter_end(lines: list[str]) -> int:
+    """The line after a leading `---` block (0 if none), by the rule `parse` reads it with."""
+    if not lines or lines[0].removeprefix("\ufeff").rstrip() != "---":
+        return 0
+    for number in range(1, len(lines)):
+        if lines[number].rstrip() in ("---", "..."):
+            return number + 1
+    return 0
+
+
+def page_title(document: Document) -> str:
+    """The front matter's `title`, else the first heading's text, else the file's name."""
+    title = document.front_matter.get("title", "").strip()
+    if title:
+        return title
+    text = "".join(document.lines[front_matter_end(list(document.lines)) :])
+    tokens = MarkdownIt("commonmark").parse(text)
+    for position, token in enumerate(tokens[:-1]):
+        if token.type == "heading_open":
+            children = tokens[position + 1].children or []
+            heading = "".join(child.content for child in children if child.type != "html_inline")
+            if heading.strip():
+                return " ".join(heading.split())
+    return Path(document.path).stem or "mdrun"
