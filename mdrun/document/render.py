@@ -88,9 +88,9 @@ def _output_lines(block_id: str, output: Output, write_image: ImageWriter | None
 def _error_lines(error: ErrorOutput) -> list[str]:
     """The traceback, ending with `ename: evalue` as Python prints it."""
     summary = f"{error['ename']}: {error['evalue']}" if error["evalue"] else error["ename"]
+    summary = terminal_text(summary).strip("\n")
     text = terminal_text("\n".join(error["traceback"])).rstrip("\n")
-    last_line = text.rsplit("\n", 1)[-1]
-    if last_line.strip() != summary.strip():
+    if not text.rstrip().endswith(summary.strip()):
         text = f"{text}\n{summary}" if text else summary
     return _fence("error", text)
 

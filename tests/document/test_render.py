@@ -8,11 +8,20 @@ import stat
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from mdrun.core.jsonvalue import JSONValue
 from mdrun.document.files import write_atomically
-from mdrun.document.outputs import DataOutput, ErrorOutput, Output, StreamOutput
+from mdrun.document.outputs import (
+    DataOutput,
+    ErrorOutput,
+    Output,
+    StreamOutput,
+    merge_streams,
+    outputs_from_json,
+    strip_ansi,
+)
 from mdrun.document.parse import parse_document
 from mdrun.document.render import RegionBody, render_region, splice
 from tests.strategies import DocumentSpec, documents_with_blocks, documents_without_fences
@@ -34,6 +43,45 @@ def data(**by_mime: str) -> DataOutput:
 
 def region(*found: Output, block_id: str = "b1") -> list[str]:
     return render_region(block_id, RegionBody(outputs=found))
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+
+def test_outputs_from_json_joins_nbformat_line_lists() -> None:
+    stored: JSONValue = [
+        {"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n"]},
+        {"output_type": "execute_result", "data": {"text/plain": ["1"]}, "metadata": {}},
+        {"output_type": "error", "ename": "E", "evalue": "v", "traceback": ["t"]},
+    ]
+    assert outputs_from_json(stored) == [
+        stdout("a\nb\n"),
+        DataOutput(output_type="execute_result", data={"text/plain": "1"}, metadata={}),
+        ErrorOutput(output_type="error", ename="E", evalue="v", traceback=["t"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"output_type": "stream"},
+        [{"output_type": "stream", "name": "stdin", "text": ""}],
+        [{"output_type": "update_display_data"}],
+        [{"output_type": "error", "ename": 1, "evalue": "", "traceback": []}],
+    ],
+)
+def test_outputs_from_json_refuses_malformed_outputs(stored: JSONValue) -> None:
+    with pytest.raises(ValueError, match="output"):
+        outputs_from_json(stored)
+
+
+def test_merge_streams_joins_neighbours_of_the_same_name_only() -> None:
+    merged = merge_streams([stdout("a"), stdout("b"), stderr("c"), stdout("d")])
+    assert merged == [stdout("ab"), stderr("c"), stdout("d")]
+
+
+def test_strip_ansi_removes_colours_and_titles() -> None:
+    assert strip_ansi("\x1b[1;31mred\x1b[0m \x1b]0;title\x07done") == "red done"
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -174,6 +222,23 @@ def test_block_id_that_cannot_be_written_in_a_marker_is_refused() -> None:
         render_region("a b", RegionBody(outputs=(stdout("x"),)))
 
 
+@given(bodies())
+def test_region_lines_are_single_lines_and_only_its_own_markers_start_with_the_marker_lead(
+    body: RegionBody,
+) -> None:
+    lines = render_region("b1", body)
+    assert not any(char in line for line in lines for char in "\r\n")
+    assert [line for line in lines if line.startswith("<!-- mdrun:")] == lines[:1] + lines[-1:]
+
+
+def test_carriage_return_in_an_error_value_cannot_break_the_region() -> None:
+    error = ErrorOutput(
+        output_type="error", ename="E", evalue="a\r<!-- mdrun:end -->", traceback=[]
+    )
+    lines = render_region("b1", RegionBody(outputs=(error,), status="failed"))
+    assert lines[1:-1] == [" ``` error", " <!-- mdrun:end -->", " ```"]
+
+
 # --- splicing --------------------------------------------------------------------------------
 
 
@@ -265,7 +330,6 @@ def rendered(found: dict[int, RegionBody]) -> dict[int, list[str] | None]:
     return {index: render_region(f"b{index + 1}", body) for index, body in found.items()}
 
 
-@settings(max_examples=100)
 @given(documents_and_bodies())
 def test_splice_preserves_text_outside_regions(
     case: tuple[DocumentSpec, dict[int, RegionBody]],
@@ -293,7 +357,6 @@ def test_splice_preserves_text_outside_regions(
     assert removed == text
 
 
-@settings(max_examples=100)
 @given(documents_and_bodies())
 def test_splice_is_idempotent(case: tuple[DocumentSpec, dict[int, RegionBody]]) -> None:
     spec, found = case
@@ -302,7 +365,6 @@ def test_splice_is_idempotent(case: tuple[DocumentSpec, dict[int, RegionBody]]) 
     assert splice(parse_document(once), regions) == once
 
 
-@settings(max_examples=100)
 @given(documents_and_bodies(), st.data())
 def test_rerender_equals_fresh_render(
     case: tuple[DocumentSpec, dict[int, RegionBody]], more: st.DataObject
