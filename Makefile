@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint unit demo bench docs clean
+.PHONY: setup test lint unit browser demo bench docs clean
 
 setup: $(STAMP)
 
@@ -18,8 +18,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check mdrun tests
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Debian's Chromium, for tests/document/test_browser.py (Playwright drives it; it downloads none).
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 test: lint unit
 

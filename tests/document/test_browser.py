@@ -1,0 +1,76 @@
+"""An exported HTML page as a reader sees it: headless Chromium (Debian's) driven by Playwright.
+
+`make browser` (a step of `make test`) installs Chromium with apt-get when it is missing. The
+test is skipped only where that cannot work (not Linux, or no apt-get); anywhere else a missing
+browser is a failure, so CI cannot pass without running it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from mdrun.cli import main
+from tests.document.test_export import PNG_BLOCK
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGUMENTS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+DOCUMENT = f"""\
+# Seen in a browser
+
+```python
+print("visible output text")
+```
+
+{PNG_BLOCK}"""
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux") or shutil.which("apt-get") is None,
+        reason="Chromium comes from Debian's packages: needs Linux with apt-get",
+    ),
+]
+
+
+def test_exported_page_shows_its_output_and_loads_its_image(tmp_path: Path) -> None:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make browser` installs it"
+    from playwright.sync_api import sync_playwright
+
+    document = tmp_path / "page.md"
+    document.write_text(DOCUMENT, encoding="utf-8")
+    assert main(["--store", str(tmp_path / "store"), "export", str(document), "--to", "html"]) == 0
+    page_url = (tmp_path / "page.html").as_uri()
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGUMENTS)
+        try:
+            page = browser.new_page()
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(page_url, wait_until="load")
+            output = page.locator(".mdrun-output", has_text="visible output text")
+            assert output.is_visible()
+            image = page.locator(".mdrun-output img")
+            assert image.is_visible()
+            source = image.get_attribute("src") or ""
+            assert source.startswith("data:image/png;base64,")
+            width, complete = image.evaluate("element => [element.naturalWidth, element.complete]")
+            assert complete and width == 6
+            assert page.title() == "Seen in a browser"
+        finally:
+            browser.close()
+    # Self-contained: the page asked for nothing but itself and its data URIs.
+    assert {url for url in requested if not url.startswith("data:")} == {page_url}
