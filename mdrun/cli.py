@@ -190,6 +190,11 @@ def summary_line(evaluation: Evaluation) -> str:
     not_run = evaluation.count("not-run")
     if not_run:
         parts.append(f"{not_run} not run")
+    cutoff = sum(1 for outcome in evaluation.outcomes if outcome.cutoff)
+    if cutoff:
+        parts.append(f"{cutoff} kept by early cutoff")
+    if evaluation.snapshots_restored:
+        parts.append(f"{evaluation.snapshots_restored} state restored from snapshots")
     return f"mdrun: {', '.join(parts)} in {evaluation.seconds:.2f} s"
 
 

@@ -1,10 +1,11 @@
 """Evaluate a planned document: each executable block is realized through the store.
 
-Blocks are taken in document order. A block whose derivation has a realization in its context
-is read from the store; any other runs in its session's kernel (after the kernel is brought to
-the state of the blocks before it). A failure is reported in the block's region and is not
-stored (unless `allow_error=true` made it the expected output); the rest of its session does
-not run, and other sessions go on.
+Blocks are taken in document order. A block's derivation is complete once its upstream block's
+result key is known (see `plan`); if the store has a realization of it, it is read, else the
+block runs in its session's kernel (after the kernel is brought to the state of the blocks
+before it), its state is digested and perhaps snapshotted, and the result is stored. A failure
+is reported in the block's region and is not stored (unless `allow_error=true` made it the
+expected output); the rest of its session does not run, and other sessions go on.
 """
 
 from __future__ import annotations
@@ -16,22 +17,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
+from mdrun.core.config import Config
 from mdrun.core.jsonvalue import JSONObject
-from mdrun.core.matchers import match_latest
 from mdrun.core.realize import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation
 from mdrun.core.store import Context, Store
 from mdrun.document.outputs import Output
-from mdrun.document.plan import OUTPUTS_FILE, Plan, PlannedBlock, SessionKey
+from mdrun.document.plan import (
+    OUTPUTS_FILE,
+    Plan,
+    PlannedBlock,
+    SessionKey,
+    block_config,
+    derivation_ref,
+)
+from mdrun.document.results import (
+    EXECUTION_FILE,
+    RESULT_FILE,
+    SNAPSHOT_FILE,
+    StoredResult,
+    block_matcher,
+    read_result,
+    result_key,
+)
 from mdrun.document.sessions import SessionRunner, Step
 from mdrun.errors import BuildError, ExecutionError, KernelError, Location
 
 BlockStatus = Literal["executed", "cached", "failed", "not-run", "skipped"]
 """`skipped`: a block that is never run (no kernel language, `eval=false`)."""
 
-EXECUTION_FILE = "_execution.json"
-"""Unhashed metadata of a block's realization: how long it took."""
+SNAPSHOT_AFTER_SECONDS = 1.0
+"""Take a snapshot once replaying the blocks since the last one would cost this much."""
+SNAPSHOT_MAX_BYTES = 1 << 30
+"""Larger snapshots are dropped: reading them back would cost more than it saves."""
 
 
 @dataclass(slots=True)
@@ -50,6 +69,10 @@ class BlockOutcome:
     """Its realization, when it has one."""
     note: str = ""
     """Why it failed or did not run."""
+    cutoff: bool = False
+    """Cached although a block before it in its session ran: kept by early cutoff."""
+    key: str | None = None
+    """Its result key, when it has a stored result."""
 
     def record(self) -> JSONObject:
         """One line of the `--report` file."""
@@ -59,6 +82,7 @@ class BlockOutcome:
             "status": self.status,
             "seconds": round(self.seconds, 6),
             "rref": self.rref,
+            "cutoff": self.cutoff,
             "note": self.note,
         }
 
@@ -91,6 +115,10 @@ class Evaluation:
     """Wall-clock time of the whole evaluation."""
     kernels_started: int = 0
     """How many kernels were started (0 when everything was cached)."""
+    snapshots_restored: int = 0
+    """How many times a session's state was loaded from a snapshot."""
+    blocks_replayed: int = 0
+    """How many cached blocks were re-run silently to restore state."""
 
     def count(self, status: BlockStatus) -> int:
         """How many blocks ended with this status."""
@@ -108,12 +136,6 @@ class BlockFailed(ExecutionError):
     def __init__(self, message: str, location: Location, outputs: tuple[Output, ...]) -> None:
         super().__init__(message, location)
         self.outputs = outputs
-
-
-def read_outputs(store: Store, rref: RRef) -> tuple[Output, ...]:
-    """The outputs stored in a block's realization."""
-    data = json.loads((store.realization_path(rref) / OUTPUTS_FILE).read_text(encoding="utf-8"))
-    return tuple(cast(list[Output], data["outputs"]))
 
 
 def _failure_note(status: str, outputs: tuple[Output, ...]) -> str:
@@ -146,8 +168,10 @@ class Evaluator:
         self.keep_going = keep_going
         self.reporter = reporter or Reporter()
         self.runners: dict[SessionKey, SessionRunner] = {}
-        self.chosen: dict[int, list[RRef]] = {}
+        self.results: dict[int, StoredResult] = {}
+        self.identities: dict[int, str] = {}
         self.broken: dict[SessionKey, str] = {}
+        self.ran: set[SessionKey] = set()
         self.last_seconds = 0.0
 
     def evaluate(self) -> Evaluation:
@@ -164,45 +188,47 @@ class Evaluator:
         finally:
             for runner in self.runners.values():
                 evaluation.kernels_started += runner.started
+                evaluation.snapshots_restored += runner.restored
+                evaluation.blocks_replayed += runner.replayed
                 runner.close()
         evaluation.seconds = time.monotonic() - started
         return evaluation
 
     def _evaluate_block(self, index: int, planned: PlannedBlock) -> BlockOutcome:
-        if not planned.executable or planned.session is None or planned.config is None:
+        if not planned.executable or planned.session is None:
             return BlockOutcome(planned, "skipped")
         session = planned.session
         if session in self.broken and not self.keep_going:
             return BlockOutcome(planned, "not-run", note=self.broken[session])
-        context = self._context(planned)
-        if context is None:
-            return self._run_uncached(planned)
-        dref = cast(DRef, planned.dref)
-        derivation = Derivation(dref, planned.config, match_latest(1), self._realizer(planned))
-        self.store.add_derivation(planned.config)
+        if planned.upstream is not None and planned.upstream not in self.results:
+            return self._run_uncached(index, planned)
+        upstream_key = None if planned.upstream is None else self.results[planned.upstream].key
+        config = block_config(planned, upstream_key)
+        dref = derivation_ref(config)
+        self.identities[index] = dref
+        derivation = Derivation(dref, config, block_matcher(), self._realizer(index, planned))
+        self.store.add_derivation(config)
         self.last_seconds = 0.0
         try:
             # cache=false: never reuse a stored result, always run the block again.
             force = self.force(planned) or not planned.options.cache
-            rrefs, built = realize_derivation(self.store, derivation, context, force=force)
+            rrefs, built = realize_derivation(self.store, derivation, {}, force=force)
         except BlockFailed as failure:
             return self._failed(planned, failure.outputs, failure.message, self.last_seconds)
         except BuildError as failure:
             return self._failed(planned, (), failure.message, self.last_seconds)
-        self.chosen[index] = rrefs
-        outputs = read_outputs(self.store, rrefs[0])
-        status: BlockStatus = "executed" if built else "cached"
-        return BlockOutcome(planned, status, outputs, self.last_seconds, rrefs[0])
-
-    def _context(self, planned: PlannedBlock) -> Context | None:
-        """The block's context: the chosen realization of its upstream block (None: unknown)."""
-        if planned.upstream is None:
-            return {}
-        upstream = self.plan.blocks[planned.upstream]
-        rrefs = self.chosen.get(planned.upstream)
-        if rrefs is None or upstream.dref is None:
-            return None
-        return {upstream.dref: rrefs}
+        result = read_result(self.store, rrefs[0])
+        self.results[index] = result
+        if built:
+            self.ran.add(session)
+            outputs = result.outputs()
+            return BlockOutcome(
+                planned, "executed", outputs, self.last_seconds, result.rref, key=result.key
+            )
+        cutoff = session in self.ran
+        return BlockOutcome(
+            planned, "cached", result.outputs(), 0.0, result.rref, cutoff=cutoff, key=result.key
+        )
 
     def _failed(
         self, planned: PlannedBlock, outputs: tuple[Output, ...], note: str, seconds: float
@@ -215,22 +241,26 @@ class Evaluator:
         )
         return BlockOutcome(planned, "failed", outputs, seconds, None, note)
 
-    def _steps_before(self, planned: PlannedBlock) -> list[Step]:
-        chain: list[PlannedBlock] = []
-        cursor = planned.upstream
+    def _chain(self, index: int) -> list[int]:
+        """The indexes of the blocks before `index` in its session, first first."""
+        chain: list[int] = []
+        cursor = self.plan.blocks[index].upstream
         while cursor is not None:
-            chain.append(self.plan.blocks[cursor])
+            chain.append(cursor)
             cursor = self.plan.blocks[cursor].upstream
-        return [self._step(earlier) for earlier in reversed(chain)]
+        return chain[::-1]
 
-    def _step(self, planned: PlannedBlock) -> Step:
-        timeout = planned.options.timeout
+    def _step(self, index: int) -> Step:
+        planned = self.plan.blocks[index]
+        result = self.results.get(index)
         return Step(
-            str(planned.dref),
-            planned.block.code,
-            planned.block_id,
-            timeout,
+            identity=self.identities.get(index, f"unstored:{index}"),
+            code=planned.block.code,
+            block_id=planned.block_id,
+            timeout=planned.options.timeout,
             allow_error=planned.options.allow_error,
+            seconds=0.0 if result is None else result.seconds(),
+            snapshot=None if result is None else result.snapshot,
         )
 
     def _runner(self, planned: PlannedBlock) -> SessionRunner:
@@ -241,14 +271,14 @@ class Evaluator:
             self.runners[planned.session] = runner
         return runner
 
-    def _execute(self, planned: PlannedBlock) -> tuple[str, tuple[Output, ...], float]:
-        """Run the block in its session's kernel; (status, outputs, seconds)."""
+    def _execute(self, index: int) -> tuple[str, tuple[Output, ...], float]:
+        """Run a block in its session's kernel; (status, outputs, seconds)."""
+        planned = self.plan.blocks[index]
         self.reporter.block_started(planned)
         runner = self._runner(planned)
+        before = [self._step(earlier) for earlier in self._chain(index)]
         try:
-            result = runner.run(
-                self._step(planned), self._steps_before(planned), self.reporter.block_replayed
-            )
+            result = runner.run(self._step(index), before, self.reporter.block_replayed)
         except KernelError as err:
             error: Output = cast(
                 Output,
@@ -263,31 +293,57 @@ class Evaluator:
         self.last_seconds = result.seconds
         return result.status, cast(tuple[Output, ...], result.outputs), result.seconds
 
+    def _wants_snapshot(self, index: int, seconds: float) -> bool:
+        """Snapshot when replaying up to here (since the last snapshot) would cost enough."""
+        chosen = self.plan.blocks[index].options.snapshot
+        if chosen is not None:
+            return chosen
+        cost = seconds
+        for earlier in reversed(self._chain(index)):
+            result = self.results.get(earlier)
+            if result is None or result.snapshot is not None:
+                break
+            cost += result.seconds()
+        return cost >= SNAPSHOT_AFTER_SECONDS
+
     def _location(self, planned: PlannedBlock) -> Location:
         return Location(self.plan.document.path, planned.line, planned.block_id)
 
-    def _realizer(self, planned: PlannedBlock) -> Callable[..., list[Path]]:
+    def _realizer(self, index: int, planned: PlannedBlock) -> Callable[..., list[Path]]:
         def realizer(
             store: Store, dref: DRef, _context: Context, _arguments: JSONObject
         ) -> list[Path]:
-            status, outputs, seconds = self._execute(planned)
+            status, outputs, seconds = self._execute(index)
             accepted = status == "ok" or (status == "error" and planned.options.allow_error)
             if not accepted:
                 note = _failure_note(status, outputs)
                 raise BlockFailed(note, self._location(planned), outputs)
             folder = store.new_build_folder(dref)
+            state = self._runner(planned).capture(folder, self._wants_snapshot(index, seconds))
+            snapshot = folder / SNAPSHOT_FILE
+            if snapshot.exists() and snapshot.stat().st_size > SNAPSHOT_MAX_BYTES:
+                snapshot.unlink()
+            digest = state.get("digest")
+            key = result_key(
+                status, outputs, digest if isinstance(digest, str) else None, _config(store, dref)
+            )
             stored = {"status": status, "outputs": list(outputs)}
             (folder / OUTPUTS_FILE).write_text(
                 json.dumps(stored, ensure_ascii=False, sort_keys=True), encoding="utf-8"
             )
+            (folder / RESULT_FILE).write_text(json.dumps({"key": key}))
             (folder / EXECUTION_FILE).write_text(json.dumps({"seconds": seconds}))
             return [folder]
 
         return realizer
 
-    def _run_uncached(self, planned: PlannedBlock) -> BlockOutcome:
-        """Run a block whose upstream has no realization (after a failure, with keep-going)."""
-        status, outputs, seconds = self._execute(planned)
+    def _run_uncached(self, index: int, planned: PlannedBlock) -> BlockOutcome:
+        """Run a block whose upstream has no result (after a failure, with --keep-going)."""
+        status, outputs, seconds = self._execute(index)
         if status == "ok" or (status == "error" and planned.options.allow_error):
             return BlockOutcome(planned, "executed", outputs, seconds, None)
         return self._failed(planned, outputs, _failure_note(status, outputs), seconds)
+
+
+def _config(store: Store, dref: DRef) -> Config:
+    return store.config_of(dref)

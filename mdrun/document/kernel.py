@@ -243,9 +243,19 @@ class KernelSession:
 
     def _run_setup(self, code: str) -> None:
         """Run mdrun's own code without a trace in the kernel's history or outputs."""
+        self.run_hidden(code, self.startup_timeout)
+
+    def run_hidden(self, code: str, timeout: float = 600.0) -> str | None:
+        """Run mdrun's own code (no history, no outputs); None, or the error it raised."""
         client = self._running_client()
         msg_id = str(client.execute(code, silent=True, store_history=False))
-        self._shell_reply(msg_id, time.monotonic() + self.startup_timeout)
+        reply = self._shell_reply(msg_id, time.monotonic() + timeout)
+        if reply is None:
+            return f"no answer within {timeout:g} s"
+        content = _object(reply.get("content"))
+        if content.get("status") == "ok":
+            return None
+        return f"{content.get('ename', 'Error')}: {content.get('evalue', '')}"
 
     def _stop(self, *, graceful: bool = True) -> None:
         """Stop the kernel: ask it to shut down (so its atexit handlers run), else kill it."""

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdrun.core.jsonvalue import JSONObject
-from mdrun.core.matchers import match_latest
 from mdrun.core.refs import RRef
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator, Reporter
@@ -24,6 +23,7 @@ from mdrun.document.files import write_atomically
 from mdrun.document.parse import Document, parse_document, read_document
 from mdrun.document.plan import Plan, PlannedBlock, plan_document
 from mdrun.document.render import RegionBody, render_region, splice
+from mdrun.document.results import StoredResult, cached_results
 from mdrun.errors import Location, ParseError
 
 STDIO = "-"
@@ -153,7 +153,7 @@ def run(
         elif changed or output is not None:
             write_if_changed(Path(target), text)
         images.remove_stale()
-        remember_run(store, source, plan)
+        remember_run(store, source, evaluation)
     return RunResult(evaluation, text, changed)
 
 
@@ -176,13 +176,23 @@ def record_path(store: Store, source: str) -> Path:
     return store.root / "documents" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
 
-def remember_run(store: Store, source: str, plan: Plan) -> None:
-    """Record each block's config so `status` can say why a block is stale."""
-    blocks: JSONObject = {
-        planned.block_id: planned.config.val
-        for planned in plan.blocks
-        if planned.config is not None
-    }
+def remember_run(store: Store, source: str, evaluation: Evaluation) -> None:
+    """Record each block's base config, upstream key and outcome, so `status` can say why."""
+    keys = {id(outcome.planned): outcome.key for outcome in evaluation.outcomes}
+    blocks: JSONObject = {}
+    for outcome in evaluation.outcomes:
+        planned = outcome.planned
+        if planned.base_config is None:
+            continue
+        upstream = None
+        if planned.upstream is not None:
+            upstream = keys.get(id(evaluation.plan.blocks[planned.upstream]))
+        blocks[planned.block_id] = {
+            "base": planned.base_config,
+            "upstream": upstream,
+            "status": outcome.status,
+            "cutoff": outcome.cutoff,
+        }
     path = record_path(store, source)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -191,7 +201,7 @@ def remember_run(store: Store, source: str, plan: Plan) -> None:
 
 
 def last_run(store: Store, source: str) -> dict[str, JSONObject]:
-    """The configs each block had at the last run ({} when there was none)."""
+    """What each block was at the last run ({} when there was none)."""
     try:
         data = json.loads(record_path(store, source).read_text())
     except (FileNotFoundError, ValueError):
@@ -215,77 +225,82 @@ class BlockStatusLine:
     """Why it is stale (or why it is skipped)."""
 
 
-def _why_stale(old: JSONObject | None, new: JSONObject, upstream_stale: bool) -> str:
+def _why_stale(
+    old: JSONObject | None, new: JSONObject, upstream_stale: bool, upstream_key: str | None
+) -> str:
     if old is None:
         return "never run"
+    base = old.get("base")
+    base = base if isinstance(base, dict) else {}
     reasons = []
-    if old.get("code") != new.get("code"):
+    if base.get("code") != new.get("code"):
         reasons.append("its code changed")
-    if old.get("allow_error") != new.get("allow_error") or old.get("language") != new.get(
-        "language"
-    ):
+    if base.get("allow_error") != new.get("allow_error") or base.get("id") != new.get("id"):
         reasons.append("its options changed")
-    if old.get("inputs") != new.get("inputs"):
+    if base.get("inputs") != new.get("inputs"):
         reasons.append("an input file changed")
-    if old.get("kernel") != new.get("kernel"):
+    if base.get("kernel") != new.get("kernel") or base.get("language") != new.get("language"):
         reasons.append("the kernel changed")
-    if old.get("upstream") != new.get("upstream") or (upstream_stale and not reasons):
-        reasons.append("an upstream block changed")
-    return ", ".join(reasons) or "not in the store (it failed last time, or was collected)"
+    if reasons:
+        return ", ".join(reasons)
+    if upstream_stale:
+        return "an upstream block changed"
+    if old.get("upstream") != upstream_key:
+        return "an upstream block's result changed"
+    return "not in the store (it failed last time, or was collected)"
 
 
-def cached_realizations(plan: Plan, store: Store) -> dict[int, list[RRef]]:
-    """For each block whose result is in the store, the realization a run would use.
-
-    Looks up only, in session order: a block counts as cached when its upstream block is
-    cached and a realization of its derivation was built from that upstream's realization.
-    """
-    chosen: dict[int, list[RRef]] = {}
-    for index, planned in enumerate(plan.blocks):
-        if planned.dref is None:
-            continue
-        context = {}
-        if planned.upstream is not None:
-            upstream = plan.blocks[planned.upstream]
-            if planned.upstream not in chosen or upstream.dref is None:
-                continue
-            context = {upstream.dref: chosen[planned.upstream]}
-        found = match_latest(1)(store, store.realizations_in_context(planned.dref, context))
-        if found is not None:
-            chosen[index] = found
-    return chosen
+def _cached_note(result: StoredResult, previous: JSONObject | None) -> str:
+    notes = []
+    if previous is not None and previous.get("cutoff"):
+        notes.append("kept by early cutoff in the last run")
+    snapshot = result.snapshot
+    if snapshot is not None:
+        notes.append(f"snapshot {snapshot.stat().st_size / 1e6:.1f} MB")
+    opaque = result.state().get("opaque")
+    if isinstance(opaque, dict) and opaque:
+        names = ", ".join(f"{name} ({kind})" for name, kind in sorted(opaque.items()))
+        notes.append(f"no snapshot: cannot save {names}; later blocks replay from earlier")
+    return "; ".join(notes)
 
 
 def status(source: str, store: Store) -> list[BlockStatusLine]:
     """For each block: cached or stale and why, computed without running anything."""
     plan = make_plan(source)
     previous = last_run(store, source)
-    chosen = cached_realizations(plan, store)
+    found = cached_results(plan, store)
     stale: set[int] = set()
     lines: list[BlockStatusLine] = []
     for index, planned in enumerate(plan.blocks):
-        if planned.config is None:
+        if planned.base_config is None:
             reason = "eval=false" if planned.block_id else "not an executable language"
             lines.append(BlockStatusLine(planned, "skipped", reason))
             continue
-        if index in chosen and planned.options.cache:
-            lines.append(BlockStatusLine(planned, "cached", ""))
+        old = previous.get(planned.block_id)
+        result = found.get(index)
+        if result is not None and planned.options.cache:
+            lines.append(BlockStatusLine(planned, "cached", _cached_note(result, old)))
             continue
         stale.add(index)
-        if index in chosen:
+        if result is not None:
             reason = "cache=false: it runs every time"
         else:
-            upstream_stale = planned.upstream is not None and planned.upstream in stale
-            old = previous.get(planned.block_id)
-            reason = _why_stale(old, planned.config.val, upstream_stale)
+            upstream = planned.upstream
+            upstream_result = None if upstream is None else found.get(upstream)
+            reason = _why_stale(
+                old,
+                planned.base_config,
+                upstream is not None and upstream in stale,
+                None if upstream_result is None else upstream_result.key,
+            )
         lines.append(BlockStatusLine(planned, "stale", reason))
     return lines
 
 
 def realizations_in_use(sources: Iterable[str], store: Store) -> list[RRef]:
     """The realizations the given documents use now (the roots `gc` keeps)."""
-    kept: list[RRef] = []
-    for source in sources:
-        for rrefs in cached_realizations(make_plan(source), store).values():
-            kept.extend(rrefs)
-    return kept
+    return [
+        result.rref
+        for source in sources
+        for result in cached_results(make_plan(source), store).values()
+    ]

@@ -2,7 +2,11 @@
 
 A block's config holds everything that can change its output: its code, its language and
 kernel (with the language version), the options that change what it produces, the hashes of its
-input files, and the dref of the previous block of its session. Options that only change how
+input files, and the *result key* of the previous block of its session: a digest of what that
+block produced (its outputs and the session state it left), not of what it was. So a block that
+re-runs but produces the same thing (a comment edited) leaves the blocks after it cached: early
+cutoff. The result key is known only once the upstream block is realized, so planning gives a
+base config and `block_config` completes it during evaluation. Options that only change how
 outputs are shown (echo, output) stay out, so toggling them re-runs nothing.
 """
 
@@ -60,8 +64,8 @@ class PlannedBlock:
     """The kernel that runs it; None when the block is never run."""
     session: SessionKey | None
     """Its session; None when the block is never run."""
-    config: Config | None
-    """Its derivation's config; None when the block is never run."""
+    base_config: JSONObject | None
+    """Its config without the upstream result key; None when the block is never run."""
     upstream: int | None
     """Index (in the plan) of the previous executable block of its session."""
 
@@ -71,16 +75,9 @@ class PlannedBlock:
         return self.block.start_line + 1
 
     @property
-    def dref(self) -> DRef | None:
-        """The block's derivation reference, if it is executable."""
-        if self.config is None:
-            return None
-        return make_dref(self.config.hash_part, self.config.name)
-
-    @property
     def executable(self) -> bool:
         """True when the block runs in a kernel."""
-        return self.config is not None
+        return self.base_config is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +123,17 @@ def input_hashes(
     return hashes
 
 
-def block_config(
+def base_config(
     planned_id: str,
     *,
     block: Block,
     options: BlockOptions,
     kernel: KernelChoice,
-    upstream: DRef | None,
     inputs: Mapping[str, JSONValue],
-) -> Config:
-    """The config of a block's derivation (see the module docstring for what is in it)."""
+) -> JSONObject:
+    """A block's config, but for its upstream result key (see the module docstring)."""
     name = _NAME_UNSAFE.sub("_", planned_id).strip("_") or "block"
-    data: JSONObject = {
+    return {
         "name": name,
         "mdrun": "block",
         "id": planned_id,
@@ -146,10 +142,20 @@ def block_config(
         "kernel": kernel_identity(kernel),
         "allow_error": options.allow_error,
         "inputs": dict(inputs),
-        "upstream": upstream,
         "outputs": [SELFREF, OUTPUTS_FILE],
     }
-    return Config(data)
+
+
+def block_config(planned: PlannedBlock, upstream_key: str | None) -> Config:
+    """The config of a block's derivation, once its upstream block's result key is known."""
+    if planned.base_config is None:
+        raise ValueError(f"block {planned.block_id} is not executable")
+    return Config({**planned.base_config, "upstream": upstream_key})
+
+
+def derivation_ref(config: Config) -> DRef:
+    """The dref of a block's config."""
+    return make_dref(config.hash_part, config.name)
 
 
 def default_block_id(session: str, position: int) -> str:
@@ -192,16 +198,8 @@ def plan_document(document: Document, base_dir: Path) -> Plan:
             raise KernelNotFound(err.message, location) from None
         session = SessionKey(session_name, kernel.name)
         upstream_index = last_of_session.get(session)
-        upstream_dref = planned[upstream_index].dref if upstream_index is not None else None
         inputs = input_hashes(options.inputs, base_dir, location)
-        config = block_config(
-            block_id,
-            block=block,
-            options=options,
-            kernel=kernel,
-            upstream=upstream_dref,
-            inputs=inputs,
-        )
+        config = base_config(block_id, block=block, options=options, kernel=kernel, inputs=inputs)
         planned.append(
             PlannedBlock(block, options, block_id, kernel, session, config, upstream_index)
         )

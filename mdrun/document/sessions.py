@@ -1,17 +1,21 @@
 """Sessions: one kernel per session, started only when a block of it must run.
 
 A session remembers which blocks its kernel has executed, in order. Before running block k it
-brings the kernel to the state the blocks before k leave, by re-running silently the ones the
-kernel has not seen (cached blocks keep their stored outputs). If the kernel ran something
-else, or died, it starts afresh, so a result never depends on what ran earlier in this process.
+brings the kernel to the state the blocks before k leave: from the nearest snapshot stored with
+an earlier block, if there is one, then by re-running silently the blocks after it (cached
+blocks keep their stored outputs). If the kernel ran something else, or died, it starts afresh,
+so a result never depends on what ran earlier in this process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.document.kernels import KernelChoice
@@ -20,30 +24,49 @@ from mdrun.errors import KernelError
 if TYPE_CHECKING:
     from mdrun.document.kernel import ExecutionResult, KernelSession
 
+RESTORE_INSTEAD_OF_REPLAY_SECONDS = 1.0
+"""A running kernel restarts to load a snapshot only when that skips more replaying than this."""
 
+
+@dataclass(frozen=True, slots=True)
 class Step:
-    """One block as a session executes it: its identity, code, id, timeout, and whether an
-    exception is its expected outcome (`allow_error=true`: replaying it may raise)."""
+    """One block as a session executes it."""
 
-    __slots__ = ("allow_error", "block_id", "code", "identity", "timeout")
-
-    def __init__(
-        self,
-        identity: str,
-        code: str,
-        block_id: str,
-        timeout: float | None,
-        allow_error: bool = False,
-    ) -> None:
-        self.identity = identity
-        self.code = code
-        self.block_id = block_id
-        self.timeout = timeout
-        self.allow_error = allow_error
+    identity: str
+    """What the kernel's history records (the block's dref): equal identity, equal effect."""
+    code: str
+    """The code to run."""
+    block_id: str
+    """The block's id, which tracebacks name."""
+    timeout: float | None
+    """Its timeout in seconds, for replays too."""
+    allow_error: bool = False
+    """An exception is its expected outcome: replaying it may raise."""
+    seconds: float = 0.0
+    """How long it took when it was stored (what replaying it costs)."""
+    snapshot: Path | None = None
+    """A snapshot of the session state right after it, if one is stored."""
 
 
 ReplayObserver = Callable[[str], None]
-"""Told the id of each block replayed to restore state."""
+"""Told the id of each block replayed (or restored from a snapshot) to restore state."""
+
+
+def _state_agent_setup() -> str:
+    """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`."""
+    from mdrun.document import kernel_state
+
+    source = Path(kernel_state.__file__).read_text(encoding="utf-8")
+    return (
+        "def _mdrun_install(source):\n"
+        "    import sys, types\n"
+        "    module = types.ModuleType('_mdrun_state')\n"
+        "    sys.modules['_mdrun_state'] = module\n"
+        "    exec(compile(source, '<mdrun state>', 'exec'), module.__dict__)\n"
+        f"_mdrun_install({source!r})\n"
+        "__import__('_mdrun_state').watch_initial_states()\n"
+        "del _mdrun_install\n"
+    )
 
 
 class SessionRunner:
@@ -55,6 +78,13 @@ class SessionRunner:
         self.history: list[str] = []
         self._session: KernelSession | None = None
         self.started = 0
+        self.restored = 0
+        self.replayed = 0
+
+    @property
+    def inspects_state(self) -> bool:
+        """Whether mdrun can digest and snapshot this kernel's state (Python kernels)."""
+        return self.kernel.language.lower() == "python"
 
     def _ensure_kernel(self) -> KernelSession:
         if self._session is not None and not self._session.alive:
@@ -66,9 +96,42 @@ class SessionRunner:
             session = KernelSession(self.kernel, self.cwd)
             session.start()
             self._session = session
-            self.history = []
-            self.started += 1
+            self._fresh_kernel_started()
         return self._session
+
+    def _fresh_kernel_started(self) -> None:
+        self.history = []
+        self.started += 1
+        if self.inspects_state and self._session is not None:
+            error = self._session.run_hidden(_state_agent_setup())
+            if error is not None:
+                raise KernelError(f"could not prepare the kernel for state capture: {error}")
+
+    def _restart(self, session: KernelSession) -> None:
+        session.restart()
+        self._fresh_kernel_started()
+
+    def _restore_point(self, before: Sequence[Step]) -> int | None:
+        """The index of the snapshot to restore from, or None to replay from where we are."""
+        if not self.inspects_state:
+            return None
+        for index in range(len(before) - 1, len(self.history) - 1, -1):
+            if before[index].snapshot is None:
+                continue
+            skipped = sum(step.seconds for step in before[len(self.history) : index + 1])
+            if not self.history or skipped > RESTORE_INSTEAD_OF_REPLAY_SECONDS:
+                return index
+            return None
+        return None
+
+    def _restore(self, session: KernelSession, snapshot: Path) -> bool:
+        with tempfile.TemporaryDirectory(prefix="mdrun-restore-") as folder:
+            report = Path(folder) / "restore.json"
+            code = (
+                "__import__('_mdrun_state').restore("
+                f"get_ipython().user_ns, {str(snapshot)!r}, {str(report)!r})"
+            )
+            return session.run_hidden(code) is None and report.exists()
 
     def run(
         self,
@@ -76,15 +139,26 @@ class SessionRunner:
         before: Sequence[Step],
         on_replay: ReplayObserver | None = None,
     ) -> ExecutionResult:
-        """Run `step` in the state that the `before` steps leave, replaying what is missing."""
+        """Run `step` in the state that the `before` steps leave, restoring what is missing."""
         from mdrun.document.kernel import ExecutionResult
 
         wanted = [earlier.identity for earlier in before]
         session = self._ensure_kernel()
         if self.history != wanted[: len(self.history)]:
-            session.restart()
-            self.history = []
-            self.started += 1
+            self._restart(session)
+        restore_at = self._restore_point(before)
+        if restore_at is not None:
+            snapshot = before[restore_at].snapshot
+            assert snapshot is not None
+            if self.history:
+                self._restart(session)
+            if on_replay is not None:
+                on_replay(f"{before[restore_at].block_id} (snapshot)")
+            if self._restore(session, snapshot):
+                self.history = wanted[: restore_at + 1]
+                self.restored += 1
+            else:
+                self._restart(session)
         for earlier in before[len(self.history) :]:
             if on_replay is not None:
                 on_replay(earlier.block_id)
@@ -92,6 +166,7 @@ class SessionRunner:
                 earlier.code, block_id=earlier.block_id, timeout=earlier.timeout, silent=True
             )
             self.history.append(earlier.identity)
+            self.replayed += 1
             if replay.status != "ok" and not (replay.status == "error" and earlier.allow_error):
                 error = replay.error or {}
                 note = (
@@ -103,6 +178,26 @@ class SessionRunner:
         result = session.execute(step.code, block_id=step.block_id, timeout=step.timeout)
         self.history.append(step.identity)
         return result
+
+    def capture(self, folder: Path, snapshot: bool) -> dict[str, Any]:
+        """Digest the session's state into `folder/_state.json` (and maybe snapshot it).
+
+        Returns what the kernel reported, or {} when the state could not be inspected."""
+        if not self.inspects_state or self._session is None or not self._session.alive:
+            return {}
+        from mdrun.document.results import SNAPSHOT_FILE, STATE_FILE
+
+        report = folder / STATE_FILE
+        snapshot_path = str(folder / SNAPSHOT_FILE) if snapshot else None
+        code = (
+            "__import__('_mdrun_state').capture(get_ipython().user_ns, "
+            f"get_ipython().user_ns_hidden, {str(report)!r}, {snapshot_path!r})"
+        )
+        if self._session.run_hidden(code) is not None or not report.exists():
+            report.unlink(missing_ok=True)
+            return {}
+        data = json.loads(report.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
 
     def close(self) -> None:
         """Shut the kernel down (idempotent)."""

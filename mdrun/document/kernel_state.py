@@ -1,0 +1,180 @@
+"""Code that runs inside a Python kernel: digest the session's state, save and load snapshots.
+
+mdrun sends this module's source to the kernel once per session (it needs nothing but the
+standard library, plus cloudpickle when the kernel has it), then calls `_mdrun_state.capture`
+after a block executes and `_mdrun_state.restore` before replaying from a snapshot. Results go
+to JSON files whose paths mdrun chooses, so no output of the kernel is ever polluted.
+
+The digest covers every user variable (functions and classes by value, so editing a function
+changes it) and the state that lives in well-known modules: `random`'s and numpy's generators
+(once a block has touched them: each process starts them from fresh entropy, so an untouched
+generator is left out rather than making every run look different) and the working directory.
+A value that cannot be serialised makes the digest unique, so a session holding one never
+claims to be unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.util
+import json
+import os
+import pickle
+import secrets
+import sys
+import time
+import types
+from typing import Any
+
+IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
+"""IPython's own names in the user namespace."""
+_initial_states: dict[str, bytes] = {}
+"""Generator states as the process started them, before any block ran."""
+
+
+class _NumpyRandomWatcher(importlib.abc.MetaPathFinder):
+    """Records numpy's global generator state the moment `numpy.random.mtrand` is imported."""
+
+    def find_spec(self, fullname: str, _path: Any, _target: Any = None) -> Any:
+        if fullname != "numpy.random.mtrand":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        loader = None if spec is None else spec.loader
+        if loader is None:
+            return spec
+        original = loader.exec_module
+
+        def exec_module(module: types.ModuleType) -> None:
+            original(module)
+            _initial_states["<numpy.random>"] = pickle.dumps(module.get_state())
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def watch_initial_states() -> None:
+    """Called once when the kernel starts, before any block runs."""
+    import random
+
+    _initial_states["<random>"] = pickle.dumps(random.getstate())
+    if "numpy.random.mtrand" not in sys.modules:
+        sys.meta_path.insert(0, _NumpyRandomWatcher())
+
+
+def _pickler() -> Any:
+    """cloudpickle serialises functions and classes of the session by value; plain pickle
+    would store them by name, and an edited function would look unchanged."""
+    try:
+        import cloudpickle
+    except ImportError:
+        return pickle
+    return cloudpickle
+
+
+def user_variables(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> list[str]:
+    """The names a user defined: not IPython's, not private, not output history."""
+    return sorted(
+        name
+        for name, _value in namespace.items()
+        if not name.startswith("_") and name not in hidden and name not in IGNORED_NAMES
+    )
+
+
+def module_states() -> dict[str, Any]:
+    """State held by modules rather than variables, which a snapshot must carry too.
+
+    A generator still in the state the process started it in is left out: it was not used."""
+    states: dict[str, Any] = {"<cwd>": os.getcwd()}
+    import random
+
+    generators: dict[str, Any] = {"<random>": random.getstate()}
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    if mtrand is not None:
+        generators["<numpy.random>"] = mtrand.get_state()
+    for name, state in generators.items():
+        if pickle.dumps(state) != _initial_states.get(name):
+            states[name] = state
+    return states
+
+
+def serialise(value: Any) -> bytes:
+    """The bytes of one value; modules are recorded by name and re-imported on restore."""
+    if isinstance(value, types.ModuleType):
+        return b"module:" + value.__name__.encode()
+    return bytes(_pickler().dumps(value, protocol=5))
+
+
+def capture(
+    namespace: dict[str, Any],
+    hidden: set[str] | dict[str, Any],
+    result_path: str,
+    snapshot_path: str | None,
+) -> None:
+    """Digest the session's state into `result_path`; save a snapshot if a path is given."""
+    started = time.perf_counter()
+    digests: dict[str, str] = {}
+    opaque: dict[str, str] = {}
+    kept: dict[str, Any] = {}
+    modules: dict[str, str] = {}
+    size = 0
+    values = {name: namespace[name] for name in user_variables(namespace, hidden)}
+    values.update(module_states())
+    for name, value in values.items():
+        if isinstance(value, types.ModuleType):
+            modules[name] = value.__name__
+            digests[name] = "module:" + value.__name__
+            continue
+        try:
+            data = serialise(value)
+        except Exception as err:
+            opaque[name] = f"{type(value).__name__} ({type(err).__name__})"
+            continue
+        digests[name] = hashlib.sha256(data).hexdigest()
+        kept[name] = value
+        size += len(data)
+    state = hashlib.sha256(json.dumps(digests, sort_keys=True).encode())
+    if opaque:
+        state.update(secrets.token_bytes(16))
+    result: dict[str, Any] = {
+        "digest": state.hexdigest(),
+        "variables": sorted(digests),
+        "opaque": opaque,
+        "capture_seconds": time.perf_counter() - started,
+        "size": size,
+    }
+    if snapshot_path is not None and not opaque:
+        written = time.perf_counter()
+        temporary = snapshot_path + ".tmp"
+        # One pickle for all values keeps shared references shared (a = b = [] stays one list).
+        with open(temporary, "wb") as stream:
+            _pickler().dump({"modules": modules, "values": kept}, stream, protocol=5)
+        os.replace(temporary, snapshot_path)
+        result["snapshot_seconds"] = time.perf_counter() - written
+    with open(result_path, "w") as stream:
+        json.dump(result, stream)
+
+
+def restore(namespace: dict[str, Any], snapshot_path: str, result_path: str) -> None:
+    """Load a snapshot into the session: re-import modules, unpickle values, module state."""
+    started = time.perf_counter()
+    import importlib
+
+    with open(snapshot_path, "rb") as stream:
+        snapshot = _pickler().load(stream)
+    for name, module_name in snapshot["modules"].items():
+        namespace[name] = importlib.import_module(module_name)
+    for name, value in snapshot["values"].items():
+        if name == "<cwd>":
+            os.chdir(value)
+        elif name == "<random>":
+            import random
+
+            random.setstate(value)
+        elif name == "<numpy.random>":
+            importlib.import_module("numpy.random").set_state(value)
+        else:
+            namespace[name] = value
+    with open(result_path, "w") as stream:
+        json.dump({"restore_seconds": time.perf_counter() - started}, stream)

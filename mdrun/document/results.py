@@ -1,0 +1,126 @@
+"""Block results in the store: what a block's realization holds, and the key chain.
+
+A block's realization holds `outputs.json` (status and nbformat outputs) and `result.json` (its
+result key), both hashed, plus unhashed metadata: `_execution.json` (seconds), `_state.json`
+(the state digest, the variables, what could not be saved) and, where one was worth taking,
+`_snapshot.pickle`. Looking a document up in the store walks each session in order: a block
+is cached when its upstream's result key is known and a realization of the config built from
+that key exists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from mdrun.core.config import Config
+from mdrun.core.hashing import canonical_json, sha256_hex
+from mdrun.core.jsonvalue import JSONObject, JSONValue
+from mdrun.core.matchers import match_latest
+from mdrun.core.refs import RRef
+from mdrun.core.registry import Matcher
+from mdrun.core.store import Store
+from mdrun.document.outputs import Output
+from mdrun.document.plan import OUTPUTS_FILE, Plan, block_config, derivation_ref
+
+RESULT_FILE = "result.json"
+EXECUTION_FILE = "_execution.json"
+STATE_FILE = "_state.json"
+SNAPSHOT_FILE = "_snapshot.pickle"
+
+
+def block_matcher() -> Matcher:
+    """A block re-run (cache=false, --force) may leave several realizations: the newest wins."""
+    return match_latest(1)
+
+
+def result_key(status: str, outputs: tuple[Output, ...], state: str | None, config: Config) -> str:
+    """What a block produced: its outputs and the state digest it left.
+
+    Two runs with equal keys are interchangeable for every block after them. Without a state
+    digest (a kernel mdrun cannot inspect), the block's own config stands in, so the key
+    changes whenever the block or anything before it does: no cutoff, but never a wrong one.
+    """
+    produced: JSONObject = {"status": status, "outputs": cast(list[JSONValue], list(outputs))}
+    if state is not None:
+        produced["state"] = state
+    else:
+        produced["config"] = config.hash_part
+    return sha256_hex(canonical_json(produced))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """A block's realization, read back."""
+
+    rref: RRef
+    """The realization."""
+    key: str
+    """Its result key."""
+    folder: Path
+    """Its folder in the store."""
+
+    def outputs(self) -> tuple[Output, ...]:
+        """The stored nbformat outputs."""
+        data = json.loads((self.folder / OUTPUTS_FILE).read_text(encoding="utf-8"))
+        return tuple(cast(list[Output], data["outputs"]))
+
+    def seconds(self) -> float:
+        """How long the block took to execute when it was built."""
+        value = _read_json(self.folder / EXECUTION_FILE).get("seconds", 0.0)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    def state(self) -> dict[str, Any]:
+        """What the state capture recorded ({} when none ran)."""
+        return _read_json(self.folder / STATE_FILE)
+
+    @property
+    def snapshot(self) -> Path | None:
+        """The session snapshot taken after this block, if one was kept."""
+        path = self.folder / SNAPSHOT_FILE
+        return path if path.is_file() else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_result(store: Store, rref: RRef) -> StoredResult:
+    """Read a block's realization."""
+    folder = store.realization_path(rref)
+    key = _read_json(folder / RESULT_FILE).get("key")
+    return StoredResult(rref, str(key), folder)
+
+
+def lookup(store: Store, config: Config) -> StoredResult | None:
+    """The stored result of a block config, if there is one."""
+    dref = derivation_ref(config)
+    chosen = block_matcher()(store, store.realizations_in_context(dref, {}))
+    return None if chosen is None else read_result(store, chosen[0])
+
+
+def cached_results(plan: Plan, store: Store) -> dict[int, StoredResult]:
+    """For each block whose result is in the store, the result a run would use (no running).
+
+    A block after a stale one is not looked up: its upstream key is not known until it runs.
+    """
+    found: dict[int, StoredResult] = {}
+    for index, planned in enumerate(plan.blocks):
+        if not planned.executable:
+            continue
+        upstream_key = None
+        if planned.upstream is not None:
+            upstream = found.get(planned.upstream)
+            if upstream is None:
+                continue
+            upstream_key = upstream.key
+        result = lookup(store, block_config(planned, upstream_key))
+        if result is not None:
+            found[index] = result
+    return found
