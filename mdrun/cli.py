@@ -279,7 +279,7 @@ def command_status(arguments: argparse.Namespace) -> int:
 
 def command_gc(arguments: argparse.Namespace) -> int:
     """`mdrun gc`: keep what the documents use now, remove the rest."""
-    from mdrun.core.gc import gc
+    from mdrun.core.garbage import gc
     from mdrun.document.pipeline import realizations_in_use
 
     for document in arguments.documents:

@@ -13,7 +13,7 @@ from mdrun.core.build import Build, build_outpaths, build_wrapper
 from mdrun.core.config import Config
 from mdrun.core.lens import mklens
 from mdrun.core.matchers import match_all
-from mdrun.core.realize import realize1
+from mdrun.core.realization import realize1
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Registry, instantiate, mkdrv
 from mdrun.core.stages import mknode

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from mdrun.core.autostage import AutoStage, autostage, source_digest
+from mdrun.core.autostages import AutoStage, autostage, source_digest
 from mdrun.core.build import Build
 from mdrun.core.config import SELFREF as selfref
 from mdrun.core.lens import mklens
 from mdrun.core.matchers import match_all
-from mdrun.core.realize import realize1, realizeMany
+from mdrun.core.realization import realize1, realizeMany
 from mdrun.core.refs import DRef, rref_to_dref
 from mdrun.core.registry import Registry, current_registry, instantiate
 from mdrun.core.store import Store
@@ -266,7 +266,7 @@ def test_keyword_catch_all_receives_every_field(registry: Registry) -> None:
 
 MODULE = """
 from pathlib import Path
-from mdrun.core.autostage import autostage
+from mdrun.core.autostages import autostage
 from mdrun.core.config import SELFREF
 
 
@@ -351,7 +351,7 @@ def test_source_and_dref_are_the_same_in_every_process(tmp_path: Path) -> None:
 
 
 INLINE = """
-from mdrun.core.autostage import autostage
+from mdrun.core.autostages import autostage
 @autostage(a=1)
 def stage(a):
     return {"x", "y", a * 2}

@@ -16,7 +16,7 @@ import pytest
 
 from mdrun.core.fetch import fetchlocal, fetchurl
 from mdrun.core.lens import mklens
-from mdrun.core.realize import realize1
+from mdrun.core.realization import realize1
 from mdrun.core.registry import instantiate
 from mdrun.core.store import Store
 from mdrun.errors import ConfigError, FetchError

@@ -10,9 +10,9 @@ import pytest
 
 from mdrun.core.build import Build, build_outpath, build_outpaths, build_wrapper
 from mdrun.core.config import Config
-from mdrun.core.gc import GCPlan, gc, gc_plan, link_root, store_gc
+from mdrun.core.garbage import GCPlan, gc, gc_plan, link_root, store_gc
 from mdrun.core.matchers import match_all, match_only
-from mdrun.core.realize import realize1, realizeMany
+from mdrun.core.realization import realize1, realizeMany
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Registry, instantiate, mkdrv
 from mdrun.core.stages import mknode

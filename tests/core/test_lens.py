@@ -13,7 +13,7 @@ from mdrun.core.build import Build, build_outpaths, build_wrapper
 from mdrun.core.config import SELFREF as selfref
 from mdrun.core.lens import mklens
 from mdrun.core.matchers import match_all, match_latest, match_only
-from mdrun.core.realize import realize1, realize_all, realizeMany
+from mdrun.core.realization import realize1, realize_all, realizeMany
 from mdrun.core.refs import DRef, rref_to_dref
 from mdrun.core.registry import Registry, instantiate, mkdrv
 from mdrun.core.store import Store

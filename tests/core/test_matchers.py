@@ -17,7 +17,7 @@ from mdrun.core.matchers import (
     match_only,
     match_some,
 )
-from mdrun.core.realize import realize1, realizeMany
+from mdrun.core.realization import realize1, realizeMany
 from mdrun.core.refs import RRef
 from mdrun.core.registry import Matcher, Registry, instantiate
 from mdrun.core.store import Store

@@ -26,7 +26,7 @@ SLOW_STAGE = textwrap.dedent(
     from pathlib import Path
     from mdrun.core.build import build_outpath, build_wrapper
     from mdrun.core.matchers import match_only
-    from mdrun.core.realize import realize1
+    from mdrun.core.realization import realize1
     from mdrun.core.registry import Registry, instantiate, mkdrv
     from mdrun.core.store import Store
 

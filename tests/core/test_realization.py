@@ -12,7 +12,7 @@ from mdrun.core.build import Build, build_outpath, build_path, build_wrapper
 from mdrun.core.config import SELFREF
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.matchers import match_all, match_latest, match_only, match_some
-from mdrun.core.realize import dry_run, realize1, realize_closure, realizeMany
+from mdrun.core.realization import dry_run, realize1, realize_closure, realizeMany
 from mdrun.core.refs import DRef
 from mdrun.core.registry import Registry, instantiate, mkdrv
 from mdrun.core.store import Context, Store

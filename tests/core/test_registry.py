@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mdrun.core.matchers import match_only
-from mdrun.core.realize import realize1
+from mdrun.core.realization import realize1
 from mdrun.core.refs import DRef
 from mdrun.core.registry import Registry, current_registry, instantiate, mkdrv
 from mdrun.core.store import Store

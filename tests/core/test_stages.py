@@ -10,7 +10,7 @@ from mdrun.core.build import Build, build_outpath, build_wrapper
 from mdrun.core.config import mkconfig
 from mdrun.core.lens import mklens
 from mdrun.core.matchers import match_all, match_only
-from mdrun.core.realize import realize1, realizeMany
+from mdrun.core.realization import realize1, realizeMany
 from mdrun.core.refs import DRef
 from mdrun.core.registry import Registry, instantiate, mkdrv
 from mdrun.core.stages import mknode, realized, redefine
