@@ -335,22 +335,31 @@ def _unquote(value: str) -> str:
 def _read_front_matter(lines: Sequence[str]) -> tuple[dict[str, str], int]:
     """The `key: value` pairs of a leading `---` block and the line after it (0 if none).
 
-    Only flat `key: value` lines are read (values unquoted, kept as strings); anything else in
-    the block is skipped, so mdrun needs no YAML library.
+    As in pandoc, the opening `---` is not followed by a blank line; and every line inside must
+    look like YAML (`key: value`, indented, `- item`, `# comment`), so that a document opening
+    with a thematic break is not mistaken for front matter. Only flat `key: value` lines are read
+    (values unquoted, kept as strings), so mdrun needs no YAML library.
     """
-    if not lines or lines[0].removeprefix("\ufeff").rstrip() != "---":
+    if len(lines) < 2 or lines[0].removeprefix("\ufeff").rstrip() != "---":
         return {}, 0
-    for number in range(1, len(lines)):
-        if lines[number].rstrip() in ("---", "..."):
-            break
-    else:
+    if not lines[1].strip():
         return {}, 0
     values: dict[str, str] = {}
-    for line in lines[1:number]:
-        match = _FRONT_MATTER_KEY_RE.fullmatch(line.rstrip())
+    for number in range(1, len(lines)):
+        line = lines[number].rstrip()
+        if line in ("---", "..."):
+            return values, number + 1
+        match = _FRONT_MATTER_KEY_RE.fullmatch(line)
         if match is not None:
             values[match.group("key")] = _unquote((match.group("value") or "").strip())
-    return values, number + 1
+        elif not _is_other_yaml_line(line):
+            return {}, 0
+    return {}, 0
+
+
+def _is_other_yaml_line(line: str) -> bool:
+    """A blank, indented, list item or comment line: YAML that mdrun reads past."""
+    return not line or line[0] in " \t#" or line == "-" or line.startswith("- ")
 
 
 def _dominant_newline(lines: Sequence[str], regions: Iterable[Region]) -> str:

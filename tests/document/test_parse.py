@@ -104,10 +104,23 @@ def test_front_matter_is_read_and_not_parsed_as_markdown() -> None:
     assert document.blocks[0].start_line == 6
 
 
-def test_front_matter_hides_fences_inside_it() -> None:
-    document = parse_document("---\nexample: x\n```\n---\ntext\n")
+def test_front_matter_hides_fences_in_its_values() -> None:
+    document = parse_document("---\nexample: |\n  ```\n---\ntext\n")
     assert document.blocks == ()
     assert document.warnings == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "---\n\n```python\nx\n```\n---\n",  # a thematic break: blank line after it
+        "---\nIntro\n```python\nx\n```\n---\n",  # a setext heading, not YAML
+    ],
+)
+def test_document_opening_with_a_rule_has_no_front_matter(text: str) -> None:
+    document = parse_document(text)
+    assert dict(document.front_matter) == {}
+    assert [block.code for block in document.blocks] == ["x\n"]
 
 
 def test_dashes_without_a_closing_line_are_not_front_matter() -> None:

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mdrun.core.jsonvalue import JSONValue
@@ -24,7 +24,13 @@ from mdrun.document.outputs import (
 )
 from mdrun.document.parse import parse_document
 from mdrun.document.render import RegionBody, render_region, splice
-from tests.strategies import DocumentSpec, documents_with_blocks, documents_without_fences
+from tests.strategies import (
+    BlockSpec,
+    Container,
+    DocumentSpec,
+    documents_with_blocks,
+    documents_without_fences,
+)
 from tests.strategies import region_bodies as bodies
 
 
@@ -330,7 +336,16 @@ def rendered(found: dict[int, RegionBody]) -> dict[int, list[str] | None]:
     return {index: render_region(f"b{index + 1}", body) for index, body in found.items()}
 
 
+RULE_AROUND_A_BLOCK = DocumentSpec(
+    parts=("---", BlockSpec("```", "python", (), Container("", "")), "---"),
+    newline="\n",
+    final_newline=False,
+)
+"""Once mistaken for front matter, which hid the block."""
+
+
 @given(documents_and_bodies())
+@example((RULE_AROUND_A_BLOCK, {}))
 def test_splice_preserves_text_outside_regions(
     case: tuple[DocumentSpec, dict[int, RegionBody]],
 ) -> None:
