@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.abc
 import importlib.util
+import io
 import json
 import os
 import pickle
@@ -73,6 +74,25 @@ def _pickler() -> Any:
     return cloudpickle
 
 
+def _strict_pickler_class() -> Any:
+    """A pickler that refuses open files and streams: cloudpickle would save a file's text and
+    give back a StringIO, which is not the same object to the code that uses it."""
+    base = getattr(_pickler(), "Pickler", pickle.Pickler)
+
+    class StrictPickler(base):  # type: ignore[misc, valid-type]
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, io.IOBase):
+                raise TypeError(f"an open file or stream ({type(obj).__name__}) cannot be saved")
+            parent = getattr(super(), "reducer_override", None)
+            return NotImplemented if parent is None else parent(obj)
+
+    return StrictPickler
+
+
+def _dump(value: Any, stream: Any) -> None:
+    _strict_pickler_class()(stream, protocol=5).dump(value)
+
+
 def user_variables(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> list[str]:
     """The names a user defined: not IPython's, not private, not output history."""
     return sorted(
@@ -103,7 +123,11 @@ def serialise(value: Any) -> bytes:
     """The bytes of one value; modules are recorded by name and re-imported on restore."""
     if isinstance(value, types.ModuleType):
         return b"module:" + value.__name__.encode()
-    return bytes(_pickler().dumps(value, protocol=5))
+    if isinstance(value, io.IOBase):
+        raise TypeError(f"an open file or stream ({type(value).__name__}) cannot be saved")
+    stream = io.BytesIO()
+    _dump(value, stream)
+    return stream.getvalue()
 
 
 def capture(
@@ -134,6 +158,10 @@ def capture(
         digests[name] = hashlib.sha256(data).hexdigest()
         kept[name] = value
         size += len(data)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None and pyplot.get_fignums():
+        # pyplot's figure registry lives in the module: a snapshot would lose it.
+        opaque["<matplotlib.pyplot>"] = f"{len(pyplot.get_fignums())} open figures"
     state = hashlib.sha256(json.dumps(digests, sort_keys=True).encode())
     if opaque:
         state.update(secrets.token_bytes(16))
@@ -149,7 +177,7 @@ def capture(
         temporary = snapshot_path + ".tmp"
         # One pickle for all values keeps shared references shared (a = b = [] stays one list).
         with open(temporary, "wb") as stream:
-            _pickler().dump({"modules": modules, "values": kept}, stream, protocol=5)
+            _dump({"modules": modules, "values": kept}, stream)
         os.replace(temporary, snapshot_path)
         result["snapshot_seconds"] = time.perf_counter() - written
     with open(result_path, "w") as stream:

@@ -1,0 +1,190 @@
+"""Session state across runs: early cutoff on what a block produced, snapshots, what cannot be
+saved. Each test runs real kernels, so they stay few and share documents where natural."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.document.conftest import Mdrun
+
+pytestmark = pytest.mark.kernel
+
+CHAIN = """\
+```python
+import random
+base = 20
+```
+
+```python
+def double(x):
+    return 2 * x
+```
+
+```python
+total = double(base) + 2
+```
+
+```python
+print(total)
+```
+"""
+
+
+def _edit(mdrun: Mdrun, name: str, old: str, new: str) -> None:
+    text = mdrun.read(name)
+    assert old in text
+    mdrun.write(name, text.replace(old, new, 1))
+
+
+def test_a_block_that_produces_the_same_keeps_the_blocks_after_it(mdrun: Mdrun) -> None:
+    mdrun.write("doc.md", CHAIN)
+    assert mdrun("run", "doc.md").code == 0
+    assert "42" in mdrun.read("doc.md")
+
+    # A comment: the block re-runs, leaves the same state, and nothing after it runs.
+    _edit(mdrun, "doc.md", "base = 20", "base = 20  # the base")
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert report.with_status("executed") == ["b1"]
+    assert report.with_status("cached") == ["b2", "b3", "b4"]
+    assert [record["cutoff"] for record in report.records] == [False, True, True, True]
+    assert "3 kept by early cutoff" in completed.err
+    status = mdrun("status", "doc.md").out
+    assert "b4: cached (kept by early cutoff in the last run)" in status
+
+    # A refactor that computes the same value: only that block runs.
+    _edit(mdrun, "doc.md", "total = double(base) + 2", "total = 2 + double(base)")
+    _, report = mdrun.run_reported("run", "doc.md")
+    assert report.with_status("executed") == ["b3"]
+
+    # A different value: everything downstream of it runs again and shows the new output.
+    _edit(mdrun, "doc.md", "base = 20", "base = 30")
+    _, report = mdrun.run_reported("run", "doc.md")
+    assert report.with_status("executed") == ["b1", "b2", "b3", "b4"]
+    assert "62" in mdrun.read("doc.md")
+
+
+def test_editing_a_function_body_is_seen_by_the_blocks_that_call_it(mdrun: Mdrun) -> None:
+    mdrun.write("doc.md", CHAIN)
+    mdrun("run", "doc.md")
+    # The function is stored by value in the state digest: a new body is a new state.
+    _edit(mdrun, "doc.md", "return 2 * x", "return 3 * x")
+    _, report = mdrun.run_reported("run", "doc.md")
+    assert report.with_status("executed") == ["b2", "b3", "b4"]
+    assert "62" in mdrun.read("doc.md")
+
+
+def test_reseeding_a_generator_is_a_change_of_state(mdrun: Mdrun) -> None:
+    mdrun.write(
+        "seeded.md",
+        "```python\nimport random\nrandom.seed(1)\n```\n\n```python\nprint(random.random())\n```\n",
+    )
+    mdrun("run", "seeded.md")
+    first = mdrun.read("seeded.md")
+    _edit(mdrun, "seeded.md", "random.seed(1)", "random.seed(2)")
+    _, report = mdrun.run_reported("run", "seeded.md")
+    assert report.with_status("executed") == ["b1", "b2"]
+    assert mdrun.read("seeded.md") != first.replace("random.seed(1)", "random.seed(2)")
+
+
+SLOW = """\
+```python snapshot=true
+import time
+numbers = list(range(10))
+time.sleep(0.2)
+```
+
+```python
+squares = [n * n for n in numbers]
+```
+
+```python
+print(sum(squares))
+```
+"""
+
+
+def test_state_is_restored_from_a_snapshot_and_equals_a_fresh_run(
+    mdrun: Mdrun, tmp_path: Path
+) -> None:
+    mdrun.write("doc.md", SLOW)
+    assert mdrun("run", "doc.md").code == 0
+    snapshots = list((mdrun.store / "store").glob("*-b1/*/_snapshot.pickle"))
+    assert len(snapshots) == 1
+    assert re.search(r"b1: cached \(snapshot [0-9.]+ MB\)", mdrun("status", "doc.md").out)
+
+    _edit(mdrun, "doc.md", "print(sum(squares))", "print(sum(squares) + 1)")
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert report.with_status("executed") == ["b3"]
+    assert "1 state restored from snapshots" in completed.err
+    incremental = mdrun.read("doc.md")
+    assert "286" in incremental
+
+    fresh = Mdrun(tmp_path / "fresh", tmp_path / "fresh-store")
+    fresh.write("doc.md", SLOW.replace("print(sum(squares))", "print(sum(squares) + 1)"))
+    fresh("run", "doc.md")
+    assert fresh.read("doc.md") == incremental
+
+
+def test_snapshot_false_takes_none(mdrun: Mdrun) -> None:
+    mdrun.write("doc.md", SLOW.replace("snapshot=true", "snapshot=false"))
+    mdrun("run", "doc.md")
+    assert not list((mdrun.store / "store").glob("*/*/_snapshot.pickle"))
+
+
+def test_what_cannot_be_saved_is_named_and_replayed_instead(mdrun: Mdrun) -> None:
+    mdrun.write("data.txt", "a\nb\n")
+    document = (
+        "```python snapshot=true\nhandle = open('data.txt')\nfirst = handle.readline()\n```\n\n"
+        "```python\nprint(first.strip())\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    status = mdrun("status", "doc.md").out
+    assert "no snapshot: cannot save handle (TextIOWrapper" in status
+    assert not list((mdrun.store / "store").glob("*/*/_snapshot.pickle"))
+
+    _edit(mdrun, "doc.md", "print(first.strip())", "print(first.strip().upper())")
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert report.with_status("executed") == ["b2"]
+    assert "restored from snapshots" not in completed.err
+    assert "\nA\n" in mdrun.read("doc.md")
+
+
+def _document(constants: list[int]) -> str:
+    blocks = ["```python\nx0 = 0\n```\n"]
+    for index, constant in enumerate(constants, start=1):
+        blocks.append(f"```python\nx{index} = x{index - 1} + {constant}\nprint(x{index})\n```\n")
+    return "---\nmdrun.snapshot: true\n---\n\n" + "\n".join(blocks)
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    constants=st.lists(st.integers(0, 9), min_size=2, max_size=4),
+    edited=st.data(),
+)
+def test_incremental_equals_fresh_with_snapshots(
+    tmp_path_factory: pytest.TempPathFactory, constants: list[int], edited: st.DataObject
+) -> None:
+    folder = tmp_path_factory.mktemp("snapshots")
+    warm = Mdrun(folder / "warm", folder / "warm-store")
+    warm.write("doc.md", _document(constants))
+    warm("run", "doc.md")
+    position = edited.draw(st.integers(0, len(constants) - 1))
+    changed = list(constants)
+    changed[position] = edited.draw(st.integers(0, 9))
+    warm.write("doc.md", _document(changed))
+    warm("run", "doc.md")
+
+    fresh = Mdrun(folder / "fresh", folder / "fresh-store")
+    fresh.write("doc.md", _document(changed))
+    fresh("run", "doc.md")
+    assert warm.read("doc.md") == fresh.read("doc.md")
