@@ -365,3 +365,14 @@ def test_notebook_json_of_prose_only_is_one_markdown_cell(tmp_path: Path) -> Non
     assert json.loads(json.dumps(notebook))["cells"] == [
         {"cell_type": "markdown", "id": "md-1", "metadata": {}, "source": "Just text."}
     ]
+
+
+@pytest.mark.kernel
+def test_a_failing_block_is_exported_with_its_traceback_and_exit_1(tmp_path: Path) -> None:
+    document = prose_only(tmp_path, '# Broken\n\n```python\nprint("before")\n1 / 0\n```\n')
+    assert mdrun(tmp_path / "store", "export", str(document), "--to", "ipynb") == 1
+    notebook = json.loads((tmp_path / "prose.ipynb").read_text(encoding="utf-8"))
+    outputs = notebook["cells"][1]["outputs"]
+    assert [output["output_type"] for output in outputs] == ["stream", "error"]
+    assert outputs[1]["ename"] == "ZeroDivisionError"
+    assert document.read_text(encoding="utf-8").count("mdrun:output") == 0
