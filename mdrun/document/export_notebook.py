@@ -57,7 +57,7 @@ def notebook_json(evaluation: Evaluation) -> JSONObject:
     lines = document.lines
     cells = _Cells()
     prose: list[str] = []
-    cursor = front_matter_end(list(lines))
+    cursor = front_matter_end(lines)
     for outcome in evaluation.outcomes:
         planned = outcome.planned
         block = planned.block

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,7 @@ from markdown_it import MarkdownIt
 
 from mdrun.document.evaluate import Evaluation
 from mdrun.document.options import is_executable_language
-from mdrun.document.parse import Document, parse_document
+from mdrun.document.parse import Document, _read_front_matter, parse_document
 from mdrun.document.pipeline import ImageFiles, render
 from mdrun.errors import ExportError, Location
 
@@ -125,14 +126,13 @@ def pandoc_markdown(rendered: Document, evaluation: Evaluation) -> str:
     return "".join(pieces)
 
 
-def front_matter_end(lines: list[str]) -> int:
-    """The line after a leading `---` block (0 if none), by the rule `parse` reads it with."""
-    if not lines or lines[0].removeprefix("\ufeff").rstrip() != "---":
-        return 0
-    for number in range(1, len(lines)):
-        if lines[number].rstrip() in ("---", "..."):
-            return number + 1
-    return 0
+def front_matter_end(lines: Sequence[str]) -> int:
+    """The line after the document's front matter (0 if none).
+
+    Asks `parse` itself, so that the export and the parser never disagree about where front
+    matter ends (a document may open with a thematic break instead).
+    """
+    return _read_front_matter(lines)[1]
 
 
 def page_title(document: Document) -> str:
@@ -140,7 +140,7 @@ def page_title(document: Document) -> str:
     title = document.front_matter.get("title", "").strip()
     if title:
         return title
-    text = "".join(document.lines[front_matter_end(list(document.lines)) :])
+    text = "".join(document.lines[front_matter_end(document.lines) :])
     tokens = MarkdownIt("commonmark").parse(text)
     for position, token in enumerate(tokens[:-1]):
         if token.type == "heading_open":

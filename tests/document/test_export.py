@@ -376,3 +376,10 @@ def test_a_failing_block_is_exported_with_its_traceback_and_exit_1(tmp_path: Pat
     assert [output["output_type"] for output in outputs] == ["stream", "error"]
     assert outputs[1]["ename"] == "ZeroDivisionError"
     assert document.read_text(encoding="utf-8").count("mdrun:output") == 0
+
+
+def test_a_document_opening_with_a_rule_keeps_its_first_lines(tmp_path: Path) -> None:
+    document = prose_only(tmp_path, "---\n\nFirst paragraph.\n\n---\n\nSecond.\n")
+    assert mdrun(tmp_path / "store", "export", str(document), "--to", "html") == 0
+    html = (tmp_path / "prose.html").read_text(encoding="utf-8")
+    assert html.count("<hr />") == 2 and "First paragraph." in html
