@@ -11,11 +11,12 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]' --config-settings editable_mode=compat
+	$(BIN)/python -m bash_kernel.install --sys-prefix >/dev/null
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check mdrun tests
+	$(BIN)/ruff check mdrun tests demos
 	$(BIN)/mypy
 
 unit: $(STAMP) browser
@@ -31,10 +32,12 @@ browser:
 
 test: lint unit
 
+# The data tutorial, rendered in place (a second run takes everything from the store).
 demo: $(STAMP)
-	$(BIN)/mdrun run demos/hello.md.in -o demos/hello.md
-	@echo "--- demos/hello.md ---"
-	@cat demos/hello.md
+	$(BIN)/mdrun run demos/data-tutorial.md
+	@echo "rendered document: $(CURDIR)/demos/data-tutorial.md"
+	@for image in $$(grep -o 'data-tutorial_files/[0-9a-f]*\.png' demos/data-tutorial.md); do \
+	  echo "its figure:        $(CURDIR)/demos/$$image"; done
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -92,6 +92,8 @@ class DocumentSpec:
     parts: tuple[str | BlockSpec, ...]
     newline: str
     final_newline: bool
+    tight: bool = False
+    """Put the part after each block right after its closing fence, without an empty line."""
 
     @property
     def blocks(self) -> list[BlockSpec]:
@@ -99,10 +101,11 @@ class DocumentSpec:
         return [part for part in self.parts if isinstance(part, BlockSpec)]
 
     def text(self) -> str:
-        """The document's text; parts are separated by an empty line."""
+        """The document's text; parts are separated by an empty line (not after blocks when
+        `tight`: a paragraph cannot swallow a closed fence, but `10) ` cannot interrupt one)."""
         lines: list[str] = []
         for position, part in enumerate(self.parts):
-            if position:
+            if position and not (self.tight and isinstance(self.parts[position - 1], BlockSpec)):
                 lines.append("")
             lines.extend(part.lines() if isinstance(part, BlockSpec) else part.split("\n"))
         text = self.newline.join(lines)
@@ -171,6 +174,7 @@ def documents_with_blocks(draw: st.DrawFn) -> DocumentSpec:
         parts=tuple(parts),
         newline=draw(st.sampled_from(NEWLINES)),
         final_newline=draw(st.booleans()),
+        tight=draw(st.booleans()),
     )
 
 
