@@ -230,7 +230,7 @@ def test_idempotent_run(tmp_path_factory: pytest.TempPathFactory, text: str) -> 
     assert set(report.statuses.values()) == {"cached"}
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(scenario=scenarios())
 def test_incremental_equals_fresh(
     tmp_path_factory: pytest.TempPathFactory, scenario: Scenario
