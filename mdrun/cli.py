@@ -97,6 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run nothing: exit 1, naming the stale blocks, unless the document is up to date",
     )
+
+    watch_parser = commands.add_parser(
+        "watch", help="run the document now and again after every save (Ctrl-C to stop)"
+    )
+    watch_parser.add_argument("document")
+    watch_parser.add_argument(
+        "--serve", action="store_true", help="preview the HTML export on 127.0.0.1, live"
+    )
+    watch_parser.add_argument(
+        "--port", type=int, default=0, metavar="N", help="the preview's port (default: any free)"
+    )
+    watch_parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a block fails, run the rest of its session anyway",
+    )
     return parser
 
 
@@ -329,6 +345,55 @@ def command_export(arguments: argparse.Namespace) -> int:
     return EXIT_FAILED if result.evaluation.failed else EXIT_OK
 
 
+class WatchPrinter:
+    """What `mdrun watch` says on stderr: the preview's address, one summary line per run."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def serving(self, url: str) -> None:
+        print(f"mdrun: serving {self.source} at {url}", file=sys.stderr, flush=True)
+
+    def run_started(self) -> None:
+        pass
+
+    def run_finished(self, result: RunResult, written: bool) -> None:
+        for warning in result.evaluation.plan.document.warnings:
+            print(f"mdrun: warning: {warning}", file=sys.stderr)
+        print(summary_line(result.evaluation), file=sys.stderr, flush=True)
+        if not written:
+            print(f"mdrun: {self.source} changed during the run; running it again",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    def run_failed(self, error: MdrunError) -> None:
+        print(f"mdrun: error: {error}", file=sys.stderr, flush=True)
+
+
+def command_watch(arguments: argparse.Namespace) -> int:
+    """`mdrun watch`: the loop is `watch_document`'s; Ctrl-C is the normal way out."""
+    from mdrun.document.watch import watch_document
+
+    source: str = arguments.document
+    if not Path(source).is_file():
+        raise UsageError(f"{source}: no such file")
+    if not 0 <= arguments.port <= 65535:
+        raise UsageError(f"--port {arguments.port}: a port is between 0 and 65535")
+    store = open_store(arguments)
+    print(f"mdrun: watching {source} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        watch_document(
+            source,
+            store,
+            WatchPrinter(source),
+            serve=arguments.serve,
+            port=arguments.port,
+            keep_going=arguments.keep_going,
+        )
+    except KeyboardInterrupt:
+        print("mdrun: stopped watching", file=sys.stderr)
+    return EXIT_OK
+
+
 def _human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -345,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = build_parser().parse_args(argv)
         if arguments.command is None:
             raise UsageError(
-                "a command is needed: run, check, status, gc or export (see mdrun --help)"
+                "a command is needed: run, check, status, gc, export or watch (see mdrun --help)"
             )
         if arguments.command in ("run", "check"):
             return command_run(arguments, check=arguments.command == "check")
@@ -353,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_status(arguments)
         if arguments.command == "export":
             return command_export(arguments)
+        if arguments.command == "watch":
+            return command_watch(arguments)
         return command_gc(arguments)
     except MdrunError as err:
         print(f"mdrun: error: {err}", file=sys.stderr)

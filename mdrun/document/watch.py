@@ -1,0 +1,259 @@
+"""`mdrun watch`: run a document again whenever it, or an input file of its blocks, is saved.
+
+This module owns the loop: what to watch, when a change deserves a run (not mdrun's own write),
+and one run at a time with the saves made meanwhile coalesced into the next. Running is the
+pipeline's job (the store makes a re-run execute only what changed); serving is `serve`'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import watchfiles
+
+from mdrun.core.store import Store
+from mdrun.document.pipeline import (
+    ImageFiles,
+    RunResult,
+    remember_run,
+    render,
+    run,
+    write_if_changed,
+)
+from mdrun.document.serve import Preview, PreviewServer
+from mdrun.errors import MdrunError
+
+STEP_MILLISECONDS = 50
+"""A change is acted on once the files have been quiet this long (an editor's save is several
+events)."""
+DEBOUNCE_MILLISECONDS = 500
+"""...or after this long, if they keep changing."""
+CHECK_SECONDS = 0.25
+"""How often the file watcher looks whether it should watch other folders, or stop."""
+
+
+class WatchReporter(Protocol):
+    """What the loop tells its caller (the CLI prints it; tests count it)."""
+
+    def serving(self, url: str) -> None:
+        """The preview is at `url`."""
+
+    def run_started(self) -> None:
+        """A change was seen and a run begins."""
+
+    def run_finished(self, result: RunResult, written: bool) -> None:
+        """A run ended; not `written` when the document was saved meanwhile (it runs again)."""
+
+    def run_failed(self, error: MdrunError) -> None:
+        """The document could not be run (an invalid option, a missing input...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What a run depends on, as found on disk: a run only when this differs from the last."""
+
+    document: bytes | None
+    """The document's bytes (None while it is missing, e.g. during an editor's save)."""
+    inputs: tuple[tuple[str, str | None], ...]
+    """Each known input file and the digest of its content (None when missing)."""
+
+
+def _digest(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+class Watcher:
+    """Runs a document once, then again after each relevant save, until `stop` is set."""
+
+    def __init__(
+        self,
+        source: str,
+        store: Store,
+        reporter: WatchReporter,
+        *,
+        keep_going: bool = False,
+        preview: Preview | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.reporter = reporter
+        self.keep_going = keep_going
+        self.preview = preview
+        self.stop = stop or threading.Event()
+        self._document = os.path.realpath(source)
+        self._inputs: tuple[str, ...] = ()
+        self._watched: frozenset[str] = frozenset({self._document})
+        self._pending = threading.Event()
+        self._watching = threading.Event()
+        self._last: Fingerprint | None = None
+
+    # -- the loop (the caller's thread) -----------------------------------------------------------
+
+    def watch(self) -> None:
+        """Block until `stop` is set (or Ctrl-C); runs never overlap."""
+        files = threading.Thread(target=self._watch_files, name="mdrun-watch", daemon=True)
+        files.start()
+        try:
+            # Changes saved during the first run must be seen: start watching before it.
+            self._watching.wait(timeout=5)
+            self._pending.set()
+            while not self.stop.is_set():
+                if self._pending.wait(timeout=CHECK_SECONDS):
+                    self._pending.clear()
+                    self._run_if_changed()
+        finally:
+            self.stop.set()
+            files.join(timeout=5)
+
+    def _fingerprint(self) -> Fingerprint:
+        return Fingerprint(
+            _read(self.source), tuple((path, _digest(path)) for path in self._inputs)
+        )
+
+    def _run_if_changed(self) -> None:
+        """Run, unless what is on disk is what the last run saw or wrote (mdrun's own write)."""
+        fingerprint = self._fingerprint()
+        if fingerprint == self._last or fingerprint.document is None:
+            return
+        self.reporter.run_started()
+        try:
+            result = run(self.source, self.store, write=False, keep_going=self.keep_going)
+        except MdrunError as err:
+            self._last = fingerprint
+            if self.preview is not None:
+                self.preview.publish_error(str(err))
+            self.reporter.run_failed(err)
+            return
+        plan = result.evaluation.plan
+        written = self._write_unless_edited(result)
+        ran_on = (result.text if written else plan.document.source).encode("utf-8")
+        self._last = Fingerprint(ran_on, fingerprint.inputs)
+        self._inputs = tuple(
+            sorted(
+                {
+                    os.path.realpath(plan.base_dir / name)
+                    for planned in plan.blocks
+                    if planned.executable
+                    for name in planned.options.inputs
+                }
+            )
+        )
+        self._watched = frozenset({self._document, *self._inputs})
+        if not written:
+            self._pending.set()
+        elif self.preview is not None:
+            self._publish(result)
+        self.reporter.run_finished(result, written)
+
+    def _write_unless_edited(self, result: RunResult) -> bool:
+        """Write the outputs as `run` does, unless the document was saved during the run:
+        writing then would overwrite the user's edit with the outputs of the text before it.
+
+        (A save in the instant between the check and the rename can still be overwritten.)
+        """
+        ran_on = result.evaluation.plan.document.source.encode("utf-8")
+        if _read(self.source) != ran_on:
+            return False
+        images = ImageFiles(self.source, write=True)
+        text = render(result.evaluation, images)
+        if result.changed:
+            write_if_changed(Path(self.source), text)
+        images.remove_stale()
+        remember_run(self.store, self.source, result.evaluation)
+        return True
+
+    def _publish(self, result: RunResult) -> None:
+        from mdrun.document.export_pandoc import convert_with_pandoc
+
+        assert self.preview is not None
+        try:
+            self.preview.publish(convert_with_pandoc(result.evaluation, "html"))
+        except MdrunError as err:
+            self.preview.publish_error(str(err))
+            self.reporter.run_failed(err)
+
+    # -- the file watcher (a background thread) ---------------------------------------------------
+
+    def _watch_files(self) -> None:
+        """Flag a run on any change to a watched file; follow the inputs as they change.
+
+        Folders are watched, not files: editors and mdrun save by renaming a new file over the
+        old one, which a watch on the old file would not follow.
+        """
+        polling = False
+        while not self.stop.is_set():
+            watched = self._watched
+            folders = _existing_folders(watched)
+            if not folders:
+                self.stop.wait(CHECK_SECONDS)
+                continue
+            try:
+                for changes in watchfiles.watch(
+                    *folders,
+                    watch_filter=lambda _change, path: os.path.realpath(path) in self._watched,
+                    debounce=DEBOUNCE_MILLISECONDS,
+                    step=STEP_MILLISECONDS,
+                    stop_event=self.stop,
+                    rust_timeout=int(CHECK_SECONDS * 1000),
+                    yield_on_timeout=True,
+                    raise_interrupt=False,
+                    force_polling=polling or None,
+                    recursive=False,
+                ):
+                    self._watching.set()
+                    if changes:
+                        self._pending.set()
+                    if self._watched != watched:
+                        break
+            except FileNotFoundError:
+                # A watched folder vanished: look again soon, and run once it is back.
+                self._pending.set()
+                self.stop.wait(CHECK_SECONDS)
+            except OSError:
+                # The system's watches are exhausted (inotify's limit): poll the folders instead.
+                polling = True
+                self._pending.set()
+                self.stop.wait(CHECK_SECONDS)
+
+
+def _existing_folders(paths: Iterable[str]) -> list[str]:
+    folders = {str(Path(path).parent) for path in paths}
+    return sorted(folder for folder in folders if os.path.isdir(folder))
+
+
+def watch_document(
+    source: str,
+    store: Store,
+    reporter: WatchReporter,
+    *,
+    serve: bool = False,
+    port: int = 0,
+    keep_going: bool = False,
+    stop: threading.Event | None = None,
+) -> None:
+    """`mdrun watch`: run now and after every save; with `serve`, preview the HTML on `port`."""
+    preview = Preview() if serve else None
+    watcher = Watcher(source, store, reporter, keep_going=keep_going, preview=preview, stop=stop)
+    if preview is None:
+        watcher.watch()
+        return
+    with PreviewServer(preview, port) as server:
+        reporter.serving(server.url)
+        watcher.watch()
