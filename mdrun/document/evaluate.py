@@ -19,7 +19,7 @@ from typing import Literal, cast
 
 from mdrun.core.config import Config
 from mdrun.core.jsonvalue import JSONObject
-from mdrun.core.realize import realize_derivation
+from mdrun.core.realization import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation
 from mdrun.core.store import Context, Store
