@@ -119,15 +119,25 @@ def module_states() -> dict[str, Any]:
     return states
 
 
-def serialise(value: Any) -> bytes:
-    """The bytes of one value; modules are recorded by name and re-imported on restore."""
-    if isinstance(value, types.ModuleType):
-        return b"module:" + value.__name__.encode()
+def digest_value(value: Any) -> tuple[str, int]:
+    """The SHA-256 of one value's pickle, and its size in bytes.
+
+    Large buffers (numpy arrays, pandas columns) go out of band (pickle protocol 5) and are
+    hashed where they lie in memory, never copied into the pickle stream.
+    """
     if isinstance(value, io.IOBase):
         raise TypeError(f"an open file or stream ({type(value).__name__}) cannot be saved")
     stream = io.BytesIO()
-    _dump(value, stream)
-    return stream.getvalue()
+    buffers: list[pickle.PickleBuffer] = []
+    _strict_pickler_class()(stream, protocol=5, buffer_callback=buffers.append).dump(value)
+    digest = hashlib.sha256(stream.getbuffer())
+    size = stream.tell()
+    for buffer in buffers:
+        raw = buffer.raw()
+        digest.update(len(raw).to_bytes(8, "little"))
+        digest.update(raw)
+        size += len(raw)
+    return digest.hexdigest(), size
 
 
 def capture(
@@ -151,13 +161,12 @@ def capture(
             digests[name] = "module:" + value.__name__
             continue
         try:
-            data = serialise(value)
+            digests[name], value_size = digest_value(value)
         except Exception as err:
             opaque[name] = f"{type(value).__name__} ({type(err).__name__})"
             continue
-        digests[name] = hashlib.sha256(data).hexdigest()
         kept[name] = value
-        size += len(data)
+        size += value_size
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None and pyplot.get_fignums():
         # pyplot's figure registry lives in the module: a snapshot would lose it.
