@@ -8,7 +8,6 @@ options override them. What the options mean at run time is the planner's and ex
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 
 from mdrun.document.parse import Block, Document
@@ -224,40 +223,6 @@ def _set(options: BlockOptions, name: str, value: str, location: Location) -> Bl
     except ValueError as err:
         message = f"bad value `{value}` for option `{name}`: expected {err}"
         raise ParseError(message, location) from None
-
-
-def block_id(block: Block, options: BlockOptions) -> str:
-    """The block's name in markers and messages: its explicit id, else `b{index + 1}`."""
-    return options.id if options.id is not None else f"b{block.index + 1}"
-
-
-def executable_blocks(document: Document) -> list[tuple[Block, BlockOptions]]:
-    """The blocks in a language that runs, with their validated options, ids checked unique.
-
-    Blocks in never-run languages are skipped before their info string is read, so a document
-    without executable blocks can hold any info string.
-    """
-    defaults = document_defaults(document)
-    chosen = [
-        (block, block_options(block, document, defaults))
-        for block in document.blocks
-        if is_executable_language(block.language) is not None
-    ]
-    _check_unique_ids(document, ((block_id(b, o), b) for b, o in chosen))
-    return chosen
-
-
-def _check_unique_ids(document: Document, named: Iterable[tuple[str, Block]]) -> None:
-    """Two blocks with one id would share a region and a cache entry: refuse it."""
-    first_of: dict[str, Block] = {}
-    for name, block in named:
-        earlier = first_of.setdefault(name, block)
-        if earlier is not block:
-            raise ParseError(
-                f"id `{name}` is already used by the block at line {earlier.line_number};"
-                " give each block its own id (blocks without one are named b1, b2...)",
-                Location(document.path, block.line_number, name),
-            )
 
 
 def _front_matter_line(document: Document, key: str) -> int | None:

@@ -183,9 +183,11 @@ def plan_document(document: Document, base_dir: Path) -> Plan:
         block_id = options.id or default_block_id(session_name, counters[session_name])
         location = Location(document.path, block.start_line + 1, block_id)
         if block_id in seen_ids:
+            # Two blocks with one id would share a region and a cache entry.
             raise ParseError(
-                f"duplicate block id {block_id!r} (also used by the block at line "
-                f"{seen_ids[block_id]})",
+                f"id `{block_id}` is already used by the block at line {seen_ids[block_id]};"
+                " give each block its own id (blocks without one are named b1, b2... in the"
+                " main session, NAME-1, NAME-2... in session NAME)",
                 location,
             )
         seen_ids[block_id] = block.start_line + 1

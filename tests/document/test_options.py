@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mdrun.document.options import (
     OPTION_NAMES,
     BlockOptions,
-    block_id,
     block_options,
-    executable_blocks,
     is_executable_language,
 )
 from mdrun.document.parse import Document, parse_document
+from mdrun.document.plan import plan_document
 from mdrun.errors import ParseError
 
 
@@ -22,7 +23,9 @@ def options_of(info: str, front_matter: str = "") -> BlockOptions:
 
 
 def only_block(document: Document) -> BlockOptions:
-    ((_, options),) = executable_blocks(document)
+    (options,) = [
+        planned.options for planned in plan_document(document, Path()).blocks if planned.executable
+    ]
     return options
 
 
@@ -132,17 +135,19 @@ def test_bad_front_matter_value_is_an_error_at_its_line() -> None:
         options_of("python", "---\nmdrun.cache: x\n---\n")
 
 
-def test_block_id_is_explicit_or_positional() -> None:
-    document = parse_document("```python\na\n```\n\n```python id=two\nb\n```\n")
-    (first, first_options), (second, second_options) = executable_blocks(document)
-    assert block_id(first, first_options) == "b1"
-    assert block_id(second, second_options) == "two"
+def test_block_id_is_explicit_or_positional_within_its_session() -> None:
+    text = (
+        "```python\na\n```\n\n```python id=two\nb\n```\n\n"
+        "```python session=side\nc\n```\n\n```python\nd\n```\n"
+    )
+    plan = plan_document(parse_document(text), Path())
+    assert [planned.block_id for planned in plan.blocks] == ["b1", "two", "side-1", "b3"]
 
 
 def test_duplicate_ids_name_both_lines() -> None:
     text = "```python id=x\na\n```\n\n```python id=x\nb\n```\n"
     with pytest.raises(ParseError) as caught:
-        executable_blocks(parse_document(text, "doc.md"))
+        plan_document(parse_document(text, "doc.md"), Path())
     message = str(caught.value)
     assert message.startswith("doc.md:5: block x: id `x` is already used by the block at line 1")
 
@@ -150,13 +155,13 @@ def test_duplicate_ids_name_both_lines() -> None:
 def test_explicit_id_clashing_with_a_positional_one_is_refused() -> None:
     text = "```python id=b2\na\n```\n\n```python\nb\n```\n"
     with pytest.raises(ParseError, match="id `b2` is already used by the block at line 1"):
-        executable_blocks(parse_document(text))
+        plan_document(parse_document(text), Path())
 
 
 def test_blocks_that_never_run_may_hold_any_info_string() -> None:
     text = "```text whatever you like\nx\n```\n\n```console $ ls\n$ ls\n```\n\n```python\ny\n```\n"
-    chosen = executable_blocks(parse_document(text))
-    assert [block.index for block, _ in chosen] == [2]
+    plan = plan_document(parse_document(text), Path())
+    assert [planned.block.index for planned in plan.blocks if planned.executable] == [2]
     assert (
         only_block(parse_document('```json {"a": 1}\n{}\n```\n\n```python\ny\n```\n'))
         == BlockOptions()
