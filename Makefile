@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check mdrun tests demos
+	$(BIN)/ruff check mdrun tests demos tools docs/sandbox.py
 	$(BIN)/mypy
+	$(BIN)/mypy tools docs/sandbox.py
 
 unit: $(STAMP) browser
 	$(BIN)/python -m pytest -q
@@ -38,6 +39,11 @@ demo: $(STAMP)
 	@echo "rendered document: $(CURDIR)/demos/data-tutorial.md"
 	@for image in $$(grep -o 'data-tutorial_files/[0-9a-f]*\.png' demos/data-tutorial.md); do \
 	  echo "its figure:        $(CURDIR)/demos/$$image"; done
+
+# The API reference from the docstrings, then every page run by mdrun in a store of its own.
+docs: $(STAMP)
+	$(BIN)/python tools/apidoc.py
+	for doc in docs/*.md; do $(BIN)/mdrun --store .mdrun-docs-store run "$$doc" || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
