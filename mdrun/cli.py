@@ -277,6 +277,13 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
         sys.stdout.writelines(diff)
         print(f"mdrun: {source} is not up to date", file=sys.stderr)
         return EXIT_FAILED
+    if not check and not result.written:
+        print(
+            f"mdrun: {source} was edited while its blocks ran; its outputs were not written "
+            "(the results are stored: run again to write them)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_FAILED if result.evaluation.failed else EXIT_OK
 
 

@@ -125,6 +125,8 @@ class RunResult:
     """The rendered document."""
     changed: bool
     """Whether the rendered document differs from its source."""
+    written: bool = False
+    """Whether the result was written (not when the source was edited during the run)."""
 
 
 def run(
@@ -137,24 +139,42 @@ def run(
     keep_going: bool = False,
     reporter: Reporter | None = None,
 ) -> RunResult:
-    """Run a document; with `write`, replace the output document (atomically) if it changed."""
+    """Run a document; with `write`, write the result as `write_result` does."""
     plan = make_plan(source)
-    target = output or source
     evaluation = Evaluator(
         plan, store, force=force, keep_going=keep_going, reporter=reporter
     ).evaluate()
-    images = ImageFiles(target, write)
-    text = render(evaluation, images)
-    changed = text != plan.document.source
+    text = render(evaluation, ImageFiles(output or source, write=False))
+    result = RunResult(evaluation, text, text != plan.document.source)
     if write:
-        if target == STDIO:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        elif changed or output is not None:
-            write_if_changed(Path(target), text)
-        images.remove_stale()
-        remember_run(store, source, evaluation)
-    return RunResult(evaluation, text, changed)
+        result.written = write_result(result, store, source, output)
+    return result
+
+
+def write_result(result: RunResult, store: Store, source: str, output: str | None = None) -> bool:
+    """Write a run's document (atomically, only if its bytes change) and its images.
+
+    In place, only if the file is still what the run read: a save made while blocks ran is
+    never overwritten with the outputs of the text before it (returns False then).
+    """
+    target = output or source
+    if target == source and source != STDIO:
+        try:
+            on_disk = Path(source).read_bytes()
+        except FileNotFoundError:
+            return False
+        if on_disk != result.evaluation.plan.document.source.encode("utf-8"):
+            return False
+    images = ImageFiles(target, write=True)
+    text = render(result.evaluation, images)
+    if target == STDIO:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    elif result.changed or output is not None:
+        write_if_changed(Path(target), text)
+    images.remove_stale()
+    remember_run(store, source, result.evaluation)
+    return True
 
 
 def write_if_changed(path: Path, text: str) -> None:

@@ -18,14 +18,7 @@ from typing import Protocol
 import watchfiles
 
 from mdrun.core.store import Store
-from mdrun.document.pipeline import (
-    ImageFiles,
-    RunResult,
-    remember_run,
-    render,
-    run,
-    write_if_changed,
-)
+from mdrun.document.pipeline import RunResult, run, write_result
 from mdrun.document.serve import Preview, PreviewServer
 from mdrun.errors import MdrunError
 
@@ -142,7 +135,7 @@ class Watcher:
             self.reporter.run_failed(err)
             return
         plan = result.evaluation.plan
-        written = self._write_unless_edited(result)
+        written = write_result(result, self.store, self.source)
         ran_on = (result.text if written else plan.document.source).encode("utf-8")
         self._last = Fingerprint(ran_on, fingerprint.inputs)
         self._inputs = tuple(
@@ -161,23 +154,6 @@ class Watcher:
         elif self.preview is not None:
             self._publish(result)
         self.reporter.run_finished(result, written)
-
-    def _write_unless_edited(self, result: RunResult) -> bool:
-        """Write the outputs as `run` does, unless the document was saved during the run:
-        writing then would overwrite the user's edit with the outputs of the text before it.
-
-        (A save in the instant between the check and the rename can still be overwritten.)
-        """
-        ran_on = result.evaluation.plan.document.source.encode("utf-8")
-        if _read(self.source) != ran_on:
-            return False
-        images = ImageFiles(self.source, write=True)
-        text = render(result.evaluation, images)
-        if result.changed:
-            write_if_changed(Path(self.source), text)
-        images.remove_stale()
-        remember_run(self.store, self.source, result.evaluation)
-        return True
 
     def _publish(self, result: RunResult) -> None:
         from mdrun.document.export_pandoc import convert_with_pandoc

@@ -430,3 +430,18 @@ def test_installed_script_reports_usage_errors(tmp_path: Path) -> None:
     assert completed.stderr.startswith("mdrun: error: bad.md:1: ")
     assert "Traceback" not in completed.stderr
     assert (tmp_path / "bad.md").read_text() == document
+
+
+@pytest.mark.kernel
+def test_an_edit_made_during_a_run_is_not_overwritten(mdrun: Mdrun) -> None:
+    document = mdrun.path("doc.md")
+    # The block itself stands for the user: it saves the document while mdrun runs it.
+    edited = "```python\nprint('edited')\n```\n"
+    code = f"from pathlib import Path\nPath({str(document)!r}).write_text({edited!r})\nprint(1)\n"
+    mdrun.write("doc.md", f"```python\n{code}```\n")
+    completed = mdrun("run", "doc.md")
+    assert completed.code == 1
+    assert "was edited while its blocks ran" in completed.err
+    assert mdrun.read("doc.md") == edited
+    assert mdrun("run", "doc.md").code == 0
+    assert "edited\n" in mdrun.read("doc.md")
