@@ -6,15 +6,19 @@ after a block executes and `_mdrun_state.restore` before replaying from a snapsh
 to JSON files whose paths mdrun chooses, so no output of the kernel is ever polluted.
 
 The digest covers every user variable (functions and classes by value, so editing a function
-changes it) and the state that lives in well-known modules: `random`'s and numpy's generators
-(once a block has touched them: each process starts them from fresh entropy, so an untouched
-generator is left out rather than making every run look different) and the working directory.
-A value that cannot be serialised makes the digest unique, so a session holding one never
-claims to be unchanged.
+changes it) and state that lives outside them: `random`'s and numpy's generators (once a block
+has touched them: each process starts them from fresh entropy, so an untouched generator is left
+out rather than making every run look different), the working directory, the environment
+variables and `sys.path` as blocks changed them, and every global of an imported module that a
+block rebound (`fsinit` setting a default store, a library's configuration; a name a block adds
+to a module is not seen). A value that cannot
+be serialised is named, makes the digest unique (a session holding one never claims to be
+unchanged) and prevents the snapshot, so state is then restored by replaying blocks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.abc
 import importlib.util
@@ -32,26 +36,59 @@ IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 """IPython's own names in the user namespace."""
 _initial_states: dict[str, bytes] = {}
 """Generator states as the process started them, before any block ran."""
+_initial_environment: dict[str, str] = {}
+_initial_path: list[str] = []
+_module_globals: dict[str, dict[str, int]] = {}
+"""For each module imported since the kernel started: its globals' ids right after import."""
+GLOBAL_PREFIX = "<global "
+KERNEL_MODULES = (
+    "IPython", "ipykernel", "jupyter_client", "jupyter_core", "zmq", "tornado", "traitlets",
+    "comm", "debugpy", "asyncio", "prompt_toolkit", "matplotlib_inline", "_mdrun_state",
+    "builtins", "sys", "getpass", "matplotlib.pyplot",
+)
+"""Modules whose globals the kernel itself rebinds on every request (sys.excepthook,
+builtins.input...): never part of the session's state. `sys.path` is followed on its own, and
+pyplot's state through its open figures."""
 
 
-class _NumpyRandomWatcher(importlib.abc.MetaPathFinder):
-    """Records numpy's global generator state the moment `numpy.random.mtrand` is imported."""
+def _is_kernel_module(name: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in KERNEL_MODULES)
 
-    def find_spec(self, fullname: str, _path: Any, _target: Any = None) -> Any:
-        if fullname != "numpy.random.mtrand":
+
+def _global_ids(module: types.ModuleType) -> dict[str, int]:
+    try:
+        return {name: id(value) for name, value in vars(module).items() if name[:2] != "__"}
+    except TypeError:
+        return {}
+
+
+class _ImportWatcher(importlib.abc.MetaPathFinder):
+    """Notes each module's globals right after it is imported, so a later rebinding shows."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                break
+        else:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        loader = None if spec is None else spec.loader
-        if loader is None:
+        loader = spec.loader
+        # Loaders that are classes (builtins, frozen modules) are shared: never wrap those.
+        if loader is None or isinstance(loader, type) or not hasattr(loader, "exec_module"):
             return spec
         original = loader.exec_module
 
         def exec_module(module: types.ModuleType) -> None:
             original(module)
-            _initial_states["<numpy.random>"] = pickle.dumps(module.get_state())
+            _module_globals[module.__name__] = _global_ids(module)
+            if module.__name__ == "numpy.random.mtrand":
+                _initial_states["<numpy.random>"] = pickle.dumps(module.get_state())
 
-        loader.exec_module = exec_module  # type: ignore[method-assign]
+        with contextlib.suppress(AttributeError, TypeError):
+            loader.exec_module = exec_module
         return spec
 
 
@@ -60,8 +97,12 @@ def watch_initial_states() -> None:
     import random
 
     _initial_states["<random>"] = pickle.dumps(random.getstate())
-    if "numpy.random.mtrand" not in sys.modules:
-        sys.meta_path.insert(0, _NumpyRandomWatcher())
+    _initial_environment.update(os.environ)
+    _initial_path[:] = sys.path
+    for name, module in list(sys.modules.items()):
+        if isinstance(module, types.ModuleType):
+            _module_globals[name] = _global_ids(module)
+    sys.meta_path.insert(0, _ImportWatcher())
 
 
 def _pickler() -> Any:
@@ -116,6 +157,24 @@ def module_states() -> dict[str, Any]:
     for name, state in generators.items():
         if pickle.dumps(state) != _initial_states.get(name):
             states[name] = state
+    environment = {
+        key: value for key, value in os.environ.items() if _initial_environment.get(key) != value
+    }
+    removed = sorted(set(_initial_environment) - set(os.environ))
+    if environment or removed:
+        states["<environ>"] = (environment, removed)
+    if sys.path != _initial_path:
+        states["<sys.path>"] = list(sys.path)
+    for module_name, baseline in _module_globals.items():
+        module = sys.modules.get(module_name)
+        if module is None or module_name == "__main__" or _is_kernel_module(module_name):
+            continue
+        for name, value in list(vars(module).items()):
+            # Rebound names only: libraries add names lazily all the time (submodules, plugin
+            # registries), while a block that configures a module rebinds one of its globals.
+            rebound = name in baseline and baseline[name] != id(value)
+            if rebound and not isinstance(value, types.ModuleType):
+                states[f"{GLOBAL_PREFIX}{module_name}.{name}>"] = value
     return states
 
 
@@ -184,13 +243,33 @@ def capture(
     if snapshot_path is not None and not opaque:
         written = time.perf_counter()
         temporary = snapshot_path + ".tmp"
-        # One pickle for all values keeps shared references shared (a = b = [] stays one list).
+        # First what loading the values needs (paths, folder, environment) as plain data, then
+        # one pickle for all values, which keeps shared references shared (a = b = [] stays
+        # one list).
+        setting = {name: kept.pop(name) for name in SETTING_NAMES if name in kept}
         with open(temporary, "wb") as stream:
+            pickle.dump(setting, stream, protocol=5)
             _dump({"modules": modules, "values": kept}, stream)
         os.replace(temporary, snapshot_path)
         result["snapshot_seconds"] = time.perf_counter() - written
     with open(result_path, "w") as stream:
         json.dump(result, stream)
+
+
+SETTING_NAMES = ("<sys.path>", "<cwd>", "<environ>")
+"""State restored before the values are loaded, since loading them may import modules."""
+
+
+def _apply_setting(setting: dict[str, Any]) -> None:
+    if "<sys.path>" in setting:
+        sys.path[:] = setting["<sys.path>"]
+    if "<cwd>" in setting:
+        os.chdir(setting["<cwd>"])
+    if "<environ>" in setting:
+        changed, removed = setting["<environ>"]
+        os.environ.update(changed)
+        for key in removed:
+            os.environ.pop(key, None)
 
 
 def restore(namespace: dict[str, Any], snapshot_path: str, result_path: str) -> None:
@@ -199,12 +278,16 @@ def restore(namespace: dict[str, Any], snapshot_path: str, result_path: str) -> 
     import importlib
 
     with open(snapshot_path, "rb") as stream:
+        setting = pickle.load(stream)
+        _apply_setting(setting)
         snapshot = _pickler().load(stream)
+    values = dict(snapshot["values"])
     for name, module_name in snapshot["modules"].items():
-        namespace[name] = importlib.import_module(module_name)
-    for name, value in snapshot["values"].items():
-        if name == "<cwd>":
-            os.chdir(value)
+        values[name] = importlib.import_module(module_name)
+    for name, value in values.items():
+        if name.startswith(GLOBAL_PREFIX):
+            module_name, _, attribute = name[len(GLOBAL_PREFIX) : -1].rpartition(".")
+            setattr(importlib.import_module(module_name), attribute, value)
         elif name == "<random>":
             import random
 

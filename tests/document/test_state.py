@@ -188,3 +188,26 @@ def test_incremental_equals_fresh_with_snapshots(
     fresh.write("doc.md", _document(changed))
     fresh("run", "doc.md")
     assert warm.read("doc.md") == fresh.read("doc.md")
+
+
+def test_state_kept_in_modules_travels_with_the_snapshot_or_is_named(mdrun: Mdrun) -> None:
+    document = (
+        "```python snapshot=true\nimport os, json, sys\nos.environ['MDRUN_TEST_VAR'] = 'set'\n"
+        "json.decoder.NaN = 'configured'\nsys.path.append('extra-path')\n```\n\n"
+        "```python\nprint(os.environ['MDRUN_TEST_VAR'], json.decoder.NaN, sys.path[-1])\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    _edit(mdrun, "doc.md", "sys.path[-1])", "sys.path[-1], 1)")
+    completed, _ = mdrun.run_reported("run", "doc.md")
+    assert "1 state restored from snapshots" in completed.err
+    assert "set configured extra-path 1" in mdrun.read("doc.md")
+
+    # A module global that cannot be saved (it holds a lock) is named, and no snapshot is kept.
+    mdrun.write(
+        "lock.md",
+        "```python snapshot=true\nimport json, threading\njson.decoder.NaN = threading.Lock()\n"
+        "```\n\n```python\nprint(type(json.decoder.NaN).__name__)\n```\n",
+    )
+    mdrun("run", "lock.md")
+    assert "cannot save <global json.decoder.NaN>" in mdrun("status", "lock.md").out
