@@ -8,7 +8,8 @@ to JSON files whose paths mdrun chooses, so no output of the kernel is ever poll
 The digest covers every user variable (functions and classes by value, so editing a function
 changes it) and state that lives outside them: `random`'s and numpy's generators (once a block
 has touched them: each process starts them from fresh entropy, so an untouched generator is left
-out rather than making every run look different), the working directory, the environment
+out rather than making every run look different), the working directory (if a block changed
+it), the environment
 variables and `sys.path` as blocks changed them, and every global of an imported module that a
 block rebound (`fsinit` setting a default store, a library's configuration; a name a block adds
 to a module is not seen). A value that cannot
@@ -37,6 +38,7 @@ IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 _initial_states: dict[str, bytes] = {}
 """Generator states as the process started them, before any block ran."""
 _initial_environment: dict[str, str] = {}
+_initial_folder: list[str] = []
 _initial_path: list[str] = []
 _module_globals: dict[str, dict[str, int]] = {}
 """For each module imported since the kernel started: its globals' ids right after import."""
@@ -99,6 +101,7 @@ def watch_initial_states() -> None:
     _initial_states["<random>"] = pickle.dumps(random.getstate())
     _initial_environment.update(os.environ)
     _initial_path[:] = sys.path
+    _initial_folder[:] = [os.getcwd()]
     for name, module in list(sys.modules.items()):
         if isinstance(module, types.ModuleType):
             _module_globals[name] = _global_ids(module)
@@ -147,7 +150,11 @@ def module_states() -> dict[str, Any]:
     """State held by modules rather than variables, which a snapshot must carry too.
 
     A generator still in the state the process started it in is left out: it was not used."""
-    states: dict[str, Any] = {"<cwd>": os.getcwd()}
+    states: dict[str, Any] = {}
+    if [os.getcwd()] != _initial_folder:
+        # Only a folder a block moved to: the document's own folder is where every run starts,
+        # and leaving it out keeps keys the same when the document's folder is moved.
+        states["<cwd>"] = os.getcwd()
     import random
 
     generators: dict[str, Any] = {"<random>": random.getstate()}
