@@ -211,3 +211,12 @@ def test_state_kept_in_modules_travels_with_the_snapshot_or_is_named(mdrun: Mdru
     )
     mdrun("run", "lock.md")
     assert "cannot save <global json.decoder.NaN>" in mdrun("status", "lock.md").out
+
+
+def test_moving_the_document_folder_keeps_everything_cached(mdrun: Mdrun, tmp_path: Path) -> None:
+    mdrun.write("doc.md", CHAIN)
+    mdrun("run", "doc.md")
+    moved = Mdrun(tmp_path / "moved", mdrun.store)
+    moved.write("doc.md", mdrun.read("doc.md"))
+    _, report = moved.run_reported("run", "doc.md")
+    assert report.with_status("cached") == ["b1", "b2", "b3", "b4"]
