@@ -20,9 +20,7 @@ _FENCE = re.compile(r"^(`{3,})[ \t]*([^\n`]*)\n(.*?)^\1[ \t]*$", re.MULTILINE | 
 
 def fenced(language: str) -> list[str]:
     """The contents of the README's top-level fenced blocks in `language`."""
-    return [
-        body for _fence, info, body in _FENCE.findall(README) if info.split()[:1] == [language]
-    ]
+    return [body for _fence, info, body in _FENCE.findall(README) if info.split()[:1] == [language]]
 
 
 def mdrun_commands() -> list[list[str]]:
@@ -54,7 +52,14 @@ def run_mdrun(words: list[str], folder: Path) -> subprocess.CompletedProcess[str
 
 
 def test_the_readme_shows_mdrun_commands() -> None:
-    assert [words[1] for words in mdrun_commands()] == ["run", "run", "check", "status", "gc"]
+    assert [words[1] for words in mdrun_commands()] == [
+        "run",
+        "run",
+        "check",
+        "status",
+        "gc",
+        "export",
+    ]
 
 
 @pytest.mark.kernel
@@ -66,6 +71,7 @@ def test_sh_examples_exit_as_the_readme_says(tmp_path: Path) -> None:
         done = run_mdrun(words, tmp_path)
         assert done.returncode == 0, f"{shlex.join(words)}:\n{done.stdout}{done.stderr}"
     assert "Hello, mdrun!" in (tmp_path / "doc.md").read_text(encoding="utf-8")
+    assert "Hello, mdrun!" in (tmp_path / "doc.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.kernel
