@@ -40,9 +40,11 @@ demo: $(STAMP)
 	@for image in $$(grep -o 'data-tutorial_files/[0-9a-f]*\.png' demos/data-tutorial.md); do \
 	  echo "its figure:        $(CURDIR)/demos/$$image"; done
 
-# The API reference from the docstrings, then every page run by mdrun in a store of its own.
+# The API reference from the docstrings, then every page run by mdrun in a fresh store of its
+# own: the pages show mdrun's own behaviour, which is not part of their blocks' keys.
 docs: $(STAMP)
 	$(BIN)/python tools/apidoc.py
+	rm -rf .mdrun-docs-store
 	for doc in docs/*.md; do $(BIN)/mdrun --store .mdrun-docs-store run "$$doc" || exit 1; done
 
 bench: $(STAMP)

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     gc_parser.add_argument(
         "--dry-run", action="store_true", help="say what would be removed, remove nothing"
     )
+    gc_parser.add_argument(
+        "--all", action="store_true", help="with no document: empty the store"
+    )
 
     export_parser = commands.add_parser(
         "export", help="run what is stale, then write the document as HTML, docx, ipynb or md"
@@ -305,6 +308,10 @@ def command_gc(arguments: argparse.Namespace) -> int:
     from mdrun.core.garbage import gc
     from mdrun.document.pipeline import realizations_in_use
 
+    if not arguments.documents and not arguments.all and not arguments.dry_run:
+        raise UsageError(
+            "gc: name the documents whose results to keep (or --all to empty the store)"
+        )
     for document in arguments.documents:
         if not Path(document).is_file():
             raise UsageError(f"{document}: no such file")

@@ -246,8 +246,9 @@ class BlockStatusLine:
 
 
 def _why_stale(
-    old: JSONObject | None, new: JSONObject, upstream_stale: bool, upstream_key: str | None
+    old: JSONObject | None, new: JSONObject, stale_upstream: str | None, upstream_key: str | None
 ) -> str:
+    """Why a block is stale, from what the last run recorded about it."""
     if old is None:
         return "never run"
     base = old.get("base")
@@ -263,11 +264,15 @@ def _why_stale(
         reasons.append("the kernel changed")
     if reasons:
         return ", ".join(reasons)
-    if upstream_stale:
-        return "an upstream block changed"
+    if old.get("status") == "failed":
+        return "it failed in the last run"
+    if old.get("status") == "not-run":
+        return "it did not run in the last run (a block before it failed)"
+    if stale_upstream is not None:
+        return f"an upstream block changed: {stale_upstream}"
     if old.get("upstream") != upstream_key:
         return "an upstream block's result changed"
-    return "not in the store (it failed last time, or was collected)"
+    return "not in the store (it was collected)"
 
 
 def _cached_note(result: StoredResult, previous: JSONObject | None) -> str:
@@ -305,12 +310,12 @@ def status(source: str, store: Store) -> list[BlockStatusLine]:
         if result is not None:
             reason = "cache=false: it runs every time"
         else:
-            upstream = planned.upstream
-            upstream_result = None if upstream is None else found.get(upstream)
+            upstream = planned.upstream if planned.upstream is not None else -1
+            upstream_result = found.get(upstream)
             reason = _why_stale(
                 old,
                 planned.base_config,
-                upstream is not None and upstream in stale,
+                plan.blocks[upstream].block_id if upstream in stale else None,
                 None if upstream_result is None else upstream_result.key,
             )
         lines.append(BlockStatusLine(planned, "stale", reason))

@@ -239,15 +239,15 @@ def test_status_says_why_each_block_is_stale(mdrun: Mdrun) -> None:
     assert mdrun("status", "doc.md").out.splitlines() == [
         "doc.md:1: b1: cached",
         "doc.md:5: b2: stale (its code changed)",
-        "doc.md:9: b3: stale (an upstream block changed)",
+        "doc.md:9: b3: stale (an upstream block changed: b2)",
     ]
 
     mdrun.write("doc.md", rendered)
     mdrun.write("data.txt", "one two three\n")
     assert mdrun("status", "doc.md").out.splitlines() == [
         "doc.md:1: b1: stale (an input file changed)",
-        "doc.md:5: b2: stale (an upstream block changed)",
-        "doc.md:9: b3: stale (an upstream block changed)",
+        "doc.md:5: b2: stale (an upstream block changed: b1)",
+        "doc.md:9: b3: stale (an upstream block changed: b2)",
     ]
     # Editing the data file re-runs the block that declares it, and what follows.
     completed, report = mdrun.run_reported("run", "doc.md")
@@ -285,7 +285,9 @@ def test_gc_frees_what_no_document_uses_and_keeps_the_rest(demo: DemoRun, tmp_pa
         "old.md:17: b3: stale (never run)",
     ]
 
-    everything = runner("gc")
+    refused = runner("gc")
+    assert refused.code == 2 and "--all to empty the store" in refused.err
+    everything = runner("gc", "--all")
     assert "freed" in everything.err and "3 realizations" in everything.err
     assert all("stale" in line for line in runner("status", "demo.md").out.splitlines())
 
