@@ -75,10 +75,22 @@ class Results:
         ]  # fmt: skip
 
     def failure(self, tool: str, document: str) -> str | None:
-        for record in self.records:
-            if record["tool"] == tool and record["document"] == document and not record["ok"]:
-                return f"{record['scenario']}: {record['detail']}"
-        return None
+        """What failed, in how many of the sequences (a failed run ends its sequence)."""
+        sequences = {
+            r["repeat"] for r in self.records if r["tool"] == tool and r["document"] == document
+        }
+        failed = [
+            r for r in self.records
+            if r["tool"] == tool and r["document"] == document and not r["ok"]
+        ]  # fmt: skip
+        if not failed:
+            return None
+        first = failed[0]
+        return (
+            f"{len(failed)} of {len(sequences)} sequences failed (the failed run is left out of "
+            f"the medians, and the rest of its sequence not run); first: {first['scenario']}: "
+            f"{first['detail']}"
+        )
 
     def seconds(self, tool: str, document: str, scenario: str) -> float | None:
         return _median([r["seconds"] for r in self.runs(tool, document, scenario) if r["ok"]])
@@ -281,6 +293,14 @@ def plot(results: Results, target: Path) -> None:
     plt.close(figure)
 
 
+ANALYSIS = Path(__file__).resolve().parent / "results" / f"{STEM}-analysis.md"
+"""Hand-written findings about the committed run (profiles), included when present."""
+
+
+def _analysis() -> list[str]:
+    return [ANALYSIS.read_text(encoding="utf-8").rstrip(), ""] if ANALYSIS.is_file() else []
+
+
 def render_markdown(results: Results) -> str:
     data = results.data
     machine = data["machine"]
@@ -327,6 +347,7 @@ def render_markdown(results: Results) -> str:
         "## Where mdrun's time goes on a warm, unchanged run",
         "",
         *profile_section(results),
+        *_analysis(),
         "## What could not run",
         "",
         *(failures or ["Every tool ran every scenario of every document."]),
