@@ -8,24 +8,24 @@ or input.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import sys
-import tempfile
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING
 
 from mdrun import __version__
 from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store, default_store_root
-from mdrun.document.evaluate import BlockOutcome, Evaluation, Reporter
-from mdrun.document.export import FORMATS, default_output, export_document, stale_blocks
-from mdrun.document.pipeline import STDIO, RunResult, load_document, run, status
-from mdrun.document.plan import PlannedBlock
+from mdrun.document.uptodate import STDIO, up_to_date
 from mdrun.errors import MdrunError, UsageError
+
+if TYPE_CHECKING:
+    from mdrun.document.evaluate import Reporter
+
+EXPORT_FORMATS = ("html", "docx", "ipynb", "md")
+"""`mdrun export --to` choices (the export module, imported only when exporting, checks them)."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="run what is stale, then write the document as HTML, docx, ipynb or md"
     )
     export_parser.add_argument("document")
-    export_parser.add_argument("--to", required=True, choices=FORMATS, help="the format")
+    export_parser.add_argument("--to", required=True, choices=EXPORT_FORMATS, help="the format")
     export_parser.add_argument(
         "-o",
         "--output",
@@ -144,83 +144,9 @@ def open_store(arguments: argparse.Namespace) -> Store:
     return Store.initialize(root)
 
 
-class TerminalReporter(Reporter):
-    """Draws progress on a terminal with rich (imported only when something runs)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.total = 0
-        self.done = 0
-        self._progress: object | None = None
-        self._task: object | None = None
-
-    def planned(self, total_to_check: int) -> None:
-        self.total = total_to_check
-
-    def _ensure_progress(self) -> None:
-        if self._progress is None:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            progress = Progress(console=Console(file=self.stream), transient=True)
-            progress.start()
-            self._task = progress.add_task("mdrun", total=self.total, completed=self.done)
-            self._progress = progress
-
-    def block_started(self, planned: PlannedBlock) -> None:
-        self._ensure_progress()
-        self._update(f"running {planned.block_id} (line {planned.line})")
-
-    def block_replayed(self, block_id: str) -> None:
-        self._ensure_progress()
-        self._update(f"restoring state: {block_id}")
-
-    def block_finished(self, outcome: BlockOutcome) -> None:
-        self.done += 1
-        if self._progress is not None:
-            self._update(f"{outcome.planned.block_id}: {outcome.status}")
-
-    def _update(self, description: str) -> None:
-        from rich.progress import Progress, TaskID
-
-        progress = self._progress
-        if isinstance(progress, Progress) and self._task is not None:
-            task = TaskID(int(str(self._task)))
-            progress.update(task, completed=self.done, description=description)
-
-    def close(self) -> None:
-        """Remove the progress display."""
-        from rich.progress import Progress
-
-        if isinstance(self._progress, Progress):
-            self._progress.stop()
-        self._progress = None
-
-
-def summary_line(evaluation: Evaluation) -> str:
-    """The one line every run prints on stderr."""
-    executable = [o for o in evaluation.outcomes if o.status != "skipped"]
-    parts = [
-        f"{len(executable)} blocks",
-        f"{evaluation.count('executed')} executed",
-        f"{evaluation.count('cached')} cached",
-        f"{evaluation.count('failed')} failed",
-    ]
-    not_run = evaluation.count("not-run")
-    if not_run:
-        parts.append(f"{not_run} not run")
-    cutoff = sum(1 for outcome in evaluation.outcomes if outcome.cutoff)
-    if cutoff:
-        parts.append(f"{cutoff} kept by early cutoff")
-    if evaluation.snapshots_restored:
-        parts.append(f"{evaluation.snapshots_restored} state restored from snapshots")
-    return f"mdrun: {', '.join(parts)} in {evaluation.seconds:.2f} s"
-
-
-def write_report(path: str, result: RunResult) -> None:
-    """The `--report` file: one record per executable block."""
-    records = [o.record() for o in result.evaluation.outcomes if o.status != "skipped"]
-    Path(path).write_text(json.dumps({"blocks": records}, indent=2) + "\n", encoding="utf-8")
+def write_report(path: str, records: Sequence[object]) -> None:
+    """The `--report` file: `{"blocks": [one record per executable block]}`."""
+    Path(path).write_text(json.dumps({"blocks": list(records)}, indent=2) + "\n", encoding="utf-8")
 
 
 def _forced(values: list[str] | None, source: str) -> tuple[bool, set[str]]:
@@ -247,6 +173,23 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
     if source != STDIO and not Path(source).is_file():
         raise UsageError(f"{source}: no such file")
     store = open_store(arguments)
+    if not arguments.force:
+        # The document is exactly what the last clean run wrote: report, parse nothing.
+        started = time.monotonic()
+        records = up_to_date(store, source, None if check else arguments.output)
+        if records is not None:
+            count = len(records)
+            print(
+                f"mdrun: {count} blocks, 0 executed, {count} cached, 0 failed "
+                f"in {time.monotonic() - started:.2f} s",
+                file=sys.stderr,
+            )
+            if arguments.report:
+                write_report(arguments.report, records)
+            return EXIT_OK
+    from mdrun.document.pipeline import run
+    from mdrun.terminal import TerminalReporter, report_records, summary_line
+
     force_all, force_ids = _forced(arguments.force, source)
     reporter: Reporter | None = None
     if sys.stderr.isatty():
@@ -268,9 +211,11 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
     print(summary_line(result.evaluation), file=sys.stderr)
     if arguments.report:
-        write_report(arguments.report, result)
+        write_report(arguments.report, report_records(result))
     if check and result.changed:
         source_text = result.evaluation.plan.document.source
+        import difflib
+
         diff = difflib.unified_diff(
             source_text.splitlines(keepends=True),
             result.text.splitlines(keepends=True),
@@ -292,6 +237,8 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
 
 def command_status(arguments: argparse.Namespace) -> int:
     """`mdrun status`: cached or stale, and why, for each block."""
+    from mdrun.document.pipeline import status
+
     source: str = arguments.document
     if source != STDIO and not Path(source).is_file():
         raise UsageError(f"{source}: no such file")
@@ -306,7 +253,7 @@ def command_status(arguments: argparse.Namespace) -> int:
 def command_gc(arguments: argparse.Namespace) -> int:
     """`mdrun gc`: keep what the documents use now, remove the rest."""
     from mdrun.core.garbage import gc
-    from mdrun.document.pipeline import realizations_in_use
+    from mdrun.document.pipeline import load_document, realizations_in_use
 
     if not arguments.documents and not arguments.all and not arguments.dry_run:
         raise UsageError(
@@ -330,6 +277,9 @@ def command_gc(arguments: argparse.Namespace) -> int:
 
 def command_export(arguments: argparse.Namespace) -> int:
     """`mdrun export`: the source document is left as it is."""
+    from mdrun.document.export import default_output, export_document, stale_blocks
+    from mdrun.terminal import TerminalReporter, summary_line
+
     source: str = arguments.document
     if not Path(source).is_file():
         raise UsageError(f"{source}: no such file")
@@ -359,33 +309,10 @@ def command_export(arguments: argparse.Namespace) -> int:
     return EXIT_FAILED if result.evaluation.failed else EXIT_OK
 
 
-class WatchPrinter:
-    """What `mdrun watch` says on stderr: the preview's address, one summary line per run."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def serving(self, url: str) -> None:
-        print(f"mdrun: serving {self.source} at {url}", file=sys.stderr, flush=True)
-
-    def run_started(self) -> None:
-        pass
-
-    def run_finished(self, result: RunResult, written: bool) -> None:
-        for warning in result.evaluation.plan.document.warnings:
-            print(f"mdrun: warning: {warning}", file=sys.stderr)
-        print(summary_line(result.evaluation), file=sys.stderr, flush=True)
-        if not written:
-            print(f"mdrun: {self.source} changed during the run; running it again",
-                  file=sys.stderr, flush=True)  # fmt: skip
-
-    def run_failed(self, error: MdrunError) -> None:
-        print(f"mdrun: error: {error}", file=sys.stderr, flush=True)
-
-
 def command_watch(arguments: argparse.Namespace) -> int:
     """`mdrun watch`: the loop is `watch_document`'s; Ctrl-C is the normal way out."""
     from mdrun.document.watch import watch_document
+    from mdrun.terminal import WatchPrinter
 
     source: str = arguments.document
     if not Path(source).is_file():
@@ -442,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mdrun: interrupted", file=sys.stderr)
         return 130
     except Exception:
+        import tempfile
+        import traceback
+
         log = Path(tempfile.gettempdir()) / f"mdrun-crash-{os.getpid()}.log"
         log.write_text(traceback.format_exc())
         print(

@@ -21,9 +21,7 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import stat
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -105,6 +103,8 @@ def remove_tree(path: Path) -> None:
         return
     make_writable(path)
     if path.is_dir() and not path.is_symlink():
+        import shutil
+
         shutil.rmtree(path)
     else:
         path.unlink()
@@ -155,6 +155,8 @@ class Store:
                 )
             for folder in (store.objects, store.tmp, store.locks):
                 folder.mkdir(parents=True, exist_ok=True)
+            import tempfile
+
             fd, temporary = tempfile.mkstemp(dir=store.root, prefix=".version-")
             with os.fdopen(fd, "w") as stream:
                 stream.write(VERSION_TEXT)
@@ -198,6 +200,8 @@ class Store:
         folder = self.derivation_path(dref)
         if not folder.is_dir():
             self.tmp.mkdir(parents=True, exist_ok=True)
+            import tempfile
+
             staging = Path(tempfile.mkdtemp(dir=self.tmp, prefix=f"drv-{os.getpid()}-"))
             os.chmod(staging, 0o755)
             try:
@@ -289,6 +293,8 @@ class Store:
         """A fresh folder in `tmp/`, named after this process so leftovers can be cleaned."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         _, name = parse_dref(dref)
+        import tempfile
+
         folder = Path(tempfile.mkdtemp(dir=self.tmp, prefix=f"build-{os.getpid()}-{name}-"))
         os.chmod(folder, 0o755)
         return folder
@@ -335,6 +341,8 @@ class Store:
         if not path.exists():
             return
         self.tmp.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         trash = Path(tempfile.mkdtemp(dir=self.tmp, prefix=f"trash-{os.getpid()}-"))
         if path.is_dir():
             os.chmod(path, stat.S_IMODE(path.stat().st_mode) | 0o700)

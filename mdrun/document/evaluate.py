@@ -47,8 +47,12 @@ from mdrun.errors import BuildError, ExecutionError, KernelError, Location
 BlockStatus = Literal["executed", "cached", "failed", "not-run", "skipped"]
 """`skipped`: a block that is never run (no kernel language, `eval=false`)."""
 
-SNAPSHOT_AFTER_SECONDS = 1.0
-"""Take a snapshot once replaying the blocks since the last one would cost this much."""
+SNAPSHOT_AFTER_SECONDS = 0.25
+"""Take a snapshot once replaying the blocks since the last one would cost this much (a
+snapshot of a small state costs milliseconds; a large one is dropped when reading it back
+would cost more than replaying, see `SNAPSHOT_BYTES_PER_SECOND`)."""
+SNAPSHOT_BYTES_PER_SECOND = 200e6
+"""A conservative speed for loading a snapshot back."""
 SNAPSHOT_MAX_BYTES = 1 << 30
 """Larger snapshots are dropped: reading them back would cost more than it saves."""
 
@@ -170,6 +174,7 @@ class Evaluator:
         self.runners: dict[SessionKey, SessionRunner] = {}
         self.results: dict[int, StoredResult] = {}
         self.identities: dict[int, str] = {}
+        self.steps: dict[int, Step] = {}
         self.broken: dict[SessionKey, str] = {}
         self.ran: set[SessionKey] = set()
         self.last_seconds = 0.0
@@ -251,9 +256,14 @@ class Evaluator:
         return chain[::-1]
 
     def _step(self, index: int) -> Step:
+        """A block as its session runs it; remembered once the block has its result, so that
+        replaying a long session does not read every earlier block's metadata again."""
+        known = self.steps.get(index)
+        if known is not None:
+            return known
         planned = self.plan.blocks[index]
         result = self.results.get(index)
-        return Step(
+        step = Step(
             identity=self.identities.get(index, f"unstored:{index}"),
             code=planned.block.code,
             block_id=planned.block_id,
@@ -262,6 +272,9 @@ class Evaluator:
             seconds=0.0 if result is None else result.seconds(),
             snapshot=None if result is None else result.snapshot,
         )
+        if result is not None:
+            self.steps[index] = step
+        return step
 
     def _runner(self, planned: PlannedBlock) -> SessionRunner:
         assert planned.session is not None and planned.kernel is not None
@@ -293,18 +306,17 @@ class Evaluator:
         self.last_seconds = result.seconds
         return result.status, cast(tuple[Output, ...], result.outputs), result.seconds
 
-    def _wants_snapshot(self, index: int, seconds: float) -> bool:
-        """Snapshot when replaying up to here (since the last snapshot) would cost enough."""
-        chosen = self.plan.blocks[index].options.snapshot
-        if chosen is not None:
-            return chosen
+    def _replay_cost(self, index: int, seconds: float) -> float:
+        """What replaying the session up to this block (since the last snapshot) would cost."""
         cost = seconds
         for earlier in reversed(self._chain(index)):
-            result = self.results.get(earlier)
-            if result is None or result.snapshot is not None:
+            if earlier not in self.results:
                 break
-            cost += result.seconds()
-        return cost >= SNAPSHOT_AFTER_SECONDS
+            step = self._step(earlier)
+            if step.snapshot is not None:
+                break
+            cost += step.seconds
+        return cost
 
     def _location(self, planned: PlannedBlock) -> Location:
         return Location(self.plan.document.path, planned.line, planned.block_id)
@@ -319,10 +331,15 @@ class Evaluator:
                 note = _failure_note(status, outputs)
                 raise BlockFailed(note, self._location(planned), outputs)
             folder = store.new_build_folder(dref)
-            state = self._runner(planned).capture(folder, self._wants_snapshot(index, seconds))
+            chosen = planned.options.snapshot
+            cost = self._replay_cost(index, seconds)
+            wanted = chosen if chosen is not None else cost >= SNAPSHOT_AFTER_SECONDS
+            state = self._runner(planned).capture(folder, wanted)
             snapshot = folder / SNAPSHOT_FILE
-            if snapshot.exists() and snapshot.stat().st_size > SNAPSHOT_MAX_BYTES:
-                snapshot.unlink()
+            if snapshot.exists() and chosen is None:
+                size = snapshot.stat().st_size
+                if size > SNAPSHOT_MAX_BYTES or size / SNAPSHOT_BYTES_PER_SECOND > cost:
+                    snapshot.unlink()
             digest = state.get("digest")
             key = result_key(
                 status, outputs, digest if isinstance(digest, str) else None, _config(store, dref)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Literal, get_args
@@ -84,7 +83,7 @@ def export_document(
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:
     """Replace `path` in one rename, as `files.write_atomically` does for text."""
-    temporary = path.with_name(f".{path.name}.mdrun-{secrets.token_hex(4)}.tmp")
+    temporary = path.with_name(f".{path.name}.mdrun-{os.urandom(4).hex()}.tmp")
     try:
         with temporary.open("xb") as stream:
             stream.write(data)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 
 
@@ -19,7 +18,7 @@ def write_atomically(path: Path, text: str) -> None:
     A symbolic link is followed, so the link stays and its target is replaced.
     """
     target = Path(os.path.realpath(path))
-    temporary = target.with_name(f".{target.name}.mdrun-{secrets.token_hex(4)}.tmp")
+    temporary = target.with_name(f".{target.name}.mdrun-{os.urandom(4).hex()}.tmp")
     # 0o666 lets the umask decide, as for any new file; an existing file's mode is copied below.
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

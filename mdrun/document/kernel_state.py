@@ -42,6 +42,8 @@ _initial_folder: list[str] = []
 _initial_path: list[str] = []
 _module_globals: dict[str, dict[str, int]] = {}
 """For each module imported since the kernel started: its globals' ids right after import."""
+_imported_later: set[str] = set()
+"""Modules imported after the kernel started."""
 GLOBAL_PREFIX = "<global "
 KERNEL_MODULES = (
     "IPython", "ipykernel", "jupyter_client", "jupyter_core", "zmq", "tornado", "traitlets",
@@ -86,6 +88,7 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
         def exec_module(module: types.ModuleType) -> None:
             original(module)
             _module_globals[module.__name__] = _global_ids(module)
+            _imported_later.add(module.__name__)
             if module.__name__ == "numpy.random.mtrand":
                 _initial_states["<numpy.random>"] = pickle.dumps(module.get_state())
 
@@ -118,9 +121,14 @@ def _pickler() -> Any:
     return cloudpickle
 
 
+_pickler_classes: list[Any] = []
+
+
 def _strict_pickler_class() -> Any:
     """A pickler that refuses open files and streams: cloudpickle would save a file's text and
     give back a StringIO, which is not the same object to the code that uses it."""
+    if _pickler_classes:
+        return _pickler_classes[0]
     base = getattr(_pickler(), "Pickler", pickle.Pickler)
 
     class StrictPickler(base):  # type: ignore[misc, valid-type]
@@ -130,6 +138,7 @@ def _strict_pickler_class() -> Any:
             parent = getattr(super(), "reducer_override", None)
             return NotImplemented if parent is None else parent(obj)
 
+    _pickler_classes.append(StrictPickler)
     return StrictPickler
 
 
@@ -146,7 +155,26 @@ def user_variables(namespace: dict[str, Any], hidden: set[str] | dict[str, Any])
     )
 
 
-def module_states() -> dict[str, Any]:
+def _modules_in_reach(namespace: dict[str, Any]) -> list[str]:
+    """The modules whose globals a block may have rebound: those imported since the kernel
+    started, and those (with their submodules) that the session's variables come from.
+    Scanning every module of the process after every block would cost more than the block."""
+    roots: set[str] = set()
+    for value in namespace.values():
+        module_name = value.__name__ if isinstance(value, types.ModuleType) else None
+        module_name = module_name or getattr(type(value), "__module__", None)
+        if isinstance(value, types.FunctionType | type):
+            module_name = value.__module__
+        if isinstance(module_name, str) and module_name not in ("__main__", "builtins"):
+            roots.add(module_name.partition(".")[0])
+    return [
+        name
+        for name in list(sys.modules)
+        if name in _imported_later or name.partition(".")[0] in roots
+    ]
+
+
+def module_states(namespace: dict[str, Any]) -> dict[str, Any]:
     """State held by modules rather than variables, which a snapshot must carry too.
 
     A generator still in the state the process started it in is left out: it was not used."""
@@ -172,9 +200,10 @@ def module_states() -> dict[str, Any]:
         states["<environ>"] = (environment, removed)
     if sys.path != _initial_path:
         states["<sys.path>"] = list(sys.path)
-    for module_name, baseline in _module_globals.items():
+    for module_name in _modules_in_reach(namespace):
+        baseline = _module_globals.get(module_name)
         module = sys.modules.get(module_name)
-        if module is None or module_name == "__main__" or _is_kernel_module(module_name):
+        if baseline is None or module is None or _is_kernel_module(module_name):
             continue
         for name, value in list(vars(module).items()):
             # Rebound names only: libraries add names lazily all the time (submodules, plugin
@@ -185,7 +214,27 @@ def module_states() -> dict[str, Any]:
     return states
 
 
+_IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range})
+_digests: dict[int, tuple[Any, str, int]] = {}
+"""Digests of immutable values by id (holding the value, so the id cannot be reused)."""
+
+
 def digest_value(value: Any) -> tuple[str, int]:
+    """`value_digest`, remembered for immutable values: a session's variables are digested
+    after every block, and most of them did not change."""
+    if type(value) not in _IMMUTABLE:
+        return value_digest(value)
+    cached = _digests.get(id(value))
+    if cached is not None and cached[0] is value:
+        return cached[1], cached[2]
+    if len(_digests) > 100_000:
+        _digests.clear()
+    digest, size = value_digest(value)
+    _digests[id(value)] = (value, digest, size)
+    return digest, size
+
+
+def value_digest(value: Any) -> tuple[str, int]:
     """The SHA-256 of one value's pickle, and its size in bytes.
 
     Large buffers (numpy arrays, pandas columns) go out of band (pickle protocol 5) and are
@@ -220,7 +269,7 @@ def capture(
     modules: dict[str, str] = {}
     size = 0
     values = {name: namespace[name] for name in user_variables(namespace, hidden)}
-    values.update(module_states())
+    values.update(module_states(dict(values)))
     for name, value in values.items():
         if isinstance(value, types.ModuleType):
             modules[name] = value.__name__

@@ -7,7 +7,6 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
-import platform
 import sys
 from dataclasses import dataclass
 from typing import Literal
@@ -57,7 +56,12 @@ class KernelChoice:
         """
         if self.name != DEFAULT_PYTHON_KERNEL:
             return None
-        return {"name": "python", "version": platform.python_version()}
+        return {"name": "python", "version": python_version()}
+
+
+def python_version() -> str:
+    """`3.11.7`: what `platform.python_version()` says, without importing `platform`."""
+    return ".".join(str(part) for part in sys.version_info[:3])
 
 
 def resolve_kernel(language: str, kernel_name: str | None) -> KernelChoice:
@@ -75,7 +79,7 @@ def default_python_kernel() -> KernelChoice:
         name=DEFAULT_PYTHON_KERNEL,
         language="python",
         argv=(sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"),
-        display=f"Python {platform.python_version()} ({sys.executable})",
+        display=f"Python {python_version()} ({sys.executable})",
     )
 
 

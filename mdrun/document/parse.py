@@ -177,6 +177,13 @@ def _find_fences_and_regions(
     regions are blanked out and the document parsed again until the regions found are the ones
     blanked; if that does not settle, regions are confirmed one at a time, in document order.
     """
+    candidates = _textual_regions(lines)
+    if candidates:
+        # Usually every marker pair is a region mdrun wrote: blank them all and parse once.
+        fences, found, warnings = _scan(lines, [*hidden, *candidates], {})
+        spans = sorted((region.start_line, region.end_line) for region in found.values())
+        if spans == [(span.start, span.stop) for span in candidates]:
+            return fences, found, warnings
     regions: dict[int, Region] = {}
     for _ in range(_MAX_MASKING_ROUNDS):
         fences, found, warnings = _scan(lines, hidden, regions)
@@ -191,6 +198,29 @@ def _find_fences_and_regions(
             return fences, regions, warnings
         first = min(new)
         regions[first] = found[first]
+
+
+_ANY_START = re.compile(r"([ \t>]*)<!-- mdrun:output id=\S+ -->[ \t]*")
+
+
+def _textual_regions(lines: Sequence[str]) -> list[range]:
+    """Spans from each start marker to the next end marker with the same prefix, found in the
+    text alone: the guess that lets a document with regions be parsed once, not twice."""
+    spans: list[range] = []
+    number = 0
+    while number < len(lines):
+        match = _ANY_START.fullmatch(lines[number].rstrip("\r\n"))
+        if match is not None:
+            prefix = match.group(1)
+            for end in range(number + 1, len(lines)):
+                if _marker_match(_START_RE, lines[end], prefix) is not None:
+                    break
+                if _marker_match(_END_RE, lines[end], prefix) is not None:
+                    spans.append(range(number, end + 1))
+                    number = end
+                    break
+        number += 1
+    return spans
 
 
 def _scan(

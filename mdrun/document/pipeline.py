@@ -20,10 +20,17 @@ from mdrun.core.refs import RRef
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator, Reporter
 from mdrun.document.files import write_atomically
+from mdrun.document.kernels import DEFAULT_PYTHON_KERNEL
 from mdrun.document.parse import Document, parse_document, read_document
 from mdrun.document.plan import Plan, PlannedBlock, plan_document
 from mdrun.document.render import RegionBody, render_region, splice
 from mdrun.document.results import StoredResult, cached_results
+from mdrun.document.uptodate import (
+    CleanRun,
+    forget_clean_run,
+    record_path,
+    remember_clean_run,
+)
 from mdrun.errors import Location, ParseError
 
 STDIO = "-"
@@ -74,6 +81,10 @@ class ImageFiles:
             temporary.write_bytes(data)
             os.replace(temporary, path)
         return path.relative_to(self.link_base).as_posix()
+
+    def paths(self) -> tuple[str, ...]:
+        """The image files the rendered document links."""
+        return tuple(str(self.folder / name) for name in sorted(self.used))
 
     def remove_stale(self) -> None:
         """Delete images of earlier runs that the document no longer links."""
@@ -174,7 +185,35 @@ def write_result(result: RunResult, store: Store, source: str, output: str | Non
         write_if_changed(Path(target), text)
     images.remove_stale()
     remember_run(store, source, result.evaluation)
+    clean = clean_run(result.evaluation, source, output, images)
+    if clean is None:
+        forget_clean_run(store, source)
+    else:
+        remember_clean_run(store, clean)
     return True
+
+
+def clean_run(
+    evaluation: Evaluation, source: str, output: str | None, images: ImageFiles
+) -> CleanRun | None:
+    """What the next run may compare against, if this one leaves nothing to redo."""
+    if STDIO in (source, output):
+        return None
+    inputs: list[str] = []
+    for outcome in evaluation.outcomes:
+        planned = outcome.planned
+        if outcome.status not in ("executed", "cached", "skipped") or not planned.options.cache:
+            return None
+        if planned.kernel is not None and planned.kernel.name != DEFAULT_PYTHON_KERNEL:
+            return None  # another kernel may be reinstalled without mdrun noticing
+        inputs.extend(str(evaluation.plan.base_dir / name) for name in planned.options.inputs)
+    report = tuple(
+        {**outcome.record(), "status": "cached", "seconds": 0.0, "cutoff": False}
+        for outcome in evaluation.outcomes
+        if outcome.status != "skipped"
+    )
+    rrefs = tuple(str(outcome.rref) for outcome in evaluation.outcomes if outcome.rref)
+    return CleanRun(source, output, tuple(inputs), images.paths(), rrefs, report)
 
 
 def write_if_changed(path: Path, text: str) -> None:
@@ -188,12 +227,6 @@ def write_if_changed(path: Path, text: str) -> None:
 
 
 # -- the record of the last run, for `status` ---------------------------------------------------
-
-
-def record_path(store: Store, source: str) -> Path:
-    """Where the store keeps what the last run of a document planned."""
-    key = "<stdin>" if source == STDIO else str(Path(source).absolute())
-    return store.root / "documents" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
 
 def remember_run(store: Store, source: str, evaluation: Evaluation) -> None:

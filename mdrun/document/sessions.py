@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +124,8 @@ class SessionRunner:
         return None
 
     def _restore(self, session: KernelSession, snapshot: Path) -> bool:
+        import tempfile
+
         with tempfile.TemporaryDirectory(prefix="mdrun-restore-") as folder:
             report = Path(folder) / "restore.json"
             code = (
