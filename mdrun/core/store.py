@@ -131,6 +131,7 @@ class Store:
         self._configs: dict[DRef, Config] = {}
         self._contexts: dict[RRef, bytes] = {}
         self._cache_lock = threading.Lock()
+        self._locks_ready = False
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -199,11 +200,7 @@ class Store:
             return dref
         folder = self.derivation_path(dref)
         if not folder.is_dir():
-            self.tmp.mkdir(parents=True, exist_ok=True)
-            import tempfile
-
-            staging = Path(tempfile.mkdtemp(dir=self.tmp, prefix=f"drv-{os.getpid()}-"))
-            os.chmod(staging, 0o755)
+            staging = self._temporary_folder(f"drv-{os.getpid()}-")
             try:
                 (staging / CONFIG_FILE).write_bytes(config.canonical)
                 os.chmod(staging / CONFIG_FILE, 0o444)
@@ -291,13 +288,20 @@ class Store:
 
     def new_build_folder(self, dref: DRef) -> Path:
         """A fresh folder in `tmp/`, named after this process so leftovers can be cleaned."""
-        self.tmp.mkdir(parents=True, exist_ok=True)
         _, name = parse_dref(dref)
+        return self._temporary_folder(f"build-{os.getpid()}-{name}-")
+
+    def _temporary_folder(self, prefix: str) -> Path:
+        """A new folder in `tmp/` (re-created if someone removed it), readable by all."""
         import tempfile
 
-        folder = Path(tempfile.mkdtemp(dir=self.tmp, prefix=f"build-{os.getpid()}-{name}-"))
+        try:
+            folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
+        except FileNotFoundError:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
         os.chmod(folder, 0o755)
-        return folder
+        return Path(folder)
 
     def publish_realization(
         self, dref: DRef, context: Mapping[DRef, list[RRef]], folder: Path
@@ -306,10 +310,13 @@ class Store:
         for name in RESERVED_NAMES:
             if (folder / name).exists():
                 raise StoreError(f"{dref}: a realizer may not create {name!r} (reserved name)")
-        (folder / CONTEXT_FILE).write_bytes(context_json(context))
+        context_data = context_json(context)
+        (folder / CONTEXT_FILE).write_bytes(context_data)
         realization_hash = tree_sha256(folder)[:32]
         derivation_hash, name = parse_dref(dref)
         rref = make_rref(realization_hash, derivation_hash, name)
+        with self._cache_lock:
+            self._contexts[rref] = context_data
         make_read_only(folder)
         # rename(2) moves a folder to another parent only if the folder itself is writable
         # (its `..` entry changes), so its own write bit is cleared after the rename.
@@ -340,10 +347,7 @@ class Store:
         """Make a store folder disappear at once (one rename), then delete it."""
         if not path.exists():
             return
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        import tempfile
-
-        trash = Path(tempfile.mkdtemp(dir=self.tmp, prefix=f"trash-{os.getpid()}-"))
+        trash = self._temporary_folder(f"trash-{os.getpid()}-")
         if path.is_dir():
             os.chmod(path, stat.S_IMODE(path.stat().st_mode) | 0o700)
         os.rename(path, trash / path.name)
@@ -385,7 +389,9 @@ class Store:
         """An inter-process lock for building `dref`; the OS releases it if we die."""
         from filelock import FileLock
 
-        self.locks.mkdir(parents=True, exist_ok=True)
+        if not self._locks_ready:
+            self.locks.mkdir(parents=True, exist_ok=True)
+            self._locks_ready = True
         derivation_hash, _ = parse_dref(dref)
         return FileLock(str(self.locks / f"{derivation_hash}.lock"))
 

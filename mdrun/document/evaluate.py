@@ -22,7 +22,7 @@ from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.realization import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation
-from mdrun.core.store import Context, Store
+from mdrun.core.store import Context, Store, remove_tree
 from mdrun.document.outputs import Output
 from mdrun.document.plan import (
     OUTPUTS_FILE,
@@ -34,14 +34,13 @@ from mdrun.document.plan import (
 )
 from mdrun.document.results import (
     EXECUTION_FILE,
-    RESULT_FILE,
     SNAPSHOT_FILE,
     StoredResult,
     block_matcher,
     read_result,
     result_key,
 )
-from mdrun.document.sessions import SessionRunner, Step
+from mdrun.document.sessions import CaptureRequest, SessionRunner, Step
 from mdrun.errors import BuildError, ExecutionError, KernelError, Location
 
 BlockStatus = Literal["executed", "cached", "failed", "not-run", "skipped"]
@@ -226,13 +225,13 @@ class Evaluator:
         self.results[index] = result
         if built:
             self.ran.add(session)
-            outputs = result.outputs()
+            outputs = result.outputs
             return BlockOutcome(
                 planned, "executed", outputs, self.last_seconds, result.rref, key=result.key
             )
         cutoff = session in self.ran
         return BlockOutcome(
-            planned, "cached", result.outputs(), 0.0, result.rref, cutoff=cutoff, key=result.key
+            planned, "cached", result.outputs, 0.0, result.rref, cutoff=cutoff, key=result.key
         )
 
     def _failed(
@@ -284,14 +283,16 @@ class Evaluator:
             self.runners[planned.session] = runner
         return runner
 
-    def _execute(self, index: int) -> tuple[str, tuple[Output, ...], float]:
+    def _execute(
+        self, index: int, capture: CaptureRequest | None = None
+    ) -> tuple[str, tuple[Output, ...], float]:
         """Run a block in its session's kernel; (status, outputs, seconds)."""
         planned = self.plan.blocks[index]
         self.reporter.block_started(planned)
         runner = self._runner(planned)
         before = [self._step(earlier) for earlier in self._chain(index)]
         try:
-            result = runner.run(self._step(index), before, self.reporter.block_replayed)
+            result = runner.run(self._step(index), before, self.reporter.block_replayed, capture)
         except KernelError as err:
             error: Output = cast(
                 Output,
@@ -306,9 +307,9 @@ class Evaluator:
         self.last_seconds = result.seconds
         return result.status, cast(tuple[Output, ...], result.outputs), result.seconds
 
-    def _replay_cost(self, index: int, seconds: float) -> float:
-        """What replaying the session up to this block (since the last snapshot) would cost."""
-        cost = seconds
+    def _replay_cost(self, index: int) -> float:
+        """What replaying the blocks before this one (since the last snapshot) would cost."""
+        cost = 0.0
         for earlier in reversed(self._chain(index)):
             if earlier not in self.results:
                 break
@@ -325,30 +326,35 @@ class Evaluator:
         def realizer(
             store: Store, dref: DRef, _context: Context, _arguments: JSONObject
         ) -> list[Path]:
-            status, outputs, seconds = self._execute(index)
-            accepted = status == "ok" or (status == "error" and planned.options.allow_error)
-            if not accepted:
-                note = _failure_note(status, outputs)
-                raise BlockFailed(note, self._location(planned), outputs)
+            # The folder exists before the block runs: the kernel writes its state into it.
             folder = store.new_build_folder(dref)
-            chosen = planned.options.snapshot
-            cost = self._replay_cost(index, seconds)
-            wanted = chosen if chosen is not None else cost >= SNAPSHOT_AFTER_SECONDS
-            state = self._runner(planned).capture(folder, wanted)
+            capture = CaptureRequest(
+                folder, planned.options.snapshot, self._replay_cost(index), SNAPSHOT_AFTER_SECONDS
+            )
+            try:
+                status, outputs, seconds = self._execute(index, capture)
+                accepted = status == "ok" or (status == "error" and planned.options.allow_error)
+                if not accepted:
+                    note = _failure_note(status, outputs)
+                    raise BlockFailed(note, self._location(planned), outputs)
+            except BaseException:
+                remove_tree(folder)
+                raise
+            state = capture.report()
             snapshot = folder / SNAPSHOT_FILE
-            if snapshot.exists() and chosen is None:
+            if snapshot.exists() and planned.options.snapshot is None:
                 size = snapshot.stat().st_size
+                cost = capture.replay_cost + seconds
                 if size > SNAPSHOT_MAX_BYTES or size / SNAPSHOT_BYTES_PER_SECOND > cost:
                     snapshot.unlink()
             digest = state.get("digest")
             key = result_key(
                 status, outputs, digest if isinstance(digest, str) else None, _config(store, dref)
             )
-            stored = {"status": status, "outputs": list(outputs)}
+            stored = {"status": status, "outputs": list(outputs), "key": key}
             (folder / OUTPUTS_FILE).write_text(
                 json.dumps(stored, ensure_ascii=False, sort_keys=True), encoding="utf-8"
             )
-            (folder / RESULT_FILE).write_text(json.dumps({"key": key}))
             (folder / EXECUTION_FILE).write_text(json.dumps({"seconds": seconds}))
             return [folder]
 

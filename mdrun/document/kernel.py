@@ -172,9 +172,18 @@ class KernelSession:
         return dict(self._language_info)
 
     def execute(
-        self, code: str, *, block_id: str, timeout: float | None = None, silent: bool = False
+        self,
+        code: str,
+        *,
+        block_id: str,
+        timeout: float | None = None,
+        silent: bool = False,
+        after: str | None = None,
     ) -> ExecutionResult:
         """Run `code` as block `block_id` and wait until the kernel is idle again.
+
+        `after` is an expression of mdrun's own that the kernel evaluates once the code ran
+        without error, in the same request (a user expression: no output, no extra round trip).
 
         `silent` replays a block to restore state: it runs exactly as usual, but only error
         outputs are kept. Never gives up on a quiet block: only `timeout` or death ends a wait.
@@ -183,7 +192,7 @@ class KernelSession:
             raise KernelDied(f"the kernel {self.choice.display} is not running; restart it")
         started = time.monotonic()
         collector = OutputCollector(errors_only=silent)
-        msg_id = self._send_execute(code, block_id)
+        msg_id = self._send_execute(code, block_id, after)
         deadline = None if timeout is None else started + timeout
         outcome = self._wait_until_idle(msg_id, collector.add, deadline)
         status: Status
@@ -277,14 +286,14 @@ class KernelSession:
 
     # -- one execution -----------------------------------------------------------------------
 
-    def _send_execute(self, code: str, block_id: str) -> str:
+    def _send_execute(self, code: str, block_id: str, after: str | None = None) -> str:
         """Send an execute request that carries the block id, which the kernel names code by."""
         client = self._running_client()
         content = {
             "code": code,
             "silent": False,
             "store_history": True,
-            "user_expressions": {},
+            "user_expressions": {} if after is None else {"mdrun": after},
             "allow_stdin": False,
             "stop_on_error": False,
         }

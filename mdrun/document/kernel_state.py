@@ -42,6 +42,8 @@ _initial_folder: list[str] = []
 _initial_path: list[str] = []
 _module_globals: dict[str, dict[str, int]] = {}
 """For each module imported since the kernel started: its globals' ids right after import."""
+_cell_started: list[float] = []
+"""When the block being run started (IPython's pre_run_cell event)."""
 _imported_later: set[str] = set()
 """Modules imported after the kernel started."""
 GLOBAL_PREFIX = "<global "
@@ -97,6 +99,10 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _note_cell_start(_info: Any) -> None:
+    _cell_started[:] = [time.perf_counter()]
+
+
 def watch_initial_states() -> None:
     """Called once when the kernel starts, before any block runs."""
     import random
@@ -105,6 +111,10 @@ def watch_initial_states() -> None:
     _initial_environment.update(os.environ)
     _initial_path[:] = sys.path
     _initial_folder[:] = [os.getcwd()]
+    with contextlib.suppress(ImportError, AttributeError):
+        from IPython import get_ipython
+
+        get_ipython().events.register("pre_run_cell", _note_cell_start)
     for name, module in list(sys.modules.items()):
         if isinstance(module, types.ModuleType):
             _module_globals[name] = _global_ids(module)
@@ -260,9 +270,19 @@ def capture(
     hidden: set[str] | dict[str, Any],
     result_path: str,
     snapshot_path: str | None,
+    *,
+    replay_cost: float = 0.0,
+    snapshot_after: float | None = None,
 ) -> None:
-    """Digest the session's state into `result_path`; save a snapshot if a path is given."""
+    """Digest the session's state into `result_path`; maybe snapshot it into `snapshot_path`.
+
+    With `snapshot_after`, the snapshot is taken only if replaying the session up to here
+    would cost that many seconds: `replay_cost` (the blocks before this one, since the last
+    snapshot) plus this block's own time, measured here since it started."""
     started = time.perf_counter()
+    cell_seconds = started - _cell_started[0] if _cell_started else 0.0
+    if snapshot_after is not None and replay_cost + cell_seconds < snapshot_after:
+        snapshot_path = None
     digests: dict[str, str] = {}
     opaque: dict[str, str] = {}
     kept: dict[str, Any] = {}
@@ -294,6 +314,7 @@ def capture(
         "variables": sorted(digests),
         "opaque": opaque,
         "capture_seconds": time.perf_counter() - started,
+        "cell_seconds": cell_seconds,
         "size": size,
     }
     if snapshot_path is not None and not opaque:

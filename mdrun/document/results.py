@@ -1,7 +1,7 @@
 """Block results in the store: what a block's realization holds, and the key chain.
 
-A block's realization holds `outputs.json` (status and nbformat outputs) and `result.json` (its
-result key), both hashed, plus unhashed metadata: `_execution.json` (seconds), `_state.json`
+A block's realization holds `outputs.json` (its status, nbformat outputs and result key, hashed),
+plus unhashed metadata: `_execution.json` (seconds), `_state.json`
 (the state digest, the variables, what could not be saved) and, where one was worth taking,
 `_snapshot.pickle`. Looking a document up in the store walks each session in order: a block
 is cached when its upstream's result key is known and a realization of the config built from
@@ -25,7 +25,6 @@ from mdrun.core.store import Store
 from mdrun.document.outputs import Output
 from mdrun.document.plan import OUTPUTS_FILE, Plan, block_config, derivation_ref
 
-RESULT_FILE = "result.json"
 EXECUTION_FILE = "_execution.json"
 STATE_FILE = "_state.json"
 SNAPSHOT_FILE = "_snapshot.pickle"
@@ -61,11 +60,8 @@ class StoredResult:
     """Its result key."""
     folder: Path
     """Its folder in the store."""
-
-    def outputs(self) -> tuple[Output, ...]:
-        """The stored nbformat outputs."""
-        data = json.loads((self.folder / OUTPUTS_FILE).read_text(encoding="utf-8"))
-        return tuple(cast(list[Output], data["outputs"]))
+    outputs: tuple[Output, ...]
+    """The stored nbformat outputs."""
 
     def seconds(self) -> float:
         """How long the block took to execute when it was built."""
@@ -94,8 +90,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 def read_result(store: Store, rref: RRef) -> StoredResult:
     """Read a block's realization."""
     folder = store.realization_path(rref)
-    key = _read_json(folder / RESULT_FILE).get("key")
-    return StoredResult(rref, str(key), folder)
+    data = _read_json(folder / OUTPUTS_FILE)
+    outputs = tuple(cast(list[Output], data.get("outputs", [])))
+    return StoredResult(rref, str(data.get("key")), folder, outputs)
 
 
 def lookup(store: Store, config: Config) -> StoredResult | None:

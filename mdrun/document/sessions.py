@@ -47,6 +47,43 @@ class Step:
     """A snapshot of the session state right after it, if one is stored."""
 
 
+@dataclass(frozen=True, slots=True)
+class CaptureRequest:
+    """Digest the state a block leaves into `folder` (`_state.json`), and perhaps snapshot it."""
+
+    folder: Path
+    """The block's build folder."""
+    snapshot: bool | None
+    """True: always snapshot; False: never; None: when replaying would cost enough."""
+    replay_cost: float = 0.0
+    """Seconds that replaying the blocks before this one (since the last snapshot) takes."""
+    snapshot_after: float = 0.25
+    """With `snapshot=None`: snapshot once replaying up to here costs this many seconds."""
+
+    def expression(self) -> str:
+        """The call the kernel evaluates (see `kernel_state.capture`)."""
+        from mdrun.document.results import SNAPSHOT_FILE, STATE_FILE
+
+        report = str(self.folder / STATE_FILE)
+        snapshot = None if self.snapshot is False else str(self.folder / SNAPSHOT_FILE)
+        after = self.snapshot_after if self.snapshot is None else None
+        return (
+            "__import__('_mdrun_state').capture(get_ipython().user_ns, "
+            f"get_ipython().user_ns_hidden, {report!r}, {snapshot!r}, "
+            f"replay_cost={self.replay_cost!r}, snapshot_after={after!r})"
+        )
+
+    def report(self) -> dict[str, Any]:
+        """What the capture wrote ({} if it did not run)."""
+        from mdrun.document.results import STATE_FILE
+
+        try:
+            data = json.loads((self.folder / STATE_FILE).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
 ReplayObserver = Callable[[str], None]
 """Told the id of each block replayed (or restored from a snapshot) to restore state."""
 
@@ -139,8 +176,12 @@ class SessionRunner:
         step: Step,
         before: Sequence[Step],
         on_replay: ReplayObserver | None = None,
+        capture: CaptureRequest | None = None,
     ) -> ExecutionResult:
-        """Run `step` in the state that the `before` steps leave, restoring what is missing."""
+        """Run `step` in the state that the `before` steps leave, restoring what is missing.
+
+        With `capture`, the state the step leaves is digested in the same request as the step
+        (a second request only when the step raised)."""
         from mdrun.document.kernel import ExecutionResult
 
         wanted = [earlier.identity for earlier in before]
@@ -176,29 +217,24 @@ class SessionRunner:
                 )
                 outputs = (*replay.outputs, _error_output("StateRestoreError", note))
                 return ExecutionResult("error", outputs, replay.seconds)
-        result = session.execute(step.code, block_id=step.block_id, timeout=step.timeout)
+        after = capture.expression() if capture is not None and self.inspects_state else None
+        result = session.execute(
+            step.code, block_id=step.block_id, timeout=step.timeout, after=after
+        )
         self.history.append(step.identity)
+        if capture is not None and result.status == "error" and session.alive:
+            self.capture(capture)
         return result
 
-    def capture(self, folder: Path, snapshot: bool) -> dict[str, Any]:
-        """Digest the session's state into `folder/_state.json` (and maybe snapshot it).
+    def capture(self, request: CaptureRequest) -> dict[str, Any]:
+        """Digest the session's state now (and maybe snapshot it), in a request of its own.
 
         Returns what the kernel reported, or {} when the state could not be inspected."""
         if not self.inspects_state or self._session is None or not self._session.alive:
             return {}
-        from mdrun.document.results import SNAPSHOT_FILE, STATE_FILE
-
-        report = folder / STATE_FILE
-        snapshot_path = str(folder / SNAPSHOT_FILE) if snapshot else None
-        code = (
-            "__import__('_mdrun_state').capture(get_ipython().user_ns, "
-            f"get_ipython().user_ns_hidden, {str(report)!r}, {snapshot_path!r})"
-        )
-        if self._session.run_hidden(code) is not None or not report.exists():
-            report.unlink(missing_ok=True)
+        if self._session.run_hidden(request.expression()) is not None:
             return {}
-        data = json.loads(report.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
+        return request.report()
 
     def close(self) -> None:
         """Shut the kernel down (idempotent)."""
