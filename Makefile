@@ -48,7 +48,7 @@ docs: $(STAMP)
 	for doc in docs/*.md; do $(BIN)/mdrun --store .mdrun-docs-store run "$$doc" || exit 1; done
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,demo,bench]' --config-settings editable_mode=compat
 	$(BIN)/python -m tests.bench
 
 clean:
