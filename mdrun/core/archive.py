@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mdrun.core.config import Config
+from mdrun.core.graph import dependencies_first
 from mdrun.core.hashing import canonical_json, tree_sha256
 from mdrun.core.refs import DRef, RRef, is_dref, is_rref, make_dref, parse_rref, rref_to_dref
 from mdrun.core.store import (
@@ -39,24 +40,13 @@ OBJECTS_FOLDER = "store"
 
 def realization_closure(store: Store, rrefs: Iterable[RRef]) -> list[RRef]:
     """The rrefs and everything in their contexts, transitively; dependencies first."""
-    order: list[RRef] = []
-    visited: set[RRef] = set()
-    for root in rrefs:
-        stack: list[tuple[RRef, bool]] = [(root, False)]
-        while stack:
-            rref, expanded = stack.pop()
-            if expanded:
-                order.append(rref)
-                continue
-            if rref in visited:
-                continue
-            if not store.realization_path(rref).is_dir():
-                raise StoreError(f"{rref} is not in the store at {store.root}")
-            visited.add(rref)
-            stack.append((rref, True))
-            for used in store.context_of(rref).values():
-                stack.extend((dependency, False) for dependency in used)
-    return order
+
+    def used_by(rref: RRef) -> list[RRef]:
+        if not store.realization_path(rref).is_dir():
+            raise StoreError(f"{rref} is not in the store at {store.root}")
+        return [dependency for used in store.context_of(rref).values() for dependency in used]
+
+    return dependencies_first(rrefs, used_by)
 
 
 # -- export -----------------------------------------------------------------------------------

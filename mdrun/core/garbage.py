@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mdrun.core.graph import dependencies_first
 from mdrun.core.refs import DRef, RRef, is_dref, is_rref, rref_to_dref
 from mdrun.core.store import Store, as_store
 from mdrun.errors import StoreError
@@ -135,25 +136,11 @@ def _context_closure(store: Store, rrefs: Iterable[RRef]) -> set[RRef]:
 def _dependents_first(store: Store, drefs: Iterable[DRef]) -> list[DRef]:
     """`drefs` ordered so that each comes before the derivations it depends on."""
     wanted = set(drefs)
-    order: list[DRef] = []
-    visited: set[DRef] = set()
 
-    def visit(dref: DRef) -> None:
-        stack: list[tuple[DRef, bool]] = [(dref, False)]
-        while stack:
-            current, expanded = stack.pop()
-            if expanded:
-                order.append(current)
-                continue
-            if current in visited:
-                continue
-            visited.add(current)
-            stack.append((current, True))
-            if store.has_derivation(current):
-                stack.extend((dep, False) for dep in store.config_of(current).dependencies())
+    def dependencies(dref: DRef) -> list[DRef]:
+        return store.config_of(dref).dependencies() if store.has_derivation(dref) else []
 
-    for dref in sorted(wanted):
-        visit(dref)
+    order = dependencies_first(sorted(wanted), dependencies)
     return [dref for dref in reversed(order) if dref in wanted]
 
 
