@@ -6,14 +6,13 @@ from that evaluation. Converting is `export_pandoc`'s and `export_notebook`'s jo
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 from pathlib import Path
 from typing import Literal, get_args
 
 from mdrun.core.store import Store
 from mdrun.document.evaluate import Reporter
+from mdrun.document.files import write_atomically
 from mdrun.document.pipeline import STDIO, BlockStatusLine, RunResult, run, status
 from mdrun.errors import UsageError
 
@@ -77,20 +76,5 @@ def export_document(
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        write_bytes_atomically(Path(output), data)
+        write_atomically(Path(output), data)
     return result
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` in one rename, as `files.write_atomically` does for text."""
-    temporary = path.with_name(f".{path.name}.mdrun-{os.urandom(4).hex()}.tmp")
-    try:
-        with temporary.open("xb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise

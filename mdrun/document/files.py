@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` (UTF-8, line endings as given) in one rename.
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Replace `path` with `text` (bytes, or a str written as UTF-8) in one rename.
 
     The new file is written beside the old one (same file system), flushed to disk, given the
     old file's permissions, then renamed over it; on any error the temporary file is removed.
@@ -25,7 +25,7 @@ def write_atomically(path: Path, text: str) -> None:
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(temporary, target.stat().st_mode & 0o7777)
-            data = memoryview(text.encode("utf-8"))
+            data = memoryview(text.encode("utf-8") if isinstance(text, str) else text)
             written = 0
             while written < len(data):
                 written += os.write(descriptor, data[written:])
