@@ -34,7 +34,9 @@ class TerminalReporter(Reporter):
             from rich.console import Console
             from rich.progress import Progress
 
-            progress = Progress(console=Console(file=self.stream), transient=True)
+            # Only made when stderr is a terminal (see cli), so drawing may be forced.
+            console = Console(file=self.stream, force_terminal=True)
+            progress = Progress(console=console, transient=True)
             progress.start()
             self._task = progress.add_task("mdrun", total=self.total, completed=self.done)
             self._progress = progress
