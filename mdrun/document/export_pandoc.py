@@ -42,8 +42,9 @@ def convert_with_pandoc(evaluation: Evaluation, to: PandocFormat) -> bytes:
     with tempfile.TemporaryDirectory(prefix="mdrun-export-") as folder:
         # Images are written from the evaluation into a private folder, so the export does not
         # depend on an earlier `mdrun run` having left them beside the document.
-        images = ImageFiles(str(Path(folder) / name), write=True)
+        images = ImageFiles(str(Path(folder) / name))
         rendered = parse_document(render(evaluation, images), document.path)
+        images.save()
         text = pandoc_markdown(rendered, evaluation)
         search_path = os.pathsep.join([folder, str(evaluation.plan.base_dir)])
         arguments = [f"--resource-path={search_path}"]

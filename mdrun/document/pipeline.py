@@ -62,36 +62,37 @@ def make_plan(source: str) -> Plan:
 
 
 class ImageFiles:
-    """Writes images beside the output document, named by content, and removes stale ones."""
+    """The images a rendered document links, named by content, kept until `save` writes them
+    beside the output document (and removes the ones it no longer links)."""
 
-    def __init__(self, output: str, write: bool) -> None:
+    def __init__(self, output: str) -> None:
         target = Path.cwd() / "stdout.md" if output == STDIO else Path(output).absolute()
         self.folder = target.parent / f"{target.stem}_files"
         self.link_base = target.parent
-        self.write = write
-        self.used: set[str] = set()
+        self.images: dict[str, bytes] = {}
 
     def __call__(self, mime: str, data: bytes) -> str:
         name = f"{hashlib.sha256(data).hexdigest()[:16]}.{IMAGE_EXTENSIONS.get(mime, 'bin')}"
-        path = self.folder / name
-        self.used.add(name)
-        if self.write and not path.exists():
-            self.folder.mkdir(exist_ok=True)
-            temporary = path.with_name(f".{name}.tmp")
-            temporary.write_bytes(data)
-            os.replace(temporary, path)
-        return path.relative_to(self.link_base).as_posix()
+        self.images[name] = data
+        return (self.folder / name).relative_to(self.link_base).as_posix()
 
     def paths(self) -> tuple[str, ...]:
         """The image files the rendered document links."""
-        return tuple(str(self.folder / name) for name in sorted(self.used))
+        return tuple(str(self.folder / name) for name in sorted(self.images))
 
-    def remove_stale(self) -> None:
-        """Delete images of earlier runs that the document no longer links."""
-        if not self.write or not self.folder.is_dir():
+    def save(self) -> None:
+        """Write the linked images that are missing; delete those of earlier runs."""
+        for name, data in self.images.items():
+            path = self.folder / name
+            if not path.exists():
+                self.folder.mkdir(exist_ok=True)
+                temporary = path.with_name(f".{name}.tmp")
+                temporary.write_bytes(data)
+                os.replace(temporary, path)
+        if not self.folder.is_dir():
             return
         for entry in self.folder.iterdir():
-            if _IMAGE_NAME.fullmatch(entry.name) and entry.name not in self.used:
+            if _IMAGE_NAME.fullmatch(entry.name) and entry.name not in self.images:
                 entry.unlink()
         if not any(self.folder.iterdir()):
             self.folder.rmdir()
@@ -136,6 +137,8 @@ class RunResult:
     """The rendered document."""
     changed: bool
     """Whether the rendered document differs from its source."""
+    images: ImageFiles
+    """The images the rendered document links, not yet written."""
     written: bool = False
     """Whether the result was written (not when the source was edited during the run)."""
 
@@ -155,8 +158,9 @@ def run(
     evaluation = Evaluator(
         plan, store, force=force, keep_going=keep_going, reporter=reporter
     ).evaluate()
-    text = render(evaluation, ImageFiles(output or source, write=False))
-    result = RunResult(evaluation, text, text != plan.document.source)
+    images = ImageFiles(output or source)
+    text = render(evaluation, images)
+    result = RunResult(evaluation, text, text != plan.document.source, images)
     if write:
         result.written = write_result(result, store, source, output)
     return result
@@ -176,16 +180,14 @@ def write_result(result: RunResult, store: Store, source: str, output: str | Non
             return False
         if on_disk != result.evaluation.plan.document.source.encode("utf-8"):
             return False
-    images = ImageFiles(target, write=True)
-    text = render(result.evaluation, images)
+    result.images.save()
     if target == STDIO:
-        sys.stdout.write(text)
+        sys.stdout.write(result.text)
         sys.stdout.flush()
     elif result.changed or output is not None:
-        write_if_changed(Path(target), text)
-    images.remove_stale()
+        write_if_changed(Path(target), result.text)
     remember_run(store, source, result.evaluation)
-    clean = clean_run(result.evaluation, source, output, images)
+    clean = clean_run(result.evaluation, source, output, result.images)
     if clean is None:
         forget_clean_run(store, source)
     else:
