@@ -29,7 +29,6 @@ EXPORT_FORMATS = ("html", "docx", "ipynb", "md")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 class _ArgumentParser(argparse.ArgumentParser):

@@ -121,7 +121,6 @@ def build_wrapper(function: Callable[[Build], None], nouts: int | None = None) -
             write_build_metadata(path, build.starttime, stop)
         return outputs
 
-    realizer.__mdrun_build_wrapper__ = True  # type: ignore[attr-defined]
     return realizer
 
 

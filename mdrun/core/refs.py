@@ -86,7 +86,3 @@ def rref_to_dref(rref: str) -> DRef:
     _, derivation_hash, name = parse_rref(rref)
     return DRef(f"dref:{derivation_hash}-{name}")
 
-
-def dref_folder_name(dref: DRef) -> str:
-    """The store folder name of a derivation: `<hash>-<name>`."""
-    return dref[5:]

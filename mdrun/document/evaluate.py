@@ -116,12 +116,8 @@ class Evaluation:
     """One per block, in document order."""
     seconds: float = 0.0
     """Wall-clock time of the whole evaluation."""
-    kernels_started: int = 0
-    """How many kernels were started (0 when everything was cached)."""
     snapshots_restored: int = 0
     """How many times a session's state was loaded from a snapshot."""
-    blocks_replayed: int = 0
-    """How many cached blocks were re-run silently to restore state."""
 
     def count(self, status: BlockStatus) -> int:
         """How many blocks ended with this status."""
@@ -191,9 +187,7 @@ class Evaluator:
                     self.reporter.block_finished(outcome)
         finally:
             for runner in self.runners.values():
-                evaluation.kernels_started += runner.started
                 evaluation.snapshots_restored += runner.restored
-                evaluation.blocks_replayed += runner.replayed
                 runner.close()
         evaluation.seconds = time.monotonic() - started
         return evaluation

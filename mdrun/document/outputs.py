@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Literal, NotRequired, TypeAlias, TypedDict
 
 from mdrun.core.jsonvalue import JSONValue
@@ -145,6 +145,3 @@ def _text(value: JSONValue, position: int, field: str) -> str:
     raise ValueError(f"output {position}: {field} must be a string")
 
 
-def error_outputs(outputs: Sequence[Output]) -> list[ErrorOutput]:
-    """The error outputs among `outputs` (a block failed when there is one)."""
-    return [output for output in outputs if output["output_type"] == "error"]

@@ -91,10 +91,6 @@ class Plan:
     base_dir: Path
     """The folder that relative paths (inputs, images, the kernel's cwd) start from."""
 
-    def session_blocks(self, session: SessionKey) -> list[PlannedBlock]:
-        """The executable blocks of one session, in order."""
-        return [planned for planned in self.blocks if planned.session == session]
-
 
 def kernel_identity(kernel: KernelChoice) -> JSONObject:
     """What the cache key records about a kernel: its name, language and version."""

@@ -113,9 +113,7 @@ class SessionRunner:
         self.cwd = cwd
         self.history: list[str] = []
         self._session: KernelSession | None = None
-        self.started = 0
         self.restored = 0
-        self.replayed = 0
 
     @property
     def inspects_state(self) -> bool:
@@ -137,7 +135,6 @@ class SessionRunner:
 
     def _fresh_kernel_started(self) -> None:
         self.history = []
-        self.started += 1
         if self.inspects_state and self._session is not None:
             error = self._session.run_hidden(_state_agent_setup())
             if error is not None:
@@ -208,7 +205,6 @@ class SessionRunner:
                 earlier.code, block_id=earlier.block_id, timeout=earlier.timeout, silent=True
             )
             self.history.append(earlier.identity)
-            self.replayed += 1
             if replay.status != "ok" and not (replay.status == "error" and earlier.allow_error):
                 error = replay.error or {}
                 note = (

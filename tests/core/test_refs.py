@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given
 
 from mdrun.core.refs import (
-    dref_folder_name,
     is_dref,
     is_rref,
     make_dref,
@@ -35,10 +34,6 @@ def test_names_with_dashes_parse_back() -> None:
 
 def test_rref_to_dref_drops_the_realization_hash() -> None:
     assert rref_to_dref(make_rref(H2, H1, "x")) == make_dref(H1, "x")
-
-
-def test_dref_folder_name_is_hash_and_name() -> None:
-    assert dref_folder_name(make_dref(H1, "x")) == f"{H1}-x"
 
 
 @given(hash_parts, hash_parts, names)

@@ -383,3 +383,10 @@ def test_a_document_opening_with_a_rule_keeps_its_first_lines(tmp_path: Path) ->
     assert mdrun(tmp_path / "store", "export", str(document), "--to", "html") == 0
     html = (tmp_path / "prose.html").read_text(encoding="utf-8")
     assert html.count("<hr />") == 2 and "First paragraph." in html
+
+
+def test_the_command_line_offers_every_export_format() -> None:
+    from mdrun.cli import EXPORT_FORMATS
+    from mdrun.document.export import FORMATS
+
+    assert EXPORT_FORMATS == FORMATS
