@@ -183,6 +183,22 @@ def output_texts() -> st.SearchStrategy[str]:
     return _joined(_OUTPUT_PIECES, 10)
 
 
+_PRINTED_PIECES = (
+    "text", " ", "\n", ":::", "::: {.note}", "::::", "<script>window.injected = 1</script>",
+    "<img src=x onerror=\"window.injected = 1\">", "</code></pre>", "</div>", "<div>", "```",
+    "~~~", "`", "&lt;", "&amp;", "&", "<!-- mdrun:end -->", "<!--", "-->", "*", "_", "\\", "#",
+    "> ", "- ", "$x$", "{{x}}", "[x](javascript:void(0))", "é", "🎉", "'", '"',
+)  # fmt: skip
+
+
+def printed_texts() -> st.SearchStrategy[str]:
+    """What a block may print that could pass for markup: fences, div fences, HTML, entities."""
+    return st.one_of(
+        _joined(_PRINTED_PIECES, 12),
+        st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=20),
+    ).filter(lambda text: text.strip() != "")
+
+
 def outputs() -> st.SearchStrategy[Output]:
     """One nbformat output of any kind."""
     streams = st.builds(

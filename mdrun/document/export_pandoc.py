@@ -7,6 +7,7 @@ and writing the result are `export`'s job.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import tempfile
@@ -25,12 +26,18 @@ from mdrun.errors import ExportError, Location
 
 PandocFormat = Literal["html", "docx"]
 
-READER = "gfm+fenced_divs-yaml_metadata_block"
-"""GitHub's Markdown, as the document is written for it, plus the divs that wrap outputs.
-Front matter is removed before pandoc reads the text, so pandoc never parses it as YAML."""
+READER = "gfm-yaml_metadata_block"
+"""GitHub's Markdown, as the document is written for it. Front matter is removed before pandoc
+reads the text, so pandoc never parses it as YAML. Not `fenced_divs`: a `:::` line closes such a
+div even inside a code block, so an output printing one would turn its next lines into raw HTML."""
 
 OUTPUT_CLASS = "mdrun-output"
 """The class of the div around each block's outputs (styled by `export.css`)."""
+
+OUTPUT_OPEN = f'<div class="{OUTPUT_CLASS}">'
+OUTPUT_CLOSE = "</div>"
+"""The div around a region, as raw HTML lines of their own: nothing a block prints can close it
+(its text is inside a code fence that no line of it can end)."""
 
 _FENCE_LINE_RE = re.compile(r"(?P<before>[^`~]*?)(?P<fence>`{3,}|~{3,})(?P<info>[^\r\n]*)")
 
@@ -68,7 +75,8 @@ def _html(text: str, arguments: list[str], title: str, folder: Path) -> bytes:
             "--standalone",
             "--embed-resources",
             f"--css={stylesheet}",
-            f"--variable=pagetitle:{title}",
+            # pandoc writes a variable into the page as it is: escape it (a heading may hold `<`).
+            f"--variable=pagetitle:{html.escape(title)}",
             "--syntax-highlighting=default",
         ],
         target,
@@ -93,9 +101,10 @@ def _pandoc(text: str, to: str, arguments: list[str], target: Path, name: str) -
 def pandoc_markdown(rendered: Document, evaluation: Evaluation) -> str:
     """The rendered document as pandoc should read it.
 
-    Each output region becomes a fenced div of class `mdrun-output` (separated by blank lines,
-    as pandoc wants); each code fence keeps only its language, so pandoc highlights it; the
-    code of `echo=false` blocks is left out (their outputs stay); front matter is dropped.
+    Each output region becomes a div of class `mdrun-output`, opened and closed by raw HTML lines
+    set apart by blank lines (so its contents are still read as Markdown); each code fence keeps
+    only its language, so pandoc highlights it; the code of `echo=false` blocks is left out
+    (their outputs stay); front matter is dropped.
     """
     lines = list(rendered.lines)
     newline = rendered.newline
@@ -118,9 +127,14 @@ def pandoc_markdown(rendered: Document, evaluation: Evaluation) -> str:
             blank = block.prefix.rstrip() + newline
             replaced[block.region.start_line] = [
                 blank,
-                f"{block.prefix}::: {{.{OUTPUT_CLASS}}}{newline}",
+                f"{block.prefix}{OUTPUT_OPEN}{newline}",
+                blank,
             ]
-            replaced[block.region.end_line - 1] = [f"{block.prefix}:::{newline}", blank]
+            replaced[block.region.end_line - 1] = [
+                blank,
+                f"{block.prefix}{OUTPUT_CLOSE}{newline}",
+                blank,
+            ]
     pieces: list[str] = []
     for number, line in enumerate(lines):
         pieces.extend(replaced.get(number, [line]))

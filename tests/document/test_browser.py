@@ -74,3 +74,41 @@ def test_exported_page_shows_its_output_and_loads_its_image(tmp_path: Path) -> N
             browser.close()
     # Self-contained: the page asked for nothing but itself and its data URIs.
     assert {url for url in requested if not url.startswith("data:")} == {page_url}
+
+
+HOSTILE_DOCUMENT = """\
+# Evil &lt;/title&gt;&lt;script&gt;window.injected = "title"&lt;/script&gt;
+
+```python
+print(":::")
+print('<script>window.injected = "output"</script>')
+print(":::")
+print('<img src="x" onerror="window.injected = &quot;image&quot;">')
+```
+"""
+
+
+def test_nothing_a_block_prints_or_a_heading_holds_runs_as_a_script(tmp_path: Path) -> None:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make browser` installs it"
+    from playwright.sync_api import sync_playwright
+
+    document = tmp_path / "hostile.md"
+    document.write_text(HOSTILE_DOCUMENT, encoding="utf-8")
+    assert main(["--store", str(tmp_path / "store"), "export", str(document), "--to", "html"]) == 0
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGUMENTS)
+        try:
+            page = browser.new_page()
+            page.goto((tmp_path / "hostile.html").as_uri(), wait_until="load")
+            page.wait_for_timeout(200)  # an image's onerror runs after the load event
+            assert page.evaluate("() => window.injected") is None
+            assert page.title() == 'Evil </title><script>window.injected = "title"</script>'
+            shown = page.locator(".mdrun-output pre").inner_text()
+            assert shown.splitlines() == [
+                ":::",
+                '<script>window.injected = "output"</script>',
+                ":::",
+                '<img src="x" onerror="window.injected = &quot;image&quot;">',
+            ]
+        finally:
+            browser.close()

@@ -5,6 +5,7 @@ One document is run once for the module (one kernel); every other export reads t
 
 from __future__ import annotations
 
+import html.parser
 import io
 import json
 import shutil
@@ -14,14 +15,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from hypothesis import example, given, settings
 
 from mdrun.cli import main
 from mdrun.core.store import Store
-from mdrun.document.evaluate import Evaluator
+from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator
 from mdrun.document.export import default_output
-from mdrun.document.export_pandoc import page_title, pandoc_markdown
+from mdrun.document.export_pandoc import convert_with_pandoc, page_title, pandoc_markdown
+from mdrun.document.outputs import StreamOutput, terminal_text
 from mdrun.document.parse import parse_document
 from mdrun.document.pipeline import make_plan
+from tests.strategies import printed_texts
 
 PNG_BLOCK = """\
 ```python echo=false
@@ -351,9 +355,76 @@ def test_regions_become_divs_and_fences_keep_only_their_language(tmp_path: Path)
     prepared = pandoc_markdown(parse_document(text, str(document)), evaluation)
     assert prepared == (
         "> ```json\n> {}\n> ```\n"
-        ">\n> ::: {.mdrun-output}\n> ``` text\n> out\n> ```\n> :::\n>\n"
+        '>\n> <div class="mdrun-output">\n>\n> ``` text\n> out\n> ```\n>\n> </div>\n>\n'
         "after\n"
     )
+
+
+class _OutputElements(html.parser.HTMLParser):
+    """What a browser would build from a page: the text and the tags of each output div, and
+    every script element of the page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.scripts = 0
+        self.texts: list[str] = []
+        self.tags: list[list[str]] = []
+        self._depth = 0  # of divs, counted from an output div (0: outside one)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.scripts += tag == "script"
+        if self._depth:
+            self.tags[-1].append(tag)
+            self._depth += tag == "div"
+        elif tag == "div" and ("class", "mdrun-output") in attrs:
+            self._depth = 1
+            self.texts.append("")
+            self.tags.append([])
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._depth and tag == "div":
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self.texts[-1] += data
+
+
+def exported_html_of_printed(folder: Path, printed: str) -> _OutputElements:
+    """The HTML export of a block that printed `printed` (its outcome given, no kernel run)."""
+    document = folder / "printed.md"
+    document.write_text("# Printed\n\n```python\nprint(text)\n```\n", encoding="utf-8")
+    plan = make_plan(str(document))
+    printed_output = StreamOutput(output_type="stream", name="stdout", text=printed)
+    outcome = BlockOutcome(plan.blocks[0], "executed", outputs=(printed_output,))
+    page = convert_with_pandoc(Evaluation(plan, [outcome]), "html").decode("utf-8")
+    elements = _OutputElements()
+    elements.feed(page)
+    elements.close()
+    return elements
+
+
+@settings(max_examples=30)
+@given(printed=printed_texts())
+@example(printed=":::\n<script>window.injected = 1</script>\n:::\n")
+@example(printed="``` text\n:::\n</code></pre></div><script>window.injected = 1</script>\n")
+def test_printed_text_is_shown_escaped_and_whole_in_its_output_element(
+    tmp_path_factory: pytest.TempPathFactory, printed: str
+) -> None:
+    elements = exported_html_of_printed(tmp_path_factory.mktemp("printed"), printed)
+    assert elements.scripts == 0
+    assert elements.tags == [["pre", "code"]], "nothing printed becomes an element"
+    assert elements.texts[0].strip("\n") == terminal_text(printed).strip("\n")
+
+
+def test_a_heading_cannot_close_the_page_title(tmp_path: Path) -> None:
+    heading = "# Evil &lt;/title&gt;&lt;script&gt;window.injected = 1&lt;/script&gt;\n"
+    document = prose_only(tmp_path, heading)
+    assert mdrun(tmp_path / "store", "export", str(document), "--to", "html") == 0
+    page = (tmp_path / "prose.html").read_text(encoding="utf-8")
+    assert "<script" not in page
+    title = "Evil &lt;/title&gt;&lt;script&gt;window.injected = 1&lt;/script&gt;"
+    assert f"<title>{title}</title>" in page
 
 
 def test_notebook_json_of_prose_only_is_one_markdown_cell(tmp_path: Path) -> None:
