@@ -23,6 +23,8 @@ END_MARKER = "<!-- mdrun:end -->"
 """The last line of an output region."""
 MARKER_LEAD = "<!-- mdrun:"
 """What both markers start with; `render` escapes output lines that start with it."""
+BYTE_ORDER_MARK = "\ufeff"
+"""U+FEFF at the very start of a file: a UTF-8 byte-order mark, not part of the first line."""
 
 _START_RE = re.compile(r"<!-- mdrun:output id=(?P<id>[^\s>]+) -->[ \t]*")
 _END_RE = re.compile(re.escape(END_MARKER) + r"[ \t]*")
@@ -88,7 +90,8 @@ class Document:
     source: str
     """The text exactly as read; every byte outside regions is copied from here."""
     lines: tuple[str, ...]
-    """The lines of `source` with their endings (split as CommonMark does: LF, CRLF or CR)."""
+    """The lines of `source` with their endings (split as CommonMark does: LF, CRLF or CR),
+    after its byte-order mark if it has one."""
     blocks: tuple[Block, ...]
     """The fenced code blocks, in document order."""
     front_matter: Mapping[str, str]
@@ -99,6 +102,8 @@ class Document:
     """The file as the user named it, for messages."""
     warnings: tuple[str, ...]
     """Problems that do not stop a run, each formatted `path:line: message`."""
+    byte_order_mark: str = ""
+    """`BYTE_ORDER_MARK` if `source` starts with one (written back before the lines), else ""."""
 
 
 def read_document(path: Path) -> Document:
@@ -119,8 +124,12 @@ def read_document(path: Path) -> Document:
 
 
 def parse_document(text: str, path: str = "<stdin>") -> Document:
-    """Parse a document's text; never fails: oddities become `Document.warnings`."""
-    lines = split_lines(text)
+    """Parse a document's text; never fails: oddities become `Document.warnings`.
+
+    A leading byte-order mark is set apart, so that it does not hide a fence on the first line.
+    """
+    byte_order_mark = BYTE_ORDER_MARK if text.startswith(BYTE_ORDER_MARK) else ""
+    lines = split_lines(text[len(byte_order_mark) :])
     front_matter, front_matter_end = _read_front_matter(lines)
     hidden = [range(0, front_matter_end)] if front_matter_end else []
     fences, regions, region_warnings = _find_fences_and_regions(lines, hidden)
@@ -139,6 +148,7 @@ def parse_document(text: str, path: str = "<stdin>") -> Document:
         newline=_dominant_newline(lines, regions.values()),
         path=path,
         warnings=tuple(f"{path}:{line + 1}: {message}" for line, message in sorted(warnings)),
+        byte_order_mark=byte_order_mark,
     )
 
 

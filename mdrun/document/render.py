@@ -166,7 +166,8 @@ def splice(document: Document, regions: Mapping[int, Sequence[str] | None]) -> s
     A block whose value is None or empty loses its region; a block not in `regions` keeps its
     region as it is. Each written line gets the block's prefix and the document's newline. Every
     other byte is copied, including a missing final newline: a region that ends the document
-    ends without a newline too, so splicing the same regions again changes nothing.
+    ends without a newline too, so splicing the same regions again changes nothing. A
+    byte-order mark is kept.
 
     No region is written after an unclosed fence: the fence runs to the end of its container,
     so a region written after it would read as more code next time. Such blocks are skipped.
@@ -177,7 +178,7 @@ def splice(document: Document, regions: Mapping[int, Sequence[str] | None]) -> s
         raise ValueError(f"no block with index {unknown[0]} in {document.path}")
     lines = document.lines
     newline = document.newline
-    pieces: list[str] = []
+    pieces: list[str] = [document.byte_order_mark]
     copied_to = 0
     for block in document.blocks:
         if block.index not in regions or not block.closed:

@@ -189,6 +189,18 @@ def test_read_document_reads_utf8(tmp_path: Path) -> None:
     assert document.source == "é\n```python\nx\n```"
 
 
+def test_byte_order_mark_does_not_hide_the_first_block(tmp_path: Path) -> None:
+    path = tmp_path / "bom.md"
+    path.write_bytes(b"\xef\xbb\xbf```python\nx = 1\n```\n")
+    document = read_document(path)
+    assert [(block.language, block.code, block.closed) for block in document.blocks] == [
+        ("python", "x = 1\n", True)
+    ]
+    assert document.warnings == ()
+    assert document.byte_order_mark == "\ufeff"
+    assert document.source == "\ufeff```python\nx = 1\n```\n"
+
+
 def test_missing_file_is_a_parse_error(tmp_path: Path) -> None:
     with pytest.raises(ParseError, match="cannot read"):
         read_document(tmp_path / "missing.md")

@@ -321,7 +321,7 @@ def test_unknown_block_index_is_a_programming_error() -> None:
 def test_fidelity_without_blocks(text: str) -> None:
     document = parse_document(text)
     assert document.blocks == ()
-    assert "".join(document.lines) == text
+    assert document.byte_order_mark + "".join(document.lines) == text
     assert splice(document, {}) == text
 
 
@@ -389,6 +389,21 @@ def test_rerender_equals_fresh_render(
     fresh = splice(parse_document(spec.text()), rendered(newer))
     old = splice(parse_document(spec.text()), rendered(found))
     assert splice(parse_document(old), rendered(newer)) == fresh
+
+
+@given(documents_and_bodies())
+def test_byte_order_mark_is_kept_and_changes_nothing_else(
+    case: tuple[DocumentSpec, dict[int, RegionBody]],
+) -> None:
+    spec, found = case
+    text = spec.text()
+    without, with_mark = parse_document(text), parse_document("\ufeff" + text)
+    assert with_mark.blocks == without.blocks
+    assert with_mark.warnings == without.warnings
+    regions = rendered(found)
+    spliced = splice(with_mark, regions)
+    assert spliced == "\ufeff" + splice(without, regions)
+    assert splice(parse_document(spliced), dict.fromkeys(regions)) == "\ufeff" + text
 
 
 @given(documents_with_blocks().filter(lambda spec: bool(spec.blocks)), bodies())
