@@ -44,6 +44,11 @@ class UsageError(MdrunError):
     """The command line was used wrongly (unknown option, missing file...)."""
 
 
+class FileAccessError(MdrunError):
+    """A file or folder the user named cannot be read or written: its folder is missing, it is
+    read-only, or it is a file where a folder is needed (or the reverse)."""
+
+
 class ParseError(MdrunError):
     """A document could not be read: not UTF-8, an invalid block option."""
 

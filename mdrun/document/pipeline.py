@@ -6,6 +6,8 @@ without writing, `status` plans and looks up without running, `gc` plans to find
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -31,7 +33,7 @@ from mdrun.document.uptodate import (
     record_path,
     remember_clean_run,
 )
-from mdrun.errors import Location, ParseError
+from mdrun.errors import FileAccessError, Location, ParseError
 
 STDIO = "-"
 IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}
@@ -81,21 +83,30 @@ class ImageFiles:
         return tuple(str(self.folder / name) for name in sorted(self.images))
 
     def save(self) -> None:
-        """Write the linked images that are missing; delete those of earlier runs."""
+        """Write the linked images that are missing (before the document that links them)."""
         for name, data in self.images.items():
             path = self.folder / name
             if not path.exists():
-                self.folder.mkdir(exist_ok=True)
-                temporary = path.with_name(f".{name}.tmp")
-                temporary.write_bytes(data)
-                os.replace(temporary, path)
+                try:
+                    self.folder.mkdir(exist_ok=True)
+                    temporary = path.with_name(f".{name}.tmp")
+                    temporary.write_bytes(data)
+                    os.replace(temporary, path)
+                except OSError as err:
+                    message = f"cannot write an image: {err.strerror}"
+                    raise FileAccessError(message, Location(str(self.folder))) from err
+
+    def remove_unlinked(self) -> None:
+        """Delete the images of earlier runs that the document no longer links: only once the
+        new document is in place, so that a failed write leaves the old one with its images."""
         if not self.folder.is_dir():
             return
-        for entry in self.folder.iterdir():
-            if _IMAGE_NAME.fullmatch(entry.name) and entry.name not in self.images:
-                entry.unlink()
-        if not any(self.folder.iterdir()):
-            self.folder.rmdir()
+        with contextlib.suppress(OSError):  # one left behind is harmless: nothing links it
+            for entry in self.folder.iterdir():
+                if _IMAGE_NAME.fullmatch(entry.name) and entry.name not in self.images:
+                    entry.unlink()
+            if not any(self.folder.iterdir()):
+                self.folder.rmdir()
 
 
 def region_body(outcome: BlockOutcome) -> RegionBody | None:
@@ -186,12 +197,19 @@ def write_result(result: RunResult, store: Store, source: str, output: str | Non
         sys.stdout.flush()
     elif result.changed or output is not None:
         write_if_changed(Path(target), result.text)
-    remember_run(store, source, result.evaluation)
-    clean = clean_run(result.evaluation, source, output, result.images)
-    if clean is None:
-        forget_clean_run(store, source)
-    else:
-        remember_clean_run(store, clean)
+    result.images.remove_unlinked()
+    try:
+        remember_run(store, source, result.evaluation)
+        clean = clean_run(result.evaluation, source, output, result.images)
+        if clean is None:
+            forget_clean_run(store, source)
+        else:
+            remember_clean_run(store, clean)
+    except OSError as err:
+        # A read-only store (a shared cache) is read, not written: these records only make the
+        # next run faster and `status` more precise, so a run that needed no build still succeeds.
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
     return True
 
 
