@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from mdrun import __version__
 from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store, default_store_root
 from mdrun.document.uptodate import STDIO, up_to_date
-from mdrun.errors import MdrunError, UsageError
+from mdrun.errors import FileAccessError, Location, MdrunError, UsageError
 
 if TYPE_CHECKING:
     from mdrun.document.evaluate import Reporter
@@ -45,33 +45,38 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the code blocks of a Markdown document and write their outputs into it.",
     )
     parser.add_argument("--version", action="version", version=f"mdrun {__version__}")
-    parser.add_argument(
-        "--store",
-        metavar="DIR",
-        help=f"the store to use (default: ${STORE_ENVIRONMENT_VARIABLE}, else "
-        "$XDG_CACHE_HOME/mdrun/store, i.e. ~/.cache/mdrun/store)",
-    )
+    _add_global_options(parser, default=None)
+    # The same options after the command (`mdrun run doc.md --store DIR`); there they default
+    # to "not given", so that they never undo one given before the command.
+    global_options = _ArgumentParser(add_help=False)
+    _add_global_options(global_options, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=_ArgumentParser
     )
 
-    run_parser = commands.add_parser("run", help="run a document and write its outputs")
+    def add_command(name: str, help: str) -> argparse.ArgumentParser:
+        command: argparse.ArgumentParser = commands.add_parser(
+            name, help=help, parents=[global_options]
+        )
+        return command
+
+    run_parser = add_command("run", help="run a document and write its outputs")
     run_parser.add_argument("document", help="the Markdown file, or - for standard input")
     run_parser.add_argument(
         "-o", "--output", metavar="OUT", help="write here instead of in place (- for stdout)"
     )
     _add_run_options(run_parser)
 
-    check_parser = commands.add_parser(
+    check_parser = add_command(
         "check", help="exit 1 and print a diff if a run would change the document"
     )
     check_parser.add_argument("document")
     _add_run_options(check_parser)
 
-    status_parser = commands.add_parser("status", help="say which blocks are cached or stale")
+    status_parser = add_command("status", help="say which blocks are cached or stale")
     status_parser.add_argument("document")
 
-    gc_parser = commands.add_parser(
+    gc_parser = add_command(
         "gc", help="remove from the store what the given documents do not use"
     )
     gc_parser.add_argument("documents", nargs="*", help="documents whose results to keep")
@@ -82,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="with no document: empty the store"
     )
 
-    export_parser = commands.add_parser(
+    export_parser = add_command(
         "export", help="run what is stale, then write the document as HTML, docx, ipynb or md"
     )
     export_parser.add_argument("document")
@@ -100,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run nothing: exit 1, naming the stale blocks, unless the document is up to date",
     )
 
-    watch_parser = commands.add_parser(
+    watch_parser = add_command(
         "watch", help="run the document now and again after every save (Ctrl-C to stop)"
     )
     watch_parser.add_argument("document")
@@ -116,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="after a block fails, run the rest of its session anyway",
     )
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """Options every command takes, before or after the command's name."""
+    parser.add_argument(
+        "--store",
+        metavar="DIR",
+        default=default,
+        help=f"the store to use (default: ${STORE_ENVIRONMENT_VARIABLE}, else "
+        "$XDG_CACHE_HOME/mdrun/store, i.e. ~/.cache/mdrun/store)",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -140,12 +156,59 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 def open_store(arguments: argparse.Namespace) -> Store:
     """The store named by --store, else the environment's default."""
     root = Path(arguments.store) if arguments.store else default_store_root()
-    return Store.initialize(root)
+    if root.exists() and not root.is_dir():
+        raise FileAccessError("the store must be a folder, and this is a file", Location(str(root)))
+    try:
+        return Store.initialize(root)
+    except OSError as err:
+        raise FileAccessError(
+            f"cannot open or create the store: {err.strerror}", Location(str(root))
+        ) from err
+
+
+def is_writable(store: Store) -> bool:
+    """Whether a build could be stored (a shared cache may be read-only, or on a read-only
+    file system): tried, not guessed from permission bits."""
+    probe = store.tmp / f".writable-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+def refuse_stale_blocks(source: str, store: Store) -> None:
+    """With a read-only store, refuse before running anything a document with blocks to build."""
+    from mdrun.document.pipeline import status
+
+    stale = [line.planned.block_id for line in status(source, store) if line.state == "stale"]
+    if stale:
+        raise FileAccessError(
+            f"the store is read-only, and blocks of {source} must run ({', '.join(stale)}); "
+            "name a store you can write with --store DIR",
+            Location(str(store.root)),
+        )
+
+
+def check_writable_file(path: str | None, option: str) -> None:
+    """Refuse, before anything runs, a file that cannot be written for want of its folder."""
+    if path is None or path == STDIO:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise FileAccessError(f"{option} names a folder; it needs a file", Location(path))
+    if not target.absolute().parent.is_dir():
+        raise FileAccessError(f"{option}: its folder does not exist", Location(path))
 
 
 def write_report(path: str, records: Sequence[object]) -> None:
     """The `--report` file: `{"blocks": [one record per executable block]}`."""
-    Path(path).write_text(json.dumps({"blocks": list(records)}, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps({"blocks": list(records)}, indent=2) + "\n"
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise FileAccessError(f"cannot write the report: {err.strerror}", Location(path)) from err
 
 
 def _forced(values: list[str] | None, source: str) -> tuple[bool, set[str]]:
@@ -171,7 +234,12 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
     source: str = arguments.document
     if source != STDIO and not Path(source).is_file():
         raise UsageError(f"{source}: no such file")
+    if not check:
+        check_writable_file(arguments.output, "-o")
+    check_writable_file(arguments.report, "--report")
     store = open_store(arguments)
+    if not is_writable(store):
+        refuse_stale_blocks(source, store)
     if not arguments.force:
         # The document is exactly what the last clean run wrote: report, parse nothing.
         started = time.monotonic()
@@ -263,6 +331,9 @@ def command_gc(arguments: argparse.Namespace) -> int:
             raise UsageError(f"{document}: no such file")
         load_document(document)
     store = open_store(arguments)
+    if not arguments.dry_run and not is_writable(store):
+        raise FileAccessError("the store is read-only: gc cannot remove anything from it",
+                              Location(str(store.root)))  # fmt: skip
     keep = realizations_in_use(arguments.documents, store)
     plan = gc(store, keep_rrefs=keep, delete=not arguments.dry_run)
     verb = "would free" if arguments.dry_run else "freed"
@@ -282,7 +353,11 @@ def command_export(arguments: argparse.Namespace) -> int:
     source: str = arguments.document
     if not Path(source).is_file():
         raise UsageError(f"{source}: no such file")
+    output = arguments.output or default_output(source, arguments.to)
+    check_writable_file(output, "-o")
     store = open_store(arguments)
+    if not is_writable(store):
+        refuse_stale_blocks(source, store)
     if arguments.no_exec:
         stale = stale_blocks(source, store)
         if stale:
@@ -293,7 +368,6 @@ def command_export(arguments: argparse.Namespace) -> int:
             print(f"mdrun: {source} is not up to date (stale: {names}); --no-exec runs nothing",
                   file=sys.stderr)  # fmt: skip
             return EXIT_FAILED
-    output = arguments.output or default_output(source, arguments.to)
     reporter = TerminalReporter(sys.stderr) if sys.stderr.isatty() else None
     try:
         result = export_document(source, store, arguments.to, output, reporter=reporter)

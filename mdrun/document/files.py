@@ -9,15 +9,24 @@ import contextlib
 import os
 from pathlib import Path
 
+from mdrun.errors import FileAccessError, Location
+
 
 def write_atomically(path: Path, text: str | bytes) -> None:
     """Replace `path` with `text` (bytes, or a str written as UTF-8) in one rename.
 
     The new file is written beside the old one (same file system), flushed to disk, given the
-    old file's permissions, then renamed over it; on any error the temporary file is removed.
-    A symbolic link is followed, so the link stays and its target is replaced.
+    old file's permissions, then renamed over it; on any error the temporary file is removed
+    and a `FileAccessError` names `path`. A symbolic link is followed, so the link stays and its
+    target is replaced.
     """
-    target = Path(os.path.realpath(path))
+    try:
+        _replace(Path(os.path.realpath(path)), text)
+    except OSError as err:
+        raise FileAccessError(f"cannot write it: {err.strerror}", Location(str(path))) from err
+
+
+def _replace(target: Path, text: str | bytes) -> None:
     temporary = target.with_name(f".{target.name}.mdrun-{os.urandom(4).hex()}.tmp")
     # 0o666 lets the umask decide, as for any new file; an existing file's mode is copied below.
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

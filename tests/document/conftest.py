@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -149,11 +150,26 @@ def no_kernel_starts() -> Iterator[None]:
 
 
 def installed_mdrun(
-    args: list[str], cwd: Path, *, env: dict[str, str] | None = None, timeout: float = 120
+    args: list[str],
+    cwd: Path,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    bound_by_permissions: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script as a user would."""
+    """Run the installed console script as a user would.
+
+    `bound_by_permissions`: read-only files and folders stop it even when the tests run as root
+    (as in a container), by running it without the capabilities that let root ignore them.
+    """
+    prefix: list[str] = []
+    if bound_by_permissions and os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: read-only folders cannot be tested")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
     return subprocess.run(
-        [str(INSTALLED_MDRUN), *args],
+        [*prefix, str(INSTALLED_MDRUN), *args],
         cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,
