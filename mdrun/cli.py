@@ -191,6 +191,14 @@ def refuse_stale_blocks(source: str, store: Store) -> None:
         )
 
 
+def require_document(source: str) -> None:
+    """Refuse a document that is not there, or is a folder."""
+    if Path(source).is_dir():
+        raise UsageError(f"{source}: a folder, not a document")
+    if not Path(source).is_file():
+        raise UsageError(f"{source}: no such file")
+
+
 def check_writable_file(path: str | None, option: str) -> None:
     """Refuse, before anything runs, a file that cannot be written for want of its folder."""
     if path is None or path == STDIO:
@@ -232,8 +240,8 @@ def _block_ids(source: str) -> list[str]:
 def command_run(arguments: argparse.Namespace, check: bool) -> int:
     """`mdrun run` and `mdrun check`."""
     source: str = arguments.document
-    if source != STDIO and not Path(source).is_file():
-        raise UsageError(f"{source}: no such file")
+    if source != STDIO:
+        require_document(source)
     if not check:
         check_writable_file(arguments.output, "-o")
     check_writable_file(arguments.report, "--report")
@@ -307,8 +315,8 @@ def command_status(arguments: argparse.Namespace) -> int:
     from mdrun.document.pipeline import status
 
     source: str = arguments.document
-    if source != STDIO and not Path(source).is_file():
-        raise UsageError(f"{source}: no such file")
+    if source != STDIO:
+        require_document(source)
     for line in status(source, open_store(arguments)):
         planned = line.planned
         name = planned.block_id or f"#{planned.block.index + 1}"
@@ -327,8 +335,7 @@ def command_gc(arguments: argparse.Namespace) -> int:
             "gc: name the documents whose results to keep (or --all to empty the store)"
         )
     for document in arguments.documents:
-        if not Path(document).is_file():
-            raise UsageError(f"{document}: no such file")
+        require_document(document)
         load_document(document)
     store = open_store(arguments)
     if not arguments.dry_run and not is_writable(store):
@@ -351,8 +358,7 @@ def command_export(arguments: argparse.Namespace) -> int:
     from mdrun.terminal import TerminalReporter, summary_line
 
     source: str = arguments.document
-    if not Path(source).is_file():
-        raise UsageError(f"{source}: no such file")
+    require_document(source)
     output = arguments.output or default_output(source, arguments.to)
     check_writable_file(output, "-o")
     store = open_store(arguments)
@@ -388,11 +394,16 @@ def command_watch(arguments: argparse.Namespace) -> int:
     from mdrun.terminal import WatchPrinter
 
     source: str = arguments.document
-    if not Path(source).is_file():
-        raise UsageError(f"{source}: no such file")
+    require_document(source)
     if not 0 <= arguments.port <= 65535:
         raise UsageError(f"--port {arguments.port}: a port is between 0 and 65535")
     store = open_store(arguments)
+    if not is_writable(store):
+        raise FileAccessError(
+            "the store is read-only; watch runs blocks as the document changes, and needs a "
+            "store it can write",
+            Location(str(store.root)),
+        )
     print(f"mdrun: watching {source} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         watch_document(

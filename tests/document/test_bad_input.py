@@ -45,6 +45,7 @@ def read_only(*folders: Path) -> Iterator[None]:
         (["run", "doc.md", "-o", "a-folder"], "a-folder: -o names a folder"),
         (["run", "doc.md", "--report", "no/dir/r.json"], "no/dir/r.json: --report: its folder"),
         (["check", "doc.md", "--report", "a-folder"], "a-folder: --report names a folder"),
+        (["run", "a-folder"], "a-folder: a folder, not a document"),
         (["export", "doc.md", "--to", "html", "-o", "no/dir/x.html"], "no/dir/x.html: -o: its"),
     ],
 )
@@ -128,9 +129,10 @@ def test_a_read_only_store_serves_a_cached_document_and_refuses_one_that_must_ru
                 f"mdrun: error: {mdrun.store}: the store is read-only, and blocks of doc.md "
                 "must run (b1); name a store you can write with --store DIR\n"
             )
-        removing = installed_mdrun([*store, "gc", "--all"], mdrun.folder, bound_by_permissions=True)
-        assert removing.returncode == 2
-        assert f"{mdrun.store}: the store is read-only" in removing.stderr
+        for command in (["gc", "--all"], ["watch", "doc.md"]):
+            refused = installed_mdrun([*store, *command], mdrun.folder, bound_by_permissions=True)
+            assert refused.returncode == 2
+            assert refused.stderr.startswith(f"mdrun: error: {mdrun.store}: the store is read-only")
     assert mdrun.read("doc.md") == stale
     assert not mdrun.path("ran.txt").exists(), "nothing ran"
     assert not mdrun.path("doc.html").exists()
