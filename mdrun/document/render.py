@@ -37,6 +37,7 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 
 _BLOCK_ID_RE = re.compile(r"[^\s>]+")
 _BACKTICKS_RE = re.compile(r"`+")
+_MARKUP_RE = re.compile(r"[\\`*_~\[\]<>&]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,8 @@ def render_region(
         for output in merge_streams(body.outputs):
             lines += _output_lines(block_id, output, write_image)
         if body.status == "failed" and (body.note or not lines):
-            lines += _paragraph(f"**failed**: {body.note}" if body.note else "**failed**")
+            note = _literal(body.note)  # it may quote the error's value: text, never markup
+            lines += _paragraph(f"**failed**: {note}" if note else "**failed**")
     if not lines:
         return []
     return [START_MARKER.format(block_id=block_id), *lines, END_MARKER]
@@ -153,6 +155,12 @@ def _raw(text: str) -> list[str]:
         return []
     lines = [" " + line if line.startswith(MARKER_LEAD) else line for line in content.split("\n")]
     return [*lines, ""]
+
+
+def _literal(text: str) -> str:
+    """Text that Markdown shows as it is: the characters that could start markup (emphasis,
+    code, links, images, HTML, entities) are escaped with a backslash."""
+    return _MARKUP_RE.sub(r"\\\g<0>", text)
 
 
 def _paragraph(text: str) -> list[str]:

@@ -19,10 +19,10 @@ from hypothesis import example, given, settings
 
 from mdrun.cli import main
 from mdrun.core.store import Store
-from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator
+from mdrun.document.evaluate import BlockOutcome, BlockStatus, Evaluation, Evaluator
 from mdrun.document.export import default_output
 from mdrun.document.export_pandoc import convert_with_pandoc, page_title, pandoc_markdown
-from mdrun.document.outputs import StreamOutput, terminal_text
+from mdrun.document.outputs import ErrorOutput, Output, StreamOutput, terminal_text
 from mdrun.document.parse import parse_document
 from mdrun.document.pipeline import make_plan
 from tests.strategies import printed_texts
@@ -392,11 +392,25 @@ class _OutputElements(html.parser.HTMLParser):
 
 def exported_html_of_printed(folder: Path, printed: str) -> _OutputElements:
     """The HTML export of a block that printed `printed` (its outcome given, no kernel run)."""
+    printed_output = StreamOutput(output_type="stream", name="stdout", text=printed)
+    return exported_html(folder, BlockStatusLike("executed", (printed_output,), ""))
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStatusLike:
+    """How the one block of `exported_html`'s document ended."""
+
+    status: BlockStatus
+    outputs: tuple[Output, ...]
+    note: str
+
+
+def exported_html(folder: Path, ended: BlockStatusLike) -> _OutputElements:
+    """The HTML export of a one-block document whose block ended as given (no kernel run)."""
     document = folder / "printed.md"
     document.write_text("# Printed\n\n```python\nprint(text)\n```\n", encoding="utf-8")
     plan = make_plan(str(document))
-    printed_output = StreamOutput(output_type="stream", name="stdout", text=printed)
-    outcome = BlockOutcome(plan.blocks[0], "executed", outputs=(printed_output,))
+    outcome = BlockOutcome(plan.blocks[0], ended.status, outputs=ended.outputs, note=ended.note)
     page = convert_with_pandoc(Evaluation(plan, [outcome]), "html").decode("utf-8")
     elements = _OutputElements()
     elements.feed(page)
@@ -404,7 +418,7 @@ def exported_html_of_printed(folder: Path, printed: str) -> _OutputElements:
     return elements
 
 
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(printed=printed_texts())
 @example(printed=":::\n<script>window.injected = 1</script>\n:::\n")
 @example(printed="``` text\n:::\n</code></pre></div><script>window.injected = 1</script>\n")
@@ -415,6 +429,15 @@ def test_printed_text_is_shown_escaped_and_whole_in_its_output_element(
     assert elements.scripts == 0
     assert elements.tags == [["pre", "code"]], "nothing printed becomes an element"
     assert elements.texts[0].strip("\n") == terminal_text(printed).strip("\n")
+
+
+def test_a_failure_note_quoting_the_error_is_shown_as_text(tmp_path: Path) -> None:
+    value = "<img src=x onerror=\"window.injected = 1\"> [click](javascript:void(0)) *a* `b` &amp;"
+    error = ErrorOutput(output_type="error", ename="ValueError", evalue=value, traceback=[])
+    elements = exported_html(tmp_path, BlockStatusLike("failed", (error,), f"ValueError: {value}"))
+    assert elements.scripts == 0
+    assert elements.tags == [["pre", "code", "p", "strong"]], "no img, no link, no emphasis"
+    assert f"failed: ValueError: {value}" in " ".join(elements.texts[0].split())
 
 
 def test_a_heading_cannot_close_the_page_title(tmp_path: Path) -> None:

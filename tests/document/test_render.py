@@ -223,6 +223,14 @@ def test_failed_block_with_a_note_says_how_it_failed() -> None:
     ]  # fmt: skip
 
 
+def test_a_failure_note_is_text_whatever_the_error_value_holds() -> None:
+    note = "ValueError: <b>x</b> *y* [z](w) `v` a_b &amp; \\"
+    body = RegionBody(status="failed", note=note)
+    assert render_region("b1", body)[1:-1] == [
+        r"**failed**: ValueError: \<b\>x\</b\> \*y\* \[z\](w) \`v\` a\_b \&amp; \\", "",
+    ]  # fmt: skip
+
+
 def test_block_id_that_cannot_be_written_in_a_marker_is_refused() -> None:
     with pytest.raises(ValueError, match="block id"):
         render_region("a b", RegionBody(outputs=(stdout("x"),)))
