@@ -46,37 +46,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mdrun {__version__}")
     _add_global_options(parser, default=None)
-    # The same options after the command (`mdrun run doc.md --store DIR`); there they default
-    # to "not given", so that they never undo one given before the command.
-    global_options = _ArgumentParser(add_help=False)
-    _add_global_options(global_options, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=_ArgumentParser
     )
 
-    def add_command(name: str, help: str) -> argparse.ArgumentParser:
-        command: argparse.ArgumentParser = commands.add_parser(
-            name, help=help, parents=[global_options]
-        )
-        return command
-
-    run_parser = add_command("run", help="run a document and write its outputs")
+    run_parser = commands.add_parser("run", help="run a document and write its outputs")
     run_parser.add_argument("document", help="the Markdown file, or - for standard input")
     run_parser.add_argument(
         "-o", "--output", metavar="OUT", help="write here instead of in place (- for stdout)"
     )
     _add_run_options(run_parser)
 
-    check_parser = add_command(
+    check_parser = commands.add_parser(
         "check", help="exit 1 and print a diff if a run would change the document"
     )
     check_parser.add_argument("document")
     _add_run_options(check_parser)
 
-    status_parser = add_command("status", help="say which blocks are cached or stale")
+    status_parser = commands.add_parser("status", help="say which blocks are cached or stale")
     status_parser.add_argument("document")
 
-    gc_parser = add_command(
+    gc_parser = commands.add_parser(
         "gc", help="remove from the store what the given documents do not use"
     )
     gc_parser.add_argument("documents", nargs="*", help="documents whose results to keep")
@@ -87,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="with no document: empty the store"
     )
 
-    export_parser = add_command(
+    export_parser = commands.add_parser(
         "export", help="run what is stale, then write the document as HTML, docx, ipynb or md"
     )
     export_parser.add_argument("document")
@@ -105,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run nothing: exit 1, naming the stale blocks, unless the document is up to date",
     )
 
-    watch_parser = add_command(
+    watch_parser = commands.add_parser(
         "watch", help="run the document now and again after every save (Ctrl-C to stop)"
     )
     watch_parser.add_argument("document")
@@ -120,7 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after a block fails, run the rest of its session anyway",
     )
+    _accept_global_options_after_commands(parser)
     return parser
+
+
+def _accept_global_options_after_commands(parser: argparse.ArgumentParser) -> None:
+    """Let every command, and command of a command, take the global options after its name
+    (`mdrun run doc.md --store DIR`). There they default to "not given", so that they never
+    undo one given before the command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                _add_global_options(command, default=argparse.SUPPRESS)
+                _accept_global_options_after_commands(command)
 
 
 def _add_global_options(parser: argparse.ArgumentParser, default: object) -> None:
