@@ -112,3 +112,29 @@ def test_nothing_a_block_prints_or_a_heading_holds_runs_as_a_script(tmp_path: Pa
             ]
         finally:
             browser.close()
+
+
+def test_the_preview_of_a_hostile_output_runs_only_its_own_reload_script(tmp_path: Path) -> None:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make browser` installs it"
+    from playwright.sync_api import sync_playwright
+
+    from mdrun.document.outputs import StreamOutput
+    from mdrun.document.serve import Preview, PreviewServer
+    from tests.document.test_export import BlockStatusLike, exported_page
+
+    printed = ':::\n<script>window.injected = "preview"</script>\n:::\n'
+    output = StreamOutput(output_type="stream", name="stdout", text=printed)
+    preview = Preview()
+    preview.publish(exported_page(tmp_path, BlockStatusLike("executed", (output,), "")))
+    with PreviewServer(preview) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGUMENTS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url, wait_until="load")
+            assert page.evaluate("() => window.injected") is None
+            assert ":::" in page.locator(".mdrun-output pre").inner_text()
+            # The preview's own script still runs: a publication reloads the page.
+            preview.publish(b"<html><body><p id=second>second run</p></body></html>")
+            page.wait_for_selector("#second", timeout=10_000)
+        finally:
+            browser.close()

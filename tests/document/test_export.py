@@ -405,13 +405,18 @@ class BlockStatusLike:
     note: str
 
 
-def exported_html(folder: Path, ended: BlockStatusLike) -> _OutputElements:
+def exported_page(folder: Path, ended: BlockStatusLike) -> bytes:
     """The HTML export of a one-block document whose block ended as given (no kernel run)."""
     document = folder / "printed.md"
     document.write_text("# Printed\n\n```python\nprint(text)\n```\n", encoding="utf-8")
     plan = make_plan(str(document))
     outcome = BlockOutcome(plan.blocks[0], ended.status, outputs=ended.outputs, note=ended.note)
-    page = convert_with_pandoc(Evaluation(plan, [outcome]), "html").decode("utf-8")
+    return convert_with_pandoc(Evaluation(plan, [outcome]), "html")
+
+
+def exported_html(folder: Path, ended: BlockStatusLike) -> _OutputElements:
+    """`exported_page`, as a browser would parse it."""
+    page = exported_page(folder, ended).decode("utf-8")
     elements = _OutputElements()
     elements.feed(page)
     elements.close()
