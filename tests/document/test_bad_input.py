@@ -164,6 +164,21 @@ def test_a_failed_write_leaves_the_old_document_with_the_images_it_links(mdrun: 
     assert all(image.is_file() for image in images), "the images the document links are there"
 
 
+def test_a_report_that_cannot_be_written_is_named_with_exit_2(mdrun: Mdrun) -> None:
+    mdrun.write("doc.md", "# Prose only\n")
+    mdrun.path("reports").mkdir()
+    with read_only(mdrun.path("reports")):
+        completed = installed_mdrun(
+            ["--store", str(mdrun.store), "run", "doc.md", "--report", "reports/r.json"],
+            mdrun.folder,
+            bound_by_permissions=True,
+        )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.endswith(
+        "mdrun: error: reports/r.json: cannot write the report: Permission denied\n"
+    )
+
+
 # -- a byte-order mark ----------------------------------------------------------------------------
 
 
