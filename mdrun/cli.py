@@ -23,6 +23,7 @@ from mdrun.errors import FileAccessError, Location, MdrunError, UsageError
 
 if TYPE_CHECKING:
     from mdrun.document.evaluate import Reporter
+    from mdrun.document.pipeline import RunResult
 
 EXPORT_FORMATS = ("html", "docx", "ipynb", "md")
 """`mdrun export --to` choices (the export module, imported only when exporting, checks them)."""
@@ -58,10 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run_parser)
 
     check_parser = commands.add_parser(
-        "check", help="exit 1 and print a diff if a run would change the document"
+        "check", help="exit 1 and print a diff if a run would change the documents"
     )
-    check_parser.add_argument("document")
+    check_parser.add_argument("documents", nargs="+", metavar="document")
     _add_run_options(check_parser)
+    check_parser.add_argument(
+        "--no-exec",
+        action="store_true",
+        help="run nothing, start no kernel: compare with what the store holds (a block it does "
+        "not hold is reported and fails the check)",
+    )
 
     status_parser = commands.add_parser("status", help="say which blocks are cached or stale")
     status_parser.add_argument("document")
@@ -239,8 +246,22 @@ def _block_ids(source: str) -> list[str]:
     return [planned.block_id for planned in make_plan(source).blocks if planned.executable]
 
 
+def command_check(arguments: argparse.Namespace) -> int:
+    """`mdrun check`: each document in turn; the exit code is the worst of theirs."""
+    documents: list[str] = arguments.documents
+    if len(documents) > 1 and (arguments.report or arguments.force):
+        raise UsageError("check: --report and --force take one document")
+    if arguments.no_exec and arguments.force:
+        raise UsageError("check: --no-exec runs nothing, so it cannot --force a block")
+    worst = EXIT_OK
+    for document in documents:
+        arguments.document = document
+        worst = max(worst, command_run(arguments, check=True))
+    return worst
+
+
 def command_run(arguments: argparse.Namespace, check: bool) -> int:
-    """`mdrun run` and `mdrun check`."""
+    """`mdrun run` and `mdrun check` of one document."""
     source: str = arguments.document
     if source != STDIO:
         require_document(source)
@@ -264,6 +285,8 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
             if arguments.report:
                 write_report(arguments.report, records)
             return EXIT_OK
+    if check and arguments.no_exec:
+        return command_check_stored(source, store)
     from mdrun.document.pipeline import run
     from mdrun.terminal import TerminalReporter, report_records, summary_line
 
@@ -290,17 +313,7 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
     if arguments.report:
         write_report(arguments.report, report_records(result))
     if check and result.changed:
-        source_text = result.evaluation.plan.document.source
-        import difflib
-
-        diff = difflib.unified_diff(
-            source_text.splitlines(keepends=True),
-            result.text.splitlines(keepends=True),
-            fromfile=f"{source} (now)",
-            tofile=f"{source} (after mdrun run)",
-        )
-        sys.stdout.writelines(diff)
-        print(f"mdrun: {source} is not up to date", file=sys.stderr)
+        _print_diff(source, result)
         return EXIT_FAILED
     if not check and not result.written:
         print(
@@ -310,6 +323,43 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
         )
         return EXIT_FAILED
     return EXIT_FAILED if result.evaluation.failed else EXIT_OK
+
+
+def _print_diff(source: str, result: RunResult) -> None:
+    """What `check` prints for a document a run would change."""
+    import difflib
+
+    diff = difflib.unified_diff(
+        result.evaluation.plan.document.source.splitlines(keepends=True),
+        result.text.splitlines(keepends=True),
+        fromfile=f"{source} (now)",
+        tofile=f"{source} (after mdrun run)",
+    )
+    sys.stdout.writelines(diff)
+    print(f"mdrun: {source} is not up to date", file=sys.stderr)
+
+
+def command_check_stored(source: str, store: Store) -> int:
+    """`mdrun check --no-exec`: the document against what the store holds, nothing run."""
+    from mdrun.document.pipeline import run_from_store
+
+    result = run_from_store(source, store)
+    missing = [o for o in result.evaluation.outcomes if o.status == "not-run"]
+    for outcome in missing:
+        planned = outcome.planned
+        print(f"{source}:{planned.line}: block {planned.block_id}: {outcome.note}")
+    if missing:
+        print(
+            f"mdrun: {source}: {len(missing)} blocks not in the store; --no-exec runs nothing",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if result.changed:
+        _print_diff(source, result)
+        return EXIT_FAILED
+    count = sum(1 for outcome in result.evaluation.outcomes if outcome.status == "cached")
+    print(f"mdrun: {source}: {count} blocks, all as the store holds them", file=sys.stderr)
+    return EXIT_OK
 
 
 def command_status(arguments: argparse.Namespace) -> int:
@@ -439,8 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(
                 "a command is needed: run, check, status, gc, export or watch (see mdrun --help)"
             )
-        if arguments.command in ("run", "check"):
-            return command_run(arguments, check=arguments.command == "check")
+        if arguments.command == "run":
+            return command_run(arguments, check=False)
+        if arguments.command == "check":
+            return command_check(arguments)
         if arguments.command == "status":
             return command_status(arguments)
         if arguments.command == "export":

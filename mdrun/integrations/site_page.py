@@ -1,0 +1,121 @@
+"""One page of a documentation site, run through the store: its rendered Markdown and images.
+
+This is what the MkDocs plugin does per page, without MkDocs: the page's text is read, planned
+and evaluated as `mdrun run` would (cached blocks cost a lookup, no kernel starts for them),
+rendered with the same regions, and each top-level region is wrapped in a
+`<div class="mdrun-output">` (Python-Markdown's `md_in_html` reads the Markdown inside) so the
+site's stylesheet can set outputs apart from code. Writing anything is the caller's choice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mdrun.core.store import Store
+from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator
+from mdrun.document.parse import Document, parse_document
+from mdrun.document.pipeline import ImageFiles, RunResult, remember_run, render
+from mdrun.document.plan import plan_document
+
+OUTPUT_CLASS = "mdrun-output"
+"""The class of the div around a block's outputs (styled by `mkdocs.css`)."""
+
+_OUTPUT_FENCE = re.compile(r"(?P<indent> ?)(?P<ticks>`{3,}) (?P<kind>text|stderr|error)")
+"""An output fence as `render` writes it; stderr and errors get a div of their own."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageRun:
+    """A page after its blocks went through the store."""
+
+    result: RunResult
+    """The evaluation, the rendered page (regions as `mdrun run` writes them) and its images."""
+    site_markdown: str
+    """The rendered page as the site should read it: regions wrapped in output divs."""
+
+    @property
+    def failures(self) -> list[BlockOutcome]:
+        """The blocks that failed, in document order."""
+        return [o for o in self.result.evaluation.outcomes if o.status == "failed"]
+
+    def images(self) -> dict[str, bytes]:
+        """The images the page links, by path relative to the page's folder."""
+        folder = self.result.images.folder.name
+        return {f"{folder}/{name}": data for name, data in self.result.images.images.items()}
+
+
+def failure_line(outcome: BlockOutcome, path: str) -> str:
+    """`path:line: block ID: what went wrong`, as a build log should name a failed block."""
+    planned = outcome.planned
+    return f"{path}:{planned.line}: block {planned.block_id}: {outcome.note or 'failed'}"
+
+
+def run_page(text: str, path: Path, shown: str, store: Store, *, keep_going: bool) -> PageRun:
+    """Run a page's blocks through the store (kernels start only for stale blocks).
+
+    `path` is where the page lives (its folder is where blocks run and images are linked from);
+    `shown` is how messages name it. Raises ParseError for a page mdrun cannot read.
+    """
+    plan = plan_document(parse_document(text, shown), path.parent)
+    if any(planned.executable for planned in plan.blocks):
+        evaluation = Evaluator(plan, store, keep_going=keep_going).evaluate()
+        remember_run(store, str(path), evaluation)
+    else:
+        evaluation = Evaluation(plan)
+    images = ImageFiles(str(path))
+    rendered = render(evaluation, images) if evaluation.outcomes else text
+    result = RunResult(evaluation, rendered, rendered != text, images)
+    return PageRun(result, site_markdown(parse_document(rendered, shown)))
+
+
+def site_markdown(rendered: Document) -> str:
+    """The rendered page with each top-level region as a `mdrun-output` div.
+
+    Regions inside containers (a list item, a block quote) keep their comment markers: raw HTML
+    there is not read as a block, and the outputs still show, without the frame.
+    """
+    lines = list(rendered.lines)
+    newline = rendered.newline
+    replaced: dict[int, list[str]] = {}
+    for block in rendered.blocks:
+        region = block.region
+        if region is None or block.prefix:
+            continue
+        replaced[region.start_line] = [
+            newline,
+            f'<div class="{OUTPUT_CLASS}" data-mdrun-block="{region.block_id}" markdown="1">',
+            newline * 2,
+        ]
+        replaced[region.end_line - 1] = [newline, "</div>", newline * 2]
+        _wrap_streams(lines, range(region.start_line + 1, region.end_line - 1), replaced)
+    pieces: list[str] = []
+    for number, line in enumerate(lines):
+        pieces.extend(replaced.get(number, [line]))
+    return "".join(pieces)
+
+
+def _wrap_streams(lines: list[str], span: range, replaced: dict[int, list[str]]) -> None:
+    """Give each stderr or error fence of a region a div of its own (`mdrun-stderr`...)."""
+    newline = "\r\n" if lines[span.start - 1].endswith("\r\n") else "\n"
+    number = span.start
+    while number < span.stop:
+        opening = _OUTPUT_FENCE.fullmatch(lines[number].rstrip("\r\n"))
+        if opening is None:
+            number += 1
+            continue
+        closing = opening.group("indent") + opening.group("ticks")
+        end = next(
+            (n for n in range(number + 1, span.stop) if lines[n].rstrip("\r\n") == closing), None
+        )
+        if end is None:
+            return
+        kind = opening.group("kind")
+        if kind != "text":
+            replaced[number] = [
+                f'{newline}<div class="mdrun-{kind}" markdown="1">{newline * 2}',
+                lines[number],
+            ]
+            replaced[end] = [lines[end], f"{newline}</div>{newline * 2}"]
+        number = end + 1
