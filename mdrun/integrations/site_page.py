@@ -15,13 +15,16 @@ from pathlib import Path
 
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator
-from mdrun.document.parse import Document, parse_document
+from mdrun.document.options import is_executable_language
+from mdrun.document.parse import Block, Document, parse_document
 from mdrun.document.pipeline import ImageFiles, RunResult, remember_run, render
 from mdrun.document.plan import plan_document
 
 OUTPUT_CLASS = "mdrun-output"
 """The class of the div around a block's outputs (styled by `mkdocs.css`)."""
 
+_FENCE_LINE = re.compile(r"(?P<before>[^`~]*?)(?P<fence>`{3,}|~{3,})(?P<info>[^\r\n]*)")
+"""An opening fence line: its container prefix, its fence and its info string."""
 _OUTPUT_FENCE = re.compile(r"(?P<indent> ?)(?P<ticks>`{3,}) (?P<kind>text|stderr|error)")
 """An output fence as `render` writes it; stderr and errors get a div of their own."""
 
@@ -67,11 +70,13 @@ def run_page(text: str, path: Path, shown: str, store: Store, *, keep_going: boo
     images = ImageFiles(str(path))
     rendered = render(evaluation, images) if evaluation.outcomes else text
     result = RunResult(evaluation, rendered, rendered != text, images)
-    return PageRun(result, site_markdown(parse_document(rendered, shown)))
+    return PageRun(result, site_markdown(parse_document(rendered, shown), evaluation))
 
 
-def site_markdown(rendered: Document) -> str:
-    """The rendered page with each top-level region as a `mdrun-output` div.
+def site_markdown(rendered: Document, evaluation: Evaluation) -> str:
+    """The rendered page as a site reads it: each top-level region a `mdrun-output` div, each
+    code fence's info string reduced to its language (Python-Markdown reads no `id=...` after
+    it), the code of `echo=false` blocks left out.
 
     Regions inside containers (a list item, a block quote) keep their comment markers: raw HTML
     there is not read as a block, and the outputs still show, without the frame.
@@ -80,6 +85,7 @@ def site_markdown(rendered: Document) -> str:
     newline = rendered.newline
     replaced: dict[int, list[str]] = {}
     for block in rendered.blocks:
+        _reduce_fence(lines, block, evaluation, replaced)
         region = block.region
         if region is None or block.prefix:
             continue
@@ -94,6 +100,29 @@ def site_markdown(rendered: Document) -> str:
     for number, line in enumerate(lines):
         pieces.extend(replaced.get(number, [line]))
     return "".join(pieces)
+
+
+def _reduce_fence(
+    lines: list[str], block: Block, evaluation: Evaluation, replaced: dict[int, list[str]]
+) -> None:
+    """Keep only the language in an executable block's info string; drop `echo=false` code."""
+    if block.index >= len(evaluation.plan.blocks):
+        return
+    planned = evaluation.plan.blocks[block.index]
+    language = is_executable_language(block.language)
+    opening = _FENCE_LINE.match(lines[block.start_line])
+    if language is None or opening is None:
+        return
+    marker = opening.group("before").strip(" \t>")  # a list item's marker: keep the line
+    if planned.block_id and not planned.options.echo and block.closed and not marker:
+        for number in range(block.start_line, block.end_line):
+            replaced[number] = []
+        return
+    line = lines[block.start_line]
+    ending = line[len(line.rstrip("\r\n")) :]
+    replaced[block.start_line] = [
+        f"{opening.group('before')}{opening.group('fence')}{language}{ending}"
+    ]
 
 
 def _wrap_streams(lines: list[str], span: range, replaced: dict[int, list[str]]) -> None:

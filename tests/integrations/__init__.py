@@ -1,0 +1,1 @@
+"""Tests of mdrun.integrations against the real tools (MkDocs, pre-commit)."""
