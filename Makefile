@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint unit browser demo bench docs clean
+.PHONY: setup test lint unit browser demo bench docs site clean
 
 setup: $(STAMP)
 
@@ -53,3 +53,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# The docs as a site (MkDocs, Material theme) in site/, every page run by the mdrun plugin
+# through the store `make docs` fills.
+site: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build
+	@echo "site: $(CURDIR)/site/index.html"
