@@ -70,7 +70,9 @@ def run_page(text: str, path: Path, shown: str, store: Store, *, keep_going: boo
     images = ImageFiles(str(path))
     rendered = render(evaluation, images) if evaluation.outcomes else text
     result = RunResult(evaluation, rendered, rendered != text, images)
-    return PageRun(result, site_markdown(parse_document(rendered, shown), evaluation))
+    # An up-to-date page renders to its own text: no need to parse it again.
+    document = plan.document if rendered == text else parse_document(rendered, shown)
+    return PageRun(result, site_markdown(document, evaluation))
 
 
 def site_markdown(rendered: Document, evaluation: Evaluation) -> str:

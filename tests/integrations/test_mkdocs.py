@@ -27,6 +27,10 @@ plugins:
 """
 
 
+PLOT = "import matplotlib.pyplot as plt\nplt.figure(figsize=(2, 1))\nplt.plot([1, 2])\nplt.show()"
+"""A block that shows a small figure."""
+
+
 def page(runs: Path, *blocks: tuple[str, str]) -> str:
     """A page whose blocks each record their name in `runs` before running their code."""
     parts = ["# A page\n"]
@@ -70,11 +74,7 @@ def test_build_renders_outputs_then_reuses_them_then_reruns_one_edited_block(
 ) -> None:
     runs = tmp_path / "runs.txt"
     index = page(runs, ("greet", "print('hello from the greet block')"), ("answer", "21 * 2"))
-    plot = page(
-        runs,
-        ("plot", "import matplotlib.pyplot as plt\nplt.figure(figsize=(2, 1))\nplt.plot([1, 2])\n"
-                 "plt.show()"),
-    )  # fmt: skip
+    plot = page(runs, ("plot", PLOT))
     (site / "docs" / "index.md").write_text(index)
     (site / "docs" / "guide" / "plot.md").write_text(plot)
 
@@ -117,22 +117,48 @@ def test_a_failing_block_fails_the_build_with_its_line_unless_configured(
     site: Path, tmp_path: Path
 ) -> None:
     runs = tmp_path / "runs.txt"
-    (site / "docs" / "index.md").write_text(page(runs, ("fine", "print(1)"), ("broken", "1 / 0")))
+    (site / "docs" / "index.md").write_text(page(runs, ("plot", PLOT), ("broken", "1 / 0")))
 
     failed = build(site)
     assert failed.returncode == 1
-    assert "docs/index.md:8: block broken: ZeroDivisionError: division by zero" in failed.stderr
+    assert "docs/index.md:11: block broken: ZeroDivisionError: division by zero" in failed.stderr
     assert "fail_on_error: false" in failed.stderr
 
     (site / "mkdocs.yml").write_text(CONFIG + "      fail_on_error: false\n")
     built = build(site)
     assert built.returncode == 0, built.stderr
-    assert "WARNING -  mdrun: docs/index.md:8: block broken: ZeroDivisionError" in built.stderr
-    html = (site / "site" / "index.html").read_text()
-    assert re.search(r'class="mdrun-error".*ZeroDivisionError', html, re.S)
-    # A failure is not stored: `broken` runs again (after `fine` is replayed for its state).
+    assert "WARNING -  mdrun: docs/index.md:11: block broken: ZeroDivisionError" in built.stderr
+    # A failure is not stored: `broken` runs again (after `plot` is replayed for its state).
     assert executed(runs).count("broken") == 2
     assert "mdrun: 2 blocks, 0 executed, 1 cached, 1 failed" in built.stderr
+    look_at(site / "site" / "index.html", tmp_path / "failed-page.png")
+
+
+def look_at(html: Path, screenshot: Path) -> None:
+    """The page in Chromium: the figure loads, the error reads as one (red, on a tint)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.document.test_browser import CHROMIUM, CHROMIUM_ARGUMENTS
+
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make browser` installs it"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGUMENTS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            page.goto(html.as_uri(), wait_until="load")
+            image = page.locator(".mdrun-output img")
+            assert image.is_visible()
+            assert image.evaluate("element => element.complete && element.naturalWidth") > 0
+            error = page.locator(".mdrun-output .mdrun-error code")
+            assert error.is_visible() and "ZeroDivisionError" in error.inner_text()
+            red, green, _blue = error.evaluate(
+                "e => getComputedStyle(e).color.match(/\\d+/g).map(Number)"
+            )
+            assert red > 2 * green, "the traceback is shown in red"
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    print(f"screenshot: {screenshot}")
 
 
 def test_write_back_writes_outputs_into_the_source(site: Path, tmp_path: Path) -> None:
