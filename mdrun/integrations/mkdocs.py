@@ -125,8 +125,9 @@ class MdrunPlugin(BasePlugin[MdrunPluginConfig]):  # type: ignore[no-untyped-cal
         evaluation = page.result.evaluation
         if evaluation.count("executed") or evaluation.failed:
             log.info(f"{_shown(path)}: {summary_line(evaluation).removeprefix('mdrun: ')}")
-        if self.config.write_back and source is not None and page.result.changed:
-            write_result(page.result, store, source)
+        writes = self.config.write_back and source is not None and page.result.changed
+        if writes and not write_result(page.result, store, str(source)):
+            log.warning(f"{_shown(path)} changed while its blocks ran: not written back")
         if page.site_markdown != file.content_string:
             file.content_string = page.site_markdown
         return page
