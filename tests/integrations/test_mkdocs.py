@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -124,9 +123,15 @@ def test_a_failing_block_fails_the_build_with_its_line_unless_configured(
     assert "docs/index.md:11: block broken: ZeroDivisionError: division by zero" in failed.stderr
     assert "fail_on_error: false" in failed.stderr
 
-    (site / "mkdocs.yml").write_text(CONFIG + "      fail_on_error: false\n")
+    # Configured otherwise: the build goes on, and (write_back) the source gets the outputs.
+    options = "      fail_on_error: false\n      write_back: true\n"
+    (site / "mkdocs.yml").write_text(CONFIG + options)
     built = build(site)
     assert built.returncode == 0, built.stderr
+    source = (site / "docs" / "index.md").read_text()
+    assert "<!-- mdrun:output id=broken -->\n``` error\n" in source
+    assert re.search(r"!\[output of plot\]\(index_files/[0-9a-f]{16}\.png\)", source)
+    assert sorted(p.suffix for p in (site / "docs" / "index_files").iterdir()) == [".png"]
     assert "WARNING -  mdrun: docs/index.md:11: block broken: ZeroDivisionError" in built.stderr
     # A failure is not stored: `broken` runs again (after `plot` is replayed for its state).
     assert executed(runs).count("broken") == 2
@@ -159,23 +164,3 @@ def look_at(html: Path, screenshot: Path) -> None:
         finally:
             browser.close()
     print(f"screenshot: {screenshot}")
-
-
-def test_write_back_writes_outputs_into_the_source(site: Path, tmp_path: Path) -> None:
-    runs = tmp_path / "runs.txt"
-    (site / "docs" / "index.md").write_text(page(runs, ("greet", "print('written back')")))
-    (site / "mkdocs.yml").write_text(CONFIG + "      write_back: true\n")
-    built = build(site)
-    assert built.returncode == 0, built.stderr
-    source = (site / "docs" / "index.md").read_text()
-    assert source.endswith(
-        textwrap.dedent(
-            """\
-            <!-- mdrun:output id=greet -->
-            ``` text
-            written back
-            ```
-            <!-- mdrun:end -->
-            """
-        )
-    )
