@@ -117,9 +117,11 @@ class MdrunPlugin(BasePlugin[MdrunPluginConfig]):  # type: ignore[no-untyped-cal
         path = Path(file.abs_src_path or os.path.join(config.docs_dir, file.src_uri))
         source = file.abs_src_path
         try:
-            page = run_page(
-                file.content_string, path, _shown(path), store, keep_going=self.config.keep_going
-            )
+            text = file.content_string
+        except UnicodeDecodeError as err:
+            raise PluginError(f"mdrun: {_shown(path)}: not UTF-8 text") from err
+        try:
+            page = run_page(text, path, _shown(path), store, keep_going=self.config.keep_going)
         except MdrunError as err:
             raise PluginError(f"mdrun: {err}") from err
         evaluation = page.result.evaluation
@@ -128,7 +130,7 @@ class MdrunPlugin(BasePlugin[MdrunPluginConfig]):  # type: ignore[no-untyped-cal
         writes = self.config.write_back and source is not None and page.result.changed
         if writes and not write_result(page.result, store, str(source)):
             log.warning(f"{_shown(path)} changed while its blocks ran: not written back")
-        if page.site_markdown != file.content_string:
+        if page.site_markdown != text:
             file.content_string = page.site_markdown
         return page
 
