@@ -23,6 +23,7 @@ from mdrun.errors import FileAccessError, Location, MdrunError, UsageError
 
 if TYPE_CHECKING:
     from mdrun.document.evaluate import Reporter
+    from mdrun.document.formats.metadata import Settings
     from mdrun.document.pipeline import RunResult
 
 EXPORT_FORMATS = ("html", "docx", "ipynb", "md")
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status_parser = commands.add_parser("status", help="say which blocks are cached or stale")
     status_parser.add_argument("document")
+    _add_reading_options(status_parser)
 
     gc_parser = commands.add_parser(
         "gc", help="remove from the store what the given documents do not use"
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run nothing: exit 1, naming the stale blocks, unless the document is up to date",
     )
+    _add_reading_options(export_parser)
 
     watch_parser = commands.add_parser(
         "watch", help="run the document now and again after every save (Ctrl-C to stop)"
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after a block fails, run the rest of its session anyway",
     )
+    _add_reading_options(watch_parser)
     _accept_global_options_after_commands(parser)
     return parser
 
@@ -143,6 +147,34 @@ def _add_global_options(parser: argparse.ArgumentParser, default: object) -> Non
     )
 
 
+def _add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """Which blocks run, beyond what the document itself says."""
+    parser.add_argument(
+        "--languages",
+        metavar="LANGS",
+        help="also run blocks in these languages, comma-separated (bash,r); Python blocks "
+        "always run",
+    )
+    parser.add_argument(
+        "--doctest",
+        action="store_true",
+        help="run interactive-session blocks (>>> prompts) and rewrite their expected outputs",
+    )
+
+
+def reading_settings(arguments: argparse.Namespace) -> Settings:
+    """The `--languages` and `--doctest` flags as run settings."""
+    from mdrun.document.formats.metadata import Settings, parse_languages
+
+    languages: frozenset[str] = frozenset()
+    if arguments.languages is not None:
+        try:
+            languages = parse_languages(arguments.languages)
+        except ValueError as err:
+            raise UsageError(f"--languages {arguments.languages!r}: expected {err}") from None
+    return Settings(languages=languages, doctest=arguments.doctest)
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force",
@@ -160,6 +192,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report", metavar="FILE", help="write one JSON record per block to FILE"
     )
+    _add_reading_options(parser)
 
 
 def open_store(arguments: argparse.Namespace) -> Store:
@@ -187,11 +220,12 @@ def is_writable(store: Store) -> bool:
     return True
 
 
-def refuse_stale_blocks(source: str, store: Store) -> None:
+def refuse_stale_blocks(source: str, store: Store, settings: Settings) -> None:
     """With a read-only store, refuse before running anything a document with blocks to build."""
     from mdrun.document.pipeline import status
 
-    stale = [line.planned.block_id for line in status(source, store) if line.state == "stale"]
+    lines = status(source, store, settings)
+    stale = [line.planned.block_id for line in lines if line.state == "stale"]
     if stale:
         raise FileAccessError(
             f"the store is read-only, and blocks of {source} must run ({', '.join(stale)}); "
@@ -228,22 +262,25 @@ def write_report(path: str, records: Sequence[object]) -> None:
         raise FileAccessError(f"cannot write the report: {err.strerror}", Location(path)) from err
 
 
-def _forced(values: list[str] | None, source: str) -> tuple[bool, set[str]]:
+def _forced(
+    values: list[str] | None, source: str, settings: Settings
+) -> tuple[bool, set[str]]:
     if not values:
         return False, set()
     if "*" in values:
         return True, set()
-    known = {planned_id for planned_id in _block_ids(source)}
+    known = {planned_id for planned_id in _block_ids(source, settings)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise UsageError(f"--force: no block with id {', '.join(unknown)} in {source}")
     return False, set(values)
 
 
-def _block_ids(source: str) -> list[str]:
+def _block_ids(source: str, settings: Settings) -> list[str]:
     from mdrun.document.pipeline import make_plan
 
-    return [planned.block_id for planned in make_plan(source).blocks if planned.executable]
+    plan = make_plan(source, settings)
+    return [planned.block_id for planned in plan.blocks if planned.executable]
 
 
 def command_check(arguments: argparse.Namespace) -> int:
@@ -269,12 +306,14 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
         check_writable_file(arguments.output, "-o")
     check_writable_file(arguments.report, "--report")
     store = open_store(arguments)
+    settings = reading_settings(arguments)
     if not is_writable(store):
-        refuse_stale_blocks(source, store)
+        refuse_stale_blocks(source, store, settings)
     if not arguments.force:
         # The document is exactly what the last clean run wrote: report, parse nothing.
         started = time.monotonic()
-        records = up_to_date(store, source, None if check else arguments.output)
+        output = None if check else arguments.output
+        records = up_to_date(store, source, output, settings.key())
         if records is not None:
             count = len(records)
             print(
@@ -286,11 +325,11 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
                 write_report(arguments.report, records)
             return EXIT_OK
     if check and arguments.no_exec:
-        return command_check_stored(source, store)
+        return command_check_stored(source, store, settings)
     from mdrun.document.pipeline import run
     from mdrun.terminal import TerminalReporter, report_records, summary_line
 
-    force_all, force_ids = _forced(arguments.force, source)
+    force_all, force_ids = _forced(arguments.force, source, settings)
     reporter: Reporter | None = None
     if sys.stderr.isatty():
         reporter = TerminalReporter(sys.stderr)
@@ -303,11 +342,12 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
             force=lambda planned: force_all or planned.block_id in force_ids,
             keep_going=arguments.keep_going,
             reporter=reporter,
+            settings=settings,
         )
     finally:
         if isinstance(reporter, TerminalReporter):
             reporter.close()
-    for warning in result.evaluation.plan.document.warnings:
+    for warning in result.evaluation.plan.warnings:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
     print(summary_line(result.evaluation), file=sys.stderr)
     if arguments.report:
@@ -339,11 +379,11 @@ def _print_diff(source: str, result: RunResult) -> None:
     print(f"mdrun: {source} is not up to date", file=sys.stderr)
 
 
-def command_check_stored(source: str, store: Store) -> int:
+def command_check_stored(source: str, store: Store, settings: Settings) -> int:
     """`mdrun check --no-exec`: the document against what the store holds, nothing run."""
     from mdrun.document.pipeline import run_from_store
 
-    result = run_from_store(source, store)
+    result = run_from_store(source, store, settings)
     missing = [o for o in result.evaluation.outcomes if o.status == "not-run"]
     for outcome in missing:
         planned = outcome.planned
@@ -369,7 +409,7 @@ def command_status(arguments: argparse.Namespace) -> int:
     source: str = arguments.document
     if source != STDIO:
         require_document(source)
-    for line in status(source, open_store(arguments)):
+    for line in status(source, open_store(arguments), reading_settings(arguments)):
         planned = line.planned
         name = planned.block_id or f"#{planned.block.index + 1}"
         reason = f" ({line.reason})" if line.reason else ""
@@ -414,10 +454,11 @@ def command_export(arguments: argparse.Namespace) -> int:
     output = arguments.output or default_output(source, arguments.to)
     check_writable_file(output, "-o")
     store = open_store(arguments)
+    settings = reading_settings(arguments)
     if not is_writable(store):
-        refuse_stale_blocks(source, store)
+        refuse_stale_blocks(source, store, settings)
     if arguments.no_exec:
-        stale = stale_blocks(source, store)
+        stale = stale_blocks(source, store, settings)
         if stale:
             for line in stale:
                 planned = line.planned
@@ -428,11 +469,13 @@ def command_export(arguments: argparse.Namespace) -> int:
             return EXIT_FAILED
     reporter = TerminalReporter(sys.stderr) if sys.stderr.isatty() else None
     try:
-        result = export_document(source, store, arguments.to, output, reporter=reporter)
+        result = export_document(
+            source, store, arguments.to, output, reporter=reporter, settings=settings
+        )
     finally:
         if reporter is not None:
             reporter.close()
-    for warning in result.evaluation.plan.document.warnings:
+    for warning in result.evaluation.plan.warnings:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
     print(summary_line(result.evaluation), file=sys.stderr)
     if output != STDIO:
@@ -465,6 +508,7 @@ def command_watch(arguments: argparse.Namespace) -> int:
             serve=arguments.serve,
             port=arguments.port,
             keep_going=arguments.keep_going,
+            settings=reading_settings(arguments),
         )
     except KeyboardInterrupt:
         print("mdrun: stopped watching", file=sys.stderr)

@@ -258,7 +258,7 @@ class Evaluator:
         result = self.results.get(index)
         step = Step(
             identity=self.identities.get(index, f"unstored:{index}"),
-            code=planned.block.code,
+            code=planned.code,
             block_id=planned.block_id,
             timeout=planned.options.timeout,
             allow_error=planned.options.allow_error,

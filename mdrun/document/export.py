@@ -13,6 +13,7 @@ from typing import Literal, get_args
 from mdrun.core.store import Store
 from mdrun.document.evaluate import Reporter
 from mdrun.document.files import write_atomically
+from mdrun.document.formats.metadata import Settings
 from mdrun.document.pipeline import STDIO, BlockStatusLine, RunResult, run, status
 from mdrun.errors import UsageError
 
@@ -34,9 +35,11 @@ def default_output(source: str, to: ExportFormat) -> str:
     return str(target)
 
 
-def stale_blocks(source: str, store: Store) -> list[BlockStatusLine]:
+def stale_blocks(
+    source: str, store: Store, settings: Settings | None = None
+) -> list[BlockStatusLine]:
     """The blocks an export would have to run (what `--no-exec` refuses), looked up only."""
-    return [line for line in status(source, store) if line.state == "stale"]
+    return [line for line in status(source, store, settings) if line.state == "stale"]
 
 
 def export_document(
@@ -46,6 +49,7 @@ def export_document(
     output: str,
     *,
     reporter: Reporter | None = None,
+    settings: Settings | None = None,
 ) -> RunResult:
     """Run what is stale, then write the export to `output` (`-` for standard output).
 
@@ -61,8 +65,8 @@ def export_document(
     if output == STDIO and to in BINARY_FORMATS and sys.stdout.isatty():
         raise UsageError(f"{to} is a binary format: name a file with -o, or redirect stdout")
     if to == "md":
-        return run(source, store, output=output, reporter=reporter)
-    result = run(source, store, write=False, reporter=reporter)
+        return run(source, store, output=output, reporter=reporter, settings=settings)
+    result = run(source, store, write=False, reporter=reporter, settings=settings)
     if to == "ipynb":
         from mdrun.document.export_notebook import notebook_text
 

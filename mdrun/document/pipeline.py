@@ -22,6 +22,8 @@ from mdrun.core.refs import RRef
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator, Reporter
 from mdrun.document.files import write_atomically
+from mdrun.document.formats.doctest import rewritten_lines
+from mdrun.document.formats.metadata import Settings
 from mdrun.document.kernels import DEFAULT_PYTHON_KERNEL
 from mdrun.document.parse import Document, parse_document, read_document
 from mdrun.document.plan import Plan, PlannedBlock, plan_document
@@ -58,9 +60,9 @@ def base_dir_of(source: str) -> Path:
     return Path.cwd() if source == STDIO else Path(source).absolute().parent
 
 
-def make_plan(source: str) -> Plan:
+def make_plan(source: str, settings: Settings | None = None) -> Plan:
     """Read and plan a document (validates every option; starts nothing)."""
-    return plan_document(load_document(source), base_dir_of(source))
+    return plan_document(load_document(source), base_dir_of(source), settings)
 
 
 class ImageFiles:
@@ -116,9 +118,32 @@ def region_body(outcome: BlockOutcome) -> RegionBody | None:
         return None
     if outcome.status == "not-run":
         return RegionBody((), "not-run", f"{outcome.note}; this block did not run")
+    outputs = outcome.outputs
+    if not planned.options.warning:
+        outputs = tuple(
+            output
+            for output in outputs
+            if not (output["output_type"] == "stream" and output["name"] == "stderr")
+        )
     if outcome.status == "failed":
-        return RegionBody(outcome.outputs, "failed", outcome.note)
-    return RegionBody(outcome.outputs, "ok")
+        return RegionBody(outputs, "failed", outcome.note)
+    if planned.cell is not None and planned.cell.is_doctest:
+        return None  # its outputs are written inside the block
+    return RegionBody(outputs, "ok")
+
+
+def doctest_rewrites(evaluation: Evaluation) -> dict[int, tuple[int, list[str]]]:
+    """The new expected-output lines of the doctest sessions that ran."""
+    rewrites: dict[int, tuple[int, list[str]]] = {}
+    document = evaluation.plan.document
+    for outcome in evaluation.outcomes:
+        cell = outcome.planned.cell
+        if cell is None or not cell.is_doctest or outcome.status not in ("executed", "cached"):
+            continue
+        block = outcome.planned.block
+        if block.closed and outcome.planned.options.output:
+            rewrites.update(rewritten_lines(cell, block, document.newline, outcome.outputs))
+    return rewrites
 
 
 def render(evaluation: Evaluation, images: ImageFiles) -> str:
@@ -126,7 +151,9 @@ def render(evaluation: Evaluation, images: ImageFiles) -> str:
     regions: dict[int, list[str] | None] = {}
     for outcome in evaluation.outcomes:
         block = outcome.planned.block
-        if not block.closed:
+        if not block.closed or outcome.planned.cell is None:
+            # A block that is text keeps what follows it, even a region from a run in which
+            # it ran (`--languages bash` once, then without): no run throws outputs away.
             continue
         body = region_body(outcome)
         lines = (
@@ -135,7 +162,7 @@ def render(evaluation: Evaluation, images: ImageFiles) -> str:
             else render_region(outcome.planned.block_id, body, write_image=images)
         )
         regions[block.index] = lines or None
-    return splice(evaluation.plan.document, regions)
+    return splice(evaluation.plan.document, regions, doctest_rewrites(evaluation))
 
 
 @dataclass(slots=True)
@@ -163,9 +190,10 @@ def run(
     force: Callable[[PlannedBlock], bool] = lambda _planned: False,
     keep_going: bool = False,
     reporter: Reporter | None = None,
+    settings: Settings | None = None,
 ) -> RunResult:
     """Run a document; with `write`, write the result as `write_result` does."""
-    plan = make_plan(source)
+    plan = make_plan(source, settings)
     evaluation = Evaluator(
         plan, store, force=force, keep_going=keep_going, reporter=reporter
     ).evaluate()
@@ -181,13 +209,13 @@ NOT_IN_STORE = "not in the store"
 """Why `check --no-exec` could not show a block: the store holds no result for it."""
 
 
-def run_from_store(source: str, store: Store) -> RunResult:
+def run_from_store(source: str, store: Store, settings: Settings | None = None) -> RunResult:
     """The document as the store alone renders it: nothing runs and no kernel starts.
 
     A block whose result the store holds shows it (a `cache=false` block its latest one); a
     block without one, or after one in its session, is `not-run` with a note saying so.
     """
-    plan = make_plan(source)
+    plan = make_plan(source, settings)
     found = cached_results(plan, store)
     evaluation = Evaluation(plan)
     for index, planned in enumerate(plan.blocks):
@@ -267,7 +295,8 @@ def clean_run(
         if outcome.status != "skipped"
     )
     rrefs = tuple(str(outcome.rref) for outcome in evaluation.outcomes if outcome.rref)
-    return CleanRun(source, output, tuple(inputs), images.paths(), rrefs, report)
+    settings = evaluation.plan.settings.key()
+    return CleanRun(source, output, tuple(inputs), images.paths(), rrefs, report, settings)
 
 
 def write_if_changed(path: Path, text: str) -> None:
@@ -376,16 +405,18 @@ def _cached_note(result: StoredResult, previous: JSONObject | None) -> str:
     return "; ".join(notes)
 
 
-def status(source: str, store: Store) -> list[BlockStatusLine]:
+def status(
+    source: str, store: Store, settings: Settings | None = None
+) -> list[BlockStatusLine]:
     """For each block: cached or stale and why, computed without running anything."""
-    plan = make_plan(source)
+    plan = make_plan(source, settings)
     previous = last_run(store, source)
     found = cached_results(plan, store)
     stale: set[int] = set()
     lines: list[BlockStatusLine] = []
     for index, planned in enumerate(plan.blocks):
         if planned.base_config is None:
-            reason = "eval=false" if planned.block_id else "not an executable language"
+            reason = "eval=false" if planned.block_id else "text: not a block that runs"
             lines.append(BlockStatusLine(planned, "skipped", reason))
             continue
         old = previous.get(planned.block_id)

@@ -72,6 +72,8 @@ class CleanRun:
     """The realizations the blocks' outputs came from."""
     report: tuple[dict[str, Any], ...]
     """The `--report` records of the run, statuses made `cached`."""
+    settings: str = ""
+    """The command line's settings (`--languages`, `--doctest`): others read blocks otherwise."""
 
 
 def remember_clean_run(store: Store, run: CleanRun) -> None:
@@ -86,6 +88,7 @@ def remember_clean_run(store: Store, run: CleanRun) -> None:
         "images": [str(Path(name).absolute()) for name in run.images],
         "rrefs": list(run.rrefs),
         "report": list(run.report),
+        "settings": run.settings,
     }
     path = record_path(store, run.source, ".clean")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,8 +102,11 @@ def forget_clean_run(store: Store, source: str) -> None:
     record_path(store, source, ".clean").unlink(missing_ok=True)
 
 
-def up_to_date(store: Store, source: str, output: str | None) -> list[dict[str, Any]] | None:
-    """The report of the last clean run if nothing it depended on changed, else None."""
+def up_to_date(
+    store: Store, source: str, output: str | None, settings: str = ""
+) -> list[dict[str, Any]] | None:
+    """The report of the last clean run if nothing it depended on changed (and the command
+    line's settings, as `Settings.key` gives them, are the same), else None."""
     if STDIO in (source, output):
         return None
     try:
@@ -108,6 +114,8 @@ def up_to_date(store: Store, source: str, output: str | None) -> list[dict[str, 
     except (OSError, ValueError):
         return None
     report = data.get("report")
+    if data.get("settings", "") != settings:
+        return None
     if not isinstance(report, list) or not _unchanged(store, data, source, output):
         return None
     return report
