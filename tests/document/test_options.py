@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from mdrun.document.formats.metadata import Settings
 from mdrun.document.options import OPTION_NAMES, BlockOptions
 from mdrun.document.parse import Document, parse_document
 from mdrun.document.plan import plan_document

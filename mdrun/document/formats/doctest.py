@@ -30,7 +30,7 @@ RESULT_MIME = "application/vnd.mdrun.doctest+json"
 
 _EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)(?::|$)")
 _DIRECTIVE_LINE = re.compile(r":[A-Za-z][\w-]*:.*")
-_RUNNER = '''
+_RUNNER = """
 import contextlib, io, sys, traceback
 results = []
 for source, name in examples:
@@ -48,7 +48,7 @@ for source, name in examples:
     results.append({"output": buffer.getvalue(), "exception": exception})
 from IPython.display import display
 display({mime: {"results": results}}, raw=True)
-'''
+"""
 
 
 def is_doctest_block(block: Block) -> bool:

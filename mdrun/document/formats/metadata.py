@@ -84,6 +84,8 @@ def languages_setting(value: Any, location: Location) -> frozenset[str]:
     """The front matter's `mdrun.languages`: a list (`[bash, r]`) or comma-separated text."""
     if value is None:
         return frozenset()
+    if isinstance(value, dict):
+        raise ParseError("`mdrun.languages` is a list of languages, such as [bash, r]", location)
     items: Iterable[Any] = value if isinstance(value, list) else str(value).split(",")
     names = frozenset(str(item).strip().lower() for item in items)
     if not all(names) or any(isinstance(item, dict | list) for item in items):

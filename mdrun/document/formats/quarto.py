@@ -23,9 +23,7 @@ _R_CONSTANTS: Mapping[str, Any] = {
 }  # fmt: skip
 
 
-def read_quarto(
-    block: Block, languages: Set[str], kernels: Mapping[str, str]
-) -> Cell | None:
+def read_quarto(block: Block, languages: Set[str], kernels: Mapping[str, str]) -> Cell | None:
     """The block as a cell, or None when it is display code or another language's."""
     header = _HEADER.fullmatch(block.info.strip())
     if header is None:
