@@ -91,8 +91,8 @@ def _belongs_to(planned: PlannedBlock, kernel: KernelChoice, language: str) -> b
     is written in the notebook's language."""
     if planned.kernel is not None:
         return planned.kernel.name == kernel.name
-    if planned.cell is None:
-        return False
+    if planned.cell is None or planned.cell.is_doctest:
+        return False  # text, or a session whose outputs are part of its text
     cell_language = planned.cell.language
     return ("python" if cell_language in PYTHON_LANGUAGES else cell_language) == language
 

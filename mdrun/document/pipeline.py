@@ -281,7 +281,7 @@ def clean_run(
     """What the next run may compare against, if this one leaves nothing to redo."""
     if STDIO in (source, output):
         return None
-    inputs: list[str] = []
+    inputs: list[str] = list(evaluation.plan.sources)
     for outcome in evaluation.outcomes:
         planned = outcome.planned
         if outcome.status not in ("executed", "cached", "skipped") or not planned.options.cache:

@@ -101,6 +101,8 @@ class Plan:
     """Warnings from reading its blocks (options accepted but ignored), `path:line: ...`."""
     settings: Settings = field(default_factory=Settings)
     """What the command line asked for (languages, doctest mode)."""
+    sources: tuple[str, ...] = ()
+    """Files besides the document that its reading depends on (a project's `_quarto.yml`)."""
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -234,4 +236,6 @@ def plan_document(
         )
         last_of_session[session] = len(planned) - 1
     settings = settings or Settings()
-    return Plan(document, tuple(planned), base_dir, reading.format, reading.notes, settings)
+    return Plan(
+        document, tuple(planned), base_dir, reading.format, reading.notes, settings, reading.sources
+    )

@@ -60,18 +60,25 @@ def front_matter_data(document: Document) -> tuple[dict[str, Any], str | None]:
     return (data if isinstance(data, dict) else {}), None
 
 
-def project_execute(base_dir: Path) -> dict[str, Any]:
-    """The `execute:` of the nearest `_quarto.yml` in the document's folder or above it."""
+def project_file(base_dir: Path) -> Path | None:
+    """The nearest `_quarto.yml` in the document's folder or above it."""
     for folder in (base_dir, *base_dir.parents):
         path = folder / QUARTO_PROJECT_FILE
         if path.is_file():
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as err:
-                raise ParseError(f"cannot read it: {err}", Location(str(path))) from err
-            data = _load_yaml(text, Location(str(path)))
-            execute = data.get("execute") if isinstance(data, dict) else None
-            return execute if isinstance(execute, dict) else {}
+            return path
+    return None
+
+
+def project_execute(path: Path | None) -> dict[str, Any]:
+    """The `execute:` of a `_quarto.yml` ({} without one)."""
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ParseError(f"cannot read it: {err}", Location(str(path))) from err
+        data = _load_yaml(text, Location(str(path)))
+        execute = data.get("execute") if isinstance(data, dict) else None
+        return execute if isinstance(execute, dict) else {}
     return {}
 
 

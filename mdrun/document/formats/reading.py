@@ -16,6 +16,7 @@ from mdrun.document.formats.doctest import is_doctest_block, read_doctest
 from mdrun.document.formats.mapping import map_options
 from mdrun.document.formats.markdown import read_markdown
 from mdrun.document.formats.metadata import (
+    QUARTO_PROJECT_FILE,
     Settings,
     boolean_setting,
     front_matter_data,
@@ -23,6 +24,7 @@ from mdrun.document.formats.metadata import (
     mdrun_setting,
     nested,
     project_execute,
+    project_file,
 )
 from mdrun.document.formats.myst import is_code_cell, read_myst
 from mdrun.document.formats.quarto import read_quarto
@@ -50,6 +52,9 @@ class Reading:
     """The front matter line those defaults are reported at."""
     notes: tuple[str, ...]
     """Warnings, each `path:line: message` (options accepted but ignored)."""
+    sources: tuple[str, ...] = ()
+    """Files besides the document that its reading depends on, existing or not (where a
+    `_quarto.yml` may be)."""
 
 
 def document_format(document: Document, data: dict[str, Any]) -> Format:
@@ -76,12 +81,18 @@ def read_cells(document: Document, base_dir: Path, settings: Settings) -> Readin
     doctest = settings.doctest or boolean_setting(mdrun_setting(data, "doctest"), "doctest", top)
     format_ = document_format(document, data)
     kernels: dict[str, str] = {}
+    sources: list[str] = []
     defaults: OptionPairs = ()
     notebook_language = "python"
     if format_ in ("quarto", "rmarkdown"):
         name, language = _quarto_kernel(data.get("jupyter"))
         notebook_language = _choose_kernel(name, language, kernels, top)
-        execute = {**project_execute(base_dir), **_mapping(data.get("execute"))}
+        project = project_file(base_dir)
+        # Where a project file is or could appear: creating one changes the document too.
+        sources.extend(
+            str(folder / QUARTO_PROJECT_FILE) for folder in (base_dir, *base_dir.parents)
+        )
+        execute = {**project_execute(project), **_mapping(data.get("execute"))}
         mapped = map_options(execute)
         if mapped.problem is not None:
             raise ParseError(f"execute: {mapped.problem}", top)
@@ -109,7 +120,7 @@ def read_cells(document: Document, base_dir: Path, settings: Settings) -> Readin
         if cell is not None:
             notes.extend(f"{document.path}:{block.line_number}: {note}" for note in cell.notes)
         cells.append(cell)
-    return Reading(format_, tuple(cells), defaults, top.line, tuple(notes))
+    return Reading(format_, tuple(cells), defaults, top.line, tuple(notes), tuple(sources))
 
 
 def _quarto_kernel(value: Any) -> tuple[str | None, str | None]:

@@ -63,6 +63,11 @@ def test_quarto_runs_braced_cells_with_their_options(mdrun: Mdrun) -> None:
     assert "secret = 21" not in html, "echo: false hides the code"
     assert "from a hidden cell" in html, "but not its output"
     assert "#|" not in html, "cell option lines are not shown as code"
+    # The project's `_quarto.yml` is part of what the document means: editing it is seen.
+    mdrun.write("_quarto.yml", "execute:\n  output: false\n")
+    with no_kernel_starts():
+        assert mdrun("run", "page.qmd", "-o", "page.md").code == 0
+    assert mdrun.read("page.md") == QUARTO
 
 
 RMARKDOWN = """\
