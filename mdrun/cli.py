@@ -23,7 +23,7 @@ from mdrun.errors import FileAccessError, Location, MdrunError, UsageError
 
 if TYPE_CHECKING:
     from mdrun.document.evaluate import Reporter
-    from mdrun.document.formats.metadata import Settings
+    from mdrun.document.formats.settings import Settings
     from mdrun.document.pipeline import RunResult
 
 EXPORT_FORMATS = ("html", "docx", "ipynb", "md")
@@ -164,7 +164,7 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 def reading_settings(arguments: argparse.Namespace) -> Settings:
     """The `--languages` and `--doctest` flags as run settings."""
-    from mdrun.document.formats.metadata import Settings, parse_languages
+    from mdrun.document.formats.settings import Settings, parse_languages
 
     languages: frozenset[str] = frozenset()
     if arguments.languages is not None:

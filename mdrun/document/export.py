@@ -13,7 +13,7 @@ from typing import Literal, get_args
 from mdrun.core.store import Store
 from mdrun.document.evaluate import Reporter
 from mdrun.document.files import write_atomically
-from mdrun.document.formats.metadata import Settings
+from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import STDIO, BlockStatusLine, RunResult, run, status
 from mdrun.errors import UsageError
 

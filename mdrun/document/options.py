@@ -1,4 +1,4 @@
-"""Block options: validate the `key=value` words of an info string into `BlockOptions`.
+"""Block options: validate a cell's options (as its format reader wrote them) into `BlockOptions`.
 
 Defaults come from the document's front matter, as `mdrun.<option>: value` lines (the prefix
 keeps mdrun's keys apart from a static site generator's `title:` or `session:`); a block's own

@@ -23,7 +23,7 @@ from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator, Reporter
 from mdrun.document.files import write_atomically
 from mdrun.document.formats.doctest import rewritten_lines
-from mdrun.document.formats.metadata import Settings
+from mdrun.document.formats.settings import Settings
 from mdrun.document.kernels import DEFAULT_PYTHON_KERNEL
 from mdrun.document.parse import Document, parse_document, read_document
 from mdrun.document.plan import Plan, PlannedBlock, plan_document

@@ -22,8 +22,8 @@ from mdrun.core.hashing import file_sha256
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.core.refs import DRef, make_dref
 from mdrun.document.formats.cell import Cell
-from mdrun.document.formats.metadata import Settings
 from mdrun.document.formats.reading import Format, read_cells
+from mdrun.document.formats.settings import Settings
 from mdrun.document.kernels import PYTHON_LANGUAGES, KernelChoice, resolve_kernel
 from mdrun.document.options import BlockOptions, cell_options, document_defaults
 from mdrun.document.parse import Block, Document

@@ -18,7 +18,7 @@ from typing import Protocol
 import watchfiles
 
 from mdrun.core.store import Store
-from mdrun.document.formats.metadata import Settings
+from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import RunResult, run, write_result
 from mdrun.document.serve import Preview, PreviewServer
 from mdrun.errors import MdrunError

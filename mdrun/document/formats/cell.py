@@ -7,7 +7,7 @@ planning asks which format a cell came from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 OptionPairs = tuple[tuple[str, str], ...]
 """mdrun option names (`id`, `echo`...) with their values as text, in order."""
@@ -49,7 +49,7 @@ class Cell:
     """Indexes of the content lines that hold options (exports leave them out)."""
     examples: tuple[Example, ...] | None = None
     """For a doctest session: its statements; their outputs are written inside the block."""
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
     """Options accepted but ignored that a user may want to hear about (`freeze`)."""
 
     @property

@@ -31,7 +31,7 @@ IGNORED_KEYS = frozenset(
      "strip-white", "size", "background", "indent", "purl", "dev", "dev-args", "dpi",
      "render", "split", "animation-hook", "interval", "aniopts", "external", "sanitize",
      "opts-label", "r-options", "filename", "lang", "column", "panel", "ipynb", "debug",
-     "enabled-warning", "output-location", "title", "results-hold", "class", "mystnb",
+     "output-location", "title", "class", "mystnb",
      "source-line-numbers", "number-source-lines", "ref-label", "engine", "engine-path",
      "engine-opts", "layout", "tags"}
 )  # fmt: skip

@@ -1,5 +1,4 @@
-"""What a document says about itself: its YAML front matter, its project's `_quarto.yml`, and
-the run settings the command line adds (languages to run, doctest mode).
+"""What a document says about itself: its YAML front matter and its project's `_quarto.yml`.
 
 Reading YAML is this module's job (PyYAML's safe loader: no object is ever constructed from a
 document); what the keys mean for blocks is each format reader's.
@@ -8,7 +7,6 @@ document); what the keys mean for blocks is each format reader's.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +15,6 @@ from mdrun.errors import Location, ParseError
 
 QUARTO_PROJECT_FILE = "_quarto.yml"
 """A Quarto project's settings; its `execute:` sets defaults for every document under it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """What the command line asks of a run, beyond what the document says."""
-
-    languages: frozenset[str] = frozenset()
-    """Languages other than Python whose blocks run (`--languages bash,r`)."""
-    doctest: bool = False
-    """Run interactive-session blocks and rewrite their expected outputs (`--doctest`)."""
-
-    def key(self) -> str:
-        """A stable text for records that must change when the settings do."""
-        return f"languages={','.join(sorted(self.languages))};doctest={self.doctest}"
-
-
-def parse_languages(text: str) -> frozenset[str]:
-    """`bash, r` → {bash, r}; ValueError for an empty name."""
-    names = [part.strip().lower() for part in text.split(",")]
-    if not all(names):
-        raise ValueError("a comma-separated list of languages, none empty (bash,r)")
-    return frozenset(names)
 
 
 def front_matter_data(document: Document) -> tuple[dict[str, Any], str | None]:

@@ -17,7 +17,6 @@ from mdrun.document.formats.mapping import map_options
 from mdrun.document.formats.markdown import read_markdown
 from mdrun.document.formats.metadata import (
     QUARTO_PROJECT_FILE,
-    Settings,
     boolean_setting,
     front_matter_data,
     languages_setting,
@@ -28,6 +27,7 @@ from mdrun.document.formats.metadata import (
 )
 from mdrun.document.formats.myst import is_code_cell, read_myst
 from mdrun.document.formats.quarto import read_quarto
+from mdrun.document.formats.settings import Settings
 from mdrun.document.parse import Document
 from mdrun.errors import KernelNotFound, Location, ParseError
 

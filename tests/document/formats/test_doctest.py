@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mdrun.document.formats.cell import Cell
 from mdrun.document.formats.doctest import RESULT_MIME, read_doctest, rewritten_lines
-from mdrun.document.formats.metadata import Settings
+from mdrun.document.formats.settings import Settings
 from mdrun.document.parse import Document, parse_document
 from mdrun.document.plan import plan_document
 from mdrun.document.render import splice

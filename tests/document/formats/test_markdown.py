@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mdrun.document.formats.metadata import Settings
+from mdrun.document.formats.settings import Settings
 from mdrun.document.parse import parse_document
 from mdrun.document.plan import Plan, plan_document
 from mdrun.errors import KernelNotFound, ParseError

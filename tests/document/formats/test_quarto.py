@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdrun.core.store import Store
-from mdrun.document.formats.metadata import Settings
+from mdrun.document.formats.settings import Settings
 from mdrun.document.options import BlockOptions
 from mdrun.document.parse import parse_document
 from mdrun.document.pipeline import run
