@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mdrun.document.options import BlockOptions
 from mdrun.document.parse import parse_document
@@ -71,3 +73,23 @@ def test_another_kernelspec_chooses_the_kernel_for_its_language() -> None:
     result = plan(text + "```{code-cell}\necho hi\n```\n")
     assert result.blocks[0].kernel is not None
     assert result.blocks[0].kernel.name == "bash"
+
+
+_CODE = st.lists(st.sampled_from(["x = 1", "# :tags: no", "print(':x: y')", "", "---"]), max_size=4)
+_TAGS = st.lists(
+    st.sampled_from(["remove-input", "hide-output", "raises-exception", "margin"]), max_size=3
+)
+
+
+@given(tags=_TAGS, header=st.booleans(), code=_CODE)
+def test_a_cell_runs_its_code_without_its_options(
+    tags: list[str], header: bool, code: list[str]
+) -> None:
+    """Whichever form the options take, the code that runs is the cell's code after them."""
+    body = "".join(f"{line}\n" for line in code)
+    options = f"---\ntags: {tags}\n---\n" if header else f":tags: {tags}\n"
+    result = plan(JUPYTEXT + f"```{{code-cell}} ipython3\n{options}{body}```\n")
+    planned = result.blocks[0]
+    assert planned.code == body
+    assert planned.options.echo is ("remove-input" not in tags)
+    assert planned.options.allow_error is ("raises-exception" in tags)

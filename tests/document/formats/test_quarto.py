@@ -34,9 +34,7 @@ def test_only_braced_python_fences_run() -> None:
         "```{.python .cell-code}\nx\n```\n\n```{{python}}\nx\n```\n"
     )
     for path in ("doc.qmd", "doc.Rmd", "doc.rmd"):
-        assert [p.executable for p in plan(text, path).blocks] == [
-            index == 1 for index in range(5)
-        ]
+        assert [p.executable for p in plan(text, path).blocks] == [index == 1 for index in range(5)]
 
 
 def test_cell_option_lines_are_options_not_code() -> None:
