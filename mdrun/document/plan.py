@@ -184,6 +184,21 @@ def default_block_id(session: str, position: int) -> str:
     return f"b{position}" if session == "main" else f"{session}-{position}"
 
 
+def _kernel(
+    language: str,
+    name: str | None,
+    location: Location,
+    known: dict[tuple[str, str | None], KernelChoice],
+) -> KernelChoice:
+    """The kernel for a block, looked up once per language and name (kernelspecs are files)."""
+    if (language, name) not in known:
+        try:
+            known[language, name] = resolve_kernel(language, name)
+        except KernelNotFound as err:
+            raise KernelNotFound(err.message, location) from None
+    return known[language, name]
+
+
 def plan_document(
     document: Document, base_dir: Path, settings: Settings | None = None
 ) -> Plan:
@@ -195,6 +210,7 @@ def plan_document(
     last_of_session: dict[SessionKey, int] = {}
     counters: dict[str, int] = {}
     seen_ids: dict[str, int] = {}
+    kernels: dict[tuple[str, str | None], KernelChoice] = {}
     for block, cell in zip(document.blocks, reading.cells, strict=True):
         if cell is None:
             # Text: its info string is never read.
@@ -221,10 +237,7 @@ def plan_document(
         if not options.eval:
             planned.append(PlannedBlock(block, options, block_id, None, None, None, None, cell))
             continue
-        try:
-            kernel = resolve_kernel(cell.language, options.kernel)
-        except KernelNotFound as err:
-            raise KernelNotFound(err.message, location) from None
+        kernel = _kernel(cell.language, options.kernel, location, kernels)
         session = SessionKey(session_name, kernel.name)
         upstream_index = last_of_session.get(session)
         inputs = input_hashes(options.inputs, base_dir, location)
