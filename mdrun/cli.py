@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     gc_parser.add_argument(
         "--all", action="store_true", help="with no document: empty the store"
     )
+    _add_reading_options(gc_parser)
 
     export_parser = commands.add_parser(
         "export", help="run what is stale, then write the document as HTML, docx, ipynb or md"
@@ -433,7 +434,7 @@ def command_gc(arguments: argparse.Namespace) -> int:
     if not arguments.dry_run and not is_writable(store):
         raise FileAccessError("the store is read-only: gc cannot remove anything from it",
                               Location(str(store.root)))  # fmt: skip
-    keep = realizations_in_use(arguments.documents, store)
+    keep = realizations_in_use(arguments.documents, store, reading_settings(arguments))
     plan = gc(store, keep_rrefs=keep, delete=not arguments.dry_run)
     verb = "would free" if arguments.dry_run else "freed"
     print(

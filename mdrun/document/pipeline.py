@@ -440,10 +440,12 @@ def status(
     return lines
 
 
-def realizations_in_use(sources: Iterable[str], store: Store) -> list[RRef]:
+def realizations_in_use(
+    sources: Iterable[str], store: Store, settings: Settings | None = None
+) -> list[RRef]:
     """The realizations the given documents use now (the roots `gc` keeps)."""
     return [
         result.rref
         for source in sources
-        for result in cached_results(make_plan(source), store).values()
+        for result in cached_results(make_plan(source, settings), store).values()
     ]
