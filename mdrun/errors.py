@@ -65,6 +65,20 @@ class StoreError(MdrunError):
     """The store on disk is missing, of another version, or inconsistent with a request."""
 
 
+class DamagedRealization(StoreError):
+    """A file of a realization does not match what its reference recorded: never used."""
+
+    def __init__(self, path: str, reason: str, rref: str | None = None) -> None:
+        super().__init__(f"damaged realization: {path}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.rref = rref
+
+
+class NoSpaceError(StoreError):
+    """A write failed because the disk (or a quota, or a file size limit) is full."""
+
+
 class RegistryError(StoreError):
     """A derivation was used outside the registry that defines it, or registered wrongly."""
 
