@@ -216,6 +216,13 @@ class Store:
                 self._configs[dref] = config
         return config
 
+    def forget(self, ref: DRef | RRef) -> None:
+        """Drop what this object remembers of a derivation or realization (read it again)."""
+        with self._cache_lock:
+            self._configs.pop(DRef(ref), None)
+            self._contexts.pop(RRef(ref), None)
+            self._manifests.pop(RRef(ref), None)
+
     def has_derivation(self, dref: DRef) -> bool:
         """True when the derivation's folder exists."""
         return dref in self._configs or self.derivation_path(dref).is_dir()
