@@ -126,7 +126,7 @@ def test_import_replaces_a_damaged_copy_with_the_archives(
 def test_a_record_edited_in_the_store_is_not_returned(store: Store) -> None:
     rref = realize1(instantiate(snapshot_stage))
     edit(store.realization_path(rref) / "outputs.json", b'{"outputs": [666], "key": "k"}')
-    with pytest.raises(DamagedRealization, match="outputs.json: its content does not match"):
+    with pytest.raises(DamagedRealization, match=r"outputs\.json: its content does not match"):
         Store.initialize(store.root).read_file(rref, "outputs.json")
 
 

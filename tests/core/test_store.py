@@ -83,7 +83,7 @@ def test_a_store_half_made_in_place_is_completed(tmp_path: Path) -> None:
 def test_an_old_store_is_refused_with_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "version").write_text("mdrun-store 1\n")
-    with pytest.raises(StoreError, match="another version.*A store is a cache: remove it"):
+    with pytest.raises(StoreError, match=r"another version.*A store is a cache: remove it"):
         Store.initialize(tmp_path / "old")
 
 
