@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mdrun import __version__
+from mdrun.core.refs import RRef
 from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store, default_store_root
 from mdrun.document.uptodate import STDIO, up_to_date
-from mdrun.errors import FileAccessError, Location, MdrunError, UsageError
+from mdrun.errors import DamagedRealization, FileAccessError, Location, MdrunError, UsageError
 
 if TYPE_CHECKING:
     from mdrun.document.evaluate import Reporter
@@ -105,6 +106,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="run nothing: exit 1, naming the stale blocks, unless the document is up to date",
     )
     _add_reading_options(export_parser)
+
+    store_parser = commands.add_parser("store", help="look after the store: verify")
+    store_commands = store_parser.add_subparsers(
+        dest="store_command", metavar="STORE_COMMAND", parser_class=_ArgumentParser
+    )
+    verify_parser = store_commands.add_parser(
+        "verify",
+        help="check every file of the store against its reference (exit 1 if any is damaged)",
+    )
+    verify_parser.add_argument(
+        "documents", nargs="*", help="check only what these documents use (default: everything)"
+    )
+    verify_parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="remove what is damaged, so that the next run builds it again",
+    )
 
     watch_parser = commands.add_parser(
         "watch", help="run the document now and again after every save (Ctrl-C to stop)"
@@ -202,11 +220,18 @@ def open_store(arguments: argparse.Namespace) -> Store:
     if root.exists() and not root.is_dir():
         raise FileAccessError("the store must be a folder, and this is a file", Location(str(root)))
     try:
-        return Store.initialize(root)
+        store = Store.initialize(root)
     except OSError as err:
         raise FileAccessError(
             f"cannot open or create the store: {err.strerror}", Location(str(root))
         ) from err
+    store.on_damage = warn_about_damage
+    return store
+
+
+def warn_about_damage(damage: DamagedRealization) -> None:
+    """One warning line for each damaged realization a command comes across."""
+    print(f"mdrun: warning: {damage}; {damage.consequence}", file=sys.stderr)
 
 
 def is_writable(store: Store) -> bool:
@@ -445,6 +470,42 @@ def command_gc(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_store(arguments: argparse.Namespace) -> int:
+    """`mdrun store verify`: every realization (or those the documents use), every file."""
+    from mdrun.core.verify import repair, verify_store
+
+    if arguments.store_command != "verify":
+        raise UsageError("store: a command is needed: verify (see mdrun store --help)")
+    for document in arguments.documents:
+        if not Path(document).is_file():
+            raise UsageError(f"{document}: no such file")
+    store = open_store(arguments)
+    rrefs: list[RRef] | None = None
+    if arguments.documents:
+        from mdrun.document.pipeline import load_document, realizations_in_use
+
+        for document in arguments.documents:
+            load_document(document)
+        seen: list[DamagedRealization] = []
+        store.on_damage = seen.append  # each is reported below, with the others
+        rrefs = realizations_in_use(arguments.documents, store)
+        rrefs += [RRef(damage.rref) for damage in seen if damage.rref]
+    verification = verify_store(store, rrefs)
+    for finding in verification.damaged:
+        print(f"{finding.path}: damaged: {'; '.join(finding.problems)}")
+    summary = (
+        f"mdrun: store verify: {verification.realizations} realizations and "
+        f"{verification.derivations} derivations checked, {len(verification.damaged)} damaged"
+    )
+    if arguments.repair and verification.damaged:
+        removed = repair(store, verification.damaged)
+        summary += f", {len(removed)} removed (the next run builds them again)"
+    elif verification.damaged:
+        summary += " (--repair removes them)"
+    print(summary, file=sys.stderr)
+    return EXIT_FAILED if verification.damaged else EXIT_OK
+
+
 def command_export(arguments: argparse.Namespace) -> int:
     """`mdrun export`: the source document is left as it is."""
     from mdrun.document.export import default_output, export_document, stale_blocks
@@ -532,7 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = build_parser().parse_args(argv)
         if arguments.command is None:
             raise UsageError(
-                "a command is needed: run, check, status, gc, export or watch (see mdrun --help)"
+                "a command is needed: run, check, status, gc, export, watch or store "
+                "(see mdrun --help)"
             )
         if arguments.command == "run":
             return command_run(arguments, check=False)
@@ -544,6 +606,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_export(arguments)
         if arguments.command == "watch":
             return command_watch(arguments)
+        if arguments.command == "store":
+            return command_store(arguments)
         return command_gc(arguments)
     except MdrunError as err:
         print(f"mdrun: error: {err}", file=sys.stderr)

@@ -68,11 +68,19 @@ class StoreError(MdrunError):
 class DamagedRealization(StoreError):
     """A file of a realization does not match what its reference recorded: never used."""
 
-    def __init__(self, path: str, reason: str, rref: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        reason: str,
+        rref: str | None = None,
+        consequence: str = "it is not used, and is built again where needed",
+    ) -> None:
         super().__init__(f"damaged realization: {path}: {reason}")
         self.path = path
         self.reason = reason
         self.rref = rref
+        self.consequence = consequence
+        """What mdrun does about it (for a warning)."""
 
 
 class NoSpaceError(StoreError):

@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, cast
 
+from mdrun.core.build import write_build_metadata
 from mdrun.core.config import Config
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.realization import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation
 from mdrun.core.store import Context, Store, remove_tree
+from mdrun.core.verify import Finding, repair
 from mdrun.document.outputs import Output
 from mdrun.document.plan import (
     OUTPUTS_FILE,
@@ -41,7 +43,7 @@ from mdrun.document.results import (
     result_key,
 )
 from mdrun.document.sessions import CaptureRequest, SessionRunner, Step
-from mdrun.errors import BuildError, ExecutionError, KernelError, Location
+from mdrun.errors import BuildError, DamagedRealization, ExecutionError, KernelError, Location
 
 BlockStatus = Literal["executed", "cached", "failed", "not-run", "skipped"]
 """`skipped`: a block that is never run (no kernel language, `eval=false`)."""
@@ -210,12 +212,11 @@ class Evaluator:
         try:
             # cache=false: never reuse a stored result, always run the block again.
             force = self.force(planned) or not planned.options.cache
-            rrefs, built = realize_derivation(self.store, derivation, {}, force=force)
+            result, built = self._realize(derivation, force)
         except BlockFailed as failure:
             return self._failed(planned, failure.outputs, failure.message, self.last_seconds)
         except BuildError as failure:
             return self._failed(planned, (), failure.message, self.last_seconds)
-        result = read_result(self.store, rrefs[0])
         self.results[index] = result
         if built:
             self.ran.add(session)
@@ -227,6 +228,22 @@ class Evaluator:
         return BlockOutcome(
             planned, "cached", result.outputs, 0.0, result.rref, cutoff=cutoff, key=result.key
         )
+
+    def _realize(self, derivation: Derivation, force: bool) -> tuple[StoredResult, bool]:
+        """The block's stored result (built if needed), and whether it was built now.
+
+        A damaged realization is reported, removed and built again: never used."""
+        built = False
+        for _attempt in range(2):
+            rrefs, built_now = realize_derivation(self.store, derivation, {}, force=force)
+            built = built or built_now
+            try:
+                return read_result(self.store, rrefs[0]), built
+            except DamagedRealization as damage:
+                self.store.report_damage(damage)
+                repair(self.store, [Finding(rrefs[0], self.store.realization_path(rrefs[0]), ())])
+        rrefs, _ = realize_derivation(self.store, derivation, {}, force=True)
+        return read_result(self.store, rrefs[0]), True
 
     def _failed(
         self, planned: PlannedBlock, outputs: tuple[Output, ...], note: str, seconds: float
@@ -264,6 +281,7 @@ class Evaluator:
             allow_error=planned.options.allow_error,
             seconds=0.0 if result is None else result.seconds(),
             snapshot=None if result is None else result.snapshot,
+            snapshot_sha256=None if result is None else result.snapshot_sha256,
         )
         if result is not None:
             self.steps[index] = step
@@ -273,9 +291,22 @@ class Evaluator:
         assert planned.session is not None and planned.kernel is not None
         runner = self.runners.get(planned.session)
         if runner is None:
-            runner = SessionRunner(planned.kernel, self.plan.base_dir)
+            runner = SessionRunner(planned.kernel, self.plan.base_dir, self._snapshot_refused)
             self.runners[planned.session] = runner
         return runner
+
+    def _snapshot_refused(self, snapshot: Path) -> None:
+        """A snapshot did not match its recorded digest: it was not loaded; say so."""
+        self.store.report_damage(
+            DamagedRealization(
+                str(snapshot),
+                "it does not match the digest its realization records",
+                consequence="it was not loaded: the blocks before were run again instead",
+            )
+        )
+        for index, step in list(self.steps.items()):
+            if step.snapshot == snapshot:
+                self.steps[index] = replace(step, snapshot=None, snapshot_sha256=None)
 
     def _execute(
         self, index: int, capture: CaptureRequest | None = None
@@ -322,6 +353,7 @@ class Evaluator:
         ) -> list[Path]:
             # The folder exists before the block runs: the kernel writes its state into it.
             folder = store.new_build_folder(dref)
+            started = time.time()
             capture = CaptureRequest(
                 folder, planned.options.snapshot, self._replay_cost(index), SNAPSHOT_AFTER_SECONDS
             )
@@ -350,6 +382,8 @@ class Evaluator:
                 json.dumps(stored, ensure_ascii=False, sort_keys=True), encoding="utf-8"
             )
             (folder / EXECUTION_FILE).write_text(json.dumps({"seconds": seconds}))
+            # Its start orders it among the block's realizations (`block_matcher`).
+            write_build_metadata(folder, started, time.time())
             return [folder]
 
         return realizer
