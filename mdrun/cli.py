@@ -20,7 +20,16 @@ from mdrun import __version__
 from mdrun.core.refs import RRef
 from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store, default_store_root
 from mdrun.document.uptodate import STDIO, up_to_date
-from mdrun.errors import DamagedRealization, FileAccessError, Location, MdrunError, UsageError
+from mdrun.errors import (
+    NO_SPACE_ERRNOS,
+    DamagedRealization,
+    FileAccessError,
+    Location,
+    MdrunError,
+    NoSpaceError,
+    UsageError,
+    os_error,
+)
 
 if TYPE_CHECKING:
     from mdrun.document.evaluate import Reporter
@@ -615,7 +624,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mdrun: interrupted", file=sys.stderr)
         return 130
-    except Exception:
+    except Exception as err:
+        if isinstance(err, OSError) and err.errno in NO_SPACE_ERRNOS:
+            # A write mdrun has no more precise message for: not a bug, a full disk.
+            print(f"mdrun: error: {os_error(err, err.filename or '?', 'cannot write')}",
+                  file=sys.stderr)  # fmt: skip
+            return NoSpaceError.exit_code
         import tempfile
         import traceback
 

@@ -10,13 +10,12 @@ store in the making completes it the same way. The rest of the store lives in `s
 
 from __future__ import annotations
 
-import errno
 import os
 import tempfile
 from pathlib import Path
 
 from mdrun.core.files import remove_tree
-from mdrun.errors import NoSpaceError, StoreError
+from mdrun.errors import NO_SPACE_ERRNOS, StoreError, os_error
 
 STORE_VERSION = 2
 """2: every file of a realization is hashed, through the manifest it keeps."""
@@ -25,16 +24,6 @@ VERSION_FILE = "version"
 STORE_FOLDERS = ("store", "tmp", "locks")
 STORE_ENTRIES = frozenset({VERSION_FILE, *STORE_FOLDERS, "documents"})
 """What a store's root holds (`documents` is the evaluator's record of runs)."""
-NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-"""A full disk, a full quota, a file size limit: the same remedy for the user."""
-
-
-def store_os_error(err: OSError, path: Path, doing: str) -> StoreError:
-    """A store error naming the path; a full disk (or quota, or size limit) says so."""
-    reason = err.strerror or str(err)
-    if err.errno in NO_SPACE_ERRNOS:
-        return NoSpaceError(f"{doing}: {path}: {reason} (free some space and run again)")
-    return StoreError(f"{doing}: {path}: {reason}")
 
 
 def open_store_root(root: Path) -> None:
@@ -54,7 +43,7 @@ def check_version(root: Path) -> None:
             f"{root} is not an mdrun store (no version file); create it with fsinit"
         ) from None
     except OSError as err:
-        raise store_os_error(err, version_file, "cannot read the store's version") from err
+        raise os_error(err, version_file, "cannot read the store's version") from err
     if text != VERSION_TEXT:
         raise StoreError(
             f"{root} holds a store of another version ({text.strip()!r}); this mdrun reads "
@@ -68,7 +57,7 @@ def _create(target: Path) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise store_os_error(err, target.parent, "cannot create the store's folder") from err
+        raise os_error(err, target.parent, "cannot create the store's folder") from err
     staging: Path | None = None
     try:
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
@@ -78,7 +67,7 @@ def _create(target: Path) -> None:
         return
     except OSError as err:
         if err.errno in NO_SPACE_ERRNOS:
-            raise store_os_error(err, target, "cannot create the store") from err
+            raise os_error(err, target, "cannot create the store") from err
         # Another process made it first, or `target` is a folder that holds something (or
         # cannot be replaced): complete it in place, if it is a store in the making.
     finally:
@@ -109,7 +98,7 @@ def _create_in_place(target: Path) -> None:
     try:
         entries = os.listdir(target) if target.is_dir() else []
     except OSError as err:
-        raise store_os_error(err, target, "cannot read the store's folder") from err
+        raise os_error(err, target, "cannot read the store's folder") from err
     foreign = [
         entry
         for entry in entries
@@ -124,4 +113,4 @@ def _create_in_place(target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
         _write_skeleton(target)
     except OSError as err:
-        raise store_os_error(err, target, "cannot create the store") from err
+        raise os_error(err, target, "cannot create the store") from err

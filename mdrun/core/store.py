@@ -37,7 +37,6 @@ from mdrun.core.creation import (
     VERSION_TEXT,
     check_version,
     open_store_root,
-    store_os_error,
 )
 from mdrun.core.files import make_read_only, make_writable, remove_tree
 from mdrun.core.hashing import canonical_json
@@ -61,7 +60,7 @@ from mdrun.core.refs import (
     parse_dref,
     parse_rref,
 )
-from mdrun.errors import ConfigError, DamagedRealization, StoreError
+from mdrun.errors import ConfigError, DamagedRealization, StoreError, os_error
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
@@ -191,6 +190,8 @@ class Store:
                 (staging / CONFIG_FILE).write_bytes(config.canonical)
                 os.chmod(staging / CONFIG_FILE, 0o444)
                 self._publish_folder(staging, folder)
+            except OSError as err:
+                raise os_error(err, folder / CONFIG_FILE, "cannot store a config") from err
             finally:
                 remove_tree(staging)
         with self._cache_lock:
@@ -361,10 +362,13 @@ class Store:
         import tempfile
 
         try:
-            folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
-        except FileNotFoundError:
-            self.tmp.mkdir(parents=True, exist_ok=True)
-            folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
+            try:
+                folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
+            except FileNotFoundError:
+                self.tmp.mkdir(parents=True, exist_ok=True)
+                folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
+        except OSError as err:
+            raise os_error(err, self.tmp, "cannot make a build folder") from err
         os.chmod(folder, 0o755)
         return Path(folder)
 
@@ -387,7 +391,7 @@ class Store:
             manifest = manifest_of_tree(folder)
             (folder / MANIFEST_FILE).write_bytes(manifest.data)
         except OSError as err:
-            raise store_os_error(err, folder, "cannot write a build's records") from err
+            raise os_error(err, folder, "cannot write a build's records") from err
         derivation_hash, name = parse_dref(dref)
         rref = make_rref(manifest.realization_hash, derivation_hash, name)
         make_read_only(folder)
@@ -416,7 +420,7 @@ class Store:
             os.rename(source, target)
         except OSError as err:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise StoreError(f"cannot publish {target}: {err.strerror}") from err
+                raise os_error(err, target, "cannot publish") from err
             remove_tree(source)
             return False
         return True

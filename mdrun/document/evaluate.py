@@ -43,7 +43,15 @@ from mdrun.document.results import (
     result_key,
 )
 from mdrun.document.sessions import CaptureRequest, SessionRunner, Step
-from mdrun.errors import BuildError, DamagedRealization, ExecutionError, KernelError, Location
+from mdrun.errors import (
+    BuildError,
+    DamagedRealization,
+    ExecutionError,
+    KernelError,
+    Location,
+    NoSpaceError,
+    os_error,
+)
 
 BlockStatus = Literal["executed", "cached", "failed", "not-run", "skipped"]
 """`skipped`: a block that is never run (no kernel language, `eval=false`)."""
@@ -215,7 +223,7 @@ class Evaluator:
             result, built = self._realize(derivation, force)
         except BlockFailed as failure:
             return self._failed(planned, failure.outputs, failure.message, self.last_seconds)
-        except BuildError as failure:
+        except (BuildError, NoSpaceError) as failure:
             return self._failed(planned, (), failure.message, self.last_seconds)
         self.results[index] = result
         if built:
@@ -357,36 +365,43 @@ class Evaluator:
             capture = CaptureRequest(
                 folder, planned.options.snapshot, self._replay_cost(index), SNAPSHOT_AFTER_SECONDS
             )
-            try:
+            try:  # whatever fails (the block, a full disk), no partial build is left behind
                 status, outputs, seconds = self._execute(index, capture)
                 accepted = status == "ok" or (status == "error" and planned.options.allow_error)
                 if not accepted:
                     note = _failure_note(status, outputs)
                     raise BlockFailed(note, self._location(planned), outputs)
+                self._keep_snapshot_if_worth_it(capture, seconds, planned.options.snapshot)
+                digest = capture.report().get("digest")
+                state = digest if isinstance(digest, str) else None
+                key = result_key(status, outputs, state, _config(store, dref))
+                stored = {"status": status, "outputs": list(outputs), "key": key}
+                text = json.dumps(stored, ensure_ascii=False, sort_keys=True)
+                _write(folder / OUTPUTS_FILE, text)
+                _write(folder / EXECUTION_FILE, json.dumps({"seconds": seconds}))
+                # Its start orders it among the block's realizations (`block_matcher`).
+                try:
+                    write_build_metadata(folder, started, time.time())
+                except OSError as err:
+                    raise os_error(err, folder, "cannot store the block's result") from err
             except BaseException:
                 remove_tree(folder)
                 raise
-            state = capture.report()
-            snapshot = folder / SNAPSHOT_FILE
-            if snapshot.exists() and planned.options.snapshot is None:
-                size = snapshot.stat().st_size
-                cost = capture.replay_cost + seconds
-                if size > SNAPSHOT_MAX_BYTES or size / SNAPSHOT_BYTES_PER_SECOND > cost:
-                    snapshot.unlink()
-            digest = state.get("digest")
-            key = result_key(
-                status, outputs, digest if isinstance(digest, str) else None, _config(store, dref)
-            )
-            stored = {"status": status, "outputs": list(outputs), "key": key}
-            (folder / OUTPUTS_FILE).write_text(
-                json.dumps(stored, ensure_ascii=False, sort_keys=True), encoding="utf-8"
-            )
-            (folder / EXECUTION_FILE).write_text(json.dumps({"seconds": seconds}))
-            # Its start orders it among the block's realizations (`block_matcher`).
-            write_build_metadata(folder, started, time.time())
             return [folder]
 
         return realizer
+
+    @staticmethod
+    def _keep_snapshot_if_worth_it(
+        capture: CaptureRequest, seconds: float, snapshot_option: bool | None
+    ) -> None:
+        """With `snapshot=auto`, drop a snapshot that would cost more to load than to replay."""
+        snapshot = capture.folder / SNAPSHOT_FILE
+        if snapshot.exists() and snapshot_option is None:
+            size = snapshot.stat().st_size
+            cost = capture.replay_cost + seconds
+            if size > SNAPSHOT_MAX_BYTES or size / SNAPSHOT_BYTES_PER_SECOND > cost:
+                snapshot.unlink()
 
     def _run_uncached(self, index: int, planned: PlannedBlock) -> BlockOutcome:
         """Run a block whose upstream has no result (after a failure, with --keep-going)."""
@@ -398,3 +413,11 @@ class Evaluator:
 
 def _config(store: Store, dref: DRef) -> Config:
     return store.config_of(dref)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a record of a block's build; a full disk is an error that names the file."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise os_error(err, path, "cannot store the block's result") from err

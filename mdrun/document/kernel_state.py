@@ -324,11 +324,17 @@ def capture(
         # one pickle for all values, which keeps shared references shared (a = b = [] stays
         # one list).
         setting = {name: kept.pop(name) for name in SETTING_NAMES if name in kept}
-        with open(temporary, "wb") as stream:
-            pickle.dump(setting, stream, protocol=5)
-            _dump({"modules": modules, "values": kept}, stream)
-        os.replace(temporary, snapshot_path)
-        result["snapshot_seconds"] = time.perf_counter() - written
+        try:
+            with open(temporary, "wb") as stream:
+                pickle.dump(setting, stream, protocol=5)
+                _dump({"modules": modules, "values": kept}, stream)
+            os.replace(temporary, snapshot_path)
+            result["snapshot_seconds"] = time.perf_counter() - written
+        except OSError as err:
+            # A full disk: no snapshot (later blocks replay instead), and no partial file left.
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            result["snapshot_error"] = f"{temporary}: {err.strerror or err}"
     with open(result_path, "w") as stream:
         json.dump(result, stream)
 

@@ -34,6 +34,7 @@ from mdrun.document.uptodate import (
     forget_clean_run,
     record_path,
     remember_clean_run,
+    write_record,
 )
 from mdrun.errors import FileAccessError, Location, ParseError
 
@@ -329,11 +330,7 @@ def remember_run(store: Store, source: str, evaluation: Evaluation) -> None:
             "status": outcome.status,
             "cutoff": outcome.cutoff,
         }
-    path = record_path(store, source)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"source": source, "blocks": blocks}, sort_keys=True))
-    os.replace(temporary, path)
+    write_record(record_path(store, source), {"source": source, "blocks": blocks})
 
 
 def last_run(store: Store, source: str) -> dict[str, JSONObject]:

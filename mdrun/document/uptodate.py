@@ -23,7 +23,7 @@ from typing import Any
 
 from mdrun import __version__
 from mdrun.core.store import STORE_VERSION, Store
-from mdrun.errors import ReferenceFormatError
+from mdrun.errors import ReferenceFormatError, os_error
 
 STDIO = "-"
 
@@ -90,11 +90,20 @@ def remember_clean_run(store: Store, run: CleanRun) -> None:
         "report": list(run.report),
         "settings": run.settings,
     }
-    path = record_path(store, run.source, ".clean")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    write_record(record_path(store, run.source, ".clean"), data)
+
+
+def write_record(path: Path, data: dict[str, Any]) -> None:
+    """Write one of the store's records of a document whole (temporary file, then rename);
+    a failure (a full disk) is an error naming the record, and leaves no temporary file."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise os_error(err, path, "cannot record the run in the store") from err
 
 
 def forget_clean_run(store: Store, source: str) -> None:

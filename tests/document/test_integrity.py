@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,3 +188,112 @@ def test_a_replaced_snapshot_is_never_loaded(tmp_path: Path) -> None:
     assert fresh("run", "doc.md").code == 0
     assert runner.read("doc.md") == fresh.read("doc.md")
     assert "43" in fresh.read("doc.md")
+
+
+# -- a full disk --------------------------------------------------------------------------------
+
+BIG_OUTPUT = """\
+```python
+print("x" * 600_000)
+```
+
+```python session=other
+print("small")
+```
+"""
+"""A block whose stored outputs do not fit, and one in another session that does."""
+
+
+def _limit_file_size() -> None:
+    """In the child: files may not grow past 256 KiB, and going past fails the write (EFBIG)
+    instead of killing the process, as on a disk whose quota is reached."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
+
+
+def _assert_the_block_failed_cleanly(folder: Path, store: Path, code: int, err: str) -> None:
+    assert code == 1, err
+    assert "internal error" not in err
+    text = (folder / "doc.md").read_text(encoding="utf-8")
+    assert f"**failed**: cannot store the block's result: {store}/tmp/build-" in text
+    assert "/outputs.json: " in text and "(free some space and run again)" in text
+    assert "small" in text  # the other session ran and was written
+    assert list((store / "tmp").iterdir()) == []  # no partial build keeps the disk full
+
+
+@pytest.mark.kernel
+def test_a_file_size_limit_fails_the_block_naming_the_path(tmp_path: Path) -> None:
+    from tests.document.conftest import INSTALLED_MDRUN
+
+    (tmp_path / "doc.md").write_text(BIG_OUTPUT, encoding="utf-8")
+    store = tmp_path / "store"
+    done = subprocess.run(
+        [str(INSTALLED_MDRUN), "--store", str(store), "run", "doc.md"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=_limit_file_size,
+    )
+    _assert_the_block_failed_cleanly(tmp_path, store, done.returncode, done.stderr)
+    assert "File too large" in (tmp_path / "doc.md").read_text(encoding="utf-8")
+
+
+def _can_mount_a_tmpfs() -> bool:
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k none /mnt 2>/dev/null"],
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(not _can_mount_a_tmpfs(), reason="needs `unshare -rm` to mount a tmpfs")
+def test_a_full_disk_fails_the_block_naming_the_path(tmp_path: Path) -> None:
+    """A real full disk: a 1 MiB tmpfs (mounted in a namespace of our own) holding the store,
+    filled but for about 150 KiB: the block's outputs do not fit; a store that cannot even be
+    created is an error naming it (exit 2), nothing having run."""
+    from tests.document.conftest import INSTALLED_MDRUN
+
+    (tmp_path / "doc.md").write_text(BIG_OUTPUT, encoding="utf-8")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = f"""
+        set -u
+        mount -t tmpfs -o size=1m none {disk}
+        {INSTALLED_MDRUN} --store {disk}/store status doc.md > /dev/null
+        head -c 870000 /dev/zero > {disk}/filler
+        {INSTALLED_MDRUN} --store {disk}/store run doc.md
+        echo "run: $?"
+        ls -A {disk}/store/tmp
+        head -c 200000 /dev/zero > {disk}/filler2
+        {INSTALLED_MDRUN} --store {disk}/new-store run doc.md
+        echo "new store: $?"
+        ls -A {disk}
+    """
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert "run: 1\n" in done.stdout, done.stdout + done.stderr
+    assert "internal error" not in done.stderr
+    text = (tmp_path / "doc.md").read_text(encoding="utf-8")
+    assert f"**failed**: cannot store the block's result: {disk}/store/tmp/build-" in text
+    assert "No space left on device" in text and "small" in text
+    assert "new store: 2\n" in done.stdout
+    assert f"mdrun: error: cannot create the store: {disk}/new-store: No space left" in done.stderr
+    listing = done.stdout.split("run: 1\n")[1].split("new store")[0]
+    assert listing.split() == []  # nothing in the store's tmp/ after the failed build
+    assert done.stdout.split("new store: 2\n")[1].split() == ["filler", "filler2", "store"]
