@@ -481,7 +481,7 @@ def command_gc(arguments: argparse.Namespace) -> int:
 
 def command_store(arguments: argparse.Namespace) -> int:
     """`mdrun store verify`: every realization (or those the documents use), every file."""
-    from mdrun.core.verify import repair, verify_store
+    from mdrun.core.verify import remove_damaged, verify_store
 
     if arguments.store_command != "verify":
         raise UsageError("store: a command is needed: verify (see mdrun store --help)")
@@ -507,7 +507,7 @@ def command_store(arguments: argparse.Namespace) -> int:
         f"{verification.derivations} derivations checked, {len(verification.damaged)} damaged"
     )
     if arguments.repair and verification.damaged:
-        removed = repair(store, verification.damaged)
+        removed = remove_damaged(store, verification.damaged)
         summary += f", {len(removed)} removed (the next run builds them again)"
     elif verification.damaged:
         summary += " (--repair removes them)"

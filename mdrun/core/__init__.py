@@ -123,6 +123,12 @@ if TYPE_CHECKING:
         default_store,
         fsinit,
     )
+    from mdrun.core.verify import (
+        Finding,
+        Verification,
+        remove_damaged,
+        verify_store,
+    )
     from mdrun.errors import BuildError, PromiseError
     from mdrun.errors import PromiseError as PromiseException
 
@@ -213,6 +219,10 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "sunpack": ("mdrun.core.archive", "sunpack"),
     "unpack_archive": ("mdrun.core.fetch", "unpack_archive"),
     "write_build_metadata": ("mdrun.core.build", "write_build_metadata"),
+    "Finding": ("mdrun.core.verify", "Finding"),
+    "Verification": ("mdrun.core.verify", "Verification"),
+    "remove_damaged": ("mdrun.core.verify", "remove_damaged"),
+    "verify_store": ("mdrun.core.verify", "verify_store"),
 }
 """Where each public name lives: (module, attribute)."""
 
@@ -239,6 +249,7 @@ __all__ = [
     "DRef",
     "Derivation",
     "DryRun",
+    "Finding",
     "GCPlan",
     "HashPart",
     "Lens",
@@ -254,6 +265,7 @@ __all__ = [
     "Registry",
     "SELFREF",
     "Store",
+    "Verification",
     "autostage",
     "build_cattrs",
     "build_config",
@@ -304,6 +316,7 @@ __all__ = [
     "realize_derivation",
     "realized",
     "redefine",
+    "remove_damaged",
     "roots_in",
     "rref2dref",
     "rref_to_dref",
@@ -313,5 +326,6 @@ __all__ = [
     "store_gc",
     "sunpack",
     "unpack_archive",
+    "verify_store",
     "write_build_metadata",
 ]

@@ -285,8 +285,9 @@ class Store:
             raise
 
     def recorded_digest(self, rref: RRef, name: str) -> str | None:
-        """The SHA-256 that a realization's manifest records for one of its files (None: the
-        realization holds no such file). Check a large file against it right before use."""
+        """The SHA-256 a realization's manifest records for one of its files (None: no such file).
+
+        Check a large file against it right before using it (as a snapshot is)."""
         return self.manifest(rref).files.get(name)
 
     def report_damage(self, damage: DamagedRealization) -> None:
@@ -336,8 +337,9 @@ class Store:
         return tree_problems(folder, manifest)
 
     def discard_damaged(self, dref: DRef) -> list[RRef]:
-        """Remove the realizations of `dref` found damaged that still are (after checking
-        them whole). Call it holding the derivation's lock, as a build does."""
+        """Remove the realizations of `dref` found damaged, if they still are when checked whole.
+
+        Call it holding the derivation's lock, as a build does."""
         removed = []
         present = self.realizations_of(dref)
         for rref in [rref for rref in present if rref in self.damaged]:

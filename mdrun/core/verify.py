@@ -17,7 +17,7 @@ from mdrun.core.refs import DRef, RRef, rref_to_dref
 from mdrun.core.store import CONFIG_FILE, Store
 from mdrun.errors import StoreError
 
-__all__ = ["Finding", "Verification", "repair", "verify_store"]
+__all__ = ["Finding", "Verification", "remove_damaged", "verify_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,7 @@ def verify_store(store: Store, rrefs: Iterable[RRef] | None = None) -> Verificat
     return verification
 
 
-def repair(store: Store, findings: Iterable[Finding]) -> list[Finding]:
+def remove_damaged(store: Store, findings: Iterable[Finding]) -> list[Finding]:
     """Remove what the findings name, if it is still damaged; return what was removed.
 
     The next run (or realize) builds what was removed again."""

@@ -24,7 +24,7 @@ from mdrun.core.realization import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation
 from mdrun.core.store import Context, Store, remove_tree
-from mdrun.core.verify import Finding, repair
+from mdrun.core.verify import Finding, remove_damaged
 from mdrun.document.outputs import Output
 from mdrun.document.plan import (
     OUTPUTS_FILE,
@@ -249,7 +249,8 @@ class Evaluator:
                 return read_result(self.store, rrefs[0]), built
             except DamagedRealization as damage:
                 self.store.report_damage(damage)
-                repair(self.store, [Finding(rrefs[0], self.store.realization_path(rrefs[0]), ())])
+                folder = self.store.realization_path(rrefs[0])
+                remove_damaged(self.store, [Finding(rrefs[0], folder, ())])
         rrefs, _ = realize_derivation(self.store, derivation, {}, force=True)
         return read_result(self.store, rrefs[0]), True
 

@@ -21,7 +21,7 @@ from mdrun.core.realization import realize1
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Registry, instantiate, mkdrv
 from mdrun.core.store import CONTEXT_FILE, MANIFEST_FILE, Store, make_writable
-from mdrun.core.verify import repair, verify_store
+from mdrun.core.verify import remove_damaged, verify_store
 from mdrun.errors import DamagedRealization, StoreError
 from tests.core.helpers import derivation, file_stage, publish
 
@@ -209,7 +209,7 @@ def test_verify_finds_each_damaged_realization_and_repair_removes_it(store: Stor
         added: ("_other.pickle: not in the manifest",),
     }
     assert verify_store(store, [good]).damaged == []
-    removed = repair(store, verification.damaged)
+    removed = remove_damaged(store, verification.damaged)
     assert {finding.ref for finding in removed} == {bad, added}
     assert store.all_realizations() == [good]
     assert verify_store(store).damaged == []
@@ -223,7 +223,7 @@ def test_verify_finds_a_damaged_config(store: Store) -> None:
     assert [finding.problems for finding in verification.damaged] == [
         ("config.json: it does not hash to " + store.all_derivations()[0],)
     ]
-    repair(store, verification.damaged)
+    remove_damaged(store, verification.damaged)
     assert store.all_derivations() == []
 
 
