@@ -39,7 +39,7 @@ from mdrun.core.creation import (
     open_store_root,
 )
 from mdrun.core.files import make_read_only, make_writable, remove_tree
-from mdrun.core.hashing import canonical_json
+from mdrun.core.hashing import canonical_json, sha256_hex
 from mdrun.core.integrity import (
     BUILD_FILE,
     MANIFEST_FILE,
@@ -263,11 +263,11 @@ class Store:
         manifest = self._manifests.get(rref)
         if manifest is None:
             folder = self.realization_path(rref)
-            if not folder.is_dir():
-                raise StoreError(f"{rref} is not in the store at {self.root}")
             try:
                 manifest = load_manifest(folder, parse_rref(rref)[0])
             except DamagedRealization as damage:
+                if not folder.is_dir():
+                    raise StoreError(f"{rref} is not in the store at {self.root}") from None
                 damage.rref = rref
                 raise
             with self._cache_lock:
@@ -316,12 +316,14 @@ class Store:
     def realizations_in_context(self, dref: DRef, context: Mapping[DRef, list[RRef]]) -> list[RRef]:
         """The realizations of `dref` that were built from exactly this context.
 
-        A damaged realization is reported and left out, so that a build replaces it."""
-        wanted = context_json(context)
+        Each one's manifest (checked against its rref) records the digest of its context, so
+        the context file itself need not be read. A realization whose manifest is damaged is
+        reported and left out, so that a build replaces it."""
+        wanted = sha256_hex(context_json(context))
         found = []
         for rref in self.realizations_of(dref):
             try:
-                if self.context_bytes(rref) == wanted:
+                if self.manifest(rref).files.get(CONTEXT_FILE) == wanted:
                     found.append(rref)
             except DamagedRealization as damage:
                 self.report_damage(damage)

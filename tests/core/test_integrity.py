@@ -20,7 +20,7 @@ from mdrun.core.matchers import match_only
 from mdrun.core.realization import realize1
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Registry, instantiate, mkdrv
-from mdrun.core.store import CONTEXT_FILE, MANIFEST_FILE, Store, make_writable
+from mdrun.core.store import CONTEXT_FILE, MANIFEST_FILE, Store, current_storage, make_writable
 from mdrun.core.verify import remove_damaged, verify_store
 from mdrun.errors import DamagedRealization, StoreError
 from tests.core.helpers import derivation, file_stage, publish
@@ -149,30 +149,59 @@ def test_a_damaged_manifest_damages_every_read(store: Store, damage: str) -> Non
     )]
 
 
-def test_a_garbage_context_is_reported_and_rebuilt_once(store: Store) -> None:
+def test_a_garbage_context_is_not_read_and_changes_nothing(store: Store) -> None:
+    # The manifest records the context's digest: matching needs no context file, so a garbage
+    # one neither fools a lookup nor makes the stage build again on every run.
     log: list[str] = []
     stage = lambda r: file_stage(r, "a", log=log)  # noqa: E731
     rref = realize1(instantiate(stage))
     edit(store.realization_path(rref) / CONTEXT_FILE, b"garbage")
     fresh = Store.initialize(store.root)
+    with current_storage(fresh):
+        assert realize1(instantiate(stage)) == rref
+    assert log == ["a"]
+    with pytest.raises(DamagedRealization, match=r"context\.json: its content does not match"):
+        fresh.context_of(rref)
+    assert fresh.realization_problems(rref) == ["context.json: changed"]
+
+
+def test_a_damaged_manifest_is_reported_and_rebuilt_once(store: Store) -> None:
+    log: list[str] = []
+    stage = lambda r: file_stage(r, "a", log=log)  # noqa: E731
+    rref = realize1(instantiate(stage))
+    manifest = store.realization_path(rref) / MANIFEST_FILE
+    edit(manifest, b"garbage\n")
+    fresh = Store.initialize(store.root)
     seen: list[DamagedRealization] = []
     fresh.on_damage = seen.append
-    from mdrun.core.store import current_storage
-
     with current_storage(fresh):
         assert realize1(instantiate(stage)) == rref
         assert realize1(instantiate(stage)) == rref
     assert log == ["a", "a"]  # built once more, not on every run
-    assert [damage.path for damage in seen] == [str(store.realization_path(rref) / CONTEXT_FILE)]
+    assert [damage.path for damage in seen] == [str(manifest)]
     assert Store.initialize(store.root).realization_problems(rref) == []
 
 
 def test_the_default_report_of_damage_is_a_warning(store: Store) -> None:
     rref = realize1(instantiate(snapshot_stage))
-    edit(store.realization_path(rref) / CONTEXT_FILE, b"{}{}")
+    edit(store.realization_path(rref) / MANIFEST_FILE, b"")
     fresh = Store.initialize(store.root)
-    with pytest.warns(UserWarning, match="damaged realization: .*context.json"):
+    with pytest.warns(UserWarning, match="damaged realization: .*__manifest__.txt"):
         assert fresh.realizations_in_context(DRef(store.all_derivations()[0]), {}) == []
+
+
+def test_match_best_reads_only_a_sound_number(store: Store) -> None:
+    from mdrun.core.matchers import match_best
+
+    dref = derivation(store, "scored")
+    low = publish(store, dref, {"score": "1"})
+    high = publish(store, dref, {"score": "9"})
+    assert match_best("score")(store, [low, high]) == [high]
+    edit(store.realization_path(low) / "score", b"100")
+    fresh = Store.initialize(store.root)
+    fresh.on_damage = lambda damage: None
+    assert match_best("score")(fresh, [low, high]) == [high]
+    assert list(fresh.damaged) == [low]
 
 
 def test_a_rebuild_replaces_a_damaged_copy_of_equal_content(store: Store) -> None:

@@ -111,21 +111,45 @@ def test_a_damaged_outputs_record_is_reported_and_rebuilt(
 
 
 @pytest.mark.kernel
-def test_a_garbage_context_is_rebuilt_once_not_on_every_run(
+def test_a_garbage_context_is_not_used_and_verify_repairs_it(
     rendered: Rendered, tmp_path: Path
 ) -> None:
+    # The realization's manifest records what its context was: the garbage file is never
+    # read, so the block is not run again (on every run, as it was); verify finds it.
     runner = copy_of(rendered, tmp_path)
     context = realization_file(runner, "context.json")
     context.write_bytes(b"\x00garbage")
     touch_text(runner)
     completed, report = runner.run_reported("run", "doc.md")
     assert completed.code == 0, completed.err
-    assert f"mdrun: warning: damaged realization: {context}: " in completed.err
+    assert report.statuses == {"b1": "cached"}
+    assert runner.read("doc.md") == rendered.text + "\nA new paragraph.\n"
+    completed = runner("store", "verify", "--repair")
+    assert completed.code == 1
+    assert completed.out == f"{context.parent}: damaged: context.json: changed\n"
+    touch_text(runner)
+    completed, report = runner.run_reported("run", "doc.md")
     assert report.statuses == {"b1": "executed"}
     touch_text(runner)
     completed, report = runner.run_reported("run", "doc.md")
     assert report.statuses == {"b1": "cached"} and "warning" not in completed.err
-    assert not context.exists()  # the damaged realization is gone, a sound one replaced it
+
+
+@pytest.mark.kernel
+def test_a_damaged_manifest_is_reported_and_rebuilt_once(
+    rendered: Rendered, tmp_path: Path
+) -> None:
+    runner = copy_of(rendered, tmp_path)
+    manifest = realization_file(runner, "__manifest__.txt")
+    manifest.write_bytes(manifest.read_bytes().replace(b"file ", b"exec ", 1))
+    touch_text(runner)
+    completed, report = runner.run_reported("run", "doc.md")
+    assert completed.code == 0, completed.err
+    assert f"mdrun: warning: damaged realization: {manifest}: " in completed.err
+    assert report.statuses == {"b1": "executed"}
+    touch_text(runner)
+    completed, report = runner.run_reported("run", "doc.md")
+    assert report.statuses == {"b1": "cached"} and "warning" not in completed.err
 
 
 @pytest.mark.kernel
@@ -156,17 +180,13 @@ def test_verify_of_a_missing_document_is_a_usage_error(mdrun: Mdrun) -> None:
 
 
 class Payload:
-    """Creates a file when unpickled: proof that a snapshot's code ran."""
+    """Creates a file when unpickled, in any process: proof that a snapshot's code ran."""
 
     def __init__(self, proof: Path) -> None:
         self.proof = proof
 
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return (_write_proof, (str(self.proof), "the payload ran"))
-
-
-def _write_proof(path: str, text: str) -> None:
-    Path(path).write_text(text)
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (exec, (f"open({str(self.proof)!r}, 'w').write('the payload ran')",))
 
 
 @pytest.mark.kernel
