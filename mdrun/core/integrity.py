@@ -13,6 +13,7 @@ decides what to do with a damaged realization.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,12 +83,15 @@ def load_manifest(folder: Path, realization_hash: str) -> Manifest:
     path = folder / MANIFEST_FILE
     try:
         with path.open("rb") as stream:
-            data = stream.read(MANIFEST_MAX_BYTES + 1)
+            # (read(MAX) would allocate MAX bytes first: check the size, then read it all)
+            if os.fstat(stream.fileno()).st_size > MANIFEST_MAX_BYTES:
+                raise DamagedRealization(str(path), "it is too large to be a manifest")
+            data = stream.read()
     except FileNotFoundError:
         raise DamagedRealization(str(path), "the manifest is missing") from None
     except OSError as err:
         raise DamagedRealization(str(path), f"cannot read it ({err.strerror})") from err
-    if len(data) > MANIFEST_MAX_BYTES or sha256_hex(data)[:32] != realization_hash:
+    if sha256_hex(data)[:32] != realization_hash:
         raise DamagedRealization(str(path), "it does not hash to the realization's reference")
     try:
         return parse_manifest(data)

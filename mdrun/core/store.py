@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import stat
@@ -119,6 +120,12 @@ def context_json(context: Mapping[DRef, list[RRef]]) -> bytes:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _context_digest(data: bytes) -> str:
+    """The digest a manifest records for a context (most lookups ask for the same few)."""
+    return sha256_hex(data)
+
+
 def _is_hash_name(name: str) -> bool:
     return len(name) == 32 and all(c in "0123456789abcdef" for c in name)
 
@@ -144,6 +151,7 @@ class Store:
         self._configs: dict[DRef, Config] = {}
         self._contexts: dict[RRef, bytes] = {}
         self._manifests: dict[RRef, Manifest] = {}
+        self._paths: dict[RRef, Path] = {}
         self._cache_lock = threading.Lock()
         self._locks_ready = False
         self.damaged: dict[str, DamagedRealization] = {}
@@ -173,8 +181,13 @@ class Store:
 
     def realization_path(self, rref: RRef) -> Path:
         """The folder of a realization."""
-        realization_hash, derivation_hash, name = parse_rref(rref)
-        return self.objects / f"{derivation_hash}-{name}" / realization_hash
+        path = self._paths.get(rref)
+        if path is None:
+            realization_hash, derivation_hash, name = parse_rref(rref)
+            path = self.objects / f"{derivation_hash}-{name}" / realization_hash
+            with self._cache_lock:
+                self._paths[rref] = path
+        return path
 
     # -- derivations --------------------------------------------------------------------------
 
@@ -264,7 +277,7 @@ class Store:
         if manifest is None:
             folder = self.realization_path(rref)
             try:
-                manifest = load_manifest(folder, parse_rref(rref)[0])
+                manifest = load_manifest(folder, folder.name)
             except DamagedRealization as damage:
                 if not folder.is_dir():
                     raise StoreError(f"{rref} is not in the store at {self.root}") from None
@@ -319,7 +332,7 @@ class Store:
         Each one's manifest (checked against its rref) records the digest of its context, so
         the context file itself need not be read. A realization whose manifest is damaged is
         reported and left out, so that a build replaces it."""
-        wanted = sha256_hex(context_json(context))
+        wanted = _context_digest(context_json(context))
         found = []
         for rref in self.realizations_of(dref):
             try:
