@@ -11,7 +11,6 @@ store in the making completes it the same way. The rest of the store lives in `s
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from mdrun.core.files import remove_tree
@@ -58,6 +57,8 @@ def _create(target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise os_error(err, target.parent, "cannot create the store's folder") from err
+    import tempfile  # here: opening an existing store (every run) does not need it
+
     staging: Path | None = None
     try:
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
@@ -78,6 +79,8 @@ def _create(target: Path) -> None:
 
 def _write_skeleton(folder: Path) -> None:
     """The store's folders, then its version file (written whole, then renamed)."""
+    import tempfile
+
     for name in STORE_FOLDERS:
         (folder / name).mkdir(exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".version-")
