@@ -486,9 +486,11 @@ def command_store(arguments: argparse.Namespace) -> int:
     if arguments.store_command != "verify":
         raise UsageError("store: a command is needed: verify (see mdrun store --help)")
     for document in arguments.documents:
-        if not Path(document).is_file():
-            raise UsageError(f"{document}: no such file")
+        require_document(document)
     store = open_store(arguments)
+    if arguments.repair and not is_writable(store):
+        raise FileAccessError("the store is read-only: --repair cannot remove anything from it",
+                              Location(str(store.root)))  # fmt: skip
     rrefs: list[RRef] | None = None
     if arguments.documents:
         from mdrun.document.pipeline import load_document, realizations_in_use

@@ -23,7 +23,7 @@ from typing import Any
 
 from mdrun import __version__
 from mdrun.core.store import STORE_VERSION, Store
-from mdrun.errors import ReferenceFormatError, os_error
+from mdrun.errors import NO_SPACE_ERRNOS, ReferenceFormatError, os_error
 
 STDIO = "-"
 
@@ -95,7 +95,7 @@ def remember_clean_run(store: Store, run: CleanRun) -> None:
 
 def write_record(path: Path, data: dict[str, Any]) -> None:
     """Write one of the store's records of a document whole (temporary file, then rename);
-    a failure (a full disk) is an error naming the record, and leaves no temporary file."""
+    a full disk is an error naming the record; no temporary file is left either way."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,9 @@ def write_record(path: Path, data: dict[str, Any]) -> None:
         os.replace(temporary, path)
     except OSError as err:
         temporary.unlink(missing_ok=True)
-        raise os_error(err, path, "cannot record the run in the store") from err
+        if err.errno in NO_SPACE_ERRNOS:
+            raise os_error(err, path, "cannot record the run in the store") from err
+        raise  # (a read-only store is the caller's to allow)
 
 
 def forget_clean_run(store: Store, source: str) -> None:
