@@ -234,10 +234,15 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
 
 
+def shown(document: Path) -> str:
+    """A document's text as a reader sees it: the failure note's Markdown escapes removed."""
+    return document.read_text(encoding="utf-8").replace("\\", "")
+
+
 def _assert_the_block_failed_cleanly(folder: Path, store: Path, code: int, err: str) -> None:
     assert code == 1, err
     assert "internal error" not in err
-    text = (folder / "doc.md").read_text(encoding="utf-8")
+    text = shown(folder / "doc.md")
     assert f"**failed**: cannot store the block's result: {store}/tmp/build-" in text
     assert "/outputs.json: " in text and "(free some space and run again)" in text
     assert "small" in text  # the other session ran and was written
@@ -309,7 +314,7 @@ def test_a_full_disk_fails_the_block_naming_the_path(tmp_path: Path) -> None:
     )
     assert "run: 1\n" in done.stdout, done.stdout + done.stderr
     assert "internal error" not in done.stderr
-    text = (tmp_path / "doc.md").read_text(encoding="utf-8")
+    text = shown(tmp_path / "doc.md")
     assert f"**failed**: cannot store the block's result: {disk}/store/tmp/build-" in text
     assert "No space left on device" in text and "small" in text
     assert "new store: 2\n" in done.stdout
