@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="remove what is damaged, so that the next run builds it again",
     )
+    _add_reading_options(verify_parser)
 
     watch_parser = commands.add_parser(
         "watch", help="run the document now and again after every save (Ctrl-C to stop)"
@@ -499,7 +500,7 @@ def command_store(arguments: argparse.Namespace) -> int:
             load_document(document)
         seen: list[DamagedRealization] = []
         store.on_damage = seen.append  # each is reported below, with the others
-        rrefs = realizations_in_use(arguments.documents, store)
+        rrefs = realizations_in_use(arguments.documents, store, reading_settings(arguments))
         rrefs += [RRef(damage.rref) for damage in seen if damage.rref]
     verification = verify_store(store, rrefs)
     for finding in verification.damaged:
