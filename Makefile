@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint unit browser demo bench docs site clean
+.PHONY: setup test lint unit browser demo bench docs site corpus clean
 
 setup: $(STAMP)
 
@@ -47,12 +47,17 @@ docs: $(STAMP)
 	rm -rf .mdrun-docs-store
 	for doc in docs/*.md; do $(BIN)/mdrun --store .mdrun-docs-store run "$$doc" || exit 1; done
 
+# Real documents by others (tests/corpus/manifest.toml), fetched from PyPI at pinned versions and
+# checked by sha256, run in .corpus/venv: needs PyPI, so it is not part of `make test`.
+corpus: $(STAMP)
+	$(BIN)/python -m tests.corpus
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,demo,bench]' --config-settings editable_mode=compat
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .corpus .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 # The docs as a site (MkDocs, Material theme) in site/, every page run by the mdrun plugin
 # through the store `make docs` fills.
