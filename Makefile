@@ -48,9 +48,9 @@ docs: $(STAMP)
 	for doc in docs/*.md; do $(BIN)/mdrun --store .mdrun-docs-store run "$$doc" || exit 1; done
 
 # Real documents by others (tests/corpus/manifest.toml), fetched from PyPI at pinned versions and
-# checked by sha256, run in .corpus/venv: needs PyPI, so it is not part of `make test`.
-corpus: $(STAMP)
-	$(BIN)/python -m tests.corpus
+# checked by sha256, run in .corpus/venv (which it makes): needs PyPI, so not part of `make test`.
+corpus:
+	$(PYTHON) -m tests.corpus
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,demo,bench]' --config-settings editable_mode=compat

@@ -69,8 +69,9 @@ class Verdict:
     executed: int
     failed: tuple[str, ...]
     inserts_only: bool
-    idempotent: bool
-    check_passed: bool
+    idempotent: bool | None
+    """None when the second run did not happen (the first one was refused)."""
+    check_passed: bool | None
     exit_code: int
     problems: tuple[str, ...] = field(default=())
 
@@ -79,18 +80,34 @@ class Verdict:
         return not self.problems
 
 
-def _idempotent(outcome: Outcome) -> bool:
-    """Byte-identical second run in which only blocks that fail again executed."""
+def _second_run_problems(outcome: Outcome) -> list[str]:
+    """A second run must change no byte and execute nothing but blocks that fail again."""
     second = outcome.second
-    if second is None or outcome.after_second != outcome.after_first:
-        return False
-    return executed_count(second.records) <= len(failed_ids(second.records))
+    assert second is not None
+    problems = []
+    if outcome.after_second != outcome.after_first:
+        problems.append("the second run changed the document")
+    again = set(failed_ids(second.records))
+    reran = [
+        str(record["id"])
+        for record in second.records
+        if record.get("status") == "executed" and str(record["id"]) not in again
+    ]
+    if reran:
+        problems.append(f"the second run executed {', '.join(reran)}")
+    return problems
 
 
-def _check_passed(outcome: Outcome, expected_exit: int) -> bool:
+def _check_problems(outcome: Outcome, expected_exit: int) -> list[str]:
     """No diff, and the exit code of an up-to-date document (1 only when blocks fail)."""
     check = outcome.check
-    return check is not None and check.exit_code == expected_exit and not check.stdout.strip()
+    assert check is not None
+    problems = []
+    if check.stdout.strip():
+        problems.append("check printed a diff")
+    if check.exit_code != expected_exit:
+        problems.append(f"check exit {check.exit_code}, expected {expected_exit}")
+    return problems
 
 
 def judge(document: Document, outcome: Outcome) -> Verdict:
@@ -112,12 +129,16 @@ def judge(document: Document, outcome: Outcome) -> Verdict:
     added_only = inserts_only(outcome.original, outcome.after_first)
     if not added_only:
         problems.append("the first run changed or removed lines of the original")
-    idempotent = _idempotent(outcome)
-    if outcome.second is not None and not idempotent:
-        problems.append("the second run was not idempotent")
-    check_passed = _check_passed(outcome, expected_exit)
-    if outcome.check is not None and not check_passed:
-        problems.append(f"check: exit {outcome.check.exit_code}, expected {expected_exit}")
+    idempotent: bool | None = None
+    check_passed: bool | None = None
+    if outcome.second is not None:
+        second_problems = _second_run_problems(outcome)
+        idempotent = not second_problems
+        problems += second_problems
+    if outcome.check is not None:
+        check_problems = _check_problems(outcome, expected_exit)
+        check_passed = not check_problems
+        problems += check_problems
     return Verdict(
         blocks=len(first.records),
         executed=executed_count(first.records),

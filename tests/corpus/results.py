@@ -27,7 +27,9 @@ class Row:
     """The last lines mdrun printed on stderr, for a document that did not pass."""
 
 
-def _mark(value: bool) -> str:
+def _mark(value: bool | None) -> str:
+    if value is None:
+        return "not run"
     return "yes" if value else "**no**"
 
 

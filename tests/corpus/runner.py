@@ -21,6 +21,14 @@ COMMAND_TIMEOUT = 900
 """Seconds one mdrun command may take before the corpus counts it as hung."""
 
 
+def _quietly(command: list[str]) -> None:
+    """Run a set-up command; its output is shown only when it fails."""
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        sys.stderr.write(completed.stdout + completed.stderr)
+        raise subprocess.CalledProcessError(completed.returncode, command)
+
+
 class Environment:
     """`.corpus/venv`: mdrun (editable, so the work tree's code runs) plus the pinned packages."""
 
@@ -32,7 +40,7 @@ class Environment:
 
     def _fingerprint(self, manifest: Manifest) -> str:
         pyproject = (REPOSITORY / "pyproject.toml").read_bytes()
-        wanted = "\n".join(manifest.requirements).encode() + b"\0" + pyproject
+        wanted = "\n".join([str(REPOSITORY), *manifest.requirements]).encode() + b"\0" + pyproject
         return hashlib.sha256(wanted).hexdigest()
 
     def prepare(self, manifest: Manifest) -> None:
@@ -42,14 +50,11 @@ class Environment:
         if stamp.is_file() and stamp.read_text() == fingerprint:
             return
         if not self.python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
+            _quietly([sys.executable, "-m", "venv", str(self.venv)])
         pip = [str(self.python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run(
-            [*pip, "-e", str(REPOSITORY), "--config-settings", "editable_mode=compat",
-             *manifest.requirements],
-            check=True,
-        )  # fmt: skip
+        _quietly([*pip, "--upgrade", "pip"])
+        editable = ["-e", str(REPOSITORY), "--config-settings", "editable_mode=compat"]
+        _quietly([*pip, *editable, *manifest.requirements])
         stamp.write_text(fingerprint)
 
     def variables(self, scratch: Path) -> dict[str, str]:
@@ -101,16 +106,18 @@ def run_document(environment: Environment, top: Path, document: Document, scratc
     scratch.mkdir(parents=True, exist_ok=True)
     original = path.read_bytes().decode("utf-8")
 
-    def step(command: str, report: str | None) -> tuple[Step, str]:
-        result = _mdrun(
-            environment, command, path, store, document.arguments,
-            scratch / report if report else None, scratch,
-        )  # fmt: skip
-        return result, path.read_bytes().decode("utf-8")
+    def step(command: str, name: str) -> tuple[Step, str]:
+        report = scratch / f"{name}.json" if command == "run" else None
+        result = _mdrun(environment, command, path, store, document.arguments, report, scratch)
+        text = path.read_bytes()
+        # Kept for whoever reads the results: the document as each command left it, its stderr.
+        (scratch / f"{name}{path.suffix}").write_bytes(text)
+        (scratch / f"{name}.stderr").write_text(result.stderr, encoding="utf-8")
+        return result, text.decode("utf-8")
 
-    first, after_first = step("run", "first.json")
+    first, after_first = step("run", "first")
     if first.exit_code not in (0, 1):
         return Outcome(original, first, after_first)
-    second, after_second = step("run", "second.json")
-    check, _ = step("check", None)
+    second, after_second = step("run", "second")
+    check, _ = step("check", "check")
     return Outcome(original, first, after_first, second, after_second, check)

@@ -138,7 +138,9 @@ def test_a_good_outcome_passes() -> None:
 
 def test_an_mdrun_error_fails_and_a_second_run_that_executes_is_not_idempotent() -> None:
     refused = Outcome("a\n", Step(2, "", "x.md:1: not an option"), "a\n")
-    assert "mdrun error: exit 2" in judge(_document(), refused).problems[0]
+    verdict = judge(_document(), refused)
+    assert "mdrun error: exit 2" in verdict.problems[0]
+    assert verdict.idempotent is None and verdict.check_passed is None
     rerun = Outcome(
         "a\n",
         Step(0, "", "", _records("executed", "executed")),
@@ -148,7 +150,8 @@ def test_an_mdrun_error_fails_and_a_second_run_that_executes_is_not_idempotent()
         Step(0, "", ""),
     )
     verdict = judge(_document(), rerun)
-    assert not verdict.idempotent and not verdict.passed
+    assert verdict.idempotent is False
+    assert "the second run executed b1" in verdict.problems
 
 
 def test_expected_failures_allow_exit_1_only_for_those_blocks() -> None:
