@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,9 @@ def run_document(environment: Environment, top: Path, document: Document, scratc
     """First run, second run and check on the document inside the unpacked sdist at `top`."""
     path = top / document.name
     store = scratch / "store"
-    scratch.mkdir(parents=True, exist_ok=True)
+    if scratch.exists():
+        shutil.rmtree(scratch)  # a store left by an earlier corpus run would answer the first run
+    scratch.mkdir(parents=True)
     original = path.read_bytes().decode("utf-8")
 
     def step(command: str, name: str) -> tuple[Step, str]:
