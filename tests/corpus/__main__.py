@@ -83,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             status = "pass" if verdict.passed else "FAIL " + "; ".join(verdict.problems)
             print(f"{package.requirement} {document.name}: {status} ({seconds:.1f} s)", flush=True)
     elapsed = time.monotonic() - started
+    base = _git("merge-base", "HEAD", "main")
+    on_main = f"on main at `{base[:7]}`, " if base else ""
     heading = (
         f"Commit `{_git('rev-parse', '--short', 'HEAD')}` "
-        f"({_git('log', '-1', '--format=%s')[:80]}), "
+        f"({_git('log', '-1', '--format=%s')[:80]}), {on_main}"
         f"Python {platform.python_version()}: {len(rows)} documents from "
         f"{len({row.package.name for row in rows})} packages. `make corpus` took {elapsed:.0f} s, "
         f"of which {prepared - started:.0f} s preparing `.corpus/venv` and the rest fetching, "
