@@ -27,7 +27,12 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from mdrun.core.jsonvalue import JSONObject, JSONValue
-from mdrun.document.kernel_launcher import launcher_argv
+from mdrun.document.kernel_launcher import (
+    end_process_group,
+    exit_code,
+    has_exited,
+    launcher_argv,
+)
 from mdrun.document.kernels import KernelChoice
 from mdrun.errors import KernelDied, KernelError
 
@@ -142,7 +147,7 @@ class KernelSession:
     @property
     def alive(self) -> bool:
         """Whether the kernel runs and can execute; if not, `restart()` starts a new one."""
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and not has_exited(self._process)
 
     @property
     def pid(self) -> int | None:
@@ -291,17 +296,14 @@ class KernelSession:
         connection_file = self._connection_file
         self._client = self._process = self._connection_file = self._log = None
         self._language_info = None
-        if process is not None and process.poll() is None:
+        if process is not None:
             asked = False
-            if graceful and client is not None:
+            if graceful and client is not None and not has_exited(process):
                 with contextlib.suppress(Exception):
                     client.shutdown()
                     asked = True
-            try:
-                process.wait(timeout=SHUTDOWN_WAIT_SECONDS if asked else 0)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            # Whatever the kernel did, the processes its blocks started go with it.
+            end_process_group(process, SHUTDOWN_WAIT_SECONDS if asked else 0)
         if client is not None:
             client.stop_channels()
         if connection_file is not None:
@@ -401,18 +403,17 @@ class KernelSession:
             os.kill(self._process.pid, signal.SIGINT)
 
     def _stop_unresponsive(self) -> None:
-        """Kill the kernel but keep the session, so that `alive` says it needs a restart."""
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
+        """Kill the kernel and its process group but keep the session, so that `alive` says it
+        needs a restart."""
+        if self._process is not None:
+            end_process_group(self._process)
 
     def _death_message(self, block_id: str) -> str:
         return f"the kernel died while running block {block_id} ({self._exit_description()})"
 
     def _exit_description(self) -> str:
         process = self._process
-        code = None if process is None else process.poll()
+        code = None if process is None else exit_code(process)
         if code is None:
             return "exit code unknown"
         if code < 0:

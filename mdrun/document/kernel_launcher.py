@@ -5,6 +5,13 @@ process when its parent dies (prctl PR_SET_PDEATHSIG, kept across exec) and then
 kernel with `execvp`, so it works for any kernel, not only Python ones. Where prctl is missing,
 it stays as a small supervisor that runs the kernel as a child and kills it when mdrun is gone.
 
+The kernel leads a process group of its own (mdrun starts it in a new session), which the
+processes its blocks start join. Before becoming the kernel, the launcher forks a watchdog into
+that group: told by the same prctl when the kernel dies (however it dies), it SIGKILLs the
+whole group, so a block's `subprocess.Popen(['sleep', '300'])` never outlives its kernel, even
+when mdrun itself is SIGKILLed. A child that leaves the group (`setsid`, a daemon) is not
+followed.
+
 Linux sends the signal when the *thread* that started the process ends: start kernels from a
 thread that lives as long as the session. Only the standard library is imported here.
 """
@@ -12,6 +19,7 @@ thread that lives as long as the session. Only the standard library is imported 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import signal
@@ -25,6 +33,10 @@ PR_SET_PDEATHSIG = 1
 
 SUPERVISOR_POLL_SECONDS = 0.5
 """How often the supervisor checks that mdrun is still there."""
+KERNEL_DEATH_SIGNAL = signal.SIGUSR1
+"""What the watchdog is sent when the kernel dies (it waits for it, blocked, with sigwait)."""
+WATCHDOG_POLL_SECONDS = 60.0
+"""A check that the kernel still lives, should the signal ever be missed."""
 
 
 def launcher_argv(kernel_argv: Sequence[str], *, supervise: bool = False) -> list[str]:
@@ -42,6 +54,47 @@ def launcher_argv(kernel_argv: Sequence[str], *, supervise: bool = False) -> lis
     ]
 
 
+def has_exited(process: subprocess.Popen[bytes]) -> bool:
+    """Whether a kernel started by mdrun has ended, without reaping it.
+
+    While a process is not reaped its pid, which is also its group's id, cannot be given to
+    another process: its group can still be killed without hitting a stranger's.
+    """
+    return exit_code(process) is not None
+
+
+def exit_code(process: subprocess.Popen[bytes]) -> int | None:
+    """Its exit code as Popen gives it (negative: the signal that killed it), without reaping
+    it; None while it runs."""
+    if process.returncode is not None or not hasattr(os, "waitid"):
+        return process.poll()
+    try:
+        info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+    except ChildProcessError:
+        return process.poll()
+    if info is None:
+        return None
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+
+def end_process_group(process: subprocess.Popen[bytes], wait_seconds: float = 0.0) -> None:
+    """Give a kernel `wait_seconds` to exit, then SIGKILL its process group (the kernel and the
+    processes its blocks started) and reap it.
+
+    mdrun starts kernels in a session of their own, so the kernel's pid is its group's id; the
+    kernel is reaped only after the group is killed (see `has_exited`)."""
+    deadline = time.monotonic() + wait_seconds
+    while not has_exited(process) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if process.returncode is None:
+        with contextlib.suppress(OSError):
+            if os.getpgid(process.pid) == process.pid:
+                os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            process.kill()
+    process.wait()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Tie this process to its parent, then run the kernel command."""
     arguments = _parse_arguments(argv)
@@ -53,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not arguments.supervise and _die_with_parent():
         if os.getppid() != arguments.parent:
             return 1  # mdrun died between our start and prctl
+        _start_group_watchdog()
         try:
             os.execvp(arguments.command[0], arguments.command)
         except OSError as err:
@@ -74,16 +128,54 @@ def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return arguments
 
 
-def _die_with_parent() -> bool:
-    """Ask the kernel to receive SIGKILL when its parent dies; False where prctl is missing."""
+def _die_with_parent(death_signal: int = signal.SIGKILL) -> bool:
+    """Ask for `death_signal` when the parent dies; False where prctl is missing."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        result = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        result = libc.prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
     except (OSError, AttributeError):
         return False
     return int(result) == 0
+
+
+def _start_group_watchdog() -> None:
+    """Fork the process that takes the kernel's process group down when the kernel dies.
+
+    Only where this process leads its group (mdrun starts kernels in a session of their own):
+    elsewhere the group is someone else's to kill.
+    """
+    if os.getpgrp() != os.getpid():
+        return
+    kernel = os.getpid()
+    try:
+        child = os.fork()
+    except OSError:
+        return  # the kernel still dies with mdrun; only its children may be left
+    if child == 0:
+        try:
+            _watch_group(kernel)
+        finally:
+            os._exit(0)
+
+
+def _watch_group(kernel: int) -> None:
+    """In the forked watchdog: wait for the kernel to die, then SIGKILL the group (us too)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for descriptor in (0, 1, 2):
+        os.dup2(devnull, descriptor)  # hold none of the kernel's pipes or log files open
+    os.closerange(3, 1 << 16)
+    # Blocked first, so a death between these lines leaves the signal pending, not lost.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {KERNEL_DEATH_SIGNAL})
+    if _die_with_parent(KERNEL_DEATH_SIGNAL):
+        while os.getppid() == kernel:
+            signal.sigtimedwait({KERNEL_DEATH_SIGNAL}, WATCHDOG_POLL_SECONDS)
+    else:
+        while os.getppid() == kernel:
+            time.sleep(SUPERVISOR_POLL_SECONDS)
+    os.killpg(0, signal.SIGKILL)
 
 
 def _supervise(command: list[str], parent: int) -> int:
@@ -103,6 +195,8 @@ def _supervise(command: list[str], parent: int) -> int:
             code = kernel.wait(timeout=SUPERVISOR_POLL_SECONDS)
         except subprocess.TimeoutExpired:
             if os.getppid() != parent:
+                if os.getpgrp() == os.getpid():  # our group: the kernel's children are in it
+                    os.killpg(0, signal.SIGKILL)
                 kernel.kill()
                 kernel.wait()
                 return 1

@@ -372,6 +372,62 @@ def test_no_orphan_kernel_after_sigkill(tmp_path: Path) -> None:
     assert_dies_with_parent(script, str(tmp_path))
 
 
+START_CHILD = """
+import subprocess
+child = subprocess.Popen(["sleep", "300"])
+print(child.pid, flush=True)
+"""
+"""A block that starts a process and leaves it running; it prints the process's pid."""
+
+
+def started_child(result: kernel_module.ExecutionResult) -> int:
+    """The pid a block running START_CHILD printed."""
+    stream = result.outputs[0]
+    assert stream["output_type"] == "stream", result.outputs
+    return int(str(stream["text"]).split()[0])
+
+
+def assert_gone(pid: int, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while is_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_running(pid), f"process {pid} outlived its kernel"
+
+
+def test_a_child_of_a_block_dies_with_a_kernel_killed_after_its_timeout(
+    fresh_session: KernelSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kernel_module, "INTERRUPT_GRACE_SECONDS", 0.5)
+    code = START_CHILD + "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    result = fresh_session.execute(code + "time.sleep(60)", block_id="stubborn", timeout=1)
+    assert result.status == "timeout"
+    assert not fresh_session.alive
+    assert_gone(started_child(result))
+
+
+def test_a_child_of_a_block_dies_when_the_session_closes(tmp_path: Path) -> None:
+    with KernelSession(PYTHON, tmp_path) as session:
+        child = started_child(session.execute(START_CHILD, block_id="starts"))
+        assert is_running(child)
+    assert_gone(child)
+
+
+def test_a_child_of_a_block_dies_when_mdrun_is_sigkilled(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from mdrun.document.kernel import KernelSession
+        from mdrun.document.kernels import resolve_kernel
+        session = KernelSession(resolve_kernel("python", None), sys.argv[1])
+        session.start()
+        result = session.execute({START_CHILD!r}, block_id="starts")
+        print(result.outputs[0]["text"], flush=True)
+        time.sleep(120)
+        """
+    )
+    assert_dies_with_parent(script, str(tmp_path))
+
+
 @pytest.mark.parametrize("supervise", [False, True], ids=["prctl", "supervisor"])
 def test_launched_command_dies_with_parent(supervise: bool) -> None:
     script = textwrap.dedent(
