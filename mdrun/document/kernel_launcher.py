@@ -6,11 +6,10 @@ kernel with `execvp`, so it works for any kernel, not only Python ones. Where pr
 it stays as a small supervisor that runs the kernel as a child and kills it when mdrun is gone.
 
 The kernel leads a process group of its own (mdrun starts it in a new session), which the
-processes its blocks start join. Before becoming the kernel, the launcher forks a watchdog into
-that group: told by the same prctl when the kernel dies (however it dies), it SIGKILLs the
-whole group, so a block's `subprocess.Popen(['sleep', '300'])` never outlives its kernel, even
-when mdrun itself is SIGKILLed. A child that leaves the group (`setsid`, a daemon) is not
-followed.
+processes its blocks start join. Before becoming the kernel, the launcher starts a watchdog in
+that group: when the kernel ends (however it ends) it SIGKILLs the whole group, so a block's
+`subprocess.Popen(['sleep', '300'])` never outlives its kernel, even when mdrun itself is
+SIGKILLed. A child that leaves the group (`setsid`, a daemon) is not followed.
 
 Linux sends the signal when the *thread* that started the process ends: start kernels from a
 thread that lives as long as the session. Only the standard library is imported here.
@@ -22,21 +21,21 @@ import argparse
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 """From <linux/prctl.h>."""
 
 SUPERVISOR_POLL_SECONDS = 0.5
 """How often the supervisor checks that mdrun is still there."""
-KERNEL_DEATH_SIGNAL = signal.SIGUSR1
-"""What the watchdog is sent when the kernel dies (it waits for it, blocked, with sigwait)."""
-WATCHDOG_POLL_SECONDS = 60.0
-"""A check that the kernel still lives, should the signal ever be missed."""
+WATCHDOG_POLL_SECONDS = 0.5
+"""How often the watchdog checks that the kernel still lives, where it cannot wait on a pidfd."""
 
 
 def launcher_argv(kernel_argv: Sequence[str], *, supervise: bool = False) -> list[str]:
@@ -128,54 +127,73 @@ def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return arguments
 
 
-def _die_with_parent(death_signal: int = signal.SIGKILL) -> bool:
-    """Ask for `death_signal` when the parent dies; False where prctl is missing."""
+def _die_with_parent() -> bool:
+    """Ask the kernel to receive SIGKILL when its parent dies; False where prctl is missing."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        result = libc.prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
+        result = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         return False
     return int(result) == 0
 
 
 def _start_group_watchdog() -> None:
-    """Fork the process that takes the kernel's process group down when the kernel dies.
+    """Start the process that takes the kernel's process group down when the kernel dies.
 
     Only where this process leads its group (mdrun starts kernels in a session of their own):
-    elsewhere the group is someone else's to kill.
+    elsewhere the group is someone else's to kill. The watchdog is forked twice so that it is
+    not the kernel's child: ipykernel terminates its children at shutdown and waits for them,
+    and would wait for a watchdog that it cannot reap.
     """
     if os.getpgrp() != os.getpid():
         return
     kernel = os.getpid()
     try:
-        child = os.fork()
+        middle = os.fork()
     except OSError:
         return  # the kernel still dies with mdrun; only its children may be left
-    if child == 0:
+    if middle == 0:
         try:
-            _watch_group(kernel)
+            if os.fork() == 0:
+                _watch_group(kernel)
         finally:
             os._exit(0)
+    os.waitpid(middle, 0)
 
 
 def _watch_group(kernel: int) -> None:
-    """In the forked watchdog: wait for the kernel to die, then SIGKILL the group (us too)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for descriptor in (0, 1, 2):
-        os.dup2(devnull, descriptor)  # hold none of the kernel's pipes or log files open
-    os.closerange(3, 1 << 16)
-    # Blocked first, so a death between these lines leaves the signal pending, not lost.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {KERNEL_DEATH_SIGNAL})
-    if _die_with_parent(KERNEL_DEATH_SIGNAL):
-        while os.getppid() == kernel:
-            signal.sigtimedwait({KERNEL_DEATH_SIGNAL}, WATCHDOG_POLL_SECONDS)
-    else:
-        while os.getppid() == kernel:
-            time.sleep(SUPERVISOR_POLL_SECONDS)
-    os.killpg(0, signal.SIGKILL)
+    """In the watchdog: wait for the kernel to end, then SIGKILL the group (this process too)."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for descriptor in (0, 1, 2):
+            os.dup2(devnull, descriptor)  # hold none of the kernel's pipes or log files open
+        os.closerange(3, 1 << 16)
+        _wait_until_ended(kernel)
+        os.killpg(0, signal.SIGKILL)
+    finally:
+        os._exit(0)
+
+
+def _wait_until_ended(pid: int) -> None:
+    """Return once process `pid` has ended (exited or killed, reaped or not)."""
+    try:
+        descriptor = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # before Linux 5.3, or already gone
+        while _is_running(pid):
+            time.sleep(WATCHDOG_POLL_SECONDS)
+        return
+    select.select([descriptor], [], [])  # readable once the process has ended
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _supervise(command: list[str], parent: int) -> int:
