@@ -86,6 +86,9 @@ def summary_line(evaluation: Evaluation) -> str:
     cutoff = sum(1 for outcome in evaluation.outcomes if outcome.cutoff)
     if cutoff:
         parts.append(f"{cutoff} kept by early cutoff")
+    truncated = sum(1 for outcome in evaluation.outcomes if outcome.dropped)
+    if truncated:
+        parts.append(f"{truncated} with output truncated (max_output)")
     if evaluation.snapshots_restored:
         parts.append(f"{evaluation.snapshots_restored} state restored from snapshots")
     return f"mdrun: {', '.join(parts)} in {evaluation.seconds:.2f} s"

@@ -25,6 +25,7 @@ from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation
 from mdrun.core.store import Context, Store, remove_tree
 from mdrun.core.verify import Finding, remove_damaged
+from mdrun.document.output_limit import dropped_characters
 from mdrun.document.outputs import Output
 from mdrun.document.plan import (
     OUTPUTS_FILE,
@@ -87,6 +88,11 @@ class BlockOutcome:
     key: str | None = None
     """Its result key, when it has a stored result."""
 
+    @property
+    def dropped(self) -> int:
+        """Characters of output dropped past the block's limit (0: none; see `output_limit`)."""
+        return dropped_characters(self.outputs)
+
     def record(self) -> JSONObject:
         """One line of the `--report` file."""
         return {
@@ -97,6 +103,8 @@ class BlockOutcome:
             "rref": self.rref,
             "cutoff": self.cutoff,
             "note": self.note,
+            "truncated": self.dropped > 0,
+            "dropped": self.dropped,
         }
 
 
@@ -150,6 +158,8 @@ class BlockFailed(ExecutionError):
 def _failure_note(status: str, outputs: tuple[Output, ...]) -> str:
     if status == "timeout":
         return "interrupted: the block ran past its timeout"
+    if status == "runaway":
+        return "interrupted: its output went on far past its limit (raise max_output)"
     if status == "died":
         return "the kernel died while running this block"
     for output in outputs:
@@ -287,6 +297,7 @@ class Evaluator:
             code=planned.code,
             block_id=planned.block_id,
             timeout=planned.options.timeout,
+            max_output=planned.options.max_output,
             allow_error=planned.options.allow_error,
             seconds=0.0 if result is None else result.seconds(),
             snapshot=None if result is None else result.snapshot,

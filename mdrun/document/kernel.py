@@ -33,14 +33,16 @@ from mdrun.document.kernel_launcher import (
     has_exited,
     launcher_argv,
 )
+from mdrun.document.kernel_output_limit import LIMIT_KEY, REPORT_MIME
 from mdrun.document.kernels import KernelChoice
+from mdrun.document.output_limit import OutputBudget
 from mdrun.errors import KernelDied, KernelError
 
 if TYPE_CHECKING:
     from jupyter_client.blocking.client import BlockingKernelClient
     from jupyter_client.connect import KernelConnectionInfo
 
-Status = Literal["ok", "error", "timeout", "died"]
+Status = Literal["ok", "error", "timeout", "runaway", "died"]
 Message = dict[str, Any]
 """A Jupyter message as jupyter_client returns it; its fields are read through `_text` etc."""
 
@@ -97,9 +99,11 @@ class ExecutionResult:
     """What running one block produced."""
 
     status: Status
-    """ok; error (the code raised); timeout (interrupted); died (the kernel process ended)."""
+    """ok; error (the code raised); timeout (interrupted); runaway (interrupted: its output
+    went far past its limit, see `output_limit`); died (the kernel process ended)."""
     outputs: tuple[JSONObject, ...]
-    """nbformat v4 outputs, without execution counts; only errors when run silently."""
+    """nbformat v4 outputs, without execution counts; only errors when run silently. Output
+    past the block's limit is dropped, and a note at the end says how much."""
     seconds: float
     """Wall-clock time from sending the code to the kernel becoming idle."""
 
@@ -187,6 +191,7 @@ class KernelSession:
         timeout: float | None = None,
         silent: bool = False,
         after: str | None = None,
+        max_output: int | None = None,
     ) -> ExecutionResult:
         """Run `code` as block `block_id` and wait until the kernel is idle again.
 
@@ -194,25 +199,34 @@ class KernelSession:
         without error, in the same request (a user expression: no output, no extra round trip).
 
         `silent` replays a block to restore state: it runs exactly as usual, but only error
-        outputs are kept. Never gives up on a quiet block: only `timeout` or death ends a wait.
+        outputs are kept. Never gives up on a quiet block: only `timeout`, death, or output
+        far past `max_output` characters (see `output_limit`) ends a wait.
         """
         if not self.alive:
             raise KernelDied(f"the kernel {self.choice.display} is not running; restart it")
         started = time.monotonic()
-        collector = OutputCollector(errors_only=silent)
-        msg_id = self._send_execute(code, block_id, after)
+        collector = OutputCollector(errors_only=silent, max_output=max_output)
+        msg_id = self._send_execute(code, block_id, after, max_output)
         deadline = None if timeout is None else started + timeout
-        outcome = self._wait_until_idle(msg_id, collector.add, deadline)
+        outcome = self._wait_until_idle(msg_id, collector.add, deadline, collector.is_runaway)
         status: Status
         if outcome == "idle":
             status = self._reply_status(msg_id) or ("error" if collector.has_error else "ok")
         elif outcome == "died":
             status = "died"
             collector.add_error("KernelDied", self._death_message(block_id))
+        elif outcome == "runaway":
+            status = "runaway"
+            limit = f"{max_output or 0:,}"
+            reason = f"as its output went on far past its limit of {limit} characters (max_output)"
+            # What it wrote before the interrupt lands is kept, up to its limit.
+            message = self._interrupt(msg_id, block_id, reason, collector.add_unless_error)
+            collector.add_error("OutputLimit", message)
         else:
             status = "timeout"
-            collector.add_error("Timeout", self._interrupt(msg_id, block_id, timeout or 0.0))
-        return ExecutionResult(status, tuple(collector.outputs), time.monotonic() - started)
+            reason = f"after {timeout or 0.0:g} s (its timeout)"
+            collector.add_error("Timeout", self._interrupt(msg_id, block_id, reason))
+        return ExecutionResult(status, collector.finish(), time.monotonic() - started)
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -253,7 +267,7 @@ class KernelSession:
         # The kernel has read its connection file; without it nothing is left if mdrun is killed.
         connection_file.unlink(missing_ok=True)
         if self._language_info["name"].lower() == "python":
-            self._run_setup(BLOCK_NAMING_SETUP)
+            self._run_setup(BLOCK_NAMING_SETUP + _output_limit_setup())
 
     def _wait_for_kernel_info(self, deadline: float) -> dict[str, str]:
         """Ask for kernel_info until answered and iopub is connected (zmq's slow joiner)."""
@@ -313,8 +327,11 @@ class KernelSession:
 
     # -- one execution -----------------------------------------------------------------------
 
-    def _send_execute(self, code: str, block_id: str, after: str | None = None) -> str:
-        """Send an execute request that carries the block id, which the kernel names code by."""
+    def _send_execute(
+        self, code: str, block_id: str, after: str | None = None, max_output: int | None = None
+    ) -> str:
+        """Send an execute request that carries the block id, which the kernel names code by,
+        and its output limit, which Python kernels apply as the block writes."""
         client = self._running_client()
         content = {
             "code": code,
@@ -324,13 +341,20 @@ class KernelSession:
             "allow_stdin": False,
             "stop_on_error": False,
         }
-        message = client.session.msg("execute_request", content, metadata={BLOCK_ID_KEY: block_id})
+        metadata: dict[str, object] = {BLOCK_ID_KEY: block_id}
+        if max_output is not None:
+            metadata[LIMIT_KEY] = max_output
+        message = client.session.msg("execute_request", content, metadata=metadata)
         client.shell_channel.send(message)
         return str(message["header"]["msg_id"])
 
     def _wait_until_idle(
-        self, msg_id: str, on_message: Callable[[Message], None], deadline: float | None
-    ) -> Literal["idle", "timeout", "died"]:
+        self,
+        msg_id: str,
+        on_message: Callable[[Message], None],
+        deadline: float | None,
+        is_runaway: Callable[[], bool] = lambda: False,
+    ) -> Literal["idle", "timeout", "runaway", "died"]:
         """Pass on the request's iopub messages until its idle status; no silence timeout."""
         client = self._running_client()
         while True:
@@ -351,6 +375,8 @@ class KernelSession:
             if message.get("msg_type") == "status" and content.get("execution_state") == "idle":
                 return "idle"
             on_message(message)
+            if is_runaway():
+                return "runaway"
 
     def _shell_reply(self, msg_id: str, deadline: float) -> Message | None:
         """The shell reply to `msg_id`, or None if none came before the deadline."""
@@ -378,16 +404,23 @@ class KernelSession:
             return None
         return "ok" if _object(reply.get("content")).get("status") == "ok" else "error"
 
-    def _interrupt(self, msg_id: str, block_id: str, timeout: float) -> str:
-        """Interrupt a block past its timeout; kill the kernel if it does not stop."""
-        message = f"block {block_id} was interrupted after {timeout:g} s (its timeout)"
+    def _interrupt(
+        self,
+        msg_id: str,
+        block_id: str,
+        reason: str,
+        on_message: Callable[[Message], None] = lambda _message: None,
+    ) -> str:
+        """Interrupt a block (past its timeout, or printing without end); kill the kernel if it
+        does not stop. Its outputs after this are not kept."""
+        message = f"block {block_id} was interrupted {reason}"
         try:
             self._send_interrupt()
         except Exception:
             outcome = "timeout"
         else:
             grace = time.monotonic() + INTERRUPT_GRACE_SECONDS
-            outcome = self._wait_until_idle(msg_id, lambda _message: None, grace)
+            outcome = self._wait_until_idle(msg_id, on_message, grace)
         if outcome == "idle":
             self._reply_status(msg_id)
             return message
@@ -437,23 +470,46 @@ class KernelSession:
 
 
 class OutputCollector:
-    """Turns one request's iopub messages into nbformat v4 outputs, as a notebook would."""
+    """Turns one request's iopub messages into nbformat v4 outputs, as a notebook would, keeping
+    at most `max_output` characters of them (see `output_limit`)."""
 
-    def __init__(self, *, errors_only: bool = False) -> None:
+    def __init__(self, *, errors_only: bool = False, max_output: int | None = None) -> None:
         self.errors_only = errors_only
-        self.outputs: list[JSONObject] = []
+        self.budget = OutputBudget(max_output)
+        self._outputs: list[JSONObject] = []
+        self._pieces: list[str] = []
+        """Text for the last output, a stream, not yet joined (joining at each message would
+        copy the whole stream every time)."""
         self._by_display_id: dict[str, list[JSONObject]] = {}
         self._clear_on_next_output = False
 
     @property
+    def outputs(self) -> list[JSONObject]:
+        """The outputs so far, without the truncation note (see `finish`)."""
+        self._settle()
+        return self._outputs
+
+    @property
     def has_error(self) -> bool:
-        return any(output["output_type"] == "error" for output in self.outputs)
+        return any(output["output_type"] == "error" for output in self._outputs)
+
+    def is_runaway(self) -> bool:
+        """Whether the output went on so far past the limit that the block must be stopped."""
+        return self.budget.runaway
+
+    def finish(self) -> tuple[JSONObject, ...]:
+        """The outputs, ending with a note of what was dropped, if anything was."""
+        note = None if self.errors_only else self.budget.note()
+        return (*self.outputs, note) if note is not None else tuple(self.outputs)
 
     def add(self, message: Message) -> None:
         """Take one iopub message of the request into account."""
         kind = str(message.get("msg_type"))
         content = _object(message.get("content"))
-        if kind == "error":
+        data = _object(content.get("data"))
+        if kind == "display_data" and REPORT_MIME in data:
+            self.budget.take_kernel_report(data[REPORT_MIME])
+        elif kind == "error":
             traceback = content.get("traceback")
             lines = traceback if isinstance(traceback, list) else []
             ename, evalue = str(content.get("ename", "")), str(content.get("evalue", ""))
@@ -466,13 +522,18 @@ class OutputCollector:
             self._add_display(kind, content)
         elif kind == "update_display_data":
             for output in self._by_display_id.get(_display_id(content) or "", []):
-                output["data"] = _object(content.get("data"))
+                output["data"] = data
                 output["metadata"] = _object(content.get("metadata"))
         elif kind == "clear_output":
             if content.get("wait"):
                 self._clear_on_next_output = True
             else:
                 self._clear()
+
+    def add_unless_error(self, message: Message) -> None:
+        """`add`, but for errors (an interrupted block's KeyboardInterrupt)."""
+        if message.get("msg_type") != "error":
+            self.add(message)
 
     def add_error(self, ename: str, evalue: str, traceback: list[str] | None = None) -> None:
         """Add an error output; its traceback is split into lines without ANSI colours."""
@@ -484,16 +545,23 @@ class OutputCollector:
     def _add_stream(self, name: str, text: str) -> None:
         if self._clear_on_next_output:
             self._clear()
-        last = self.outputs[-1] if self.outputs else None
-        if last is not None and last["output_type"] == "stream" and last["name"] == name:
-            last["text"] = f"{last['text']}{text}"
-        else:
-            self._append({"output_type": "stream", "name": name, "text": text})
+        text = self.budget.take_text(text)
+        if not text:
+            return
+        last = self._outputs[-1] if self._outputs else None
+        if last is None or last["output_type"] != "stream" or last["name"] != name:
+            self._append({"output_type": "stream", "name": name, "text": ""})
+        self._pieces.append(text)
 
     def _add_display(self, kind: str, content: dict[str, object]) -> None:
+        if self._clear_on_next_output:
+            self._clear()
+        data = _object(content.get("data"))
+        if not self.budget.take_data(data):
+            return
         output: JSONObject = {
             "output_type": kind,
-            "data": _object(content.get("data")),
+            "data": data,
             "metadata": _object(content.get("metadata")),
         }
         self._append(output)
@@ -504,11 +572,37 @@ class OutputCollector:
     def _append(self, output: JSONObject) -> None:
         if self._clear_on_next_output:
             self._clear()
-        self.outputs.append(output)
+        self._settle()
+        self._outputs.append(output)
+
+    def _settle(self) -> None:
+        if self._pieces:
+            last = self._outputs[-1]
+            last["text"] = str(last["text"]) + "".join(self._pieces)
+            self._pieces = []
 
     def _clear(self) -> None:
-        self.outputs.clear()
+        self._outputs.clear()
+        self._pieces = []
+        self.budget.clear()
         self._clear_on_next_output = False
+
+
+def _output_limit_setup() -> str:
+    """Code that installs `kernel_output_limit` in an IPython kernel, as `_mdrun_output_limit`."""
+    from mdrun.document import kernel_output_limit
+
+    source = Path(kernel_output_limit.__file__).read_text(encoding="utf-8")
+    return (
+        "def _mdrun_install_output_limit(source):\n"
+        "    import sys, types\n"
+        "    module = types.ModuleType('_mdrun_output_limit')\n"
+        "    sys.modules['_mdrun_output_limit'] = module\n"
+        "    exec(compile(source, '<mdrun output limit>', 'exec'), module.__dict__)\n"
+        "    module.install()\n"
+        f"_mdrun_install_output_limit({source!r})\n"
+        "del _mdrun_install_output_limit\n"
+    )
 
 
 def _connection_info(kernel_name: str) -> dict[str, Any]:

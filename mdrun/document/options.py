@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, fields, replace
 
 from mdrun.document.formats.cell import Cell, OptionPairs
+from mdrun.document.output_limit import DEFAULT_MAX_OUTPUT, parse_size
 from mdrun.document.parse import Document
 from mdrun.errors import Location, ParseError
 
@@ -53,6 +54,8 @@ class BlockOptions:
     """Snapshot the session's state after this block: True, False, or None for automatic."""
     warning: bool = True
     """Show what the block writes to stderr (warnings); Quarto's and knitr's `warning`."""
+    max_output: int = DEFAULT_MAX_OUTPUT
+    """Characters of output the block keeps; the rest is dropped with a note (`output_limit`)."""
 
 
 def _name(value: str) -> str:
@@ -141,6 +144,8 @@ def _with_option(options: BlockOptions, name: str, value: str) -> BlockOptions:
             return replace(options, snapshot=_snapshot(value))
         case "warning":
             return replace(options, warning=_boolean(value))
+        case "max_output":
+            return replace(options, max_output=parse_size(value))
     raise AssertionError(f"option {name} has no converter")
 
 

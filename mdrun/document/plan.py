@@ -7,7 +7,9 @@ block produced (its outputs and the session state it left), not of what it was. 
 re-runs but produces the same thing (a comment edited) leaves the blocks after it cached: early
 cutoff. The result key is known only once the upstream block is realized, so planning gives a
 base config and `block_config` completes it during evaluation. Options that only change how
-outputs are shown (echo, output) stay out, so toggling them re-runs nothing.
+outputs are shown (echo, output) stay out, so toggling them re-runs nothing; the output limit
+is in, since it changes what is stored (only when it is not the default, so that keys made
+before it existed still hold).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mdrun.document.formats.reading import Format, read_cells
 from mdrun.document.formats.settings import Settings
 from mdrun.document.kernels import PYTHON_LANGUAGES, KernelChoice, resolve_kernel
 from mdrun.document.options import BlockOptions, cell_options, document_defaults
+from mdrun.document.output_limit import DEFAULT_MAX_OUTPUT
 from mdrun.document.parse import Block, Document
 from mdrun.errors import KernelNotFound, Location, ParseError
 
@@ -163,6 +166,8 @@ def base_config(
     }
     if cell.is_doctest:
         config["doctest"] = True
+    if options.max_output != DEFAULT_MAX_OUTPUT:
+        config["max_output"] = options.max_output
     return config
 
 

@@ -47,6 +47,8 @@ class Step:
     """A snapshot of the session state right after it, if one is stored."""
     snapshot_sha256: str | None = None
     """The digest its realization records for the snapshot: loaded only if it matches."""
+    max_output: int | None = None
+    """Characters of output it keeps (see `output_limit`), for replays too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +221,11 @@ class SessionRunner:
             if on_replay is not None:
                 on_replay(earlier.block_id)
             replay = session.execute(
-                earlier.code, block_id=earlier.block_id, timeout=earlier.timeout, silent=True
+                earlier.code,
+                block_id=earlier.block_id,
+                timeout=earlier.timeout,
+                silent=True,
+                max_output=earlier.max_output,
             )
             self.history.append(earlier.identity)
             if replay.status != "ok" and not (replay.status == "error" and earlier.allow_error):
@@ -232,7 +238,11 @@ class SessionRunner:
                 return ExecutionResult("error", outputs, replay.seconds)
         after = capture.expression() if capture is not None and self.inspects_state else None
         result = session.execute(
-            step.code, block_id=step.block_id, timeout=step.timeout, after=after
+            step.code,
+            block_id=step.block_id,
+            timeout=step.timeout,
+            after=after,
+            max_output=step.max_output,
         )
         self.history.append(step.identity)
         if capture is not None and result.status == "error" and session.alive:

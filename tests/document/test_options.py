@@ -37,13 +37,14 @@ def test_defaults() -> None:
         inputs=(),
         kernel=None,
         snapshot=None,
+        max_output=10_000_000,
     )
 
 
 def test_every_option_can_be_set() -> None:
     info = (
         "python id=load session=s2 eval=no echo=False output=0 timeout=2.5 allow-error=yes"
-        ' cache=off inputs="data.csv, b.txt" kernel=python3 snapshot=true'
+        ' cache=off inputs="data.csv, b.txt" kernel=python3 snapshot=true max_output=2MB'
     )
     assert options_of(info) == BlockOptions(
         id="load",
@@ -57,10 +58,11 @@ def test_every_option_can_be_set() -> None:
         inputs=("data.csv", "b.txt"),
         kernel="python3",
         snapshot=True,
+        max_output=2_000_000,
     )
     assert set(OPTION_NAMES) == {
         "id", "session", "eval", "echo", "output", "timeout", "allow_error", "cache",
-        "inputs", "kernel", "snapshot", "warning",
+        "inputs", "kernel", "snapshot", "warning", "max_output",
     }  # fmt: skip
 
 
@@ -93,6 +95,8 @@ def test_unknown_option_names_block_line_and_allowed_options() -> None:
         ("python timeout=-1", "expected a positive number of seconds"),
         ("python eval=maybe", "expected true or false"),
         ("python snapshot=sometimes", "expected true, false or auto"),
+        ("python max_output=lots", "expected a size such as 10MB"),
+        ("python max_output=0", "expected a size of at least one character"),
         ('python id="a b"', "bad value `a b` for option `id`"),
         ("python session=", "bad value `` for option `session`"),
         ('python inputs="a,,b"', "expected comma-separated file paths"),
