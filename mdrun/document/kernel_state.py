@@ -44,6 +44,10 @@ _module_globals: dict[str, dict[str, int]] = {}
 """For each module imported since the kernel started: its globals' ids right after import."""
 _cell_started: list[float] = []
 """When the block being run started (IPython's pre_run_cell event)."""
+_cells_since_capture: list[int] = [0]
+"""How many cells ran since the last capture: 1 when only the block being captured did."""
+_last_capture: list[dict[str, str | None]] = []
+"""The digest of each name at the last capture, while it can serve as the baseline."""
 _imported_later: set[str] = set()
 """Modules imported after the kernel started."""
 GLOBAL_PREFIX = "<global "
@@ -101,6 +105,7 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
 
 def _note_cell_start(_info: Any) -> None:
     _cell_started[:] = [time.perf_counter()]
+    _cells_since_capture[0] += 1
 
 
 def watch_initial_states() -> None:
@@ -311,7 +316,7 @@ def capture(
         state.update(secrets.token_bytes(16))
     result: dict[str, Any] = {
         "digest": state.hexdigest(),
-        "variables": sorted(digests),
+        **_changes(digests, opaque),
         "opaque": opaque,
         "capture_seconds": time.perf_counter() - started,
         "cell_seconds": cell_seconds,
@@ -337,6 +342,30 @@ def capture(
             result["snapshot_error"] = f"{temporary}: {err.strerror or err}"
     with open(result_path, "w") as stream:
         json.dump(result, stream)
+
+
+def _changes(digests: dict[str, str], opaque: dict[str, str]) -> dict[str, Any]:
+    """What the record lists: the names whose values changed since the block before this one,
+    and those it removed. Listing every name after every block would make a long document's
+    records grow with the square of its length. The block before is the baseline only when
+    this kernel captured it and ran nothing else since (no replay, no restore); otherwise
+    every name is listed, and `since` says so."""
+    current: dict[str, str | None] = {**digests, **dict.fromkeys(opaque)}
+    baseline = _last_capture[0] if _last_capture and _cells_since_capture[0] == 1 else None
+    _last_capture[:] = [current]
+    _cells_since_capture[0] = 0
+    if baseline is None:
+        return {"since": "nothing", "changed": sorted(current), "removed": []}
+    changed = [
+        name
+        for name, digest in current.items()
+        if digest is None or baseline.get(name, "") != digest
+    ]
+    return {
+        "since": "the block before",
+        "changed": sorted(changed),
+        "removed": sorted(set(baseline) - set(current)),
+    }
 
 
 SETTING_NAMES = ("<sys.path>", "<cwd>", "<environ>")
@@ -367,6 +396,7 @@ def restore(
     match (the check and the load read the same bytes, so a file swapped meanwhile is not
     loaded either); the result file then says `refused`."""
     started = time.perf_counter()
+    _last_capture.clear()  # the session's state is no longer what the last capture saw
     import importlib
 
     with open(snapshot_path, "rb") as stream:

@@ -3,6 +3,7 @@ saved. Each test runs real kernels, so they stay few and share documents where n
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -227,3 +228,36 @@ def test_moving_the_document_folder_keeps_everything_cached(mdrun: Mdrun, tmp_pa
     moved.write("doc.md", mdrun.read("doc.md"))
     _, report = moved.run_reported("run", "doc.md")
     assert report.with_status("cached") == ["b1", "b2", "b3", "b4"]
+
+
+def _state_records(mdrun: Mdrun, block_id: str) -> list[dict[str, object]]:
+    paths = (mdrun.store / "store").glob(f"*-{block_id}/*/_state.json")
+    return [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+
+
+def test_a_state_record_lists_what_its_block_changed_not_every_variable(mdrun: Mdrun) -> None:
+    count = 40
+    blocks = [f"```python\nv{index} = {index}\n```\n" for index in range(count)]
+    mdrun.write("doc.md", "\n".join(blocks))
+    assert mdrun("run", "doc.md").code == 0
+    (first,) = _state_records(mdrun, "b1")
+    assert first["since"] == "nothing"
+    assert first["changed"] == ["v0"]
+    for index in range(1, count):
+        (record,) = _state_records(mdrun, f"b{index + 1}")
+        assert record["since"] == "the block before"
+        assert record["changed"] == [f"v{index}"], record
+        assert record["removed"] == []
+    # The store grows with the document, not with its square.
+    sizes = [len(json.dumps(_state_records(mdrun, f"b{index + 1}"))) for index in range(count)]
+    assert max(sizes) < 2 * min(sizes)
+
+    # A block run after the kernel replayed or restored the blocks before it has no baseline:
+    # its record lists every variable.
+    _edit(mdrun, "doc.md", f"v{count - 1} = {count - 1}", f"v{count - 1} = -1\ndel v0")
+    assert mdrun("run", "doc.md").code == 0
+    (_, edited) = sorted(
+        _state_records(mdrun, f"b{count}"), key=lambda record: record["since"] == "nothing"
+    )
+    assert edited["since"] == "nothing"
+    assert edited["changed"] == sorted(f"v{index}" for index in range(1, count))
