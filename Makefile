@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint unit browser demo bench docs site corpus clean
+.PHONY: setup test lint unit browser demo bench docs site corpus sweep clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,13 @@ docs: $(STAMP)
 # checked by sha256, run in .corpus/venv (which it makes): needs PyPI, so not part of `make test`.
 corpus:
 	$(PYTHON) -m tests.corpus
+
+# The kill sweep: `mdrun run` SIGKILLed at KILLS random instants (200 unless told), each checked
+# for a whole document, a sound store, present images and no surviving process; `make test`
+# runs a few of them.
+KILLS ?= 200
+sweep: $(STAMP)
+	MDRUN_SWEEP_KILLS=$(KILLS) $(BIN)/python -m pytest tests/document/test_kill_sweep.py -q -s
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,demo,bench]' --config-settings editable_mode=compat
