@@ -107,7 +107,8 @@ class Sweep:
         mark = uuid.uuid4().hex
         process = self.run(mark)
         _, error = process.communicate(timeout=120)
-        assert process.returncode == 0, error.decode(errors="replace")
+        document = self.document.read_text(encoding="utf-8")
+        assert process.returncode == 0, error.decode(errors="replace") + document
         assert wait_until_gone(mark), f"processes of a finished run survive: {survivors(mark)}"
         return time.monotonic() - started
 
@@ -127,7 +128,10 @@ class Sweep:
             problems.append(f"processes survive: {survivors(mark)}")
         problems += store_problems(Store(self.store))
         problems += missing_images(self.document)
-        self.run_to_completion()
+        try:
+            self.run_to_completion()
+        except AssertionError as failure:
+            problems.append(f"the run after the kill failed: {failure}")
         new = self.document.read_bytes()
         if killed not in (old, new):
             problems.append("the document is neither the old one nor the fully new one")
