@@ -1,12 +1,13 @@
 """Block results in the store: what a block's realization holds, and the key chain.
 
 A block's realization holds `outputs.json` (its status, nbformat outputs and result key),
-`_execution.json` (seconds), `_state.json` (the state digest, the variables the block changed or removed, what
-could not be saved) and, where one was worth taking, `_snapshot.pickle`; all of them are in its hash. Each
-record is checked against the realization's manifest when it is read; the snapshot is checked
-by the kernel right before loading it, against the digest the manifest records. Looking a
-document up in the store walks each session in order: a block is cached when its upstream's
-result key is known and a sound realization of the config built from that key exists.
+`_execution.json` (seconds), `_state.json` (the state digest, the variables the block changed
+or removed, what could not be saved) and, where one was worth taking, `_snapshot.pickle`; all
+of them are in its hash. Each record is checked against the realization's manifest when it is
+read; the snapshot is checked by the kernel right before loading it, against the digest the
+manifest records. Looking a document up in the store walks each session in order: a block is
+cached when its upstream's result key is known and a sound realization of the config built from
+that key exists.
 """
 
 from __future__ import annotations

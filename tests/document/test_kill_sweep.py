@@ -3,9 +3,10 @@
 Each kill edits a document so that every block runs again (one shows an image, one starts a
 child process), starts the installed `mdrun run` on it, SIGKILLs it at a random instant of a
 run's length, and checks what a user would find: the document is either as it was or fully
-rewritten, every published realization matches its hash, every image the document links
-exists, and no process that run started (kernel, watchdog, the block's child) survives. A run
-to completion follows, which gives the rewritten document the next kill starts from.
+rewritten, the store passes `verify_store` (what `mdrun store verify` runs), every image the
+document links exists, and no process that run started (kernel, watchdog, the block's child)
+survives. A run to completion follows, which gives the rewritten document the next kill starts
+from.
 
 `make test` runs a few kills; `make sweep` runs `MDRUN_SWEEP_KILLS` of them (200 by default)
 and prints how many were survived.
@@ -25,10 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from mdrun.core.hashing import tree_sha256
-from mdrun.core.refs import parse_rref
 from mdrun.core.store import Store
-from mdrun.document.plan import OUTPUTS_FILE
+from mdrun.core.verify import verify_store
 from tests.document.conftest import INSTALLED_MDRUN
 
 KILLS = int(os.environ.get("MDRUN_SWEEP_KILLS", "5"))
@@ -171,24 +170,13 @@ def wait_until_gone(mark: str) -> bool:
 
 
 def store_problems(store: Store) -> list[str]:
-    """Published realizations that do not match their hash or lack their outputs.
+    """What `mdrun store verify` would report: realizations that do not match their hash or
+    manifest, configs that do not parse.
 
     A realization is built in the store's tmp/ folder and published by one rename: a kill
     may leave a partial build in tmp/, never a partial realization where readers look."""
-    problems = []
-    for rref in store.all_realizations():
-        folder = store.realization_path(rref)
-        expected, _, _ = parse_rref(rref)
-        if tree_sha256(folder)[:32] != expected:
-            problems.append(f"{rref} does not match its hash")
-        elif not (folder / OUTPUTS_FILE).is_file():
-            problems.append(f"{rref} has no {OUTPUTS_FILE}")
-    for dref in store.all_derivations():
-        try:
-            store.config_of(dref)
-        except Exception as error:
-            problems.append(f"{dref}: config unreadable ({error})")
-    return problems
+    verification = verify_store(store)
+    return [f"{finding.ref}: {', '.join(finding.problems)}" for finding in verification.damaged]
 
 
 def missing_images(document: Path) -> list[str]:
