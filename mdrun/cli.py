@@ -22,7 +22,7 @@ from mdrun.document.uptodate import STDIO, up_to_date
 from mdrun.errors import FileAccessError, Location, MdrunError, UsageError
 
 if TYPE_CHECKING:
-    from mdrun.document.evaluate import Reporter
+    from mdrun.document.evaluate import Evaluation, Reporter
     from mdrun.document.pipeline import RunResult
 
 EXPORT_FORMATS = ("html", "docx", "ipynb", "md")
@@ -99,7 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     export_parser.add_argument(
         "--no-exec",
         action="store_true",
-        help="run nothing: exit 1, naming the stale blocks, unless the document is up to date",
+        help="run nothing: export what the store holds (failures included); exit 1, naming "
+        "the stale blocks, if a block's result is not in the store",
+    )
+    export_parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a block fails, run the rest of its session anyway",
     )
 
     watch_parser = commands.add_parser(
@@ -310,10 +316,18 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
     for warning in result.evaluation.plan.document.warnings:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
     print(summary_line(result.evaluation), file=sys.stderr)
+    _print_failures(source, result.evaluation)
     if arguments.report:
         write_report(arguments.report, report_records(result))
     if check and result.changed:
         _print_diff(source, result)
+        return EXIT_FAILED
+    if check and result.evaluation.failed:
+        print(
+            f"mdrun: {source} is up to date, but a block in it fails (exit 1): a failed block "
+            "is never cached, so it runs again every time",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if not check and not result.written:
         print(
@@ -362,6 +376,17 @@ def command_check_stored(source: str, store: Store) -> int:
     return EXIT_OK
 
 
+def _print_failures(source: str, evaluation: Evaluation) -> None:
+    """One line per failed block: where it is and how it failed."""
+    for outcome in evaluation.outcomes:
+        if outcome.status == "failed":
+            planned = outcome.planned
+            print(
+                f"{source}:{planned.line}: block {planned.block_id} failed: {outcome.note}",
+                file=sys.stderr,
+            )
+
+
 def command_status(arguments: argparse.Namespace) -> int:
     """`mdrun status`: cached or stale, and why, for each block."""
     from mdrun.document.pipeline import status
@@ -371,9 +396,9 @@ def command_status(arguments: argparse.Namespace) -> int:
         require_document(source)
     for line in status(source, open_store(arguments)):
         planned = line.planned
-        name = planned.block_id or f"#{planned.block.index + 1}"
+        name = f" {planned.block_id}:" if planned.block_id else ""
         reason = f" ({line.reason})" if line.reason else ""
-        print(f"{source}:{planned.line}: {name}: {line.state}{reason}")
+        print(f"{source}:{planned.line}:{name} {line.state}{reason}")
     return EXIT_OK
 
 
@@ -428,13 +453,22 @@ def command_export(arguments: argparse.Namespace) -> int:
             return EXIT_FAILED
     reporter = TerminalReporter(sys.stderr) if sys.stderr.isatty() else None
     try:
-        result = export_document(source, store, arguments.to, output, reporter=reporter)
+        result = export_document(
+            source,
+            store,
+            arguments.to,
+            output,
+            reporter=reporter,
+            keep_going=arguments.keep_going,
+            no_exec=arguments.no_exec,
+        )
     finally:
         if reporter is not None:
             reporter.close()
     for warning in result.evaluation.plan.document.warnings:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
     print(summary_line(result.evaluation), file=sys.stderr)
+    _print_failures(source, result.evaluation)
     if output != STDIO:
         print(f"mdrun: wrote {output}", file=sys.stderr)
     return EXIT_FAILED if result.evaluation.failed else EXIT_OK

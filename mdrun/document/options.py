@@ -195,11 +195,8 @@ def block_options(
     if defaults is None:
         defaults = document_defaults(document)
     explicit_id = dict(block.raw_options).get("id")
-    location = Location(
-        document.path,
-        block.line_number,
-        explicit_id if explicit_id is not None else f"#{block.index + 1}",
-    )
+    # A block without `id=` gets its name (b3) only once planned: the line names it here.
+    location = Location(document.path, block.line_number, explicit_id)
     if block.options_problem is not None:
         raise ParseError(block.options_problem, location)
     options = defaults

@@ -327,7 +327,8 @@ class BlockStatusLine:
     planned: PlannedBlock
     """The block."""
     state: str
-    """cached, stale or skipped."""
+    """cached, stale, failed (it runs again: the store holds what its last run produced) or
+    skipped."""
     reason: str
     """Why it is stale (or why it is skipped)."""
 
@@ -390,6 +391,10 @@ def status(source: str, store: Store) -> list[BlockStatusLine]:
             continue
         old = previous.get(planned.block_id)
         result = found.get(index)
+        if result is not None and result.failed:
+            stale.add(index)
+            lines.append(BlockStatusLine(planned, "failed", "it failed in the last run"))
+            continue
         if result is not None and planned.options.cache:
             lines.append(BlockStatusLine(planned, "cached", _cached_note(result, old)))
             continue

@@ -70,7 +70,9 @@ def render_region(
         for output in merge_streams(body.outputs):
             lines += _output_lines(block_id, output, write_image)
         if body.status == "failed" and (body.note or not lines):
-            note = _literal(body.note)  # it may quote the error's value: text, never markup
+            # When the traceback above ends with the note (`ename: evalue`), it is not repeated.
+            said = body.note and not _error_says(body.outputs, body.note)
+            note = _literal(body.note) if said else ""  # it may quote the error's value: text
             lines += _paragraph(f"**failed**: {note}" if note else "**failed**")
     if not lines:
         return []
@@ -85,6 +87,19 @@ def _output_lines(block_id: str, output: Output, write_image: ImageWriter | None
     if output["output_type"] == "error":
         return _error_lines(output)
     return _data_lines(block_id, output, write_image)
+
+
+def _error_says(outputs: Sequence[Output], note: str) -> bool:
+    """Whether an error output's last line is `note` already."""
+    return any(
+        output["output_type"] == "error" and _error_summary(output) == note.strip()
+        for output in outputs
+    )
+
+
+def _error_summary(error: ErrorOutput) -> str:
+    summary = f"{error['ename']}: {error['evalue']}" if error["evalue"] else error["ename"]
+    return terminal_text(summary).strip()
 
 
 def _error_lines(error: ErrorOutput) -> list[str]:
