@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from mdrun.document.html_block import without_blank_lines
 from mdrun.document.outputs import DataOutput, ErrorOutput, Output, merge_streams, terminal_text
 from mdrun.document.parse import END_MARKER, MARKER_LEAD, START_MARKER, Document, line_ending
 
@@ -38,6 +39,7 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 _BLOCK_ID_RE = re.compile(r"[^\s>]+")
 _BACKTICKS_RE = re.compile(r"`+")
 _MARKUP_RE = re.compile(r"[\\`*_~\[\]<>&]")
+_OUTER_BLANK_LINES_RE = re.compile(r"\A(?:[ \t]*\n)+|(?:\n[ \t]*)+\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +115,23 @@ def _error_lines(error: ErrorOutput) -> list[str]:
 
 
 def _data_lines(block_id: str, output: DataOutput, write_image: ImageWriter | None) -> list[str]:
-    """The richest form of a result that GitHub shows: image, Markdown, HTML, then plain text."""
+    """The richest form of a result that GitHub shows: image, Markdown, HTML, then plain text;
+    else a note naming its MIME types. HTML is kept one HTML block (see `html_block`)."""
     data = output["data"]
     if write_image is not None:
         for mime in IMAGE_TYPES:
             if mime in data:
                 path = write_image(mime, _image_bytes(mime, data[mime]))
                 return _paragraph(f"![output of {block_id}]({_link_target(path)})")
-    for mime in ("text/markdown", "text/html"):
-        if mime in data:
-            return _raw(data[mime])
+    if "text/markdown" in data:
+        return _raw(data["text/markdown"])
+    if "text/html" in data:
+        return _raw(without_blank_lines(_unix_newlines(data["text/html"])))
     if "text/plain" in data:
         return _fence("text", terminal_text(data["text/plain"]))
-    return []
+    # Never nothing: say what the output was (it is kept in the store as the kernel sent it).
+    kinds = ", ".join(f"`{mime}`" for mime in sorted(data)) or "no data"
+    return _paragraph(f"*output not shown: mdrun cannot render {kinds}*")
 
 
 def _image_bytes(mime: str, content: str) -> bytes:
@@ -165,7 +171,7 @@ def _raw(text: str) -> list[str]:
     A line that looks like a region marker gets one leading space (harmless in HTML and in
     Markdown) so that it cannot end the region early.
     """
-    content = text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+    content = _OUTER_BLANK_LINES_RE.sub("", _unix_newlines(text))
     if not content:
         return []
     lines = [" " + line if line.startswith(MARKER_LEAD) else line for line in content.split("\n")]
@@ -176,6 +182,10 @@ def _literal(text: str) -> str:
     """Text that Markdown shows as it is: the characters that could start markup (emphasis,
     code, links, images, HTML, entities) are escaped with a backslash."""
     return _MARKUP_RE.sub(r"\\\g<0>", text)
+
+
+def _unix_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _paragraph(text: str) -> list[str]:
