@@ -26,7 +26,7 @@ from mdrun.core.realization import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation
 from mdrun.core.store import Context, Store, remove_tree
-from mdrun.document.outputs import Output
+from mdrun.document.outputs import Output, error_summary
 from mdrun.document.plan import (
     OUTPUTS_FILE,
     Plan,
@@ -162,7 +162,8 @@ def failure_note(status: str, outputs: tuple[Output, ...]) -> str:
     for output in outputs:
         if output["output_type"] == "error":
             error = cast(dict[str, str], output)
-            return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".rstrip(": ")
+            summary = error_summary(error.get("ename", ""), error.get("evalue", ""))
+            return summary.strip() or "the block failed"
     return "the block failed"
 
 

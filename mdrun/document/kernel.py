@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.document.kernel_launcher import launcher_argv
-from mdrun.document.kernels import KernelChoice
+from mdrun.document.kernels import KernelChoice, kernel_environment, startup_code
 from mdrun.errors import KernelDied, KernelError
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ class KernelSession:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=self._log,
-                env={**os.environ, **dict(self.choice.env)},
+                env=kernel_environment(self.choice, os.environ),
                 start_new_session=True,  # Ctrl-C in a terminal reaches mdrun, not the kernel
             )
         except OSError as err:
@@ -249,6 +249,9 @@ class KernelSession:
         connection_file.unlink(missing_ok=True)
         if self._language_info["name"].lower() == "python":
             self._run_setup(BLOCK_NAMING_SETUP)
+        setup = startup_code(self.choice)
+        if setup is not None:
+            self._run_setup(setup)
 
     def _wait_for_kernel_info(self, deadline: float) -> dict[str, str]:
         """Ask for kernel_info until answered and iopub is connected (zmq's slow joiner)."""

@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from mdrun.document.html_block import without_blank_lines
-from mdrun.document.outputs import DataOutput, ErrorOutput, Output, merge_streams, terminal_text
+from mdrun.document.outputs import (
+    DataOutput,
+    ErrorOutput,
+    Output,
+    error_summary,
+    merge_streams,
+    shorten_library_paths,
+    terminal_text,
+)
 from mdrun.document.parse import END_MARKER, MARKER_LEAD, START_MARKER, Document, line_ending
 
 Status: TypeAlias = Literal["ok", "failed", "not-run"]
@@ -84,8 +92,10 @@ def render_region(
 def _output_lines(block_id: str, output: Output, write_image: ImageWriter | None) -> list[str]:
     """The Markdown for one output."""
     if output["output_type"] == "stream":
-        info = "text" if output["name"] == "stdout" else "stderr"
-        return _fence(info, terminal_text(output["text"]))
+        if output["name"] == "stdout":
+            return _fence("text", terminal_text(output["text"]))
+        # Warnings name the library file they come from.
+        return _fence("stderr", shorten_library_paths(terminal_text(output["text"])))
     if output["output_type"] == "error":
         return _error_lines(output)
     return _data_lines(block_id, output, write_image)
@@ -100,15 +110,15 @@ def _error_says(outputs: Sequence[Output], note: str) -> bool:
 
 
 def _error_summary(error: ErrorOutput) -> str:
-    summary = f"{error['ename']}: {error['evalue']}" if error["evalue"] else error["ename"]
-    return terminal_text(summary).strip()
+    return terminal_text(error_summary(error["ename"], error["evalue"])).strip()
 
 
 def _error_lines(error: ErrorOutput) -> list[str]:
-    """The traceback, ending with `ename: evalue` as Python prints it."""
-    summary = f"{error['ename']}: {error['evalue']}" if error["evalue"] else error["ename"]
-    summary = terminal_text(summary).strip("\n")
+    """The traceback, ending with `ename: evalue` as Python prints it; library files named by
+    their path inside the package."""
+    summary = terminal_text(error_summary(error["ename"], error["evalue"])).strip("\n")
     text = terminal_text("\n".join(error["traceback"])).rstrip("\n")
+    text = shorten_library_paths(text)
     if not text.rstrip().endswith(summary.strip()):
         text = f"{text}\n{summary}" if text else summary
     return _fence("error", text)
