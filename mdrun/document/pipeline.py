@@ -121,8 +121,9 @@ def region_body(outcome: BlockOutcome) -> RegionBody | None:
     return RegionBody(outcome.outputs, "ok")
 
 
-def render(evaluation: Evaluation, images: ImageFiles) -> str:
-    """The document with every block's region replaced by its current outputs."""
+def render(evaluation: Evaluation, images: ImageFiles, *, scripts: bool = False) -> str:
+    """The document with every block's region replaced by its current outputs (`scripts`:
+    for an HTML page, where outputs that need JavaScript can be shown)."""
     regions: dict[int, list[str] | None] = {}
     for outcome in evaluation.outcomes:
         block = outcome.planned.block
@@ -132,7 +133,9 @@ def render(evaluation: Evaluation, images: ImageFiles) -> str:
         lines = (
             None
             if body is None
-            else render_region(outcome.planned.block_id, body, write_image=images)
+            else render_region(
+                outcome.planned.block_id, body, write_image=images, scripts=scripts
+            )
         )
         regions[block.index] = lines or None
     return splice(evaluation.plan.document, regions)

@@ -47,6 +47,7 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 _BLOCK_ID_RE = re.compile(r"[^\s>]+")
 _BACKTICKS_RE = re.compile(r"`+")
 _MARKUP_RE = re.compile(r"[\\`*_~\[\]<>&]")
+_SCRIPT_RE = re.compile(r"<script\b", re.IGNORECASE)
 _OUTER_BLANK_LINES_RE = re.compile(r"\A(?:[ \t]*\n)+|(?:\n[ \t]*)+\Z")
 
 
@@ -63,13 +64,19 @@ class RegionBody:
 
 
 def render_region(
-    block_id: str, body: RegionBody, *, write_image: ImageWriter | None = None
+    block_id: str,
+    body: RegionBody,
+    *,
+    write_image: ImageWriter | None = None,
+    scripts: bool = False,
 ) -> list[str]:
     """The region's lines, without container prefix or line endings.
 
     An `ok` body without outputs gives no lines: the block gets no region (and `splice` removes
     an old one). Images are linked only when `write_image` is given; otherwise their text form,
-    if any, is shown.
+    if any, is shown. HTML that needs JavaScript (an interactive figure) is shown only where
+    `scripts` says it runs (an HTML export): Markdown viewers remove scripts, so the Markdown
+    names the output's MIME types instead.
     """
     if not _BLOCK_ID_RE.fullmatch(block_id):
         raise ValueError(f"block id {block_id!r} cannot be written in a region marker")
@@ -78,7 +85,7 @@ def render_region(
         lines += _paragraph(f"**not run**: {body.note or 'an earlier block did not complete'}")
     else:
         for output in merge_streams(body.outputs):
-            lines += _output_lines(block_id, output, write_image)
+            lines += _output_lines(block_id, output, write_image, scripts)
         if body.status == "failed" and (body.note or not lines):
             # When the traceback above ends with the note (`ename: evalue`), it is not repeated.
             said = body.note and not _error_says(body.outputs, body.note)
@@ -89,7 +96,9 @@ def render_region(
     return [START_MARKER.format(block_id=block_id), *lines, END_MARKER]
 
 
-def _output_lines(block_id: str, output: Output, write_image: ImageWriter | None) -> list[str]:
+def _output_lines(
+    block_id: str, output: Output, write_image: ImageWriter | None, scripts: bool
+) -> list[str]:
     """The Markdown for one output."""
     if output["output_type"] == "stream":
         if output["name"] == "stdout":
@@ -98,7 +107,7 @@ def _output_lines(block_id: str, output: Output, write_image: ImageWriter | None
         return _fence("stderr", shorten_library_paths(terminal_text(output["text"])))
     if output["output_type"] == "error":
         return _error_lines(output)
-    return _data_lines(block_id, output, write_image)
+    return _data_lines(block_id, output, write_image, scripts)
 
 
 def _error_says(outputs: Sequence[Output], note: str) -> bool:
@@ -124,9 +133,12 @@ def _error_lines(error: ErrorOutput) -> list[str]:
     return _fence("error", text)
 
 
-def _data_lines(block_id: str, output: DataOutput, write_image: ImageWriter | None) -> list[str]:
-    """The richest form of a result that GitHub shows: image, Markdown, HTML, then plain text;
-    else a note naming its MIME types. HTML is kept one HTML block (see `html_block`)."""
+def _data_lines(
+    block_id: str, output: DataOutput, write_image: ImageWriter | None, scripts: bool
+) -> list[str]:
+    """The richest form of a result that the target shows: image, Markdown, HTML (with scripts
+    only if they run there), then plain text; else a note naming its MIME types. HTML is kept
+    one HTML block (see `html_block`)."""
     data = output["data"]
     if write_image is not None:
         for mime in IMAGE_TYPES:
@@ -135,12 +147,15 @@ def _data_lines(block_id: str, output: DataOutput, write_image: ImageWriter | No
                 return _paragraph(f"![output of {block_id}]({_link_target(path)})")
     if "text/markdown" in data:
         return _raw(data["text/markdown"])
+    kinds = ", ".join(f"`{mime}`" for mime in sorted(data)) or "no data"
     if "text/html" in data:
-        return _raw(without_blank_lines(_unix_newlines(data["text/html"])))
+        if scripts or not _SCRIPT_RE.search(data["text/html"]):
+            return _raw(without_blank_lines(_unix_newlines(data["text/html"])))
+        # Its text form is a poor stand-in (`Figure({...})`): say where it can be seen.
+        return _paragraph(f"*output not shown: {kinds}; it needs JavaScript (see the HTML export)*")
     if "text/plain" in data:
         return _fence("text", terminal_text(data["text/plain"]))
     # Never nothing: say what the output was (it is kept in the store as the kernel sent it).
-    kinds = ", ".join(f"`{mime}`" for mime in sorted(data)) or "no data"
     return _paragraph(f"*output not shown: mdrun cannot render {kinds}*")
 
 

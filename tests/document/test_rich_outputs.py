@@ -22,6 +22,18 @@ def test_an_output_without_a_renderable_type_gets_a_note_naming_it() -> None:
     assert lines[1:-1] == [f"*output not shown: mdrun cannot render `{PLOTLY}`*", ""]
 
 
+def test_html_that_needs_scripts_is_shown_only_where_scripts_run() -> None:
+    html = '<div id="f"></div><script>draw("f")</script>'
+    output = DataOutput(
+        output_type="display_data", data={"text/html": html, "text/plain": "Figure()"}, metadata={}
+    )
+    markdown = render_region("b1", RegionBody(outputs=(output,)))
+    assert "draw" not in "\n".join(markdown) and "Figure()" not in "\n".join(markdown)
+    assert render_region("b1", RegionBody(outputs=(output,)), scripts=True)[1:-1] == [html, ""]
+    plain = DataOutput(output_type="display_data", data={"text/html": "<b>x</b>"}, metadata={})
+    assert render_region("b1", RegionBody(outputs=(plain,)))[1:-1] == ["<b>x</b>", ""]
+
+
 @pytest.mark.kernel
 def test_a_figure_sent_only_as_json_is_stored_and_named(mdrun: Mdrun) -> None:
     mdrun.write(
@@ -48,8 +60,10 @@ def test_a_figure_sent_only_as_json_is_stored_and_named(mdrun: Mdrun) -> None:
     assert completed.code == 0, completed.err
     text = mdrun.read("doc.md")
     assert f"mdrun cannot render `{PLOTLY}`" in text.split("id=b2")[0]
-    # Where the kernel also sends HTML, that is what the document (and the export) shows.
-    assert '<div id="figure"></div>\n&#10;<script>draw("figure");</script>' in text
+    # Its HTML needs JavaScript, which Markdown viewers remove: the HTML export shows it.
+    region = text.split("id=b2")[1]
+    assert "draw(" not in region
+    assert f"output not shown: `{PLOTLY}`, `text/html`, `text/plain`; it needs JavaScript" in region
     stored = [
         json.loads(path.read_text())
         for path in mdrun.store.rglob("outputs.json")
@@ -60,5 +74,5 @@ def test_a_figure_sent_only_as_json_is_stored_and_named(mdrun: Mdrun) -> None:
     completed = mdrun("export", "doc.md", "--to", "html")
     assert completed.code == 0, completed.err
     html = mdrun.read("doc.html")
-    assert '<div id="figure"></div>' in html and 'draw("figure")' in html
+    assert '<div id="figure"></div>' in html and '<script>draw("figure");</script>' in html
     assert PLOTLY in html
