@@ -81,7 +81,7 @@ def shown(html: str) -> list[tuple[str, str]]:
 
 def region_markdown(html: str) -> str:
     output = DataOutput(output_type="display_data", data={"text/html": html}, metadata={})
-    return "\n".join(render_region("b1", RegionBody(outputs=(output,)))) + "\n"
+    return "\n".join(render_region("b1", RegionBody(outputs=(output,)), scripts=True)) + "\n"
 
 
 def html_blocks_by_markdown_it(markdown: str) -> list[str]:
