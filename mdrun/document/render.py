@@ -147,7 +147,8 @@ def _data_lines(
                 return _paragraph(f"![output of {block_id}]({_link_target(path)})")
     if "text/markdown" in data:
         return _raw(data["text/markdown"])
-    kinds = ", ".join(f"`{mime}`" for mime in sorted(data)) or "no data"
+    # The MIME types are the kernel's words: shown as text, never markup.
+    kinds = ", ".join(_literal(mime) for mime in sorted(data)) or "no data"
     if "text/html" in data:
         if scripts or not _SCRIPT_RE.search(data["text/html"]):
             return _raw(without_blank_lines(_unix_newlines(data["text/html"])))

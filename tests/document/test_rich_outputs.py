@@ -19,7 +19,15 @@ def test_an_output_without_a_renderable_type_gets_a_note_naming_it() -> None:
         output_type="display_data", data={PLOTLY: '{"data": []}'}, metadata={}
     )
     lines = render_region("b1", RegionBody(outputs=(output,)))
-    assert lines[1:-1] == [f"*output not shown: mdrun cannot render `{PLOTLY}`*", ""]
+    assert lines[1:-1] == [f"*output not shown: mdrun cannot render {PLOTLY}*", ""]
+
+
+def test_the_mime_types_named_are_text_never_markup() -> None:
+    output = DataOutput(
+        output_type="display_data", data={"<img src=x>": "", "a_b*": ""}, metadata={}
+    )
+    lines = render_region("b1", RegionBody(outputs=(output,)))
+    assert lines[1] == r"*output not shown: mdrun cannot render \<img src=x\>, a\_b\**"
 
 
 def test_html_that_needs_scripts_is_shown_only_where_scripts_run() -> None:
@@ -59,11 +67,11 @@ def test_a_figure_sent_only_as_json_is_stored_and_named(mdrun: Mdrun) -> None:
     completed = mdrun("run", "doc.md")
     assert completed.code == 0, completed.err
     text = mdrun.read("doc.md")
-    assert f"mdrun cannot render `{PLOTLY}`" in text.split("id=b2")[0]
+    assert f"mdrun cannot render {PLOTLY}*" in text.split("id=b2")[0]
     # Its HTML needs JavaScript, which Markdown viewers remove: the HTML export shows it.
     region = text.split("id=b2")[1]
     assert "draw(" not in region
-    assert f"output not shown: `{PLOTLY}`, `text/html`, `text/plain`; it needs JavaScript" in region
+    assert f"output not shown: {PLOTLY}, text/html, text/plain; it needs JavaScript" in region
     stored = [
         json.loads(path.read_text())
         for path in mdrun.store.rglob("outputs.json")
