@@ -26,7 +26,7 @@ from mdrun.core.realization import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation
 from mdrun.core.store import Context, Store, remove_tree
-from mdrun.document.outputs import Output, error_summary
+from mdrun.document.outputs import Output
 from mdrun.document.plan import (
     OUTPUTS_FILE,
     Plan,
@@ -38,15 +38,17 @@ from mdrun.document.plan import (
 from mdrun.document.results import (
     EXECUTION_FILE,
     SNAPSHOT_FILE,
+    BlockFailed,
     StoredResult,
     block_matcher,
+    failure_note,
     lookup,
     read_result,
     record_failure,
     result_key,
 )
 from mdrun.document.sessions import CaptureRequest, SessionRunner, Step
-from mdrun.errors import BuildError, ExecutionError, KernelError, Location
+from mdrun.errors import BuildError, KernelError, Location
 
 BlockStatus = Literal["executed", "cached", "failed", "not-run", "skipped"]
 """`skipped`: a block that is never run (no kernel language, `eval=false`)."""
@@ -132,39 +134,6 @@ class Evaluation:
     def failed(self) -> bool:
         """True when a block failed (the exit code is 1)."""
         return self.count("failed") > 0
-
-
-class BlockFailed(ExecutionError):
-    """A block raised, timed out or lost its kernel; carries the outputs to show."""
-
-    def __init__(
-        self,
-        message: str,
-        location: Location,
-        outputs: tuple[Output, ...],
-        status: str = "error",
-        key: str | None = None,
-    ) -> None:
-        super().__init__(message, location)
-        self.outputs = outputs
-        self.status = status
-        self.key = key
-        """The result key of what the failure produced and left; None when the state it
-        left is not known (a timeout interrupts at any point, a dead kernel leaves none)."""
-
-
-def failure_note(status: str, outputs: tuple[Output, ...]) -> str:
-    """One line saying how a block failed."""
-    if status == "timeout":
-        return "interrupted: the block ran past its timeout"
-    if status == "died":
-        return "the kernel died while running this block"
-    for output in outputs:
-        if output["output_type"] == "error":
-            error = cast(dict[str, str], output)
-            summary = error_summary(error.get("ename", ""), error.get("evalue", ""))
-            return summary.strip() or "the block failed"
-    return "the block failed"
 
 
 class Evaluator:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from mdrun.core.store import Store
-from mdrun.document.evaluate import BlockOutcome, Evaluation, Reporter, failure_note
+from mdrun.document.evaluate import BlockOutcome, Evaluation, Reporter
 from mdrun.document.files import write_atomically
 from mdrun.document.pipeline import (
     STDIO,
@@ -27,7 +27,7 @@ from mdrun.document.pipeline import (
     write_if_changed,
 )
 from mdrun.document.plan import Plan, SessionKey
-from mdrun.document.results import cached_results
+from mdrun.document.results import cached_results, failure_note
 from mdrun.errors import UsageError
 
 ExportFormat = Literal["html", "docx", "ipynb", "md"]

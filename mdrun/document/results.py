@@ -1,4 +1,4 @@
-"""Block results in the store: what a block's realization holds, and the key chain.
+"""Block results in the store: what a block's realization holds, the key chain, and failures.
 
 A block's realization holds `outputs.json` (its status, nbformat outputs and result key, hashed),
 plus unhashed metadata: `_execution.json` (seconds), `_state.json`
@@ -26,8 +26,9 @@ from mdrun.core.realization import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation, Matcher
 from mdrun.core.store import Context, Store
-from mdrun.document.outputs import Output
+from mdrun.document.outputs import Output, error_summary
 from mdrun.document.plan import OUTPUTS_FILE, Plan, block_config, derivation_ref
+from mdrun.errors import ExecutionError, Location
 
 EXECUTION_FILE = "_execution.json"
 STATE_FILE = "_state.json"
@@ -175,3 +176,36 @@ def cached_results(plan: Plan, store: Store) -> dict[int, StoredResult]:
         if result is not None:
             found[index] = result
     return found
+
+
+class BlockFailed(ExecutionError):
+    """A block raised, timed out or lost its kernel; carries the outputs to show."""
+
+    def __init__(
+        self,
+        message: str,
+        location: Location,
+        outputs: tuple[Output, ...],
+        status: str = "error",
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, location)
+        self.outputs = outputs
+        self.status = status
+        self.key = key
+        """The result key of what the failure produced and left; None when the state it
+        left is not known (a timeout interrupts at any point, a dead kernel leaves none)."""
+
+
+def failure_note(status: str, outputs: tuple[Output, ...]) -> str:
+    """One line saying how a block failed."""
+    if status == "timeout":
+        return "interrupted: the block ran past its timeout"
+    if status == "died":
+        return "the kernel died while running this block"
+    for output in outputs:
+        if output["output_type"] == "error":
+            error = cast(dict[str, str], output)
+            summary = error_summary(error.get("ename", ""), error.get("evalue", ""))
+            return summary.strip() or "the block failed"
+    return "the block failed"
