@@ -355,10 +355,10 @@ def _print_diff(source: str, result: RunResult) -> None:
 
 def command_check_stored(source: str, store: Store) -> int:
     """`mdrun check --no-exec`: the document against what the store holds, nothing run."""
-    from mdrun.document.pipeline import run_from_store
+    from mdrun.document.stored import run_from_store
 
-    result = run_from_store(source, store)
-    missing = [o for o in result.evaluation.outcomes if o.status == "not-run"]
+    result, lacking = run_from_store(source, store)
+    missing = [result.evaluation.outcomes[index] for index in lacking]
     for outcome in missing:
         planned = outcome.planned
         print(f"{source}:{planned.line}: block {planned.block_id}: {outcome.note}")
@@ -370,6 +370,10 @@ def command_check_stored(source: str, store: Store) -> int:
         return EXIT_FAILED
     if result.changed:
         _print_diff(source, result)
+        return EXIT_FAILED
+    if result.evaluation.failed:
+        _print_failures(source, result.evaluation)
+        print(f"mdrun: {source} is up to date, but a block in it fails (exit 1)", file=sys.stderr)
         return EXIT_FAILED
     count = sum(1 for outcome in result.evaluation.outcomes if outcome.status == "cached")
     print(f"mdrun: {source}: {count} blocks, all as the store holds them", file=sys.stderr)

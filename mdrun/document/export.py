@@ -13,21 +13,18 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from mdrun.core.store import Store
-from mdrun.document.evaluate import BlockOutcome, Evaluation, Reporter
+from mdrun.document.evaluate import Reporter
 from mdrun.document.files import write_atomically
 from mdrun.document.pipeline import (
     STDIO,
     BlockStatusLine,
-    ImageFiles,
     RunResult,
     make_plan,
-    render,
     run,
     status,
     write_if_changed,
 )
-from mdrun.document.plan import Plan, SessionKey
-from mdrun.document.results import cached_results, failure_note
+from mdrun.document.stored import run_from_store, stored_evaluation
 from mdrun.errors import UsageError
 
 ExportFormat = Literal["html", "docx", "ipynb", "md"]
@@ -48,41 +45,6 @@ def default_output(source: str, to: ExportFormat) -> str:
     return str(target)
 
 
-def stored_evaluation(plan: Plan, store: Store) -> tuple[Evaluation, set[int]]:
-    """The evaluation the store holds for a plan, running nothing, and the indexes of the blocks
-    that would have to run for it to be complete.
-
-    A block whose last run failed shows that failure; the blocks after it in its session show
-    their stored results (kept by an identical failure) or, if there are none, that they did not
-    run, as `mdrun run` without `--keep-going` writes them.
-    """
-    found = cached_results(plan, store)
-    evaluation = Evaluation(plan)
-    missing: set[int] = set()
-    broken: dict[SessionKey, str] = {}
-    for index, planned in enumerate(plan.blocks):
-        result = found.get(index)
-        session = planned.session
-        if not planned.executable or session is None:
-            outcome = BlockOutcome(planned, "skipped")
-        elif result is not None and result.failed:
-            broken.setdefault(
-                session,
-                f"block {planned.block_id} (line {planned.line}) of session `{session}` failed",
-            )
-            note = failure_note("error", result.outputs)
-            outcome = BlockOutcome(planned, "failed", result.outputs, 0.0, result.rref, note)
-        elif result is not None and planned.options.cache:
-            outcome = BlockOutcome(planned, "cached", result.outputs, 0.0, result.rref)
-        elif session in broken:
-            outcome = BlockOutcome(planned, "not-run", note=broken[session])
-        else:
-            missing.add(index)
-            outcome = BlockOutcome(planned, "not-run", note="not in the store")
-        evaluation.outcomes.append(outcome)
-    return evaluation, missing
-
-
 def stale_blocks(source: str, store: Store) -> list[BlockStatusLine]:
     """The blocks an export would have to run (what `--no-exec` refuses), looked up only.
 
@@ -90,7 +52,7 @@ def stale_blocks(source: str, store: Store) -> list[BlockStatusLine]:
     store holds what the last run showed for them."""
     _, missing = stored_evaluation(make_plan(source), store)
     lines = status(source, store)
-    return [line for index, line in enumerate(lines) if index in missing]
+    return [lines[index] for index in missing]
 
 
 def export_document(
@@ -144,17 +106,13 @@ def export_document(
 
 def _stored_result(source: str, store: Store, markdown_output: str | None) -> RunResult:
     """The document as the store holds it; written to `markdown_output` when given."""
-    plan = make_plan(source)
-    evaluation, _ = stored_evaluation(plan, store)
-    images = ImageFiles(markdown_output or source)
-    text = render(evaluation, images)
-    result = RunResult(evaluation, text, text != plan.document.source, images)
+    result, _ = run_from_store(source, store, markdown_output)
     if markdown_output is not None:
-        images.save()
+        result.images.save()
         if markdown_output == STDIO:
-            sys.stdout.write(text)
+            sys.stdout.write(result.text)
             sys.stdout.flush()
         else:
-            write_if_changed(Path(markdown_output), text)
+            write_if_changed(Path(markdown_output), result.text)
         result.written = True
     return result

@@ -180,40 +180,6 @@ def run(
     return result
 
 
-NOT_IN_STORE = "not in the store"
-"""Why `check --no-exec` could not show a block: the store holds no result for it."""
-
-
-def run_from_store(source: str, store: Store) -> RunResult:
-    """The document as the store alone renders it: nothing runs and no kernel starts.
-
-    A block whose result the store holds shows it (a `cache=false` block its latest one); a
-    block without one, or after one in its session, is `not-run` with a note saying so.
-    """
-    plan = make_plan(source)
-    found = cached_results(plan, store)
-    evaluation = Evaluation(plan)
-    for index, planned in enumerate(plan.blocks):
-        result = found.get(index)
-        if not planned.executable:
-            evaluation.outcomes.append(BlockOutcome(planned, "skipped"))
-        elif result is not None:
-            evaluation.outcomes.append(
-                BlockOutcome(planned, "cached", result.outputs, rref=result.rref, key=result.key)
-            )
-        else:
-            upstream = None if planned.upstream is None else plan.blocks[planned.upstream]
-            note = NOT_IN_STORE
-            if upstream is not None and planned.upstream not in found:
-                note = (
-                    f"not looked up: its upstream block {upstream.block_id} is not in the store"
-                )
-            evaluation.outcomes.append(BlockOutcome(planned, "not-run", note=note))
-    images = ImageFiles(source)
-    text = render(evaluation, images)
-    return RunResult(evaluation, text, text != plan.document.source, images)
-
-
 def write_result(result: RunResult, store: Store, source: str, output: str | None = None) -> bool:
     """Write a run's document (atomically, only if its bytes change) and its images.
 

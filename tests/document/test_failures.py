@@ -138,6 +138,16 @@ def test_check_says_why_an_up_to_date_document_fails(failed_once: Mdrun) -> None
 
 
 @pytest.mark.kernel
+def test_check_no_exec_compares_with_the_failure_the_store_holds(failed_once: Mdrun) -> None:
+    with no_kernel_starts():
+        completed = failed_once("check", "--no-exec", "doc.md")
+    assert completed.code == 1
+    assert completed.out == ""  # no diff, no block the store lacks
+    assert "doc.md:7: block b2 failed: ValueError: always" in completed.err
+    assert "is up to date, but a block in it fails" in completed.err
+
+
+@pytest.mark.kernel
 def test_status_names_a_failed_block_and_keeps_the_ones_after_it(failed_once: Mdrun) -> None:
     completed = failed_once("status", "doc.md")
     assert completed.out.splitlines() == [
