@@ -19,6 +19,7 @@ from pathlib import Path
 
 _SECONDS = re.compile(r"\bin \d+\.\d+ s\b")
 _SIZE = re.compile(r"\b\d+(\.\d+)? (B|KiB|MiB|GiB)\b")
+_STORE_PATH = re.compile(r"store/[0-9a-f]{32}-([\w.-]+)/[0-9a-f]{32}\b")
 _MDRUN = [sys.executable, "-c", "from mdrun.cli import console_main; console_main()"]
 
 
@@ -83,7 +84,9 @@ class Sandbox:
         self.exit_code = done.returncode
 
     def normalise(self, text: str) -> str:
-        """Output without what varies from run to run: timings, sizes, the folder's path."""
+        """Output without what varies from run to run: timings, sizes, the folder's path, the
+        hashes in the store's paths."""
         text = text.replace(str(self.root) + os.sep, "").replace(str(self.root), ".")
+        text = _STORE_PATH.sub(r"store/…-\1/…", text)
         text = _SECONDS.sub("in … s", text)
         return _SIZE.sub("N KiB", text)

@@ -17,12 +17,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mdrun import __version__
+from mdrun.core.refs import RRef
 from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store, default_store_root
 from mdrun.document.uptodate import STDIO, up_to_date
-from mdrun.errors import FileAccessError, Location, MdrunError, UsageError
+from mdrun.errors import (
+    NO_SPACE_ERRNOS,
+    DamagedRealization,
+    FileAccessError,
+    Location,
+    MdrunError,
+    NoSpaceError,
+    UsageError,
+    os_error,
+)
 
 if TYPE_CHECKING:
     from mdrun.document.evaluate import Evaluation, Reporter
+    from mdrun.document.formats.settings import Settings
     from mdrun.document.pipeline import RunResult
 
 EXPORT_FORMATS = ("html", "docx", "ipynb", "md")
@@ -72,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status_parser = commands.add_parser("status", help="say which blocks are cached or stale")
     status_parser.add_argument("document")
+    _add_reading_options(status_parser)
 
     gc_parser = commands.add_parser(
         "gc", help="remove from the store what the given documents do not use"
@@ -83,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     gc_parser.add_argument(
         "--all", action="store_true", help="with no document: empty the store"
     )
+    _add_reading_options(gc_parser)
 
     export_parser = commands.add_parser(
         "export", help="run what is stale, then write the document as HTML, docx, ipynb or md"
@@ -107,6 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after a block fails, run the rest of its session anyway",
     )
+    _add_reading_options(export_parser)
+
+    store_parser = commands.add_parser("store", help="look after the store: verify")
+    store_commands = store_parser.add_subparsers(
+        dest="store_command", metavar="STORE_COMMAND", parser_class=_ArgumentParser
+    )
+    verify_parser = store_commands.add_parser(
+        "verify",
+        help="check every file of the store against its reference (exit 1 if any is damaged)",
+    )
+    verify_parser.add_argument(
+        "documents", nargs="*", help="check only what these documents use (default: everything)"
+    )
+    verify_parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="remove what is damaged, so that the next run builds it again",
+    )
+    _add_reading_options(verify_parser)
 
     watch_parser = commands.add_parser(
         "watch", help="run the document now and again after every save (Ctrl-C to stop)"
@@ -123,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after a block fails, run the rest of its session anyway",
     )
+    _add_reading_options(watch_parser)
     _accept_global_options_after_commands(parser)
     return parser
 
@@ -149,6 +182,34 @@ def _add_global_options(parser: argparse.ArgumentParser, default: object) -> Non
     )
 
 
+def _add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """Which blocks run, beyond what the document itself says."""
+    parser.add_argument(
+        "--languages",
+        metavar="LANGS",
+        help="also run blocks in these languages, comma-separated (bash,r); Python blocks "
+        "always run",
+    )
+    parser.add_argument(
+        "--doctest",
+        action="store_true",
+        help="run interactive-session blocks (>>> prompts) and rewrite their expected outputs",
+    )
+
+
+def reading_settings(arguments: argparse.Namespace) -> Settings:
+    """The `--languages` and `--doctest` flags as run settings."""
+    from mdrun.document.formats.settings import Settings, parse_languages
+
+    languages: frozenset[str] = frozenset()
+    if arguments.languages is not None:
+        try:
+            languages = parse_languages(arguments.languages)
+        except ValueError as err:
+            raise UsageError(f"--languages {arguments.languages!r}: expected {err}") from None
+    return Settings(languages=languages, doctest=arguments.doctest)
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force",
@@ -166,6 +227,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report", metavar="FILE", help="write one JSON record per block to FILE"
     )
+    _add_reading_options(parser)
 
 
 def open_store(arguments: argparse.Namespace) -> Store:
@@ -174,11 +236,18 @@ def open_store(arguments: argparse.Namespace) -> Store:
     if root.exists() and not root.is_dir():
         raise FileAccessError("the store must be a folder, and this is a file", Location(str(root)))
     try:
-        return Store.initialize(root)
+        store = Store.initialize(root)
     except OSError as err:
         raise FileAccessError(
             f"cannot open or create the store: {err.strerror}", Location(str(root))
         ) from err
+    store.on_damage = warn_about_damage
+    return store
+
+
+def warn_about_damage(damage: DamagedRealization) -> None:
+    """One warning line for each damaged realization a command comes across."""
+    print(f"mdrun: warning: {damage}; {damage.consequence}", file=sys.stderr)
 
 
 def is_writable(store: Store) -> bool:
@@ -193,11 +262,12 @@ def is_writable(store: Store) -> bool:
     return True
 
 
-def refuse_stale_blocks(source: str, store: Store) -> None:
+def refuse_stale_blocks(source: str, store: Store, settings: Settings) -> None:
     """With a read-only store, refuse before running anything a document with blocks to build."""
     from mdrun.document.pipeline import status
 
-    stale = [line.planned.block_id for line in status(source, store) if line.state == "stale"]
+    lines = status(source, store, settings)
+    stale = [line.planned.block_id for line in lines if line.state == "stale"]
     if stale:
         raise FileAccessError(
             f"the store is read-only, and blocks of {source} must run ({', '.join(stale)}); "
@@ -234,22 +304,25 @@ def write_report(path: str, records: Sequence[object]) -> None:
         raise FileAccessError(f"cannot write the report: {err.strerror}", Location(path)) from err
 
 
-def _forced(values: list[str] | None, source: str) -> tuple[bool, set[str]]:
+def _forced(
+    values: list[str] | None, source: str, settings: Settings
+) -> tuple[bool, set[str]]:
     if not values:
         return False, set()
     if "*" in values:
         return True, set()
-    known = {planned_id for planned_id in _block_ids(source)}
+    known = {planned_id for planned_id in _block_ids(source, settings)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise UsageError(f"--force: no block with id {', '.join(unknown)} in {source}")
     return False, set(values)
 
 
-def _block_ids(source: str) -> list[str]:
+def _block_ids(source: str, settings: Settings) -> list[str]:
     from mdrun.document.pipeline import make_plan
 
-    return [planned.block_id for planned in make_plan(source).blocks if planned.executable]
+    plan = make_plan(source, settings)
+    return [planned.block_id for planned in plan.blocks if planned.executable]
 
 
 def command_check(arguments: argparse.Namespace) -> int:
@@ -275,12 +348,14 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
         check_writable_file(arguments.output, "-o")
     check_writable_file(arguments.report, "--report")
     store = open_store(arguments)
+    settings = reading_settings(arguments)
     if not is_writable(store):
-        refuse_stale_blocks(source, store)
+        refuse_stale_blocks(source, store, settings)
     if not arguments.force:
         # The document is exactly what the last clean run wrote: report, parse nothing.
         started = time.monotonic()
-        records = up_to_date(store, source, None if check else arguments.output)
+        output = None if check else arguments.output
+        records = up_to_date(store, source, output, settings.key())
         if records is not None:
             count = len(records)
             print(
@@ -292,11 +367,11 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
                 write_report(arguments.report, records)
             return EXIT_OK
     if check and arguments.no_exec:
-        return command_check_stored(source, store)
+        return command_check_stored(source, store, settings)
     from mdrun.document.pipeline import run
     from mdrun.terminal import TerminalReporter, report_records, summary_line
 
-    force_all, force_ids = _forced(arguments.force, source)
+    force_all, force_ids = _forced(arguments.force, source, settings)
     reporter: Reporter | None = None
     if sys.stderr.isatty():
         reporter = TerminalReporter(sys.stderr)
@@ -309,11 +384,12 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
             force=lambda planned: force_all or planned.block_id in force_ids,
             keep_going=arguments.keep_going,
             reporter=reporter,
+            settings=settings,
         )
     finally:
         if isinstance(reporter, TerminalReporter):
             reporter.close()
-    for warning in result.evaluation.plan.document.warnings:
+    for warning in result.evaluation.plan.warnings:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
     print(summary_line(result.evaluation), file=sys.stderr)
     _print_failures(source, result.evaluation)
@@ -353,11 +429,11 @@ def _print_diff(source: str, result: RunResult) -> None:
     print(f"mdrun: {source} is not up to date", file=sys.stderr)
 
 
-def command_check_stored(source: str, store: Store) -> int:
+def command_check_stored(source: str, store: Store, settings: Settings) -> int:
     """`mdrun check --no-exec`: the document against what the store holds, nothing run."""
     from mdrun.document.stored import run_from_store
 
-    result, lacking = run_from_store(source, store)
+    result, lacking = run_from_store(source, store, settings)
     missing = [result.evaluation.outcomes[index] for index in lacking]
     for outcome in missing:
         planned = outcome.planned
@@ -398,7 +474,7 @@ def command_status(arguments: argparse.Namespace) -> int:
     source: str = arguments.document
     if source != STDIO:
         require_document(source)
-    for line in status(source, open_store(arguments)):
+    for line in status(source, open_store(arguments), reading_settings(arguments)):
         planned = line.planned
         name = f" {planned.block_id}:" if planned.block_id else ""
         reason = f" ({line.reason})" if line.reason else ""
@@ -422,7 +498,7 @@ def command_gc(arguments: argparse.Namespace) -> int:
     if not arguments.dry_run and not is_writable(store):
         raise FileAccessError("the store is read-only: gc cannot remove anything from it",
                               Location(str(store.root)))  # fmt: skip
-    keep = realizations_in_use(arguments.documents, store)
+    keep = realizations_in_use(arguments.documents, store, reading_settings(arguments))
     plan = gc(store, keep_rrefs=keep, delete=not arguments.dry_run)
     verb = "would free" if arguments.dry_run else "freed"
     print(
@@ -431,6 +507,44 @@ def command_gc(arguments: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def command_store(arguments: argparse.Namespace) -> int:
+    """`mdrun store verify`: every realization (or those the documents use), every file."""
+    from mdrun.core.verify import remove_damaged, verify_store
+
+    if arguments.store_command != "verify":
+        raise UsageError("store: a command is needed: verify (see mdrun store --help)")
+    for document in arguments.documents:
+        require_document(document)
+    store = open_store(arguments)
+    if arguments.repair and not is_writable(store):
+        raise FileAccessError("the store is read-only: --repair cannot remove anything from it",
+                              Location(str(store.root)))  # fmt: skip
+    rrefs: list[RRef] | None = None
+    if arguments.documents:
+        from mdrun.document.pipeline import load_document, realizations_in_use
+
+        for document in arguments.documents:
+            load_document(document)
+        seen: list[DamagedRealization] = []
+        store.on_damage = seen.append  # each is reported below, with the others
+        rrefs = realizations_in_use(arguments.documents, store, reading_settings(arguments))
+        rrefs += [RRef(damage.rref) for damage in seen if damage.rref]
+    verification = verify_store(store, rrefs)
+    for finding in verification.damaged:
+        print(f"{finding.path}: damaged: {'; '.join(finding.problems)}")
+    summary = (
+        f"mdrun: store verify: {verification.realizations} realizations and "
+        f"{verification.derivations} derivations checked, {len(verification.damaged)} damaged"
+    )
+    if arguments.repair and verification.damaged:
+        removed = remove_damaged(store, verification.damaged)
+        summary += f", {len(removed)} removed (the next run builds them again)"
+    elif verification.damaged:
+        summary += " (--repair removes them)"
+    print(summary, file=sys.stderr)
+    return EXIT_FAILED if verification.damaged else EXIT_OK
 
 
 def command_export(arguments: argparse.Namespace) -> int:
@@ -443,10 +557,11 @@ def command_export(arguments: argparse.Namespace) -> int:
     output = arguments.output or default_output(source, arguments.to)
     check_writable_file(output, "-o")
     store = open_store(arguments)
+    settings = reading_settings(arguments)
     if not is_writable(store):
-        refuse_stale_blocks(source, store)
+        refuse_stale_blocks(source, store, settings)
     if arguments.no_exec:
-        stale = stale_blocks(source, store)
+        stale = stale_blocks(source, store, settings)
         if stale:
             for line in stale:
                 planned = line.planned
@@ -463,13 +578,14 @@ def command_export(arguments: argparse.Namespace) -> int:
             arguments.to,
             output,
             reporter=reporter,
+            settings=settings,
             keep_going=arguments.keep_going,
             no_exec=arguments.no_exec,
         )
     finally:
         if reporter is not None:
             reporter.close()
-    for warning in result.evaluation.plan.document.warnings:
+    for warning in result.evaluation.plan.warnings:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
     print(summary_line(result.evaluation), file=sys.stderr)
     _print_failures(source, result.evaluation)
@@ -503,6 +619,7 @@ def command_watch(arguments: argparse.Namespace) -> int:
             serve=arguments.serve,
             port=arguments.port,
             keep_going=arguments.keep_going,
+            settings=reading_settings(arguments),
         )
     except KeyboardInterrupt:
         print("mdrun: stopped watching", file=sys.stderr)
@@ -525,7 +642,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = build_parser().parse_args(argv)
         if arguments.command is None:
             raise UsageError(
-                "a command is needed: run, check, status, gc, export or watch (see mdrun --help)"
+                "a command is needed: run, check, status, gc, export, watch or store "
+                "(see mdrun --help)"
             )
         if arguments.command == "run":
             return command_run(arguments, check=False)
@@ -537,6 +655,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_export(arguments)
         if arguments.command == "watch":
             return command_watch(arguments)
+        if arguments.command == "store":
+            return command_store(arguments)
         return command_gc(arguments)
     except MdrunError as err:
         print(f"mdrun: error: {err}", file=sys.stderr)
@@ -544,7 +664,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mdrun: interrupted", file=sys.stderr)
         return 130
-    except Exception:
+    except Exception as err:
+        if isinstance(err, OSError) and err.errno in NO_SPACE_ERRNOS:
+            # A write mdrun has no more precise message for: not a bug, a full disk.
+            print(f"mdrun: error: {os_error(err, err.filename or '?', 'cannot write')}",
+                  file=sys.stderr)  # fmt: skip
+            return NoSpaceError.exit_code
         import tempfile
         import traceback
 

@@ -7,6 +7,7 @@ place (`mdrun.cli`); nothing else decides how an error is shown.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 
@@ -65,6 +66,26 @@ class StoreError(MdrunError):
     """The store on disk is missing, of another version, or inconsistent with a request."""
 
 
+class DamagedRealization(StoreError):
+    """A file of a realization does not match what its reference recorded: never used."""
+
+    def __init__(
+        self,
+        path: str,
+        reason: str,
+        rref: str | None = None,
+        consequence: str = "it is not used, and is built again where needed",
+    ) -> None:
+        super().__init__(f"damaged realization: {path}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.rref = rref
+        self.consequence = consequence
+        """What mdrun does about it (for a warning)."""
+
+
+
+
 class RegistryError(StoreError):
     """A derivation was used outside the registry that defines it, or registered wrongly."""
 
@@ -102,6 +123,24 @@ class PromiseError(BuildError):
 
 class FetchError(BuildError):
     """A download failed, or its content did not have the declared hash."""
+
+
+class NoSpaceError(MdrunError):
+    """A write failed because the disk (or a quota, or a file size limit) is full."""
+
+
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""A full disk, a full quota, a file size limit: the same remedy for the user."""
+
+
+def os_error(err: OSError, path: object, doing: str) -> MdrunError:
+    """An OSError as mdrun reports it: what it was doing, the path, why; a full disk says so.
+
+    Full disks are NoSpaceError; the rest StoreError (the store is where mdrun writes)."""
+    reason = err.strerror or str(err)
+    if err.errno in NO_SPACE_ERRNOS:
+        return NoSpaceError(f"{doing}: {path}: {reason} (free some space and run again)")
+    return StoreError(f"{doing}: {path}: {reason}")
 
 
 class ExportError(MdrunError):

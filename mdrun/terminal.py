@@ -109,7 +109,7 @@ class WatchPrinter:
         pass
 
     def run_finished(self, result: RunResult, written: bool) -> None:
-        for warning in result.evaluation.plan.document.warnings:
+        for warning in result.evaluation.plan.warnings:
             print(f"mdrun: warning: {warning}", file=sys.stderr)
         print(summary_line(result.evaluation), file=sys.stderr, flush=True)
         if not written:

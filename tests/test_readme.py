@@ -58,6 +58,7 @@ def test_the_readme_shows_mdrun_commands() -> None:
         "check",
         "status",
         "gc",
+        "store",
         "export",
     ]
 

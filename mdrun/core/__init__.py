@@ -130,6 +130,12 @@ if TYPE_CHECKING:
         default_store,
         fsinit,
     )
+    from mdrun.core.verify import (
+        Finding,
+        Verification,
+        remove_damaged,
+        verify_store,
+    )
     from mdrun.errors import BuildError, PromiseError
     from mdrun.errors import PromiseError as PromiseException
 
@@ -225,6 +231,10 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "sunpack": ("mdrun.core.archive", "sunpack"),
     "unpack_archive": ("mdrun.core.fetch", "unpack_archive"),
     "write_build_metadata": ("mdrun.core.build", "write_build_metadata"),
+    "Finding": ("mdrun.core.verify", "Finding"),
+    "Verification": ("mdrun.core.verify", "Verification"),
+    "remove_damaged": ("mdrun.core.verify", "remove_damaged"),
+    "verify_store": ("mdrun.core.verify", "verify_store"),
 }
 """Where each public name lives: (module, attribute)."""
 
@@ -251,6 +261,7 @@ __all__ = [
     "DRef",
     "Derivation",
     "DryRun",
+    "Finding",
     "GCPlan",
     "HashPart",
     "Lens",
@@ -267,6 +278,7 @@ __all__ = [
     "SELFREF",
     "Store",
     "StorePath",
+    "Verification",
     "autostage",
     "build_cattrs",
     "build_config",
@@ -318,6 +330,7 @@ __all__ = [
     "realize_derivation",
     "realized",
     "redefine",
+    "remove_damaged",
     "roots_in",
     "rref2path",
     "rref2dref",
@@ -330,5 +343,6 @@ __all__ = [
     "store_rref2path",
     "sunpack",
     "unpack_archive",
+    "verify_store",
     "write_build_metadata",
 ]

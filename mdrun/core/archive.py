@@ -2,8 +2,9 @@
 
 An archive holds the store layout (`store/<dhash>-<name>/config.json` and the requested
 realizations with everything in their contexts) and a manifest naming the roots. Import
-verifies every config and tree against its reference before publishing anything, so refs are
-identical in both stores and a tampered archive changes nothing.
+verifies every config and tree against its reference before publishing anything: every file
+of a realization is in its hash, except a build record checked for its type (see `integrity`),
+so refs are identical in both stores and a tampered archive changes nothing.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from mdrun.core import integrity
 from mdrun.core.config import Config
 from mdrun.core.graph import dependencies_first
-from mdrun.core.hashing import canonical_json, tree_sha256
+from mdrun.core.hashing import canonical_json
+from mdrun.core.integrity import BUILD_FILE, build_record, manifest_of_tree
 from mdrun.core.refs import DRef, RRef, is_dref, is_rref, make_dref, parse_rref, rref_to_dref
 from mdrun.core.store import (
     CONFIG_FILE,
@@ -177,8 +180,7 @@ def _verify(archive_path: Path, unpacked: Path, store: Store) -> _Verified:
             rref = f"rref:{entry.name}-{folder.name}"
             if not is_rref(rref) or not entry.is_dir() or entry.is_symlink():
                 raise _refuse(archive_path, f"unexpected entry {folder.name}/{entry.name}")
-            if tree_sha256(entry)[:32] != entry.name:
-                raise _refuse(archive_path, f"{rref}: its files do not hash to its reference")
+            _verify_realization(archive_path, RRef(rref), entry)
             found[RRef(rref)] = entry
     realizations: list[tuple[RRef, Context, Path]] = []
     for rref in sorted(found):
@@ -200,6 +202,23 @@ def _verify(archive_path: Path, unpacked: Path, store: Store) -> _Verified:
         if root not in found:
             raise _refuse(archive_path, f"its root {root} is missing")
     return _Verified(roots, configs, realizations)
+
+
+def _verify_realization(archive_path: Path, rref: RRef, folder: Path) -> None:
+    """Every file is in the tree's hash, save a manifest equal to the one its files make and
+    a build record that is one; anything else is refused."""
+    try:
+        manifest = manifest_of_tree(folder)
+    except StoreError as err:
+        raise _refuse(archive_path, f"{rref}: {err.message}") from err
+    if manifest.realization_hash != folder.name:
+        raise _refuse(archive_path, f"{rref}: its files do not hash to its reference")
+    kept = folder / integrity.MANIFEST_FILE
+    if os.path.lexists(kept) and (kept.is_symlink() or kept.read_bytes() != manifest.data):
+        raise _refuse(archive_path, f"{rref}: its {kept.name} does not list its files")
+    build = folder / BUILD_FILE
+    if os.path.lexists(build) and build_record(build) is None:
+        raise _refuse(archive_path, f"{rref}: its {BUILD_FILE} is not a build record")
 
 
 def _dependencies_first(verified: _Verified) -> list[tuple[RRef, Context, Path]]:
@@ -238,10 +257,14 @@ def import_closure(store: Store, archive_path: Path | str) -> list[RRef]:
         for config in verified.configs.values():
             store.add_derivation(config)
         for rref, context, folder in _dependencies_first(verified):
-            if store.realization_path(rref).is_dir():
-                continue
-            (folder / CONTEXT_FILE).unlink()
-            published = store.publish_realization(rref_to_dref(rref), context, folder)
+            with store.lock(rref_to_dref(rref)):
+                present = store.realization_path(rref).is_dir()
+                if present and not store.realization_problems(rref):
+                    continue
+                # A damaged copy in the store is replaced by the archive's verified one.
+                (folder / CONTEXT_FILE).unlink()
+                (folder / integrity.MANIFEST_FILE).unlink(missing_ok=True)
+                published = store.publish_realization(rref_to_dref(rref), context, folder)
             if published != rref:
                 raise StoreError(f"importing {rref} from {source} published {published} instead")
         return verified.roots

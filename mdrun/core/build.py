@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from mdrun.core.config import Config, is_refpath, is_selfpath
+from mdrun.core.integrity import BUILD_FILE
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.core.paths import StorePath
 from mdrun.core.refs import DRef, RRef
-from mdrun.core.store import BUILD_FILE, Context, Store
+from mdrun.core.store import Context, Store
 from mdrun.errors import StoreError
 
 

@@ -25,10 +25,12 @@ from typing import BinaryIO, Literal
 
 from mdrun.core.build import Build, build_config, build_outpath, build_wrapper
 from mdrun.core.config import SELFREF, Config
+from mdrun.core.integrity import UNHASHED_NAMES
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.matchers import match_only
 from mdrun.core.refs import DRef, make_name
 from mdrun.core.registry import Registry, mkdrv
+from mdrun.core.store import RESERVED_NAMES
 from mdrun.errors import ConfigError, FetchError
 
 __all__ = ["fetchlocal", "fetchurl", "unpack_archive"]
@@ -70,8 +72,8 @@ def _check_filename(filename: str, source: str) -> str:
         raise ConfigError(
             f"cannot name the downloaded file of {source!r} ({filename!r}); pass filename="
         )
-    if filename.startswith("_"):
-        raise ConfigError(f"file name {filename!r} is reserved: '_' names are build metadata")
+    if filename in UNHASHED_NAMES or filename in RESERVED_NAMES:
+        raise ConfigError(f"file name {filename!r} is reserved: the store writes that file")
     return filename
 
 

@@ -1,7 +1,9 @@
 """Content hashing: canonical JSON for configs, a canonical tree digest for realizations.
 
 Both are written down here once, because every reference in the store depends on them:
-changing either changes every hash (bump `STORE_VERSION` in `store.py` if you do).
+changing either changes every hash (bump `STORE_VERSION` in `store.py` if you do). Every file
+of a tree takes part, whatever its name; only the caller may leave out named top-level files
+(the store leaves out its own records of a realization, see `integrity`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Collection
 from pathlib import Path
 
 from mdrun.core.jsonvalue import JSONValue
@@ -38,20 +41,17 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def is_metadata_name(name: str) -> bool:
-    """Files whose name starts with `_` are build metadata (timestamps): never hashed."""
-    return name.startswith("_")
-
-
-def tree_entries(root: Path) -> list[str]:
+def tree_entries(root: Path, leave_out: Collection[str] = ()) -> list[str]:
     """One line per entry of the tree: kind, relative path, content digest; sorted.
 
     Names and layout take part (a renamed file changes the digest), and so does the exec bit.
     Symlinks are hashed by their target text, never followed, so a dangling link is fine.
+    `leave_out` names top-level files that are not part of the tree (never nested ones).
     """
     entries: list[str] = []
     for folder, subfolders, files in os.walk(root, followlinks=False):
         relative_folder = Path(folder).relative_to(root)
+        at_top = folder == str(root)
         for name in subfolders:
             path = Path(folder, name)
             relative = (relative_folder / name).as_posix()
@@ -60,7 +60,7 @@ def tree_entries(root: Path) -> list[str]:
             else:
                 entries.append(f"dir {relative} -")
         for name in files:
-            if is_metadata_name(name):
+            if at_top and name in leave_out:
                 continue
             path = Path(folder, name)
             relative = (relative_folder / name).as_posix()
@@ -76,10 +76,11 @@ def tree_entries(root: Path) -> list[str]:
     return entries
 
 
-def tree_sha256(root: Path) -> str:
+def entries_text(entries: list[str]) -> bytes:
+    """The bytes that a tree's digest is the SHA-256 of: one entry a line."""
+    return "".join(f"{entry}\n" for entry in entries).encode("utf-8", "surrogateescape")
+
+
+def tree_sha256(root: Path, leave_out: Collection[str] = ()) -> str:
     """The digest of a whole folder, from `tree_entries`."""
-    digest = hashlib.sha256()
-    for entry in tree_entries(root):
-        digest.update(entry.encode("utf-8", "surrogateescape"))
-        digest.update(b"\n")
-    return digest.hexdigest()
+    return sha256_hex(entries_text(tree_entries(root, leave_out)))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from mdrun.core.refs import RRef
 from mdrun.core.registry import Matcher
 from mdrun.core.store import Store
-from mdrun.errors import MatcherError
+from mdrun.errors import DamagedRealization, MatcherError
 
 Key = Callable[[Store, RRef], float | None]
 """A sort key for realizations; None leaves a realization out."""
@@ -59,7 +59,13 @@ def match_only() -> Matcher:
 
 def match_latest(n: int = 1) -> Matcher:
     """The `n` most recently built realizations (build while there are fewer)."""
-    return match_top(n, build_start, "match_latest")
+    top = match_top(n, build_start, "match_latest")
+
+    def matcher(store: Store, rrefs: list[RRef]) -> list[RRef] | None:
+        # Exactly `n`: all of them, whenever they were built (no build record to read).
+        return sorted(rrefs) if len(rrefs) == n else top(store, rrefs)
+
+    return matcher
 
 
 def match_some(n: int = 1) -> Matcher:
@@ -90,11 +96,17 @@ def match_exact(rrefs: Sequence[RRef]) -> Matcher:
 
 
 def read_number(store: Store, rref: RRef, filename: str) -> float | None:
-    """The number on the first line of a file in a realization (None if absent or not a number)."""
+    """The number on the first line of a file in a realization (None if absent or not a number;
+    None too if the file does not match its recorded digest, which is reported)."""
     try:
-        first = (store.realization_path(rref) / filename).read_text().strip().splitlines()
+        if store.recorded_digest(rref, filename) is None:
+            return None
+        first = store.read_file(rref, filename).decode().strip().splitlines()
         return float(first[0]) if first else None
-    except (OSError, ValueError, IndexError):
+    except DamagedRealization as damage:
+        store.report_damage(damage)
+        return None
+    except (ValueError, IndexError):
         return None
 
 

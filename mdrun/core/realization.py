@@ -121,6 +121,9 @@ def realize_derivation(
             if not force:
                 chosen = derivation.matcher(store, store.realizations_in_context(dref, context))
             if chosen is None:
+                # Damaged realizations found while looking up go now, so the build replaces
+                # them instead of leaving them to be found (and reported) on every run.
+                store.discard_damaged(dref)
                 if observer is not None:
                     observer(dref, "build")
                 run_realizer(store, derivation, context, arguments or {})

@@ -11,7 +11,7 @@ from typing import Any
 
 from mdrun.core.build import Build, build_outpath, build_wrapper
 from mdrun.core.config import Config
-from mdrun.core.hashing import is_metadata_name
+from mdrun.core.integrity import UNHASHED_NAMES
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.matchers import match_only
 from mdrun.core.refs import DRef, is_dref, make_name
@@ -38,10 +38,9 @@ def _check_artifact_name(filename: str) -> None:
         or "\0" in filename
     ):
         raise ConfigError(f"mknode: artifact name {filename!r} is not a plain file name")
-    if is_metadata_name(filename) or filename in RESERVED_NAMES:
+    if filename in UNHASHED_NAMES or filename in RESERVED_NAMES:
         raise ConfigError(
-            f"mknode: artifact name {filename!r} is reserved "
-            "(names starting with '_' are build metadata and are not hashed)"
+            f"mknode: artifact name {filename!r} is reserved (the store writes that file)"
         )
 
 

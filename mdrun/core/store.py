@@ -2,33 +2,56 @@
 
 Layout under a store root:
 
-    version                         "mdrun-store 1"
+    version                         "mdrun-store 2"
     store/<dhash>-<name>/config.json    one folder per derivation (canonical config, read-only)
     store/<dhash>-<name>/<rhash>/       one folder per realization (read-only):
         context.json                    the realizations of the direct dependencies it used
-        __build__.json                  start, stop, host (metadata: `_` names are not hashed)
+        __manifest__.txt                every entry with its digest: <rhash> is its SHA-256
+        __build__.json                  start, stop, host (checked by type only, see integrity)
         <artifacts>
     tmp/                            build folders (`build-<pid>-<random>`), trash
     locks/<dhash>.lock              one lock file per derivation, for builds across processes
 
 A realization is built in `tmp/` and published by one `rename`; an equal hash already present
-counts as success. This module knows nothing of registries, matchers or realizers.
+counts as success (unless that one is damaged: then ours replaces it). What is read back is
+checked against the manifest first; a damaged realization is reported and never used. This
+module knows nothing of registries, matchers or realizers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import stat
 import threading
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mdrun.core.config import Config
-from mdrun.core.hashing import canonical_json, tree_sha256
+from mdrun.core.creation import (
+    STORE_VERSION,
+    VERSION_TEXT,
+    check_version,
+    open_store_root,
+)
+from mdrun.core.files import make_read_only, make_writable, remove_tree
+from mdrun.core.hashing import canonical_json, sha256_hex
+from mdrun.core.integrity import (
+    BUILD_FILE,
+    MANIFEST_FILE,
+    BuildRecordValue,
+    Manifest,
+    build_record,
+    load_manifest,
+    manifest_of_tree,
+    read_checked,
+    tree_problems,
+)
 from mdrun.core.refs import (
     DRef,
     RRef,
@@ -38,17 +61,49 @@ from mdrun.core.refs import (
     parse_dref,
     parse_rref,
 )
-from mdrun.errors import StoreError
+from mdrun.errors import ConfigError, DamagedRealization, StoreError, os_error
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
-STORE_VERSION = 1
-VERSION_TEXT = f"mdrun-store {STORE_VERSION}\n"
+__all__ = [
+    "BUILD_FILE",
+    "CONFIG_FILE",
+    "CONTEXT_FILE",
+    "MANIFEST_FILE",
+    "RESERVED_NAMES",
+    "STORE_ENVIRONMENT_VARIABLE",
+    "STORE_VERSION",
+    "VERSION_TEXT",
+    "Context",
+    "DamageObserver",
+    "Store",
+    "as_store",
+    "context_json",
+    "current_storage",
+    "default_store",
+    "default_store_root",
+    "fsinit",
+    "make_read_only",
+    "make_writable",
+    "remove_tree",
+    "set_default_store",
+    "warn_about_damage",
+]
+
 CONTEXT_FILE = "context.json"
 CONFIG_FILE = "config.json"
-BUILD_FILE = "__build__.json"
-RESERVED_NAMES = frozenset({CONTEXT_FILE})
+RESERVED_NAMES = frozenset({CONTEXT_FILE, MANIFEST_FILE})
+"""Files the store writes into a realization; a realizer may not create them."""
+
+DamageObserver = Callable[[DamagedRealization], None]
+"""Told about each damaged realization found (once per realization and Store object)."""
+
+
+def warn_about_damage(damage: DamagedRealization) -> None:
+    """The default observer: a Python warning (the command line prints its own line)."""
+    warnings.warn(str(damage), stacklevel=3)
+
 
 Context = dict[DRef, list[RRef]]
 """For one realization: the realizations of each direct dependency that it was built from.
@@ -65,49 +120,14 @@ def context_json(context: Mapping[DRef, list[RRef]]) -> bytes:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _context_digest(data: bytes) -> str:
+    """The digest a manifest records for a context (most lookups ask for the same few)."""
+    return sha256_hex(data)
+
+
 def _is_hash_name(name: str) -> bool:
     return len(name) == 32 and all(c in "0123456789abcdef" for c in name)
-
-
-def make_read_only(root: Path) -> None:
-    """Clear every write bit under `root` (files and folders), keeping read and exec bits."""
-    for folder, subfolders, files in os.walk(root, topdown=False):
-        for name in files + subfolders:
-            path = os.path.join(folder, name)
-            info = os.lstat(path)
-            if not stat.S_ISLNK(info.st_mode):
-                os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o222)
-    os.chmod(root, stat.S_IMODE(os.lstat(root).st_mode) & ~0o222)
-
-
-def make_writable(root: Path) -> None:
-    """Give the owner write access again (needed before deleting a read-only tree)."""
-    if not os.path.lexists(root):
-        return
-    if not root.is_dir() or root.is_symlink():
-        os.chmod(root, stat.S_IMODE(os.lstat(root).st_mode) | 0o200)
-        return
-    os.chmod(root, stat.S_IMODE(os.lstat(root).st_mode) | 0o700)
-    for folder, subfolders, files in os.walk(root):
-        for name in subfolders + files:
-            path = os.path.join(folder, name)
-            info = os.lstat(path)
-            if not stat.S_ISLNK(info.st_mode):
-                extra = 0o700 if stat.S_ISDIR(info.st_mode) else 0o200
-                os.chmod(path, stat.S_IMODE(info.st_mode) | extra)
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a (possibly read-only) file or folder; a missing path is fine."""
-    if not os.path.lexists(path):
-        return
-    make_writable(path)
-    if path.is_dir() and not path.is_symlink():
-        import shutil
-
-        shutil.rmtree(path)
-    else:
-        path.unlink()
 
 
 def _pid_is_alive(pid: int) -> bool:
@@ -130,54 +150,27 @@ class Store:
         self.locks = self.root / "locks"
         self._configs: dict[DRef, Config] = {}
         self._contexts: dict[RRef, bytes] = {}
+        self._manifests: dict[RRef, Manifest] = {}
+        self._paths: dict[RRef, Path] = {}
         self._cache_lock = threading.Lock()
         self._locks_ready = False
+        self.damaged: dict[str, DamagedRealization] = {}
+        """The damaged realizations this object has found (and not removed)."""
+        self.on_damage: DamageObserver = warn_about_damage
+        """Told about each damaged realization found."""
 
     # -- set-up -------------------------------------------------------------------------------
 
     @classmethod
     def initialize(cls, root: Path | str) -> Store:
-        """Create the store's folders (if needed) and check its version."""
+        """Open the store at `root`, creating it first if there is none; check its version."""
         store = cls(root)
-        version_file = store.root / "version"
-        if version_file.exists():
-            store.check_version()
-        else:
-            own = {store.objects.name, store.tmp.name, store.locks.name}
-            foreign = [
-                entry
-                for entry in (os.listdir(store.root) if store.root.is_dir() else [])
-                if entry not in own and not entry.startswith(".version-")
-            ]
-            if foreign:
-                raise StoreError(
-                    f"{store.root} is not an mdrun store (no version file) and is not empty "
-                    f"(it holds {sorted(foreign)[0]!r}...); choose an empty or new folder"
-                )
-            for folder in (store.objects, store.tmp, store.locks):
-                folder.mkdir(parents=True, exist_ok=True)
-            import tempfile
-
-            fd, temporary = tempfile.mkstemp(dir=store.root, prefix=".version-")
-            with os.fdopen(fd, "w") as stream:
-                stream.write(VERSION_TEXT)
-            os.replace(temporary, version_file)
+        open_store_root(store.root)
         return store
 
     def check_version(self) -> None:
         """Refuse a folder that is not a store of this version."""
-        version_file = self.root / "version"
-        try:
-            text = version_file.read_text()
-        except FileNotFoundError:
-            raise StoreError(
-                f"{self.root} is not an mdrun store (no version file); create it with fsinit"
-            ) from None
-        if text != VERSION_TEXT:
-            raise StoreError(
-                f"{self.root} holds a store of another version ({text.strip()!r}); "
-                f"this mdrun reads {VERSION_TEXT.strip()!r}"
-            )
+        check_version(self.root)
 
     # -- paths --------------------------------------------------------------------------------
 
@@ -188,8 +181,13 @@ class Store:
 
     def realization_path(self, rref: RRef) -> Path:
         """The folder of a realization."""
-        realization_hash, derivation_hash, name = parse_rref(rref)
-        return self.objects / f"{derivation_hash}-{name}" / realization_hash
+        path = self._paths.get(rref)
+        if path is None:
+            realization_hash, derivation_hash, name = parse_rref(rref)
+            path = self.objects / f"{derivation_hash}-{name}" / realization_hash
+            with self._cache_lock:
+                self._paths[rref] = path
+        return path
 
     # -- derivations --------------------------------------------------------------------------
 
@@ -205,6 +203,8 @@ class Store:
                 (staging / CONFIG_FILE).write_bytes(config.canonical)
                 os.chmod(staging / CONFIG_FILE, 0o444)
                 self._publish_folder(staging, folder)
+            except OSError as err:
+                raise os_error(err, folder / CONFIG_FILE, "cannot store a config") from err
             finally:
                 remove_tree(staging)
         with self._cache_lock:
@@ -219,10 +219,23 @@ class Store:
                 data = (self.derivation_path(dref) / CONFIG_FILE).read_bytes()
             except FileNotFoundError:
                 raise StoreError(f"{dref} is not in the store at {self.root}") from None
-            config = Config.from_canonical(data)
+            path = self.derivation_path(dref) / CONFIG_FILE
+            try:
+                config = Config.from_canonical(data)
+            except (ValueError, ConfigError):
+                raise StoreError(f"damaged derivation: {path}: not a config") from None
+            if make_dref(config.hash_part, config.name) != dref:
+                raise StoreError(f"damaged derivation: {path}: it does not hash to {dref}")
             with self._cache_lock:
                 self._configs[dref] = config
         return config
+
+    def forget(self, ref: DRef | RRef) -> None:
+        """Drop what this object remembers of a derivation or realization (read it again)."""
+        with self._cache_lock:
+            self._configs.pop(DRef(ref), None)
+            self._contexts.pop(RRef(ref), None)
+            self._manifests.pop(RRef(ref), None)
 
     def has_derivation(self, dref: DRef) -> bool:
         """True when the derivation's folder exists."""
@@ -256,14 +269,54 @@ class Store:
         """Every realization in the store, sorted."""
         return [rref for dref in self.all_derivations() for rref in self.realizations_of(dref)]
 
+    def manifest(self, rref: RRef) -> Manifest:
+        """A realization's manifest, checked against its reference (cached once checked).
+
+        Raises DamagedRealization when it is missing or does not hash to the reference."""
+        manifest = self._manifests.get(rref)
+        if manifest is None:
+            folder = self.realization_path(rref)
+            try:
+                manifest = load_manifest(folder, folder.name)
+            except DamagedRealization as damage:
+                if not folder.is_dir():
+                    raise StoreError(f"{rref} is not in the store at {self.root}") from None
+                damage.rref = rref
+                raise
+            with self._cache_lock:
+                self._manifests[rref] = manifest
+        return manifest
+
+    def read_file(self, rref: RRef, name: str) -> bytes:
+        """One file of a realization, checked against its manifest (for small records).
+
+        Raises DamagedRealization (never returns bytes the reference does not vouch for)."""
+        try:
+            return read_checked(self.realization_path(rref), self.manifest(rref), name)
+        except DamagedRealization as damage:
+            damage.rref = rref
+            raise
+
+    def recorded_digest(self, rref: RRef, name: str) -> str | None:
+        """The SHA-256 a realization's manifest records for one of its files (None: no such file).
+
+        Check a large file against it right before using it (as a snapshot is)."""
+        return self.manifest(rref).files.get(name)
+
+    def report_damage(self, damage: DamagedRealization) -> None:
+        """Remember a damaged realization and tell the observer (once per realization)."""
+        key = damage.rref or damage.path
+        if key in self.damaged:
+            return
+        with self._cache_lock:
+            self.damaged[key] = damage
+        self.on_damage(damage)
+
     def context_bytes(self, rref: RRef) -> bytes:
-        """The canonical context of a realization (cached: realizations never change)."""
+        """The canonical context of a realization, checked (cached: realizations never change)."""
         data = self._contexts.get(rref)
         if data is None:
-            try:
-                data = (self.realization_path(rref) / CONTEXT_FILE).read_bytes()
-            except FileNotFoundError:
-                raise StoreError(f"{rref} is not in the store at {self.root}") from None
+            data = self.read_file(rref, CONTEXT_FILE)
             with self._cache_lock:
                 self._contexts[rref] = data
         return data
@@ -274,17 +327,47 @@ class Store:
         return {DRef(dref): [RRef(item) for item in rrefs] for dref, rrefs in loaded.items()}
 
     def realizations_in_context(self, dref: DRef, context: Mapping[DRef, list[RRef]]) -> list[RRef]:
-        """The realizations of `dref` that were built from exactly this context."""
-        wanted = context_json(context)
-        return [rref for rref in self.realizations_of(dref) if self.context_bytes(rref) == wanted]
+        """The realizations of `dref` that were built from exactly this context.
 
-    def build_metadata(self, rref: RRef) -> dict[str, object]:
-        """Start, stop and host of a realization's build ({} when unknown)."""
+        Each one's manifest (checked against its rref) records the digest of its context, so
+        the context file itself need not be read. A realization whose manifest is damaged is
+        reported and left out, so that a build replaces it."""
+        wanted = _context_digest(context_json(context))
+        found = []
+        for rref in self.realizations_of(dref):
+            try:
+                if self.manifest(rref).files.get(CONTEXT_FILE) == wanted:
+                    found.append(rref)
+            except DamagedRealization as damage:
+                self.report_damage(damage)
+        return found
+
+    def realization_problems(self, rref: RRef) -> list[str]:
+        """Everything wrong with a realization, hashing every file ([] when it is sound)."""
+        folder = self.realization_path(rref)
         try:
-            loaded = json.loads((self.realization_path(rref) / BUILD_FILE).read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
+            manifest = load_manifest(folder, parse_rref(rref)[0])
+        except DamagedRealization as damage:
+            return [f"{MANIFEST_FILE}: {damage.reason}"]
+        return tree_problems(folder, manifest)
+
+    def discard_damaged(self, dref: DRef) -> list[RRef]:
+        """Remove the realizations of `dref` found damaged, if they still are when checked whole.
+
+        Call it holding the derivation's lock, as a build does."""
+        removed = []
+        present = self.realizations_of(dref)
+        for rref in [rref for rref in present if rref in self.damaged]:
+            if self.realization_problems(rref):
+                self.remove_realization(rref)
+                removed.append(rref)
+            with self._cache_lock:
+                self.damaged.pop(rref, None)
+        return removed
+
+    def build_metadata(self, rref: RRef) -> dict[str, BuildRecordValue]:
+        """Start, stop and host of a realization's build ({} when unknown or not a record)."""
+        return build_record(self.realization_path(rref) / BUILD_FILE) or {}
 
     def new_build_folder(self, dref: DRef) -> Path:
         """A fresh folder in `tmp/`, named after this process so leftovers can be cleaned."""
@@ -296,10 +379,13 @@ class Store:
         import tempfile
 
         try:
-            folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
-        except FileNotFoundError:
-            self.tmp.mkdir(parents=True, exist_ok=True)
-            folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
+            try:
+                folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
+            except FileNotFoundError:
+                self.tmp.mkdir(parents=True, exist_ok=True)
+                folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
+        except OSError as err:
+            raise os_error(err, self.tmp, "cannot make a build folder") from err
         os.chmod(folder, 0o755)
         return Path(folder)
 
@@ -308,23 +394,38 @@ class Store:
     ) -> RRef:
         """Move a finished build folder into the store; equal content is already there."""
         for name in RESERVED_NAMES:
-            if (folder / name).exists():
+            if os.path.lexists(folder / name):
                 raise StoreError(f"{dref}: a realizer may not create {name!r} (reserved name)")
+        build = folder / BUILD_FILE
+        if os.path.lexists(build) and build_record(build) is None:
+            raise StoreError(
+                f"{dref}: {BUILD_FILE} must be a build record (a small JSON object of numbers "
+                "and strings, see write_build_metadata)"
+            )
         context_data = context_json(context)
-        (folder / CONTEXT_FILE).write_bytes(context_data)
-        realization_hash = tree_sha256(folder)[:32]
+        try:
+            (folder / CONTEXT_FILE).write_bytes(context_data)
+            manifest = manifest_of_tree(folder)
+            (folder / MANIFEST_FILE).write_bytes(manifest.data)
+        except OSError as err:
+            raise os_error(err, folder, "cannot write a build's records") from err
         derivation_hash, name = parse_dref(dref)
-        rref = make_rref(realization_hash, derivation_hash, name)
-        with self._cache_lock:
-            self._contexts[rref] = context_data
+        rref = make_rref(manifest.realization_hash, derivation_hash, name)
         make_read_only(folder)
         # rename(2) moves a folder to another parent only if the folder itself is writable
         # (its `..` entry changes), so its own write bit is cleared after the rename.
         mode = stat.S_IMODE(os.lstat(folder).st_mode)
         os.chmod(folder, mode | 0o200)
         target = self.realization_path(rref)
+        if target.is_dir() and self.realization_problems(rref):
+            # The store's copy is damaged: ours, freshly built, takes its place.
+            self.remove(target)
         if self._publish_folder(folder, target):
             os.chmod(target, mode)
+        with self._cache_lock:
+            self._contexts[rref] = context_data
+            self._manifests[rref] = manifest
+            self.damaged.pop(rref, None)
         return rref
 
     def _publish_folder(self, source: Path, target: Path) -> bool:
@@ -336,7 +437,7 @@ class Store:
             os.rename(source, target)
         except OSError as err:
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise StoreError(f"cannot publish {target}: {err.strerror}") from err
+                raise os_error(err, target, "cannot publish") from err
             remove_tree(source)
             return False
         return True
@@ -354,6 +455,7 @@ class Store:
         with self._cache_lock:
             self._configs.clear()
             self._contexts.clear()
+            self._manifests.clear()
         remove_tree(trash)
 
     def remove_realization(self, rref: RRef) -> None:

@@ -16,16 +16,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, cast
 
+from mdrun.core.build import write_build_metadata
 from mdrun.core.config import Config
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.realization import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation
 from mdrun.core.store import Context, Store, remove_tree
+from mdrun.core.verify import Finding, remove_damaged
 from mdrun.document.outputs import Output
 from mdrun.document.plan import (
     OUTPUTS_FILE,
@@ -48,7 +50,14 @@ from mdrun.document.results import (
     result_key,
 )
 from mdrun.document.sessions import CaptureRequest, SessionRunner, Step
-from mdrun.errors import BuildError, KernelError, Location
+from mdrun.errors import (
+    BuildError,
+    DamagedRealization,
+    KernelError,
+    Location,
+    NoSpaceError,
+    os_error,
+)
 
 BlockStatus = Literal["executed", "cached", "failed", "not-run", "skipped"]
 """`skipped`: a block that is never run (no kernel language, `eval=false`)."""
@@ -204,7 +213,7 @@ class Evaluator:
         try:
             # cache=false: never reuse a stored result, always run the block again.
             force = self.force(planned) or not planned.options.cache
-            rrefs, built = realize_derivation(self.store, derivation, {}, force=force)
+            result, built = self._realize(derivation, force)
         except BlockFailed as failure:
             if failure.key is not None:
                 record_failure(self.store, config, failure.status, failure.outputs, failure.key)
@@ -214,9 +223,8 @@ class Evaluator:
             outcome = self._failed(planned, failure.outputs, failure.message, self.last_seconds)
             outcome.key = failure.key
             return outcome
-        except BuildError as failure:
+        except (BuildError, NoSpaceError) as failure:
             return self._failed(planned, (), failure.message, self.last_seconds)
-        result = read_result(self.store, rrefs[0])
         self.results[index] = result
         self.keys[index] = result.key
         if built:
@@ -242,6 +250,23 @@ class Evaluator:
         return BlockOutcome(
             planned, "cached", result.outputs, 0.0, result.rref, cutoff=True, key=result.key
         )
+
+    def _realize(self, derivation: Derivation, force: bool) -> tuple[StoredResult, bool]:
+        """The block's stored result (built if needed), and whether it was built now.
+
+        A damaged realization is reported, removed and built again: never used."""
+        built = False
+        for _attempt in range(2):
+            rrefs, built_now = realize_derivation(self.store, derivation, {}, force=force)
+            built = built or built_now
+            try:
+                return read_result(self.store, rrefs[0]), built
+            except DamagedRealization as damage:
+                self.store.report_damage(damage)
+                folder = self.store.realization_path(rrefs[0])
+                remove_damaged(self.store, [Finding(rrefs[0], folder, ())])
+        rrefs, _ = realize_derivation(self.store, derivation, {}, force=True)
+        return read_result(self.store, rrefs[0]), True
 
     def _failed(
         self, planned: PlannedBlock, outputs: tuple[Output, ...], note: str, seconds: float
@@ -273,12 +298,13 @@ class Evaluator:
         result = self.results.get(index)
         step = Step(
             identity=self.identities.get(index, f"unstored:{index}"),
-            code=planned.block.code,
+            code=planned.code,
             block_id=planned.block_id,
             timeout=planned.options.timeout,
             allow_error=planned.options.allow_error or index in self.failures,
             seconds=0.0 if result is None else result.seconds(),
             snapshot=None if result is None else result.snapshot,
+            snapshot_sha256=None if result is None else result.snapshot_sha256,
         )
         if result is not None:
             self.steps[index] = step
@@ -288,9 +314,22 @@ class Evaluator:
         assert planned.session is not None and planned.kernel is not None
         runner = self.runners.get(planned.session)
         if runner is None:
-            runner = SessionRunner(planned.kernel, self.plan.base_dir)
+            runner = SessionRunner(planned.kernel, self.plan.base_dir, self._snapshot_refused)
             self.runners[planned.session] = runner
         return runner
+
+    def _snapshot_refused(self, snapshot: Path) -> None:
+        """A snapshot did not match its recorded digest: it was not loaded; say so."""
+        self.store.report_damage(
+            DamagedRealization(
+                str(snapshot),
+                "it does not match the digest its realization records",
+                consequence="it was not loaded: the blocks before were run again instead",
+            )
+        )
+        for index, step in list(self.steps.items()):
+            if step.snapshot == snapshot:
+                self.steps[index] = replace(step, snapshot=None, snapshot_sha256=None)
 
     def _execute(
         self, index: int, capture: CaptureRequest | None = None
@@ -337,35 +376,33 @@ class Evaluator:
         ) -> list[Path]:
             # The folder exists before the block runs: the kernel writes its state into it.
             folder = store.new_build_folder(dref)
+            started = time.time()
             capture = CaptureRequest(
                 folder, planned.options.snapshot, self._replay_cost(index), SNAPSHOT_AFTER_SECONDS
             )
-            try:
+            try:  # whatever fails (the block, a full disk), no partial build is left behind
                 status, outputs, seconds = self._execute(index, capture)
                 accepted = status == "ok" or (status == "error" and planned.options.allow_error)
                 if not accepted:
                     raise self._block_failed(
                         planned, status, outputs, capture=capture, store=store, dref=dref
                     )
+                self._keep_snapshot_if_worth_it(capture, seconds, planned.options.snapshot)
+                digest = capture.report().get("digest")
+                state = digest if isinstance(digest, str) else None
+                key = result_key(status, outputs, state, _config(store, dref))
+                stored = {"status": status, "outputs": list(outputs), "key": key}
+                text = json.dumps(stored, ensure_ascii=False, sort_keys=True)
+                _write(folder / OUTPUTS_FILE, text)
+                _write(folder / EXECUTION_FILE, json.dumps({"seconds": seconds}))
+                # Its start orders it among the block's realizations (`block_matcher`).
+                try:
+                    write_build_metadata(folder, started, time.time())
+                except OSError as err:
+                    raise os_error(err, folder, "cannot store the block's result") from err
             except BaseException:
                 remove_tree(folder)
                 raise
-            state = capture.report()
-            snapshot = folder / SNAPSHOT_FILE
-            if snapshot.exists() and planned.options.snapshot is None:
-                size = snapshot.stat().st_size
-                cost = capture.replay_cost + seconds
-                if size > SNAPSHOT_MAX_BYTES or size / SNAPSHOT_BYTES_PER_SECOND > cost:
-                    snapshot.unlink()
-            digest = state.get("digest")
-            key = result_key(
-                status, outputs, digest if isinstance(digest, str) else None, _config(store, dref)
-            )
-            stored = {"status": status, "outputs": list(outputs), "key": key}
-            (folder / OUTPUTS_FILE).write_text(
-                json.dumps(stored, ensure_ascii=False, sort_keys=True), encoding="utf-8"
-            )
-            (folder / EXECUTION_FILE).write_text(json.dumps({"seconds": seconds}))
             return [folder]
 
         return realizer
@@ -390,6 +427,18 @@ class Evaluator:
         note = failure_note(status, outputs)
         return BlockFailed(note, self._location(planned), outputs, status, key)
 
+    @staticmethod
+    def _keep_snapshot_if_worth_it(
+        capture: CaptureRequest, seconds: float, snapshot_option: bool | None
+    ) -> None:
+        """With `snapshot=auto`, drop a snapshot that would cost more to load than to replay."""
+        snapshot = capture.folder / SNAPSHOT_FILE
+        if snapshot.exists() and snapshot_option is None:
+            size = snapshot.stat().st_size
+            cost = capture.replay_cost + seconds
+            if size > SNAPSHOT_MAX_BYTES or size / SNAPSHOT_BYTES_PER_SECOND > cost:
+                snapshot.unlink()
+
     def _run_uncached(self, index: int, planned: PlannedBlock) -> BlockOutcome:
         """Run a block whose upstream has no result (after a failure, with --keep-going)."""
         status, outputs, seconds = self._execute(index)
@@ -400,3 +449,11 @@ class Evaluator:
 
 def _config(store: Store, dref: DRef) -> Config:
     return store.config_of(dref)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a record of a block's build; a full disk is an error that names the file."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise os_error(err, path, "cannot store the block's result") from err

@@ -15,6 +15,7 @@ from typing import Literal, get_args
 from mdrun.core.store import Store
 from mdrun.document.evaluate import Reporter
 from mdrun.document.files import write_atomically
+from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import (
     STDIO,
     BlockStatusLine,
@@ -45,13 +46,15 @@ def default_output(source: str, to: ExportFormat) -> str:
     return str(target)
 
 
-def stale_blocks(source: str, store: Store) -> list[BlockStatusLine]:
+def stale_blocks(
+    source: str, store: Store, settings: Settings | None = None
+) -> list[BlockStatusLine]:
     """The blocks an export would have to run (what `--no-exec` refuses), looked up only.
 
     A block that failed, and the blocks after it that did not run, are not among them: the
     store holds what the last run showed for them."""
-    _, missing = stored_evaluation(make_plan(source), store)
-    lines = status(source, store)
+    _, missing = stored_evaluation(make_plan(source, settings), store)
+    lines = status(source, store, settings)
     return [lines[index] for index in missing]
 
 
@@ -62,6 +65,7 @@ def export_document(
     output: str,
     *,
     reporter: Reporter | None = None,
+    settings: Settings | None = None,
     keep_going: bool = False,
     no_exec: bool = False,
 ) -> RunResult:
@@ -80,11 +84,17 @@ def export_document(
     if output == STDIO and to in BINARY_FORMATS and sys.stdout.isatty():
         raise UsageError(f"{to} is a binary format: name a file with -o, or redirect stdout")
     if no_exec:
-        result = _stored_result(source, store, output if to == "md" else None)
+        result = _stored_result(source, store, output if to == "md" else None, settings)
     elif to == "md":
-        return run(source, store, output=output, keep_going=keep_going, reporter=reporter)
+        return run(
+            source, store, output=output, keep_going=keep_going, reporter=reporter,
+            settings=settings,
+        )  # fmt: skip
     else:
-        result = run(source, store, write=False, keep_going=keep_going, reporter=reporter)
+        result = run(
+            source, store, write=False, keep_going=keep_going, reporter=reporter,
+            settings=settings,
+        )  # fmt: skip
     if to == "md":
         return result
     if to == "ipynb":
@@ -104,9 +114,11 @@ def export_document(
     return result
 
 
-def _stored_result(source: str, store: Store, markdown_output: str | None) -> RunResult:
+def _stored_result(
+    source: str, store: Store, markdown_output: str | None, settings: Settings | None
+) -> RunResult:
     """The document as the store holds it; written to `markdown_output` when given."""
-    result, _ = run_from_store(source, store, markdown_output)
+    result, _ = run_from_store(source, store, settings, markdown_output)
     if markdown_output is not None:
         result.images.save()
         if markdown_output == STDIO:

@@ -15,8 +15,12 @@ from typing import cast
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.document.evaluate import BlockOutcome, Evaluation
 from mdrun.document.export_pandoc import front_matter_end
-from mdrun.document.kernels import DEFAULT_PYTHON_KERNEL, KernelChoice, default_python_kernel
-from mdrun.document.options import is_executable_language
+from mdrun.document.kernels import (
+    DEFAULT_PYTHON_KERNEL,
+    PYTHON_LANGUAGES,
+    KernelChoice,
+    default_python_kernel,
+)
 from mdrun.document.outputs import Output
 from mdrun.document.pipeline import region_body
 from mdrun.document.plan import PlannedBlock
@@ -87,7 +91,10 @@ def _belongs_to(planned: PlannedBlock, kernel: KernelChoice, language: str) -> b
     is written in the notebook's language."""
     if planned.kernel is not None:
         return planned.kernel.name == kernel.name
-    return bool(planned.block_id) and is_executable_language(planned.block.language) == language
+    if planned.cell is None or planned.cell.is_doctest:
+        return False  # text, or a session whose outputs are part of its text
+    cell_language = planned.cell.language
+    return ("python" if cell_language in PYTHON_LANGUAGES else cell_language) == language
 
 
 def _text_region(outcome: BlockOutcome) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Literal
 from markdown_it import MarkdownIt
 
 from mdrun.document.evaluate import Evaluation
-from mdrun.document.options import is_executable_language
+from mdrun.document.kernels import PYTHON_LANGUAGES
 from mdrun.document.parse import Document, _read_front_matter, parse_document
 from mdrun.document.pipeline import ImageFiles, render
 from mdrun.errors import ExportError, Location
@@ -120,9 +120,12 @@ def pandoc_markdown(rendered: Document, evaluation: Evaluation) -> str:
                 # The fence opened a list item: keep the marker so the outputs stay in the item.
                 replaced[block.start_line] = [f"{opening.group('before')}<!-- -->{newline}"]
         else:
-            language = is_executable_language(block.language) or block.language
+            language = block.language if planned.cell is None else planned.cell.language
+            language = "python" if language in PYTHON_LANGUAGES else language
             fence = f"{opening.group('before')}{opening.group('fence')}{language}"
             replaced[block.start_line] = [fence + newline]
+            for index in planned.cell.option_lines if planned.cell is not None else ():
+                replaced[block.start_line + 1 + index] = []  # `#|` lines: options, not code
         if block.region is not None:
             blank = block.prefix.rstrip() + newline
             replaced[block.region.start_line] = [

@@ -324,11 +324,17 @@ def capture(
         # one pickle for all values, which keeps shared references shared (a = b = [] stays
         # one list).
         setting = {name: kept.pop(name) for name in SETTING_NAMES if name in kept}
-        with open(temporary, "wb") as stream:
-            pickle.dump(setting, stream, protocol=5)
-            _dump({"modules": modules, "values": kept}, stream)
-        os.replace(temporary, snapshot_path)
-        result["snapshot_seconds"] = time.perf_counter() - written
+        try:
+            with open(temporary, "wb") as stream:
+                pickle.dump(setting, stream, protocol=5)
+                _dump({"modules": modules, "values": kept}, stream)
+            os.replace(temporary, snapshot_path)
+            result["snapshot_seconds"] = time.perf_counter() - written
+        except OSError as err:
+            # A full disk: no snapshot (later blocks replay instead), and no partial file left.
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            result["snapshot_error"] = f"{temporary}: {err.strerror or err}"
     with open(result_path, "w") as stream:
         json.dump(result, stream)
 
@@ -349,12 +355,28 @@ def _apply_setting(setting: dict[str, Any]) -> None:
             os.environ.pop(key, None)
 
 
-def restore(namespace: dict[str, Any], snapshot_path: str, result_path: str) -> None:
-    """Load a snapshot into the session: re-import modules, unpickle values, module state."""
+def restore(
+    namespace: dict[str, Any],
+    snapshot_path: str,
+    result_path: str,
+    expected_sha256: str | None = None,
+) -> None:
+    """Load a snapshot into the session: re-import modules, unpickle values, module state.
+
+    With `expected_sha256`, the bytes are checked first and nothing is unpickled unless they
+    match (the check and the load read the same bytes, so a file swapped meanwhile is not
+    loaded either); the result file then says `refused`."""
     started = time.perf_counter()
     import importlib
 
     with open(snapshot_path, "rb") as stream:
+        data = stream.read()
+    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+        with open(result_path, "w") as report:
+            json.dump({"refused": "the snapshot does not match its recorded digest"}, report)
+        return
+    with io.BytesIO(data) as stream:
+        del data
         setting = pickle.load(stream)
         _apply_setting(setting)
         snapshot = _pickler().load(stream)

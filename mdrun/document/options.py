@@ -1,4 +1,4 @@
-"""Block options: validate the `key=value` words of an info string into `BlockOptions`.
+"""Block options: validate a cell's options (as its format reader wrote them) into `BlockOptions`.
 
 Defaults come from the document's front matter, as `mdrun.<option>: value` lines (the prefix
 keeps mdrun's keys apart from a static site generator's `title:` or `session:`); a block's own
@@ -10,25 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields, replace
 
-from mdrun.document.parse import Block, Document
+from mdrun.document.formats.cell import Cell, OptionPairs
+from mdrun.document.parse import Document
 from mdrun.errors import Location, ParseError
 
 FRONT_MATTER_PREFIX = "mdrun."
 """Front matter keys with this prefix set document-wide defaults (`mdrun.timeout: 10`)."""
 
-PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "ipython"})
-"""Languages that name Python."""
-
-NEVER_RUN_LANGUAGES = frozenset(
-    {
-        "", "text", "txt", "plain", "plaintext", "none", "output", "stdout", "stderr", "error",
-        "console", "shell-session", "sh-session", "pycon", "pytb", "log", "diff", "patch",
-        "json", "jsonc", "json5", "yaml", "yml", "toml", "ini", "cfg", "xml", "csv", "tsv",
-        "markdown", "md", "html", "css", "mermaid", "dot", "math", "latex", "tex", "svg",
-        "ascii", "gitignore", "dockerfile", "makefile",
-    }
-)  # fmt: skip
-"""Languages whose blocks show data, transcripts or markup and are never executed."""
+SETTINGS = frozenset({"languages", "doctest"})
+"""`mdrun.` front matter keys that are settings of the document, not block options."""
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _TRUE = frozenset({"true", "yes", "1", "on"})
@@ -61,6 +51,8 @@ class BlockOptions:
     """A Jupyter kernel name, overriding the one chosen from the language."""
     snapshot: bool | None = None
     """Snapshot the session's state after this block: True, False, or None for automatic."""
+    warning: bool = True
+    """Show what the block writes to stderr (warnings); Quarto's and knitr's `warning`."""
 
 
 def _name(value: str) -> str:
@@ -147,6 +139,8 @@ def _with_option(options: BlockOptions, name: str, value: str) -> BlockOptions:
             return replace(options, kernel=_kernel(value))
         case "snapshot":
             return replace(options, snapshot=_snapshot(value))
+        case "warning":
+            return replace(options, warning=_boolean(value))
     raise AssertionError(f"option {name} has no converter")
 
 
@@ -154,29 +148,27 @@ _NOT_DEFAULTS = frozenset({"id"})
 """Options that make no sense document-wide."""
 
 
-def is_executable_language(language: str) -> str | None:
-    """`python` for the Python spellings, None for languages never run, else the language
-    itself (the executor looks for a kernel that runs it)."""
-    lowered = language.lower()
-    if lowered in PYTHON_LANGUAGES:
-        return "python"
-    if lowered in NEVER_RUN_LANGUAGES:
-        return None
-    return lowered
-
-
-def document_defaults(document: Document) -> BlockOptions:
-    """The options set by the front matter's `mdrun.<option>` keys (others are ignored)."""
+def document_defaults(
+    document: Document, format_defaults: OptionPairs = (), format_line: int | None = None
+) -> BlockOptions:
+    """The options a document sets for all its blocks: its format's (Quarto's `execute:`,
+    reported at `format_line`), then the front matter's `mdrun.<option>` keys."""
     options = BlockOptions()
+    for name, value in format_defaults:
+        if name in _NOT_DEFAULTS:
+            continue
+        options = _set(options, name, value, Location(document.path, format_line))
     for key, value in document.front_matter.items():
         if not key.startswith(FRONT_MATTER_PREFIX):
             continue
         name = key.removeprefix(FRONT_MATTER_PREFIX).replace("-", "_")
-        location = Location(document.path, _front_matter_line(document, key))
+        if name in SETTINGS:
+            continue
+        location = Location(document.path, front_matter_line(document, key))
         if name in _NOT_DEFAULTS or name not in OPTION_NAMES:
             allowed = ", ".join(
                 FRONT_MATTER_PREFIX + option
-                for option in OPTION_NAMES
+                for option in (*OPTION_NAMES, *sorted(SETTINGS))
                 if option not in _NOT_DEFAULTS
             )
             raise ParseError(f"unknown front matter key `{key}`; mdrun reads {allowed}", location)
@@ -184,31 +176,20 @@ def document_defaults(document: Document) -> BlockOptions:
     return options
 
 
-def block_options(
-    block: Block, document: Document, defaults: BlockOptions | None = None
-) -> BlockOptions:
-    """Validate a block's options over the document's defaults.
+def cell_options(cell: Cell, location: Location, defaults: BlockOptions) -> BlockOptions:
+    """Validate a cell's options over the document's defaults.
 
-    Raises `ParseError` at the block's line for a malformed info string, an unknown or repeated
+    Raises `ParseError` at `location` (the block) for a malformed info string, an unknown
     option, or a bad value, naming what is allowed.
     """
-    if defaults is None:
-        defaults = document_defaults(document)
-    explicit_id = dict(block.raw_options).get("id")
-    # A block without `id=` gets its name (b3) only once planned: the line names it here.
-    location = Location(document.path, block.line_number, explicit_id)
-    if block.options_problem is not None:
-        raise ParseError(block.options_problem, location)
+    if cell.problem is not None:
+        raise ParseError(cell.problem, location)
     options = defaults
-    seen: set[str] = set()
-    for key, value in block.raw_options:
+    for key, value in cell.options:
         name = key.replace("-", "_")
         if name not in OPTION_NAMES:
             allowed = ", ".join(OPTION_NAMES)
             raise ParseError(f"unknown option `{key}`; options are {allowed}", location)
-        if name in seen:
-            raise ParseError(f"option `{key}` is given twice", location)
-        seen.add(name)
         options = _set(options, name, value, location)
     return options
 
@@ -222,7 +203,7 @@ def _set(options: BlockOptions, name: str, value: str, location: Location) -> Bl
         raise ParseError(message, location) from None
 
 
-def _front_matter_line(document: Document, key: str) -> int | None:
+def front_matter_line(document: Document, key: str) -> int | None:
     """The 1-based line where the front matter sets `key`, for messages."""
     for number, line in enumerate(document.lines):
         if line.startswith(key) and line[len(key) :].lstrip().startswith(":"):

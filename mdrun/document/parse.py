@@ -372,6 +372,11 @@ def _unquote(value: str) -> str:
     return value
 
 
+def front_matter_end(lines: Sequence[str]) -> int:
+    """The line after the document's front matter (0 if none), as the parser sees it."""
+    return _read_front_matter(lines)[1]
+
+
 def _read_front_matter(lines: Sequence[str]) -> tuple[dict[str, str], int]:
     """The `key: value` pairs of a leading `---` block and the line after it (0 if none).
 

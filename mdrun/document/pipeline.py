@@ -22,6 +22,8 @@ from mdrun.core.refs import RRef
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator, Reporter
 from mdrun.document.files import write_atomically
+from mdrun.document.formats.doctest import rewritten_lines
+from mdrun.document.formats.settings import Settings
 from mdrun.document.kernels import DEFAULT_PYTHON_KERNEL
 from mdrun.document.parse import Document, parse_document, read_document
 from mdrun.document.plan import Plan, PlannedBlock, plan_document
@@ -32,6 +34,7 @@ from mdrun.document.uptodate import (
     forget_clean_run,
     record_path,
     remember_clean_run,
+    write_record,
 )
 from mdrun.errors import FileAccessError, Location, ParseError
 
@@ -58,9 +61,9 @@ def base_dir_of(source: str) -> Path:
     return Path.cwd() if source == STDIO else Path(source).absolute().parent
 
 
-def make_plan(source: str) -> Plan:
+def make_plan(source: str, settings: Settings | None = None) -> Plan:
     """Read and plan a document (validates every option; starts nothing)."""
-    return plan_document(load_document(source), base_dir_of(source))
+    return plan_document(load_document(source), base_dir_of(source), settings)
 
 
 class ImageFiles:
@@ -116,9 +119,32 @@ def region_body(outcome: BlockOutcome) -> RegionBody | None:
         return None
     if outcome.status == "not-run":
         return RegionBody((), "not-run", f"{outcome.note}; this block did not run")
+    outputs = outcome.outputs
+    if not planned.options.warning:
+        outputs = tuple(
+            output
+            for output in outputs
+            if not (output["output_type"] == "stream" and output["name"] == "stderr")
+        )
     if outcome.status == "failed":
-        return RegionBody(outcome.outputs, "failed", outcome.note)
-    return RegionBody(outcome.outputs, "ok")
+        return RegionBody(outputs, "failed", outcome.note)
+    if planned.cell is not None and planned.cell.is_doctest:
+        return None  # its outputs are written inside the block
+    return RegionBody(outputs, "ok")
+
+
+def doctest_rewrites(evaluation: Evaluation) -> dict[int, tuple[int, list[str]]]:
+    """The new expected-output lines of the doctest sessions that ran."""
+    rewrites: dict[int, tuple[int, list[str]]] = {}
+    document = evaluation.plan.document
+    for outcome in evaluation.outcomes:
+        cell = outcome.planned.cell
+        if cell is None or not cell.is_doctest or outcome.status not in ("executed", "cached"):
+            continue
+        block = outcome.planned.block
+        if block.closed and outcome.planned.options.output:
+            rewrites.update(rewritten_lines(cell, block, document.newline, outcome.outputs))
+    return rewrites
 
 
 def render(evaluation: Evaluation, images: ImageFiles, *, scripts: bool = False) -> str:
@@ -127,7 +153,9 @@ def render(evaluation: Evaluation, images: ImageFiles, *, scripts: bool = False)
     regions: dict[int, list[str] | None] = {}
     for outcome in evaluation.outcomes:
         block = outcome.planned.block
-        if not block.closed:
+        if not block.closed or outcome.planned.cell is None:
+            # A block that is text keeps what follows it, even a region from a run in which
+            # it ran (`--languages bash` once, then without): no run throws outputs away.
             continue
         body = region_body(outcome)
         lines = (
@@ -138,7 +166,7 @@ def render(evaluation: Evaluation, images: ImageFiles, *, scripts: bool = False)
             )
         )
         regions[block.index] = lines or None
-    return splice(evaluation.plan.document, regions)
+    return splice(evaluation.plan.document, regions, doctest_rewrites(evaluation))
 
 
 @dataclass(slots=True)
@@ -166,9 +194,10 @@ def run(
     force: Callable[[PlannedBlock], bool] = lambda _planned: False,
     keep_going: bool = False,
     reporter: Reporter | None = None,
+    settings: Settings | None = None,
 ) -> RunResult:
     """Run a document; with `write`, write the result as `write_result` does."""
-    plan = make_plan(source)
+    plan = make_plan(source, settings)
     evaluation = Evaluator(
         plan, store, force=force, keep_going=keep_going, reporter=reporter
     ).evaluate()
@@ -222,7 +251,7 @@ def clean_run(
     """What the next run may compare against, if this one leaves nothing to redo."""
     if STDIO in (source, output):
         return None
-    inputs: list[str] = []
+    inputs: list[str] = list(evaluation.plan.sources)
     for outcome in evaluation.outcomes:
         planned = outcome.planned
         if outcome.status not in ("executed", "cached", "skipped") or not planned.options.cache:
@@ -236,7 +265,8 @@ def clean_run(
         if outcome.status != "skipped"
     )
     rrefs = tuple(str(outcome.rref) for outcome in evaluation.outcomes if outcome.rref)
-    return CleanRun(source, output, tuple(inputs), images.paths(), rrefs, report)
+    settings = evaluation.plan.settings.key()
+    return CleanRun(source, output, tuple(inputs), images.paths(), rrefs, report, settings)
 
 
 def write_if_changed(path: Path, text: str) -> None:
@@ -269,11 +299,7 @@ def remember_run(store: Store, source: str, evaluation: Evaluation) -> None:
             "status": outcome.status,
             "cutoff": outcome.cutoff,
         }
-    path = record_path(store, source)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"source": source, "blocks": blocks}, sort_keys=True))
-    os.replace(temporary, path)
+    write_record(record_path(store, source), {"source": source, "blocks": blocks})
 
 
 def last_run(store: Store, source: str) -> dict[str, JSONObject]:
@@ -346,16 +372,18 @@ def _cached_note(result: StoredResult, previous: JSONObject | None) -> str:
     return "; ".join(notes)
 
 
-def status(source: str, store: Store) -> list[BlockStatusLine]:
+def status(
+    source: str, store: Store, settings: Settings | None = None
+) -> list[BlockStatusLine]:
     """For each block: cached or stale and why, computed without running anything."""
-    plan = make_plan(source)
+    plan = make_plan(source, settings)
     previous = last_run(store, source)
     found = cached_results(plan, store)
     stale: set[int] = set()
     lines: list[BlockStatusLine] = []
     for index, planned in enumerate(plan.blocks):
         if planned.base_config is None:
-            reason = "eval=false" if planned.block_id else "not an executable language"
+            reason = "eval=false" if planned.block_id else "text: not a block that runs"
             lines.append(BlockStatusLine(planned, "skipped", reason))
             continue
         old = previous.get(planned.block_id)
@@ -383,10 +411,12 @@ def status(source: str, store: Store) -> list[BlockStatusLine]:
     return lines
 
 
-def realizations_in_use(sources: Iterable[str], store: Store) -> list[RRef]:
+def realizations_in_use(
+    sources: Iterable[str], store: Store, settings: Settings | None = None
+) -> list[RRef]:
     """The realizations the given documents use now (the roots `gc` keeps)."""
     return [
         result.rref
         for source in sources
-        for result in cached_results(make_plan(source), store).values()
+        for result in cached_results(make_plan(source, settings), store).values()
     ]

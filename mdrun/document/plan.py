@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mdrun.core.config import SELFREF, Config
 from mdrun.core.hashing import file_sha256
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.core.refs import DRef, make_dref
-from mdrun.document.kernels import KernelChoice, resolve_kernel
-from mdrun.document.options import (
-    BlockOptions,
-    block_options,
-    document_defaults,
-    is_executable_language,
-)
+from mdrun.document.formats.cell import Cell
+from mdrun.document.formats.reading import Format, read_cells
+from mdrun.document.formats.settings import Settings
+from mdrun.document.kernels import PYTHON_LANGUAGES, KernelChoice, resolve_kernel
+from mdrun.document.options import BlockOptions, cell_options, document_defaults
 from mdrun.document.parse import Block, Document
 from mdrun.errors import KernelNotFound, Location, ParseError
 
@@ -68,6 +66,13 @@ class PlannedBlock:
     """Its config without the upstream result key; None when the block is never run."""
     upstream: int | None
     """Index (in the plan) of the previous executable block of its session."""
+    cell: Cell | None = None
+    """What its format reader made of it; None for a block that is text."""
+
+    @property
+    def code(self) -> str:
+        """The code its kernel runs (option lines removed), or its content if it is text."""
+        return self.block.code if self.cell is None else self.cell.code
 
     @property
     def line(self) -> int:
@@ -90,6 +95,19 @@ class Plan:
     """One entry per fenced block, in document order."""
     base_dir: Path
     """The folder that relative paths (inputs, images, the kernel's cwd) start from."""
+    format: Format = "markdown"
+    """The conventions the document was read with."""
+    notes: tuple[str, ...] = ()
+    """Warnings from reading its blocks (options accepted but ignored), `path:line: ...`."""
+    settings: Settings = field(default_factory=Settings)
+    """What the command line asked for (languages, doctest mode)."""
+    sources: tuple[str, ...] = ()
+    """Files besides the document that its reading depends on (a project's `_quarto.yml`)."""
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Every warning about the document: the parser's, then the readers'."""
+        return (*self.document.warnings, *self.notes)
 
 
 def kernel_identity(kernel: KernelChoice) -> JSONObject:
@@ -123,23 +141,29 @@ def base_config(
     planned_id: str,
     *,
     block: Block,
+    cell: Cell,
     options: BlockOptions,
     kernel: KernelChoice,
     inputs: Mapping[str, JSONValue],
 ) -> JSONObject:
     """A block's config, but for its upstream result key (see the module docstring)."""
     name = _NAME_UNSAFE.sub("_", planned_id).strip("_") or "block"
-    return {
+    # The language as written, as before format readers: keys of existing blocks stay put.
+    language = block.language if block.language in PYTHON_LANGUAGES else cell.language
+    config: JSONObject = {
         "name": name,
         "mdrun": "block",
         "id": planned_id,
-        "code": block.code,
-        "language": block.language,
+        "code": cell.code,
+        "language": language,
         "kernel": kernel_identity(kernel),
         "allow_error": options.allow_error,
         "inputs": dict(inputs),
         "outputs": [SELFREF, OUTPUTS_FILE],
     }
+    if cell.is_doctest:
+        config["doctest"] = True
+    return config
 
 
 def block_config(planned: PlannedBlock, upstream_key: str | None) -> Config:
@@ -160,20 +184,42 @@ def default_block_id(session: str, position: int) -> str:
     return f"b{position}" if session == "main" else f"{session}-{position}"
 
 
-def plan_document(document: Document, base_dir: Path) -> Plan:
-    """Validate every block's options and compute each executable block's config."""
+def _kernel(
+    language: str,
+    name: str | None,
+    location: Location,
+    known: dict[tuple[str, str | None], KernelChoice],
+) -> KernelChoice:
+    """The kernel for a block, looked up once per language and name (kernelspecs are files)."""
+    if (language, name) not in known:
+        try:
+            known[language, name] = resolve_kernel(language, name)
+        except KernelNotFound as err:
+            raise KernelNotFound(err.message, location) from None
+    return known[language, name]
+
+
+def plan_document(
+    document: Document, base_dir: Path, settings: Settings | None = None
+) -> Plan:
+    """Read every block by its format's rules, validate the options of those that run, and
+    compute each executable block's config."""
+    reading = read_cells(document, base_dir, settings or Settings())
+    defaults = document_defaults(document, reading.defaults, reading.defaults_line)
     planned: list[PlannedBlock] = []
     last_of_session: dict[SessionKey, int] = {}
     counters: dict[str, int] = {}
     seen_ids: dict[str, int] = {}
-    defaults = document_defaults(document)
-    for block in document.blocks:
-        language = is_executable_language(block.language)
-        if language is None:
-            # Never-run languages keep any info string: their options are not read.
+    kernels: dict[tuple[str, str | None], KernelChoice] = {}
+    for block, cell in zip(document.blocks, reading.cells, strict=True):
+        if cell is None:
+            # Text: its info string is never read.
             planned.append(PlannedBlock(block, defaults, "", None, None, None, None))
             continue
-        options = block_options(block, document, defaults)
+        explicit_id = dict(cell.options).get("id")
+        # A block without `id=` is named (b3) only once planned: its line names it here.
+        block_location = Location(document.path, block.line_number, explicit_id)
+        options = cell_options(cell, block_location, defaults)
         session_name = options.session
         counters[session_name] = counters.get(session_name, 0) + 1
         block_id = options.id or default_block_id(session_name, counters[session_name])
@@ -188,18 +234,20 @@ def plan_document(document: Document, base_dir: Path) -> Plan:
             )
         seen_ids[block_id] = block.start_line + 1
         if not options.eval:
-            planned.append(PlannedBlock(block, options, block_id, None, None, None, None))
+            planned.append(PlannedBlock(block, options, block_id, None, None, None, None, cell))
             continue
-        try:
-            kernel = resolve_kernel(language, options.kernel)
-        except KernelNotFound as err:
-            raise KernelNotFound(err.message, location) from None
+        kernel = _kernel(cell.language, options.kernel, location, kernels)
         session = SessionKey(session_name, kernel.name)
         upstream_index = last_of_session.get(session)
         inputs = input_hashes(options.inputs, base_dir, location)
-        config = base_config(block_id, block=block, options=options, kernel=kernel, inputs=inputs)
+        config = base_config(
+            block_id, block=block, cell=cell, options=options, kernel=kernel, inputs=inputs
+        )
         planned.append(
-            PlannedBlock(block, options, block_id, kernel, session, config, upstream_index)
+            PlannedBlock(block, options, block_id, kernel, session, config, upstream_index, cell)
         )
         last_of_session[session] = len(planned) - 1
-    return Plan(document, tuple(planned), base_dir)
+    settings = settings or Settings()
+    return Plan(
+        document, tuple(planned), base_dir, reading.format, reading.notes, settings, reading.sources
+    )

@@ -219,7 +219,16 @@ def _paragraph(text: str) -> list[str]:
     return [" ".join(text.split()), ""]
 
 
-def splice(document: Document, regions: Mapping[int, Sequence[str] | None]) -> str:
+Rewrites: TypeAlias = Mapping[int, tuple[int, Sequence[str]]]
+"""Lines replaced inside blocks (a doctest session's outputs): {first line: (end, new lines)},
+document line numbers, new lines complete with prefix and ending."""
+
+
+def splice(
+    document: Document,
+    regions: Mapping[int, Sequence[str] | None],
+    rewrites: Rewrites | None = None,
+) -> str:
     """The document's text with the regions of the given blocks (by index) replaced.
 
     A block whose value is None or empty loses its region; a block not in `regions` keeps its
@@ -230,6 +239,7 @@ def splice(document: Document, regions: Mapping[int, Sequence[str] | None]) -> s
 
     No region is written after an unclosed fence: the fence runs to the end of its container,
     so a region written after it would read as more code next time. Such blocks are skipped.
+    `rewrites` replace lines inside blocks; the lines they replace are never in a region.
     """
     blocks = {block.index: block for block in document.blocks}
     unknown = sorted(set(regions) - set(blocks))
@@ -239,6 +249,17 @@ def splice(document: Document, regions: Mapping[int, Sequence[str] | None]) -> s
     newline = document.newline
     pieces: list[str] = [document.byte_order_mark]
     copied_to = 0
+    rewrites = rewrites or {}
+
+    def copy(start: int, end: int) -> None:
+        number = start
+        for first in sorted(line for line in rewrites if start <= line < end):
+            pieces.extend(lines[number:first])
+            stop, new_lines = rewrites[first]
+            pieces.extend(new_lines)
+            number = stop
+        pieces.extend(lines[number:end])
+
     for block in document.blocks:
         if block.index not in regions or not block.closed:
             continue
@@ -246,7 +267,7 @@ def splice(document: Document, regions: Mapping[int, Sequence[str] | None]) -> s
         old_end = block.region.end_line if block.region is not None else block.end_line
         fence_last = lines[block.end_line - 1]
         ends_document = old_end == len(lines) and line_ending(lines[old_end - 1]) == ""
-        pieces.extend(lines[copied_to : block.end_line - 1])
+        copy(copied_to, block.end_line - 1)
         if new_lines:
             pieces.append(fence_last if line_ending(fence_last) else fence_last + newline)
             written = [_prefixed(block.prefix, line) + newline for line in new_lines]
@@ -259,7 +280,7 @@ def splice(document: Document, regions: Mapping[int, Sequence[str] | None]) -> s
         else:
             pieces.append(fence_last)
         copied_to = old_end
-    pieces.extend(lines[copied_to:])
+    copy(copied_to, len(lines))
     return "".join(pieces)
 
 

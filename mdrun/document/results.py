@@ -1,11 +1,12 @@
 """Block results in the store: what a block's realization holds, the key chain, and failures.
 
-A block's realization holds `outputs.json` (its status, nbformat outputs and result key, hashed),
-plus unhashed metadata: `_execution.json` (seconds), `_state.json`
-(the state digest, the variables, what could not be saved) and, where one was worth taking,
-`_snapshot.pickle`. Looking a document up in the store walks each session in order: a block
-is cached when its upstream's result key is known and a realization of the config built from
-that key exists.
+A block's realization holds `outputs.json` (its status, nbformat outputs and result key),
+`_execution.json` (seconds), `_state.json` (the state digest, the variables, what could not be
+saved) and, where one was worth taking, `_snapshot.pickle`; all of them are in its hash. Each
+record is checked against the realization's manifest when it is read; the snapshot is checked
+by the kernel right before loading it, against the digest the manifest records. Looking a
+document up in the store walks each session in order: a block is cached when its upstream's
+result key is known and a sound realization of the config built from that key exists.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from mdrun.core.registry import Derivation, Matcher
 from mdrun.core.store import Context, Store
 from mdrun.document.outputs import Output, error_summary
 from mdrun.document.plan import OUTPUTS_FILE, Plan, block_config, derivation_ref
-from mdrun.errors import ExecutionError, Location
+from mdrun.errors import DamagedRealization, ExecutionError, Location
 
 EXECUTION_FILE = "_execution.json"
 STATE_FILE = "_state.json"
@@ -57,7 +58,7 @@ def result_key(status: str, outputs: tuple[Output, ...], state: str | None, conf
 
 @dataclass(frozen=True, slots=True)
 class StoredResult:
-    """A block's realization, read back."""
+    """A block's realization, read back (its outputs checked against its reference)."""
 
     rref: RRef
     """The realization."""
@@ -67,47 +68,74 @@ class StoredResult:
     """Its folder in the store."""
     outputs: tuple[Output, ...]
     """The stored nbformat outputs."""
+    store: Store
+    """The store it is in (its other records are read, and checked, on demand)."""
+    snapshot_sha256: str | None = None
+    """The digest its manifest records for its snapshot; None when it has none."""
     failed: bool = False
     """A failure record (see `record_failure`): what the block's last run produced, never
     reused as the block's own result."""
 
     def seconds(self) -> float:
         """How long the block took to execute when it was built."""
-        value = _read_json(self.folder / EXECUTION_FILE).get("seconds", 0.0)
+        value = self._record(EXECUTION_FILE).get("seconds", 0.0)
         return float(value) if isinstance(value, int | float) else 0.0
 
     def state(self) -> dict[str, Any]:
         """What the state capture recorded ({} when none ran)."""
-        return _read_json(self.folder / STATE_FILE)
+        return self._record(STATE_FILE)
 
     @property
     def snapshot(self) -> Path | None:
         """The session snapshot taken after this block, if one was kept."""
-        path = self.folder / SNAPSHOT_FILE
-        return path if path.is_file() else None
+        return None if self.snapshot_sha256 is None else self.folder / SNAPSHOT_FILE
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    def _record(self, name: str) -> dict[str, Any]:
+        """A small record of the realization; {} when it has none, or it is damaged (which is
+        reported, and the record not used)."""
+        if self.store.recorded_digest(self.rref, name) is None:
+            return {}
+        try:
+            data = json.loads(self.store.read_file(self.rref, name))
+        except DamagedRealization as damage:
+            self.store.report_damage(damage)
+            return {}
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
 
 
 def read_result(store: Store, rref: RRef) -> StoredResult:
-    """Read a block's realization."""
+    """Read a block's realization; DamagedRealization when it does not match its reference."""
     folder = store.realization_path(rref)
-    data = _read_json(folder / OUTPUTS_FILE)
-    outputs = tuple(cast(list[Output], data.get("outputs", [])))
-    return StoredResult(rref, str(data.get("key")), folder, outputs, data.get("failed") is True)
+    data = store.read_file(rref, OUTPUTS_FILE)
+    try:
+        loaded = json.loads(data)
+    except ValueError:
+        loaded = None
+    if (
+        not isinstance(loaded, dict)
+        or not isinstance(loaded.get("outputs"), list)
+        or not isinstance(loaded.get("key"), str)
+    ):
+        raise DamagedRealization(str(folder / OUTPUTS_FILE), "not a block's result", rref)
+    outputs = tuple(cast(list[Output], loaded["outputs"]))
+    snapshot = store.recorded_digest(rref, SNAPSHOT_FILE)
+    failed = loaded.get("failed") is True
+    return StoredResult(rref, loaded["key"], folder, outputs, store, snapshot, failed)
 
 
 def lookup(store: Store, config: Config) -> StoredResult | None:
-    """The stored result of a block config, if there is one."""
+    """The stored result of a block config, if there is a sound one (damage is reported)."""
     dref = derivation_ref(config)
     chosen = block_matcher()(store, store.realizations_in_context(dref, {}))
-    return None if chosen is None else read_result(store, chosen[0])
+    if chosen is None:
+        return None
+    try:
+        return read_result(store, chosen[0])
+    except DamagedRealization as damage:
+        store.report_damage(damage)
+        return None
 
 
 def failure_config(config: Config) -> Config:

@@ -45,6 +45,8 @@ class Step:
     """How long it took when it was stored (what replaying it costs)."""
     snapshot: Path | None = None
     """A snapshot of the session state right after it, if one is stored."""
+    snapshot_sha256: str | None = None
+    """The digest its realization records for the snapshot: loaded only if it matches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,8 @@ class CaptureRequest:
 
 ReplayObserver = Callable[[str], None]
 """Told the id of each block replayed (or restored from a snapshot) to restore state."""
+RefusalObserver = Callable[[Path], None]
+"""Told of a snapshot that was not loaded because it does not match its recorded digest."""
 
 
 def _state_agent_setup() -> str:
@@ -108,9 +112,12 @@ def _state_agent_setup() -> str:
 class SessionRunner:
     """The kernel of one session and the history of what it executed."""
 
-    def __init__(self, kernel: KernelChoice, cwd: Path) -> None:
+    def __init__(
+        self, kernel: KernelChoice, cwd: Path, on_refused: RefusalObserver | None = None
+    ) -> None:
         self.kernel = kernel
         self.cwd = cwd
+        self.on_refused = on_refused
         self.history: list[str] = []
         self._session: KernelSession | None = None
         self.restored = 0
@@ -149,7 +156,7 @@ class SessionRunner:
         if not self.inspects_state:
             return None
         for index in range(len(before) - 1, len(self.history) - 1, -1):
-            if before[index].snapshot is None:
+            if before[index].snapshot is None or before[index].snapshot_sha256 is None:
                 continue
             skipped = sum(step.seconds for step in before[len(self.history) : index + 1])
             if not self.history or skipped > RESTORE_INSTEAD_OF_REPLAY_SECONDS:
@@ -157,16 +164,28 @@ class SessionRunner:
             return None
         return None
 
-    def _restore(self, session: KernelSession, snapshot: Path) -> bool:
+    def _restore(self, session: KernelSession, step: Step) -> bool:
+        """Load a step's snapshot; the kernel checks it against its digest first, and refuses
+        (loads nothing) when it does not match."""
         import tempfile
 
+        assert step.snapshot is not None and step.snapshot_sha256 is not None
         with tempfile.TemporaryDirectory(prefix="mdrun-restore-") as folder:
             report = Path(folder) / "restore.json"
             code = (
                 "__import__('_mdrun_state').restore("
-                f"get_ipython().user_ns, {str(snapshot)!r}, {str(report)!r})"
+                f"get_ipython().user_ns, {str(step.snapshot)!r}, {str(report)!r}, "
+                f"{step.snapshot_sha256!r})"
             )
-            return session.run_hidden(code) is None and report.exists()
+            if session.run_hidden(code) is not None or not report.exists():
+                return False
+            try:
+                refused = "refused" in json.loads(report.read_text(encoding="utf-8"))
+            except ValueError:
+                return False
+            if refused and self.on_refused is not None:
+                self.on_refused(step.snapshot)
+            return not refused
 
     def run(
         self,
@@ -187,13 +206,11 @@ class SessionRunner:
             self._restart(session)
         restore_at = self._restore_point(before)
         if restore_at is not None:
-            snapshot = before[restore_at].snapshot
-            assert snapshot is not None
             if self.history:
                 self._restart(session)
             if on_replay is not None:
                 on_replay(f"{before[restore_at].block_id} (snapshot)")
-            if self._restore(session, snapshot):
+            if self._restore(session, before[restore_at]):
                 self.history = wanted[: restore_at + 1]
                 self.restored += 1
             else:

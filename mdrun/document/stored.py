@@ -12,6 +12,7 @@ from collections.abc import Collection
 
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation
+from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import ImageFiles, RunResult, make_plan, render
 from mdrun.document.plan import Plan, SessionKey
 from mdrun.document.results import cached_results, failure_note
@@ -63,11 +64,11 @@ def _why_missing(plan: Plan, index: int, found: Collection[int]) -> str:
 
 
 def run_from_store(
-    source: str, store: Store, output: str | None = None
+    source: str, store: Store, settings: Settings | None = None, output: str | None = None
 ) -> tuple[RunResult, list[int]]:
     """The document rendered from the store (images linked as from `output`, else from the
     document), and the indexes of the blocks the store lacks."""
-    plan = make_plan(source)
+    plan = make_plan(source, settings)
     evaluation, missing = stored_evaluation(plan, store)
     images = ImageFiles(output or source)
     text = render(evaluation, images)

@@ -23,7 +23,7 @@ from typing import Any
 
 from mdrun import __version__
 from mdrun.core.store import STORE_VERSION, Store
-from mdrun.errors import ReferenceFormatError
+from mdrun.errors import NO_SPACE_ERRNOS, ReferenceFormatError, os_error
 
 STDIO = "-"
 
@@ -72,6 +72,8 @@ class CleanRun:
     """The realizations the blocks' outputs came from."""
     report: tuple[dict[str, Any], ...]
     """The `--report` records of the run, statuses made `cached`."""
+    settings: str = ""
+    """The command line's settings (`--languages`, `--doctest`): others read blocks otherwise."""
 
 
 def remember_clean_run(store: Store, run: CleanRun) -> None:
@@ -86,12 +88,24 @@ def remember_clean_run(store: Store, run: CleanRun) -> None:
         "images": [str(Path(name).absolute()) for name in run.images],
         "rrefs": list(run.rrefs),
         "report": list(run.report),
+        "settings": run.settings,
     }
-    path = record_path(store, run.source, ".clean")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    write_record(record_path(store, run.source, ".clean"), data)
+
+
+def write_record(path: Path, data: dict[str, Any]) -> None:
+    """Write one of the store's records of a document whole (temporary file, then rename);
+    a full disk is an error naming the record; no temporary file is left either way."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        if err.errno in NO_SPACE_ERRNOS:
+            raise os_error(err, path, "cannot record the run in the store") from err
+        raise  # (a read-only store is the caller's to allow)
 
 
 def forget_clean_run(store: Store, source: str) -> None:
@@ -99,8 +113,11 @@ def forget_clean_run(store: Store, source: str) -> None:
     record_path(store, source, ".clean").unlink(missing_ok=True)
 
 
-def up_to_date(store: Store, source: str, output: str | None) -> list[dict[str, Any]] | None:
-    """The report of the last clean run if nothing it depended on changed, else None."""
+def up_to_date(
+    store: Store, source: str, output: str | None, settings: str = ""
+) -> list[dict[str, Any]] | None:
+    """The report of the last clean run if nothing it depended on changed (and the command
+    line's settings, as `Settings.key` gives them, are the same), else None."""
     if STDIO in (source, output):
         return None
     try:
@@ -108,6 +125,8 @@ def up_to_date(store: Store, source: str, output: str | None) -> list[dict[str, 
     except (OSError, ValueError):
         return None
     report = data.get("report")
+    if data.get("settings", "") != settings:
+        return None
     if not isinstance(report, list) or not _unchanged(store, data, source, output):
         return None
     return report

@@ -18,6 +18,7 @@ from typing import Protocol
 import watchfiles
 
 from mdrun.core.store import Store
+from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import RunResult, run, write_result
 from mdrun.document.serve import Preview, PreviewServer
 from mdrun.errors import MdrunError
@@ -83,11 +84,13 @@ class Watcher:
         keep_going: bool = False,
         preview: Preview | None = None,
         stop: threading.Event | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.source = source
         self.store = store
         self.reporter = reporter
         self.keep_going = keep_going
+        self.settings = settings
         self.preview = preview
         self.stop = stop or threading.Event()
         self._document = os.path.realpath(source)
@@ -127,7 +130,13 @@ class Watcher:
             return
         self.reporter.run_started()
         try:
-            result = run(self.source, self.store, write=False, keep_going=self.keep_going)
+            result = run(
+                self.source,
+                self.store,
+                write=False,
+                keep_going=self.keep_going,
+                settings=self.settings,
+            )
         except MdrunError as err:
             self._last = fingerprint
             if self.preview is not None:
@@ -223,10 +232,19 @@ def watch_document(
     port: int = 0,
     keep_going: bool = False,
     stop: threading.Event | None = None,
+    settings: Settings | None = None,
 ) -> None:
     """`mdrun watch`: run now and after every save; with `serve`, preview the HTML on `port`."""
     preview = Preview() if serve else None
-    watcher = Watcher(source, store, reporter, keep_going=keep_going, preview=preview, stop=stop)
+    watcher = Watcher(
+        source,
+        store,
+        reporter,
+        keep_going=keep_going,
+        preview=preview,
+        stop=stop,
+        settings=settings,
+    )
     if preview is None:
         watcher.watch()
         return

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator
-from mdrun.document.options import is_executable_language
+from mdrun.document.kernels import PYTHON_LANGUAGES
 from mdrun.document.parse import Block, Document, parse_document
 from mdrun.document.pipeline import ImageFiles, RunResult, remember_run, render
 from mdrun.document.plan import plan_document
@@ -107,14 +107,15 @@ def site_markdown(rendered: Document, evaluation: Evaluation) -> str:
 def _reduce_fence(
     lines: list[str], block: Block, evaluation: Evaluation, replaced: dict[int, list[str]]
 ) -> None:
-    """Keep only the language in an executable block's info string; drop `echo=false` code."""
+    """Keep only the language in the info string of a block that runs (its cell option lines
+    left out too); drop `echo=false` code."""
     if block.index >= len(evaluation.plan.blocks):
         return
     planned = evaluation.plan.blocks[block.index]
-    language = is_executable_language(block.language)
     opening = _FENCE_LINE.match(lines[block.start_line])
-    if language is None or opening is None:
-        return
+    if planned.cell is None or opening is None:
+        return  # text: left as written
+    language = "python" if planned.cell.language in PYTHON_LANGUAGES else planned.cell.language
     marker = opening.group("before").strip(" \t>")  # a list item's marker: keep the line
     if planned.block_id and not planned.options.echo and block.closed and not marker:
         for number in range(block.start_line, block.end_line):
@@ -125,6 +126,8 @@ def _reduce_fence(
     replaced[block.start_line] = [
         f"{opening.group('before')}{opening.group('fence')}{language}{ending}"
     ]
+    for index in planned.cell.option_lines:
+        replaced[block.start_line + 1 + index] = []  # `#|` lines: options, not code
 
 
 def _wrap_streams(lines: list[str], span: range, replaced: dict[int, list[str]]) -> None:

@@ -71,14 +71,23 @@ def test_swapping_contents_between_files_changes_the_digest(tmp_path: Path) -> N
     assert before != after
 
 
-def test_underscore_files_are_not_hashed(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path / "x", {"a": "1"})
+def test_every_file_is_hashed_whatever_its_name(tmp_path: Path) -> None:
+    # `_` names used to be left out: a replaced `_snapshot.pickle` kept its realization's ref.
+    tree = make_tree(tmp_path / "x", {"a": "1", "_snapshot.pickle": "state"})
     before = tree_sha256(tree)
-    (tree / "__build__.json").write_text('{"start": 1}')
+    (tree / "_snapshot.pickle").write_text("payload")
+    assert tree_sha256(tree) != before
     (tree / "_notes").write_text("anything")
-    assert tree_sha256(tree) == before
-    (tree / "_notes").write_text("something else")
-    assert tree_sha256(tree) == before
+    assert tree_sha256(tree) != before
+
+
+def test_only_the_named_top_level_files_are_left_out(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "x", {"a": "1", "sub/__build__.json": "nested"})
+    before = tree_sha256(tree, leave_out={"__build__.json"})
+    (tree / "__build__.json").write_text('{"start": 1}')
+    assert tree_sha256(tree, leave_out={"__build__.json"}) == before
+    (tree / "sub" / "__build__.json").write_text("changed")
+    assert tree_sha256(tree, leave_out={"__build__.json"}) != before
 
 
 def test_files_inside_an_underscore_folder_are_hashed(tmp_path: Path) -> None:

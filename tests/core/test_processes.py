@@ -156,3 +156,50 @@ def test_drefs_are_identical_across_processes_and_hash_seeds(tmp_path: Path) -> 
         results.append(json.loads(ran.stdout))
     assert results[0]["order"] != results[1]["order"]  # the seeds really changed dict order
     assert results[0]["drefs"] == results[1]["drefs"]
+
+
+OPEN_STORES = textwrap.dedent(
+    """
+    import sys, time
+    from mdrun.core.store import Store
+    from mdrun.errors import StoreError
+
+    folder, rounds, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    failures = 0
+    for number in range(rounds):
+        time.sleep(max(0.0, start + 0.05 * number - time.time()))
+        try:
+            Store.initialize(f"{folder}/store-{number}")
+        except StoreError as err:
+            failures += 1
+            print(err, file=sys.stderr)
+    print(failures)
+    """
+)
+
+
+def test_processes_opening_a_new_store_at_once_all_get_it(tmp_path: Path) -> None:
+    # Six processes open the same new stores at the same instants, round after round: every
+    # one of them must find a store (none may see a half-made one and call it "not a store").
+    script = tmp_path / "open.py"
+    script.write_text(OPEN_STORES)
+    rounds = 30
+    start = time.time() + 1.5
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), str(rounds), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    results = [process.communicate(timeout=120) for process in processes]
+    assert [(out.strip(), err) for out, err in results] == [("0", "")] * 6
+    for number in range(rounds):
+        root = tmp_path / f"store-{number}"
+        assert sorted(os.listdir(root)) == ["locks", "store", "tmp", "version"]
+        Store(root).check_version()
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["open.py", *(f"store-{number}" for number in range(rounds))]
+    )

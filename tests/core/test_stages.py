@@ -47,7 +47,7 @@ def test_mknode_forces_the_name_and_refuses_reserved_fields(store: Store) -> Non
     assert store.config_of(dref).name == "forced"
     with pytest.raises(ConfigError, match="__artifacts__"):
         instantiate(mknode, {"__artifacts__": {}})
-    for bad in ("../x", "_meta", "context.json", ""):
+    for bad in ("../x", "__build__.json", "__manifest__.txt", "context.json", ""):
         with pytest.raises(ConfigError, match="artifact name"):
             instantiate(mknode, {}, {bad: b""})
 

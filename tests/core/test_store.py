@@ -62,6 +62,29 @@ def test_an_empty_folder_becomes_a_store(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     store = Store.initialize(tmp_path / "empty")
     assert store.objects.is_dir() and store.tmp.is_dir()
+    assert sorted(os.listdir(tmp_path)) == ["empty"]  # nothing left beside it
+
+
+def test_a_store_named_through_a_symlink_is_made_where_it_points(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("real")
+    Store.initialize(tmp_path / "link")
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "real" / "version").is_file()
+
+
+def test_a_store_half_made_in_place_is_completed(tmp_path: Path) -> None:
+    # What a process creating the store in place (its parent not writable) leaves midway.
+    (tmp_path / "s" / "store").mkdir(parents=True)
+    (tmp_path / "s" / "tmp").mkdir()
+    Store.initialize(tmp_path / "s").check_version()
+
+
+def test_an_old_store_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "version").write_text("mdrun-store 1\n")
+    with pytest.raises(StoreError, match=r"another version.*A store is a cache: remove it"):
+        Store.initialize(tmp_path / "old")
 
 
 def test_the_default_store_follows_the_environment(

@@ -364,14 +364,21 @@ def test_a_non_utf8_document_is_refused_with_its_line(mdrun: Mdrun) -> None:
     assert mdrun.path("latin1.md").read_bytes() == data
 
 
-def test_a_language_without_kernel_is_a_usage_error(mdrun: Mdrun) -> None:
+def test_a_language_asked_for_without_kernel_is_a_usage_error(mdrun: Mdrun) -> None:
     document = "Intro\n\n```python\nprint(1)\n```\n\n```cobol\nDISPLAY 'HI'.\n```\n"
     mdrun.write("doc.md", document)
-    completed = mdrun("run", "doc.md")
+    for asked in (("--languages", "cobol"), ("--languages", "bash, cobol")):
+        completed = mdrun("run", "doc.md", *asked)
+        assert completed.code == 2
+        assert completed.err.startswith("mdrun: error: doc.md:7: block b2: ")
+        assert "no Jupyter kernel for language 'cobol'" in completed.err
+        assert mdrun.read("doc.md") == document, "nothing runs when the plan is invalid"
+    front = "---\nmdrun.languages: [cobol]\n---\n" + document
+    mdrun.write("front.md", front)
+    completed = mdrun("run", "front.md")
     assert completed.code == 2
-    assert completed.err.startswith("mdrun: error: doc.md:7: ")
-    assert "no Jupyter kernel for language 'cobol'" in completed.err
-    assert mdrun.read("doc.md") == document, "nothing runs when the plan is invalid"
+    assert completed.err.startswith("mdrun: error: front.md:10: block b2: ")
+    assert mdrun("run", "doc.md", "--languages", "bash,,r").code == 2
 
 
 @pytest.mark.parametrize(

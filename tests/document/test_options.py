@@ -6,12 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mdrun.document.options import (
-    OPTION_NAMES,
-    BlockOptions,
-    block_options,
-    is_executable_language,
-)
+from mdrun.document.options import OPTION_NAMES, BlockOptions
 from mdrun.document.parse import Document, parse_document
 from mdrun.document.plan import plan_document
 from mdrun.errors import ParseError
@@ -19,7 +14,7 @@ from mdrun.errors import ParseError
 
 def options_of(info: str, front_matter: str = "") -> BlockOptions:
     document = parse_document(f"{front_matter}Text\n\n```{info}\nx\n```\n", "doc.md")
-    return block_options(document.blocks[0], document)
+    return plan_document(document, Path()).blocks[0].options
 
 
 def only_block(document: Document) -> BlockOptions:
@@ -65,7 +60,7 @@ def test_every_option_can_be_set() -> None:
     )
     assert set(OPTION_NAMES) == {
         "id", "session", "eval", "echo", "output", "timeout", "allow_error", "cache",
-        "inputs", "kernel", "snapshot",
+        "inputs", "kernel", "snapshot", "warning",
     }  # fmt: skip
 
 
@@ -169,14 +164,13 @@ def test_blocks_that_never_run_may_hold_any_info_string() -> None:
 
 
 @pytest.mark.parametrize(
-    ("language", "expected"),
+    ("language", "runs"),
     [
-        ("python", "python"), ("py", "python"), ("Python3", "python"), ("ipython", "python"),
-        ("", None), ("text", None), ("console", None), ("json", None), ("yaml", None),
-        ("toml", None), ("output", None), ("sh-session", None), ("diff", None),
-        ("markdown", None), ("md", None), ("html", None),
-        ("r", "r"), ("julia", "julia"), ("bash", "bash"),
+        ("python", True), ("py", True), ("Python3", True), ("ipython", True),
+        ("", False), ("text", False), ("console", False), ("json", False), ("pycon", False),
+        ("r", False), ("julia", False), ("bash", False), ("sh", False), ("perl", False),
     ],
 )  # fmt: skip
-def test_is_executable_language(language: str, expected: str | None) -> None:
-    assert is_executable_language(language) == expected
+def test_only_python_runs_unless_asked(language: str, runs: bool) -> None:
+    plan = plan_document(parse_document(f"```{language}\nx\n```\n"), Path())
+    assert plan.blocks[0].executable is runs
