@@ -2,18 +2,30 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
+# Runs a set-up command quietly: its output is shown (on stderr) only when it fails.
+QUIETLY := sh -c 'log=$$(mktemp); "$$@" >"$$log" 2>&1; status=$$?; \
+  [ $$status -eq 0 ] || cat "$$log" >&2; rm -f "$$log"; exit $$status' quietly
 
-.PHONY: setup test lint unit browser demo bench docs site corpus sweep clean
+.PHONY: setup setup-demo test lint unit browser demo bench docs site corpus sweep clean
 
+# What the demo needs (mdrun, numpy, matplotlib, the bash kernel); `setup` adds the test tools.
+setup-demo: $(DEMO_STAMP)
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,demo]' --config-settings editable_mode=compat
-	$(BIN)/python -m bash_kernel.install --sys-prefix >/dev/null
-	touch $(STAMP)
+$(DEMO_STAMP): pyproject.toml
+	@echo "mdrun: setting up $(VENV) (a few minutes the first time)"
+	@test -x $(BIN)/python || $(QUIETLY) $(PYTHON) -m venv $(VENV)
+	@$(QUIETLY) $(BIN)/python -m pip install --upgrade pip
+	@$(QUIETLY) $(BIN)/python -m pip install -e '.[demo]' --config-settings editable_mode=compat
+	@$(QUIETLY) $(BIN)/python -m bash_kernel.install --sys-prefix
+	@touch $(DEMO_STAMP)
+
+$(STAMP): $(DEMO_STAMP)
+	@echo "mdrun: adding the test tools to $(VENV)"
+	@$(QUIETLY) $(BIN)/python -m pip install -e '.[test,demo]' --config-settings editable_mode=compat
+	@touch $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check mdrun tests demos tools docs/sandbox.py
@@ -34,11 +46,13 @@ browser:
 test: lint unit
 
 # The data tutorial, rendered in place (a second run takes everything from the store).
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/mdrun run demos/data-tutorial.md
 	@echo "rendered document: $(CURDIR)/demos/data-tutorial.md"
 	@for image in $$(grep -o 'data-tutorial_files/[0-9a-f]*\.png' demos/data-tutorial.md); do \
 	  echo "its figure:        $(CURDIR)/demos/$$image"; done
+	@echo "run mdrun yourself: $(BIN)/mdrun run demos/data-tutorial.md"
+	@echo "  (or put it on PATH first: source $(BIN)/activate, then: mdrun run FILE.md)"
 
 # The API reference from the docstrings, then every page run by mdrun in a fresh store of its
 # own: the pages show mdrun's own behaviour, which is not part of their blocks' keys.
@@ -60,7 +74,7 @@ sweep: $(STAMP)
 	MDRUN_SWEEP_KILLS=$(KILLS) $(BIN)/python -m pytest tests/document/test_kill_sweep.py -q -s
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,demo,bench]' --config-settings editable_mode=compat
+	@$(QUIETLY) $(BIN)/python -m pip install -e '.[test,demo,bench]' --config-settings editable_mode=compat
 	$(BIN)/python -m tests.bench
 
 clean:

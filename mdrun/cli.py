@@ -32,7 +32,7 @@ from mdrun.errors import (
 )
 
 if TYPE_CHECKING:
-    from mdrun.document.evaluate import Reporter
+    from mdrun.document.evaluate import Evaluation, Reporter
     from mdrun.document.formats.settings import Settings
     from mdrun.document.pipeline import RunResult
 
@@ -112,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     export_parser.add_argument(
         "--no-exec",
         action="store_true",
-        help="run nothing: exit 1, naming the stale blocks, unless the document is up to date",
+        help="run nothing: export what the store holds (failures included); exit 1, naming "
+        "the stale blocks, if a block's result is not in the store",
+    )
+    export_parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a block fails, run the rest of its session anyway",
     )
     _add_reading_options(export_parser)
 
@@ -386,10 +392,18 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
     for warning in result.evaluation.plan.warnings:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
     print(summary_line(result.evaluation), file=sys.stderr)
+    _print_failures(source, result.evaluation)
     if arguments.report:
         write_report(arguments.report, report_records(result))
     if check and result.changed:
         _print_diff(source, result)
+        return EXIT_FAILED
+    if check and result.evaluation.failed:
+        print(
+            f"mdrun: {source} is up to date, but a block in it fails (exit 1): a failed block "
+            "is never cached, so it runs again every time",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if not check and not result.written:
         print(
@@ -417,10 +431,10 @@ def _print_diff(source: str, result: RunResult) -> None:
 
 def command_check_stored(source: str, store: Store, settings: Settings) -> int:
     """`mdrun check --no-exec`: the document against what the store holds, nothing run."""
-    from mdrun.document.pipeline import run_from_store
+    from mdrun.document.stored import run_from_store
 
-    result = run_from_store(source, store, settings)
-    missing = [o for o in result.evaluation.outcomes if o.status == "not-run"]
+    result, lacking = run_from_store(source, store, settings)
+    missing = [result.evaluation.outcomes[index] for index in lacking]
     for outcome in missing:
         planned = outcome.planned
         print(f"{source}:{planned.line}: block {planned.block_id}: {outcome.note}")
@@ -433,9 +447,24 @@ def command_check_stored(source: str, store: Store, settings: Settings) -> int:
     if result.changed:
         _print_diff(source, result)
         return EXIT_FAILED
+    if result.evaluation.failed:
+        _print_failures(source, result.evaluation)
+        print(f"mdrun: {source} is up to date, but a block in it fails (exit 1)", file=sys.stderr)
+        return EXIT_FAILED
     count = sum(1 for outcome in result.evaluation.outcomes if outcome.status == "cached")
     print(f"mdrun: {source}: {count} blocks, all as the store holds them", file=sys.stderr)
     return EXIT_OK
+
+
+def _print_failures(source: str, evaluation: Evaluation) -> None:
+    """One line per failed block: where it is and how it failed."""
+    for outcome in evaluation.outcomes:
+        if outcome.status == "failed":
+            planned = outcome.planned
+            print(
+                f"{source}:{planned.line}: block {planned.block_id} failed: {outcome.note}",
+                file=sys.stderr,
+            )
 
 
 def command_status(arguments: argparse.Namespace) -> int:
@@ -447,9 +476,9 @@ def command_status(arguments: argparse.Namespace) -> int:
         require_document(source)
     for line in status(source, open_store(arguments), reading_settings(arguments)):
         planned = line.planned
-        name = planned.block_id or f"#{planned.block.index + 1}"
+        name = f" {planned.block_id}:" if planned.block_id else ""
         reason = f" ({line.reason})" if line.reason else ""
-        print(f"{source}:{planned.line}: {name}: {line.state}{reason}")
+        print(f"{source}:{planned.line}:{name} {line.state}{reason}")
     return EXIT_OK
 
 
@@ -544,7 +573,14 @@ def command_export(arguments: argparse.Namespace) -> int:
     reporter = TerminalReporter(sys.stderr) if sys.stderr.isatty() else None
     try:
         result = export_document(
-            source, store, arguments.to, output, reporter=reporter, settings=settings
+            source,
+            store,
+            arguments.to,
+            output,
+            reporter=reporter,
+            settings=settings,
+            keep_going=arguments.keep_going,
+            no_exec=arguments.no_exec,
         )
     finally:
         if reporter is not None:
@@ -552,6 +588,7 @@ def command_export(arguments: argparse.Namespace) -> int:
     for warning in result.evaluation.plan.warnings:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
     print(summary_line(result.evaluation), file=sys.stderr)
+    _print_failures(source, result.evaluation)
     if output != STDIO:
         print(f"mdrun: wrote {output}", file=sys.stderr)
     return EXIT_FAILED if result.evaluation.failed else EXIT_OK

@@ -231,3 +231,39 @@ def region_bodies() -> st.SearchStrategy[RegionBody]:
         st.sampled_from(statuses),
         output_texts(),
     )
+
+
+_HTML_TEXT_LINES = ("", "  ", "\t", "text", "  indented", "a &amp; b", "x < y", "é 🎉", "1  2")
+"""Lines of text inside HTML elements: blank and whitespace-only lines among them."""
+
+
+@st.composite
+def html_with_blank_lines(draw: st.DrawFn) -> str:
+    """An HTML output like a pandas table's: a `<div>` holding `<style>`, `<pre>`, text,
+    comments and scripts, with blank lines anywhere (the pre's lines are content)."""
+
+    def lines(pieces: tuple[str, ...]) -> str:
+        return "\n".join(draw(st.lists(st.sampled_from(pieces), min_size=1, max_size=6)))
+
+    parts = draw(
+        st.lists(
+            st.sampled_from(("style", "pre", "textarea", "p", "comment", "script", "table")),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    body = []
+    for part in parts:
+        if part == "style":
+            css = lines(("", "  ", ".a { color: red; }", "  b {}"))
+            body.append(f"<style scoped>\n{css}\n</style>")
+        elif part == "script":
+            body.append(f"<script>\n{lines(('', 'var x = 1;', '  f(x);'))}\n</script>")
+        elif part == "comment":
+            body.append(f"<!--\n{lines(('', ' note', '  '))}\n-->")
+        elif part == "table":
+            body.append(f"<table>\n{lines(('', '<tr><td>1</td></tr>', '  '))}\n</table>")
+        else:
+            body.append(f"<{part}>{lines(_HTML_TEXT_LINES)}</{part}>")
+    separator = draw(st.sampled_from(("\n", "\n\n", "\n  \n")))
+    return "<div>\n" + separator.join(body) + "\n</div>"

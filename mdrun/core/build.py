@@ -18,6 +18,7 @@ from typing import Any
 from mdrun.core.config import Config, is_refpath, is_selfpath
 from mdrun.core.integrity import BUILD_FILE
 from mdrun.core.jsonvalue import JSONObject, JSONValue
+from mdrun.core.paths import StorePath
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.store import Context, Store
 from mdrun.errors import StoreError
@@ -128,22 +129,22 @@ def build_wrapper(function: Callable[[Build], None], nouts: int | None = None) -
 # -- the seeds' helper functions -------------------------------------------------------------
 
 
-def build_setoutpaths(b: Build, nouts: int) -> list[Path]:
+def build_setoutpaths(b: Build, nouts: int) -> list[StorePath]:
     """Declare that this build makes `nouts` realizations; returns their folders."""
-    return b.set_outpaths(nouts)
+    return [StorePath(path) for path in b.set_outpaths(nouts)]
 
 
-def build_outpaths(b: Build) -> list[Path]:
+def build_outpaths(b: Build) -> list[StorePath]:
     """All output folders of the build."""
-    return b.outputs()
+    return [StorePath(path) for path in b.outputs()]
 
 
-def build_outpath(b: Build) -> Path:
+def build_outpath(b: Build) -> StorePath:
     """The output folder of a build with one output."""
     outputs = b.outputs()
     if len(outputs) != 1:
         raise StoreError(f"{b.dref}: build_outpath needs one output, this build has {len(outputs)}")
-    return outputs[0]
+    return StorePath(outputs[0])
 
 
 def build_config(b: Build) -> Config:
@@ -184,17 +185,17 @@ def build_deref(b: Build, dref: DRef) -> RRef:
     return rrefs[0]
 
 
-def build_paths(b: Build, refpath: list[str]) -> list[Path]:
+def build_paths(b: Build, refpath: list[str]) -> list[StorePath]:
     """All system paths a RefPath names: one per output (self) or per matched realization."""
     if is_selfpath(refpath) or (refpath and refpath[0] == b.dref):
-        return [path.joinpath(*refpath[1:]) for path in b.outputs()]
+        return [StorePath(path.joinpath(*refpath[1:])) for path in b.outputs()]
     return [
-        b.store.realization_path(rref).joinpath(*refpath[1:])
+        StorePath(b.store.realization_path(rref).joinpath(*refpath[1:]))
         for rref in build_deref_(b, DRef(refpath[0]))
     ]
 
 
-def build_path(b: Build, refpath: list[str]) -> Path:
+def build_path(b: Build, refpath: list[str]) -> StorePath:
     """The one system path a RefPath names."""
     paths = build_paths(b, refpath)
     if len(paths) != 1:

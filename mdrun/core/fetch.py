@@ -151,7 +151,7 @@ def _realize_fetch(build: Build) -> None:
     """Download, check the hash, then keep the file or unpack it."""
     config = build_config(build).val
     dref = build.dref
-    output = build_outpath(build)
+    output = build_outpath(build).path
     filename = str(config["filename"])
     expected = str(config["sha256"])
     mode = _parse_mode(str(config["mode"]))

@@ -17,6 +17,7 @@ from typing import Any
 
 from mdrun.core.build import Build
 from mdrun.core.config import is_refpath, is_selfpath
+from mdrun.core.paths import StorePath
 from mdrun.core.refs import DRef, RRef, is_dref, is_rref, rref_to_dref
 from mdrun.core.registry import Closure, Derivation, Registry
 from mdrun.core.store import Context, Store, as_store
@@ -172,15 +173,17 @@ class Lens:
         return self._one_realization(value, frame)
 
     @property
-    def syspath(self) -> Path:
-        """The value as a path on disk (a realization, a file in one, or a build output)."""
+    def syspath(self) -> StorePath:
+        """The value as a path on disk (a realization, a file in one, or a build output); a
+        `str`, as in the seeds (`syspath + '/x'`), with pathlib's methods too."""
         value, frame = self._walk()
-        return self._syspath(value, frame)
+        return StorePath(self._syspath(value, frame))
 
     @property
     def contents(self) -> str:
         """The text of the file at `.syspath`."""
-        path = self.syspath
+        value, frame = self._walk()
+        path = self._syspath(value, frame)
         if not path.is_file():
             raise StoreError(f"{self._where()}: {path} is not a file")
         return path.read_text()

@@ -4,8 +4,11 @@ Blocks are taken in document order. A block's derivation is complete once its up
 result key is known (see `plan`); if the store has a realization of it, it is read, else the
 block runs in its session's kernel (after the kernel is brought to the state of the blocks
 before it), its state is digested and perhaps snapshotted, and the result is stored. A failure
-is reported in the block's region and is not stored (unless `allow_error=true` made it the
-expected output); the rest of its session does not run, and other sessions go on.
+is reported in the block's region and is not stored as the block's result (unless
+`allow_error=true` made it the expected output): the block runs again next time. What it
+produced is recorded apart (`results.record_failure`) with the key of the state it left, so the
+blocks after it are looked up like any others: an identical failure keeps them cached. They run
+only with `keep_going`; without it, those not in the store are not run. Other sessions go on.
 """
 
 from __future__ import annotations
@@ -38,16 +41,19 @@ from mdrun.document.plan import (
 from mdrun.document.results import (
     EXECUTION_FILE,
     SNAPSHOT_FILE,
+    BlockFailed,
     StoredResult,
     block_matcher,
+    failure_note,
+    lookup,
     read_result,
+    record_failure,
     result_key,
 )
 from mdrun.document.sessions import CaptureRequest, SessionRunner, Step
 from mdrun.errors import (
     BuildError,
     DamagedRealization,
-    ExecutionError,
     KernelError,
     Location,
     NoSpaceError,
@@ -147,28 +153,6 @@ class Evaluation:
         return self.count("failed") > 0
 
 
-class BlockFailed(ExecutionError):
-    """A block raised, timed out or lost its kernel; carries the outputs to show."""
-
-    def __init__(self, message: str, location: Location, outputs: tuple[Output, ...]) -> None:
-        super().__init__(message, location)
-        self.outputs = outputs
-
-
-def _failure_note(status: str, outputs: tuple[Output, ...]) -> str:
-    if status == "timeout":
-        return "interrupted: the block ran past its timeout"
-    if status == "runaway":
-        return "interrupted: its output went on far past its limit (raise max_output)"
-    if status == "died":
-        return "the kernel died while running this block"
-    for output in outputs:
-        if output["output_type"] == "error":
-            error = cast(dict[str, str], output)
-            return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".rstrip(": ")
-    return "the block failed"
-
-
 class Evaluator:
     """Evaluates one plan against one store; owns the session kernels while it runs."""
 
@@ -188,6 +172,10 @@ class Evaluator:
         self.reporter = reporter or Reporter()
         self.runners: dict[SessionKey, SessionRunner] = {}
         self.results: dict[int, StoredResult] = {}
+        self.keys: dict[int, str] = {}
+        """The result key of each block evaluated so far (stored results and failures)."""
+        self.failures: set[int] = set()
+        """Blocks that failed in this evaluation: replaying them to restore a state may raise."""
         self.identities: dict[int, str] = {}
         self.steps: dict[int, Step] = {}
         self.broken: dict[SessionKey, str] = {}
@@ -216,12 +204,15 @@ class Evaluator:
         if not planned.executable or planned.session is None:
             return BlockOutcome(planned, "skipped")
         session = planned.session
-        if session in self.broken and not self.keep_going:
-            return BlockOutcome(planned, "not-run", note=self.broken[session])
-        if planned.upstream is not None and planned.upstream not in self.results:
+        if planned.upstream is not None and planned.upstream not in self.keys:
+            if session in self.broken and not self.keep_going:
+                return BlockOutcome(planned, "not-run", note=self.broken[session])
             return self._run_uncached(index, planned)
-        upstream_key = None if planned.upstream is None else self.results[planned.upstream].key
+        upstream_key = None if planned.upstream is None else self.keys[planned.upstream]
         config = block_config(planned, upstream_key)
+        if session in self.broken and not self.keep_going:
+            # Nothing more runs in this session; what the store holds for it is still shown.
+            return self._stored_only(index, planned, config)
         dref = derivation_ref(config)
         self.identities[index] = dref
         derivation = Derivation(dref, config, block_matcher(), self._realizer(index, planned))
@@ -232,10 +223,18 @@ class Evaluator:
             force = self.force(planned) or not planned.options.cache
             result, built = self._realize(derivation, force)
         except BlockFailed as failure:
-            return self._failed(planned, failure.outputs, failure.message, self.last_seconds)
+            if failure.key is not None:
+                record_failure(self.store, config, failure.status, failure.outputs, failure.key)
+                self.keys[index] = failure.key
+                self.ran.add(session)
+            self.failures.add(index)
+            outcome = self._failed(planned, failure.outputs, failure.message, self.last_seconds)
+            outcome.key = failure.key
+            return outcome
         except (BuildError, NoSpaceError) as failure:
             return self._failed(planned, (), failure.message, self.last_seconds)
         self.results[index] = result
+        self.keys[index] = result.key
         if built:
             self.ran.add(session)
             outputs = result.outputs
@@ -245,6 +244,19 @@ class Evaluator:
         cutoff = session in self.ran
         return BlockOutcome(
             planned, "cached", result.outputs, 0.0, result.rref, cutoff=cutoff, key=result.key
+        )
+
+    def _stored_only(self, index: int, planned: PlannedBlock, config: Config) -> BlockOutcome:
+        """A block after a failure, without keep_going: cached if stored, else not run."""
+        assert planned.session is not None
+        result = lookup(self.store, config) if planned.options.cache else None
+        if result is None or self.force(planned):
+            return BlockOutcome(planned, "not-run", note=self.broken[planned.session])
+        self.identities[index] = derivation_ref(config)
+        self.results[index] = result
+        self.keys[index] = result.key
+        return BlockOutcome(
+            planned, "cached", result.outputs, 0.0, result.rref, cutoff=True, key=result.key
         )
 
     def _realize(self, derivation: Derivation, force: bool) -> tuple[StoredResult, bool]:
@@ -298,7 +310,7 @@ class Evaluator:
             block_id=planned.block_id,
             timeout=planned.options.timeout,
             max_output=planned.options.max_output,
-            allow_error=planned.options.allow_error,
+            allow_error=planned.options.allow_error or index in self.failures,
             seconds=0.0 if result is None else result.seconds(),
             snapshot=None if result is None else result.snapshot,
             snapshot_sha256=None if result is None else result.snapshot_sha256,
@@ -381,8 +393,9 @@ class Evaluator:
                 status, outputs, seconds = self._execute(index, capture)
                 accepted = status == "ok" or (status == "error" and planned.options.allow_error)
                 if not accepted:
-                    note = _failure_note(status, outputs)
-                    raise BlockFailed(note, self._location(planned), outputs)
+                    raise self._block_failed(
+                        planned, status, outputs, capture=capture, store=store, dref=dref
+                    )
                 self._keep_snapshot_if_worth_it(capture, seconds, planned.options.snapshot)
                 digest = capture.report().get("digest")
                 state = digest if isinstance(digest, str) else None
@@ -403,6 +416,26 @@ class Evaluator:
 
         return realizer
 
+    def _block_failed(
+        self,
+        planned: PlannedBlock,
+        status: str,
+        outputs: tuple[Output, ...],
+        *,
+        capture: CaptureRequest,
+        store: Store,
+        dref: DRef,
+    ) -> BlockFailed:
+        """The failure, with the key of what it produced when the state it left is known: a
+        block that raised leaves a state that is digested like any other."""
+        key = None
+        if status == "error":
+            digest = capture.report().get("digest")
+            state = digest if isinstance(digest, str) else None
+            key = result_key(status, outputs, state, _config(store, dref))
+        note = failure_note(status, outputs)
+        return BlockFailed(note, self._location(planned), outputs, status, key)
+
     @staticmethod
     def _keep_snapshot_if_worth_it(
         capture: CaptureRequest, seconds: float, snapshot_option: bool | None
@@ -420,7 +453,7 @@ class Evaluator:
         status, outputs, seconds = self._execute(index)
         if status == "ok" or (status == "error" and planned.options.allow_error):
             return BlockOutcome(planned, "executed", outputs, seconds, None)
-        return self._failed(planned, outputs, _failure_note(status, outputs), seconds)
+        return self._failed(planned, outputs, failure_note(status, outputs), seconds)
 
 
 def _config(store: Store, dref: DRef) -> Config:

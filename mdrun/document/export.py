@@ -1,7 +1,9 @@
 """`mdrun export`: bring a document up to date, then write it as HTML, docx, a notebook or Markdown.
 
 The source document is never modified: blocks run through the store and the export is rendered
-from that evaluation. Converting is `export_pandoc`'s and `export_notebook`'s job.
+from that evaluation, or (`--no-exec`) from what the store holds, running nothing. Either way it
+shows what `mdrun run` would write, failures included. Converting is `export_pandoc`'s and
+`export_notebook`'s job.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from mdrun.core.store import Store
 from mdrun.document.evaluate import Reporter
 from mdrun.document.files import write_atomically
 from mdrun.document.formats.settings import Settings
-from mdrun.document.pipeline import STDIO, BlockStatusLine, RunResult, run, status
+from mdrun.document.pipeline import (
+    STDIO,
+    BlockStatusLine,
+    RunResult,
+    make_plan,
+    run,
+    status,
+    write_if_changed,
+)
+from mdrun.document.stored import run_from_store, stored_evaluation
 from mdrun.errors import UsageError
 
 ExportFormat = Literal["html", "docx", "ipynb", "md"]
@@ -38,8 +49,13 @@ def default_output(source: str, to: ExportFormat) -> str:
 def stale_blocks(
     source: str, store: Store, settings: Settings | None = None
 ) -> list[BlockStatusLine]:
-    """The blocks an export would have to run (what `--no-exec` refuses), looked up only."""
-    return [line for line in status(source, store, settings) if line.state == "stale"]
+    """The blocks an export would have to run (what `--no-exec` refuses), looked up only.
+
+    A block that failed, and the blocks after it that did not run, are not among them: the
+    store holds what the last run showed for them."""
+    _, missing = stored_evaluation(make_plan(source, settings), store)
+    lines = status(source, store, settings)
+    return [lines[index] for index in missing]
 
 
 def export_document(
@@ -50,8 +66,11 @@ def export_document(
     *,
     reporter: Reporter | None = None,
     settings: Settings | None = None,
+    keep_going: bool = False,
+    no_exec: bool = False,
 ) -> RunResult:
-    """Run what is stale, then write the export to `output` (`-` for standard output).
+    """Run what is stale (or, with `no_exec`, nothing), then write the export to `output`
+    (`-` for standard output).
 
     Markdown is exactly `mdrun run -o output` (images beside the output); the other formats
     are converted from the evaluation and written in one rename.
@@ -64,9 +83,20 @@ def export_document(
         raise UsageError(f"{output}: its folder does not exist")
     if output == STDIO and to in BINARY_FORMATS and sys.stdout.isatty():
         raise UsageError(f"{to} is a binary format: name a file with -o, or redirect stdout")
+    if no_exec:
+        result = _stored_result(source, store, output if to == "md" else None, settings)
+    elif to == "md":
+        return run(
+            source, store, output=output, keep_going=keep_going, reporter=reporter,
+            settings=settings,
+        )  # fmt: skip
+    else:
+        result = run(
+            source, store, write=False, keep_going=keep_going, reporter=reporter,
+            settings=settings,
+        )  # fmt: skip
     if to == "md":
-        return run(source, store, output=output, reporter=reporter, settings=settings)
-    result = run(source, store, write=False, reporter=reporter, settings=settings)
+        return result
     if to == "ipynb":
         from mdrun.document.export_notebook import notebook_text
 
@@ -81,4 +111,20 @@ def export_document(
         sys.stdout.buffer.flush()
     else:
         write_atomically(Path(output), data)
+    return result
+
+
+def _stored_result(
+    source: str, store: Store, markdown_output: str | None, settings: Settings | None
+) -> RunResult:
+    """The document as the store holds it; written to `markdown_output` when given."""
+    result, _ = run_from_store(source, store, settings, markdown_output)
+    if markdown_output is not None:
+        result.images.save()
+        if markdown_output == STDIO:
+            sys.stdout.write(result.text)
+            sys.stdout.flush()
+        else:
+            write_if_changed(Path(markdown_output), result.text)
+        result.written = True
     return result

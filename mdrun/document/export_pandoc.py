@@ -50,7 +50,7 @@ def convert_with_pandoc(evaluation: Evaluation, to: PandocFormat) -> bytes:
         # Images are written from the evaluation into a private folder, so the export does not
         # depend on an earlier `mdrun run` having left them beside the document.
         images = ImageFiles(str(Path(folder) / name))
-        rendered = parse_document(render(evaluation, images), document.path)
+        rendered = parse_document(render(evaluation, images, scripts=to == "html"), document.path)
         images.save()
         text = pandoc_markdown(rendered, evaluation)
         search_path = os.pathsep.join([folder, str(evaluation.plan.base_dir)])

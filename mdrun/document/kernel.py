@@ -34,7 +34,7 @@ from mdrun.document.kernel_launcher import (
     launcher_argv,
 )
 from mdrun.document.kernel_output_limit import LIMIT_KEY, REPORT_MIME
-from mdrun.document.kernels import KernelChoice
+from mdrun.document.kernels import KernelChoice, kernel_environment, startup_code
 from mdrun.document.output_limit import OutputBudget
 from mdrun.errors import KernelDied, KernelError
 
@@ -252,7 +252,7 @@ class KernelSession:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=self._log,
-                env={**os.environ, **dict(self.choice.env)},
+                env=kernel_environment(self.choice, os.environ),
                 start_new_session=True,  # Ctrl-C in a terminal reaches mdrun, not the kernel
             )
         except OSError as err:
@@ -268,6 +268,9 @@ class KernelSession:
         connection_file.unlink(missing_ok=True)
         if self._language_info["name"].lower() == "python":
             self._run_setup(BLOCK_NAMING_SETUP + _output_limit_setup())
+        setup = startup_code(self.choice)
+        if setup is not None:
+            self._run_setup(setup)
 
     def _wait_for_kernel_info(self, deadline: float) -> dict[str, str]:
         """Ask for kernel_info until answered and iopub is connected (zmq's slow joiner)."""

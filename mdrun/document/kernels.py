@@ -7,8 +7,12 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from mdrun.errors import KernelNotFound
@@ -57,6 +61,37 @@ class KernelChoice:
         if self.name != DEFAULT_PYTHON_KERNEL:
             return None
         return {"name": "python", "version": python_version()}
+
+
+SHELL_LANGUAGES = frozenset({"bash", "sh", "zsh"})
+"""Kernels whose shell reads the user's start-up files (bash_kernel sources ~/.bashrc)."""
+
+
+def environment_bin() -> str:
+    """The folder of mdrun's interpreter (its virtual environment's `bin`), not resolved: a
+    virtual environment's `python` is a link to the system's."""
+    return str(Path(sys.executable).parent)
+
+
+def kernel_environment(choice: KernelChoice, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment a kernel starts with: `base`, the kernelspec's variables and, for
+    kernels other than mdrun's own Python, mdrun's environment first on PATH, so that `python`,
+    `pip` and the tools installed beside mdrun are the ones a block finds."""
+    environment = {**base, **dict(choice.env)}
+    if choice.name != DEFAULT_PYTHON_KERNEL and choice.language.lower() != "python":
+        path = environment.get("PATH")
+        environment["PATH"] = environment_bin() + (os.pathsep + path if path else "")
+        if sys.prefix != sys.base_prefix:
+            environment["VIRTUAL_ENV"] = sys.prefix
+    return environment
+
+
+def startup_code(choice: KernelChoice) -> str | None:
+    """Code a fresh kernel runs first, or None: a shell puts mdrun's environment first on PATH
+    again, after its start-up files may have put other folders before it."""
+    if choice.language.lower() not in SHELL_LANGUAGES:
+        return None
+    return f'export PATH={shlex.quote(environment_bin())}:"$PATH"'
 
 
 def python_version() -> str:

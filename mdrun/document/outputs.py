@@ -65,6 +65,28 @@ def _overwrite_from_start(line: str) -> str:
     return shown
 
 
+def error_summary(ename: str, evalue: str) -> str:
+    """The last line of an error, as Python prints it (`ValueError: bad`); a shell kernel's
+    error has no name and its value is the exit status (`exit status 1`)."""
+    if ename and evalue:
+        return f"{ename}: {evalue}"
+    if ename:
+        return ename
+    if evalue.strip().isdigit():
+        return f"exit status {evalue.strip()}"
+    return evalue
+
+
+_LIBRARY_PATH_RE = re.compile(r"(?<![\w.~/-])(?:~|/)[^\s'\"():,]*?/(site-packages|dist-packages)/")
+
+
+def shorten_library_paths(text: str) -> str:
+    """`/home/me/.venv/lib/python3.11/site-packages/loguru/_logger.py` becomes
+    `.../site-packages/loguru/_logger.py`: the path inside the package is what a reader needs,
+    and the rest differs from machine to machine (so `check` elsewhere would fail)."""
+    return _LIBRARY_PATH_RE.sub(r".../\1/", text)
+
+
 def merge_streams(outputs: Iterable[Output]) -> list[Output]:
     """Join consecutive stream outputs of the same name (kernels send stdout in pieces)."""
     merged: list[Output] = []

@@ -147,8 +147,9 @@ def doctest_rewrites(evaluation: Evaluation) -> dict[int, tuple[int, list[str]]]
     return rewrites
 
 
-def render(evaluation: Evaluation, images: ImageFiles) -> str:
-    """The document with every block's region replaced by its current outputs."""
+def render(evaluation: Evaluation, images: ImageFiles, *, scripts: bool = False) -> str:
+    """The document with every block's region replaced by its current outputs (`scripts`:
+    for an HTML page, where outputs that need JavaScript can be shown)."""
     regions: dict[int, list[str] | None] = {}
     for outcome in evaluation.outcomes:
         block = outcome.planned.block
@@ -160,7 +161,9 @@ def render(evaluation: Evaluation, images: ImageFiles) -> str:
         lines = (
             None
             if body is None
-            else render_region(outcome.planned.block_id, body, write_image=images)
+            else render_region(
+                outcome.planned.block_id, body, write_image=images, scripts=scripts
+            )
         )
         regions[block.index] = lines or None
     return splice(evaluation.plan.document, regions, doctest_rewrites(evaluation))
@@ -204,40 +207,6 @@ def run(
     if write:
         result.written = write_result(result, store, source, output)
     return result
-
-
-NOT_IN_STORE = "not in the store"
-"""Why `check --no-exec` could not show a block: the store holds no result for it."""
-
-
-def run_from_store(source: str, store: Store, settings: Settings | None = None) -> RunResult:
-    """The document as the store alone renders it: nothing runs and no kernel starts.
-
-    A block whose result the store holds shows it (a `cache=false` block its latest one); a
-    block without one, or after one in its session, is `not-run` with a note saying so.
-    """
-    plan = make_plan(source, settings)
-    found = cached_results(plan, store)
-    evaluation = Evaluation(plan)
-    for index, planned in enumerate(plan.blocks):
-        result = found.get(index)
-        if not planned.executable:
-            evaluation.outcomes.append(BlockOutcome(planned, "skipped"))
-        elif result is not None:
-            evaluation.outcomes.append(
-                BlockOutcome(planned, "cached", result.outputs, rref=result.rref, key=result.key)
-            )
-        else:
-            upstream = None if planned.upstream is None else plan.blocks[planned.upstream]
-            note = NOT_IN_STORE
-            if upstream is not None and planned.upstream not in found:
-                note = (
-                    f"not looked up: its upstream block {upstream.block_id} is not in the store"
-                )
-            evaluation.outcomes.append(BlockOutcome(planned, "not-run", note=note))
-    images = ImageFiles(source)
-    text = render(evaluation, images)
-    return RunResult(evaluation, text, text != plan.document.source, images)
 
 
 def write_result(result: RunResult, store: Store, source: str, output: str | None = None) -> bool:
@@ -353,7 +322,8 @@ class BlockStatusLine:
     planned: PlannedBlock
     """The block."""
     state: str
-    """cached, stale or skipped."""
+    """cached, stale, failed (it runs again: the store holds what its last run produced) or
+    skipped."""
     reason: str
     """Why it is stale (or why it is skipped)."""
 
@@ -418,6 +388,10 @@ def status(
             continue
         old = previous.get(planned.block_id)
         result = found.get(index)
+        if result is not None and result.failed:
+            stale.add(index)
+            lines.append(BlockStatusLine(planned, "failed", "it failed in the last run"))
+            continue
         if result is not None and planned.options.cache:
             lines.append(BlockStatusLine(planned, "cached", _cached_note(result, old)))
             continue

@@ -222,9 +222,8 @@ def plan_document(
             planned.append(PlannedBlock(block, defaults, "", None, None, None, None))
             continue
         explicit_id = dict(cell.options).get("id")
-        block_location = Location(
-            document.path, block.line_number, explicit_id or f"#{block.index + 1}"
-        )
+        # A block without `id=` is named (b3) only once planned: its line names it here.
+        block_location = Location(document.path, block.line_number, explicit_id)
         options = cell_options(cell, block_location, defaults)
         session_name = options.session
         counters[session_name] = counters.get(session_name, 0) + 1

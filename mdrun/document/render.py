@@ -22,7 +22,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from mdrun.document.outputs import DataOutput, ErrorOutput, Output, merge_streams, terminal_text
+from mdrun.document.html_block import without_blank_lines
+from mdrun.document.outputs import (
+    DataOutput,
+    ErrorOutput,
+    Output,
+    error_summary,
+    merge_streams,
+    shorten_library_paths,
+    terminal_text,
+)
 from mdrun.document.parse import END_MARKER, MARKER_LEAD, START_MARKER, Document, line_ending
 
 Status: TypeAlias = Literal["ok", "failed", "not-run"]
@@ -38,6 +47,8 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 _BLOCK_ID_RE = re.compile(r"[^\s>]+")
 _BACKTICKS_RE = re.compile(r"`+")
 _MARKUP_RE = re.compile(r"[\\`*_~\[\]<>&]")
+_SCRIPT_RE = re.compile(r"<script\b", re.IGNORECASE)
+_OUTER_BLANK_LINES_RE = re.compile(r"\A(?:[ \t]*\n)+|(?:\n[ \t]*)+\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +64,19 @@ class RegionBody:
 
 
 def render_region(
-    block_id: str, body: RegionBody, *, write_image: ImageWriter | None = None
+    block_id: str,
+    body: RegionBody,
+    *,
+    write_image: ImageWriter | None = None,
+    scripts: bool = False,
 ) -> list[str]:
     """The region's lines, without container prefix or line endings.
 
     An `ok` body without outputs gives no lines: the block gets no region (and `splice` removes
     an old one). Images are linked only when `write_image` is given; otherwise their text form,
-    if any, is shown.
+    if any, is shown. HTML that needs JavaScript (an interactive figure) is shown only where
+    `scripts` says it runs (an HTML export): Markdown viewers remove scripts, so the Markdown
+    names the output's MIME types instead.
     """
     if not _BLOCK_ID_RE.fullmatch(block_id):
         raise ValueError(f"block id {block_id!r} cannot be written in a region marker")
@@ -68,49 +85,79 @@ def render_region(
         lines += _paragraph(f"**not run**: {body.note or 'an earlier block did not complete'}")
     else:
         for output in merge_streams(body.outputs):
-            lines += _output_lines(block_id, output, write_image)
+            lines += _output_lines(block_id, output, write_image, scripts)
         if body.status == "failed" and (body.note or not lines):
-            note = _literal(body.note)  # it may quote the error's value: text, never markup
+            # When the traceback above ends with the note (`ename: evalue`), it is not repeated.
+            said = body.note and not _error_says(body.outputs, body.note)
+            note = _literal(body.note) if said else ""  # it may quote the error's value: text
             lines += _paragraph(f"**failed**: {note}" if note else "**failed**")
     if not lines:
         return []
     return [START_MARKER.format(block_id=block_id), *lines, END_MARKER]
 
 
-def _output_lines(block_id: str, output: Output, write_image: ImageWriter | None) -> list[str]:
+def _output_lines(
+    block_id: str, output: Output, write_image: ImageWriter | None, scripts: bool
+) -> list[str]:
     """The Markdown for one output."""
     if output["output_type"] == "stream":
-        info = "text" if output["name"] == "stdout" else "stderr"
-        return _fence(info, terminal_text(output["text"]))
+        if output["name"] == "stdout":
+            return _fence("text", terminal_text(output["text"]))
+        # Warnings name the library file they come from.
+        return _fence("stderr", shorten_library_paths(terminal_text(output["text"])))
     if output["output_type"] == "error":
         return _error_lines(output)
-    return _data_lines(block_id, output, write_image)
+    return _data_lines(block_id, output, write_image, scripts)
+
+
+def _error_says(outputs: Sequence[Output], note: str) -> bool:
+    """Whether an error output's last line is `note` already."""
+    return any(
+        output["output_type"] == "error" and _error_summary(output) == note.strip()
+        for output in outputs
+    )
+
+
+def _error_summary(error: ErrorOutput) -> str:
+    return terminal_text(error_summary(error["ename"], error["evalue"])).strip()
 
 
 def _error_lines(error: ErrorOutput) -> list[str]:
-    """The traceback, ending with `ename: evalue` as Python prints it."""
-    summary = f"{error['ename']}: {error['evalue']}" if error["evalue"] else error["ename"]
-    summary = terminal_text(summary).strip("\n")
+    """The traceback, ending with `ename: evalue` as Python prints it; library files named by
+    their path inside the package."""
+    summary = terminal_text(error_summary(error["ename"], error["evalue"])).strip("\n")
     text = terminal_text("\n".join(error["traceback"])).rstrip("\n")
+    text = shorten_library_paths(text)
     if not text.rstrip().endswith(summary.strip()):
         text = f"{text}\n{summary}" if text else summary
     return _fence("error", text)
 
 
-def _data_lines(block_id: str, output: DataOutput, write_image: ImageWriter | None) -> list[str]:
-    """The richest form of a result that GitHub shows: image, Markdown, HTML, then plain text."""
+def _data_lines(
+    block_id: str, output: DataOutput, write_image: ImageWriter | None, scripts: bool
+) -> list[str]:
+    """The richest form of a result that the target shows: image, Markdown, HTML (with scripts
+    only if they run there), then plain text; else a note naming its MIME types. HTML is kept
+    one HTML block (see `html_block`)."""
     data = output["data"]
     if write_image is not None:
         for mime in IMAGE_TYPES:
             if mime in data:
                 path = write_image(mime, _image_bytes(mime, data[mime]))
                 return _paragraph(f"![output of {block_id}]({_link_target(path)})")
-    for mime in ("text/markdown", "text/html"):
-        if mime in data:
-            return _raw(data[mime])
+    if "text/markdown" in data:
+        return _raw(data["text/markdown"])
+    # The MIME types are the kernel's words: shown as text, never markup.
+    kinds = ", ".join(_literal(mime) for mime in sorted(data)) or "no data"
+    if "text/html" in data:
+        if scripts or not _SCRIPT_RE.search(data["text/html"]):
+            return _raw(without_blank_lines(_unix_newlines(data["text/html"])))
+        # Its text form is a poor stand-in (`Figure({...})`): say where it can be seen.
+        return _paragraph(f"*output not shown: {kinds}; it needs JavaScript (see the HTML export)*")
     if "text/plain" in data:
         return _fence("text", terminal_text(data["text/plain"]))
-    return []
+    # Never nothing: say what the output was (it is kept in the store as the kernel sent it).
+    return _paragraph(f"*output not shown: mdrun cannot render {kinds}*")
 
 
 def _image_bytes(mime: str, content: str) -> bytes:
@@ -150,7 +197,7 @@ def _raw(text: str) -> list[str]:
     A line that looks like a region marker gets one leading space (harmless in HTML and in
     Markdown) so that it cannot end the region early.
     """
-    content = text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+    content = _OUTER_BLANK_LINES_RE.sub("", _unix_newlines(text))
     if not content:
         return []
     lines = [" " + line if line.startswith(MARKER_LEAD) else line for line in content.split("\n")]
@@ -161,6 +208,10 @@ def _literal(text: str) -> str:
     """Text that Markdown shows as it is: the characters that could start markup (emphasis,
     code, links, images, HTML, entities) are escaped with a backslash."""
     return _MARKUP_RE.sub(r"\\\g<0>", text)
+
+
+def _unix_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _paragraph(text: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Block results in the store: what a block's realization holds, and the key chain.
+"""Block results in the store: what a block's realization holds, the key chain, and failures.
 
 A block's realization holds `outputs.json` (its status, nbformat outputs and result key),
 `_execution.json` (seconds), `_state.json` (the state digest, the variables the block changed
@@ -13,20 +13,24 @@ that key exists.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from mdrun.core.build import write_build_metadata
 from mdrun.core.config import Config
 from mdrun.core.hashing import canonical_json, sha256_hex
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.core.matchers import match_latest
-from mdrun.core.refs import RRef
-from mdrun.core.registry import Matcher
-from mdrun.core.store import Store
-from mdrun.document.outputs import Output
+from mdrun.core.realization import realize_derivation
+from mdrun.core.refs import DRef, RRef
+from mdrun.core.registry import Derivation, Matcher
+from mdrun.core.store import Context, Store
+from mdrun.document.outputs import Output, error_summary
 from mdrun.document.plan import OUTPUTS_FILE, Plan, block_config, derivation_ref
-from mdrun.errors import DamagedRealization
+from mdrun.errors import DamagedRealization, ExecutionError, Location
 
 EXECUTION_FILE = "_execution.json"
 STATE_FILE = "_state.json"
@@ -69,6 +73,9 @@ class StoredResult:
     """The store it is in (its other records are read, and checked, on demand)."""
     snapshot_sha256: str | None = None
     """The digest its manifest records for its snapshot; None when it has none."""
+    failed: bool = False
+    """A failure record (see `record_failure`): what the block's last run produced, never
+    reused as the block's own result."""
 
     def seconds(self) -> float:
         """How long the block took to execute when it was built."""
@@ -115,7 +122,8 @@ def read_result(store: Store, rref: RRef) -> StoredResult:
         raise DamagedRealization(str(folder / OUTPUTS_FILE), "not a block's result", rref)
     outputs = tuple(cast(list[Output], loaded["outputs"]))
     snapshot = store.recorded_digest(rref, SNAPSHOT_FILE)
-    return StoredResult(rref, loaded["key"], folder, outputs, store, snapshot)
+    failed = loaded.get("failed") is True
+    return StoredResult(rref, loaded["key"], folder, outputs, store, snapshot, failed)
 
 
 def lookup(store: Store, config: Config) -> StoredResult | None:
@@ -131,10 +139,57 @@ def lookup(store: Store, config: Config) -> StoredResult | None:
         return None
 
 
+def failure_config(config: Config) -> Config:
+    """The derivation that records a block's failures: the block's config, marked, so that a
+    failure is never taken for the block's result (a failing block runs again every time)."""
+    return Config({**config.data, "mdrun": "failure"})
+
+
+def record_failure(
+    store: Store, config: Config, status: str, outputs: tuple[Output, ...], key: str
+) -> StoredResult:
+    """Store what a failed block produced and the key of the state it left.
+
+    The blocks after it are then looked up with that key, so a failure identical to the last
+    one keeps them cached (early cutoff), and an export without running shows the failure. Each
+    record is a new realization (it holds when it was made); the newest one counts.
+    """
+    record = failure_config(config)
+    dref = store.add_derivation(record)
+
+    def realizer(store: Store, dref: DRef, _context: Context, _arguments: JSONObject) -> list[Path]:
+        folder = store.new_build_folder(dref)
+        now = time.time()
+        data: JSONObject = {
+            "status": status,
+            "outputs": cast(list[JSONValue], list(outputs)),
+            "key": key,
+            "failed": True,
+            "recorded": now,
+        }
+        (folder / OUTPUTS_FILE).write_text(
+            json.dumps(data, ensure_ascii=False, sort_keys=True), encoding="utf-8"
+        )
+        write_build_metadata(folder, now, now)
+        return [folder]
+
+    write_record: Callable[..., list[Path]] = realizer
+    derivation = Derivation(dref, record, block_matcher(), write_record)
+    rrefs, _ = realize_derivation(store, derivation, {}, force=True)
+    return read_result(store, rrefs[0])
+
+
+def lookup_with_failure(store: Store, config: Config) -> StoredResult | None:
+    """The block's stored result, else the record of its last failure, else None."""
+    return lookup(store, config) or lookup(store, failure_config(config))
+
+
 def cached_results(plan: Plan, store: Store) -> dict[int, StoredResult]:
     """For each block whose result is in the store, the result a run would use (no running).
 
-    A block after a stale one is not looked up: its upstream key is not known until it runs.
+    A block whose last run failed has its failure record (`failed`), which gives the blocks
+    after it their upstream key. A block after a stale one is not looked up: its upstream key
+    is not known until it runs.
     """
     found: dict[int, StoredResult] = {}
     for index, planned in enumerate(plan.blocks):
@@ -146,7 +201,42 @@ def cached_results(plan: Plan, store: Store) -> dict[int, StoredResult]:
             if upstream is None:
                 continue
             upstream_key = upstream.key
-        result = lookup(store, block_config(planned, upstream_key))
+        result = lookup_with_failure(store, block_config(planned, upstream_key))
         if result is not None:
             found[index] = result
     return found
+
+
+class BlockFailed(ExecutionError):
+    """A block raised, timed out or lost its kernel; carries the outputs to show."""
+
+    def __init__(
+        self,
+        message: str,
+        location: Location,
+        outputs: tuple[Output, ...],
+        status: str = "error",
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, location)
+        self.outputs = outputs
+        self.status = status
+        self.key = key
+        """The result key of what the failure produced and left; None when the state it
+        left is not known (a timeout interrupts at any point, a dead kernel leaves none)."""
+
+
+def failure_note(status: str, outputs: tuple[Output, ...]) -> str:
+    """One line saying how a block failed."""
+    if status == "timeout":
+        return "interrupted: the block ran past its timeout"
+    if status == "runaway":
+        return "interrupted: its output went on far past its limit (raise max_output)"
+    if status == "died":
+        return "the kernel died while running this block"
+    for output in outputs:
+        if output["output_type"] == "error":
+            error = cast(dict[str, str], output)
+            summary = error_summary(error.get("ename", ""), error.get("evalue", ""))
+            return summary.strip() or "the block failed"
+    return "the block failed"

@@ -132,7 +132,7 @@ def test_dependencies_through_a_stage_default(registry: Registry) -> None:
     assert dataset.size == 3
     assert dataset.name == "dataset"
     assert dataset._rref == mklens(rref).DS.rref
-    assert Path(dataset.out) == mklens(rref).DS.out.syspath
+    assert Path(dataset.out) == mklens(rref).DS.out.syspath.path
     assert not hasattr(dataset, "__source__")
 
 
@@ -202,7 +202,7 @@ def test_dependencies_of_dependencies_resolve_in_their_own_realization(
     rref = realize1(instantiate(top, r=registry))
     assert Path(seen[0].DS.out).read_text() == "0,1,2"
     assert seen[0].DS._rref == mklens(rref).M.DS.rref
-    assert Path(seen[0].out) == mklens(rref).M.out.syspath
+    assert Path(seen[0].out) == mklens(rref).M.out.syspath.path
 
 
 # -- outputs -----------------------------------------------------------------------------------

@@ -439,10 +439,17 @@ def test_printed_text_is_shown_escaped_and_whole_in_its_output_element(
 def test_a_failure_note_quoting_the_error_is_shown_as_text(tmp_path: Path) -> None:
     value = "<img src=x onerror=\"window.injected = 1\"> [click](javascript:void(0)) *a* `b` &amp;"
     error = ErrorOutput(output_type="error", ename="ValueError", evalue=value, traceback=[])
+    # The note repeats the error's last line: it is shown once, in the error's block, as text.
     elements = exported_html(tmp_path, BlockStatusLike("failed", (error,), f"ValueError: {value}"))
     assert elements.scripts == 0
     assert elements.tags == [["pre", "code", "p", "strong"]], "no img, no link, no emphasis"
-    assert f"failed: ValueError: {value}" in " ".join(elements.texts[0].split())
+    shown = " ".join(elements.texts[0].split())
+    assert shown.count(f"ValueError: {value}") == 1 and shown.endswith("failed")
+    # A note of its own (no error output to repeat) is text too.
+    elements = exported_html(tmp_path, BlockStatusLike("failed", (), f"the kernel said {value}"))
+    assert elements.scripts == 0
+    assert elements.tags == [["p", "strong"]], "no img, no link, no emphasis"
+    assert f"failed: the kernel said {value}" in " ".join(elements.texts[0].split())
 
 
 def test_a_heading_cannot_close_the_page_title(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def test_unknown_option_names_block_line_and_allowed_options() -> None:
     with pytest.raises(ParseError) as caught:
         options_of("python timout=3")
     message = str(caught.value)
-    assert message.startswith("doc.md:3: block #1: unknown option `timout`")
+    assert message.startswith("doc.md:3: unknown option `timout`")
     assert "timeout" in message.split(";")[1]
 
 

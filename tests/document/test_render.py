@@ -162,6 +162,18 @@ def test_error_summary_is_not_repeated_when_the_traceback_ends_with_it() -> None
     ]
 
 
+def test_a_failure_note_that_the_traceback_ends_with_is_not_repeated() -> None:
+    error = ErrorOutput(
+        output_type="error", ename="KeyError", evalue="'a'", traceback=["Trace", "KeyError: 'a'"]
+    )
+    body = RegionBody(outputs=(error,), status="failed", note="KeyError: 'a'")
+    assert render_region("b1", body)[1:-1] == [
+        "``` error", "Trace", "KeyError: 'a'", "```", "**failed**", ""
+    ]  # fmt: skip
+    other = RegionBody(outputs=(error,), status="failed", note="interrupted: timeout")
+    assert render_region("b1", other)[-3:-1] == ["**failed**: interrupted: timeout", ""]
+
+
 def test_markdown_and_html_are_inserted_raw_and_followed_by_a_blank_line() -> None:
     assert region(data(text_markdown="**bold**\n"))[1:-1] == ["**bold**", ""]
     assert region(data(text_html="<table>\n<tr><td>1</td></tr>\n</table>"))[1:-1] == [

@@ -72,7 +72,7 @@ def test_display_attributes_of_mkdocs_and_pandoc_are_ignored_on_python_blocks() 
 
 
 def test_an_unknown_option_on_a_block_that_runs_is_still_an_error() -> None:
-    with pytest.raises(ParseError, match=r"^doc.md:3: block #2: unknown option `exec`"):
+    with pytest.raises(ParseError, match=r"^doc.md:3: unknown option `exec`"):
         plan('```text x=1\n```\n```python exec="on"\nx\n```\n')
 
 

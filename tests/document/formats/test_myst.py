@@ -62,7 +62,7 @@ def test_tags_and_options_map_onto_mdrun_options(header: str, expected: BlockOpt
 
 
 def test_a_cell_that_loads_its_code_from_a_file_is_refused() -> None:
-    with pytest.raises(ParseError, match=r"^nb.md:12: block #1: option `load` loads"):
+    with pytest.raises(ParseError, match=r"^nb.md:12: option `load` loads"):
         plan(JUPYTEXT + "```{code-cell} ipython3\n:load: script.py\n```\n")
 
 

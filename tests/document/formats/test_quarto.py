@@ -103,7 +103,8 @@ def test_freeze_and_unknown_keys_are_accepted_with_a_note() -> None:
     ],
 )
 def test_options_mdrun_cannot_honour_are_errors_at_the_block(cell: str, message: str) -> None:
-    with pytest.raises(ParseError, match=r"^doc.qmd:1: block .*" + message.replace("(", r"\(")):
+    where = r"^doc.qmd:1: (block .*: )?"  # the block's id, when it has one
+    with pytest.raises(ParseError, match=where + message.replace("(", r"\(")):
         plan(f"```{{python}}\n{cell}\n```\n")
 
 
