@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import queue
-import re
 import signal
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from mdrun.document.kernel_launcher import (
 from mdrun.document.kernel_output_limit import LIMIT_KEY, REPORT_MIME
 from mdrun.document.kernels import KernelChoice, kernel_environment, startup_code
 from mdrun.document.output_limit import OutputBudget
+from mdrun.document.outputs import strip_ansi
 from mdrun.errors import KernelDied, KernelError
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ SHUTDOWN_WAIT_SECONDS = 2.0
 """How long a kernel asked to shut down has before it is killed."""
 BLOCK_ID_KEY = "mdrun_block_id"
 """The execute_request metadata field that tells the kernel which block it runs."""
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 BLOCK_NAMING_SETUP = '''
 def _mdrun_name_code_after_blocks():
@@ -541,7 +540,7 @@ class OutputCollector:
     def add_error(self, ename: str, evalue: str, traceback: list[str] | None = None) -> None:
         """Add an error output; its traceback is split into lines without ANSI colours."""
         frames = traceback if traceback is not None else [f"{ename}: {evalue}"]
-        text = ANSI_ESCAPE.sub("", "\n".join(frames))  # joined as IPython shows them
+        text = strip_ansi("\n".join(frames))  # joined as IPython shows them
         lines: list[JSONValue] = list(text.splitlines())
         self._append({"output_type": "error", "ename": ename, "evalue": evalue, "traceback": lines})
 

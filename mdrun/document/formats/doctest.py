@@ -17,6 +17,7 @@ from typing import Any
 
 from mdrun.document.formats.cell import Cell, Example
 from mdrun.document.formats.markdown import PYTHON_LANGUAGES, is_session_transcript
+from mdrun.document.outputs import strip_ansi
 from mdrun.document.parse import Block, split_info
 
 SESSION_LANGUAGES = frozenset({"pycon", "python-console", "{doctest}"})
@@ -138,7 +139,8 @@ def reported_results(outputs: Sequence[Mapping[str, Any]]) -> list[tuple[str, st
             exception = result.get("exception") if isinstance(result, dict) else None
             if not isinstance(text, str) or not (exception is None or isinstance(exception, str)):
                 return None
-            checked.append((text, exception))
+            # Printed as a terminal would see it; the page shows text, as output regions do.
+            checked.append((strip_ansi(text), None if exception is None else strip_ansi(exception)))
         return checked
     return None
 

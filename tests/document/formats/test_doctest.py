@@ -93,6 +93,15 @@ def test_sessions_in_containers_keep_their_prefix_and_line_endings() -> None:
     assert rewrite(parse_document(text), report(("1\n", None))) == text.replace("> 2", "> 1")
 
 
+def test_colour_codes_are_not_written_into_the_page() -> None:
+    text = "```pycon\n>>> log()\nred\n>>> fail()\n```\n"
+    outputs = report(("\x1b[31mred\x1b[0m\n", None), ("", "\x1b[1mKeyError\x1b[0m: 'k'\n"))
+    rewritten = rewrite(parse_document(text), outputs)
+    assert "\x1b" not in rewritten
+    assert rewritten.startswith("```pycon\n>>> log()\nred\n>>> fail()\nTraceback")
+    assert "KeyError: 'k'\n```\n" in rewritten
+
+
 def test_a_report_of_the_wrong_shape_changes_nothing() -> None:
     document = parse_document(SESSION)
     for outputs in (
