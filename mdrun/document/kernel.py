@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from mdrun.core.jsonvalue import JSONObject, JSONValue
+from mdrun.document.kernel_agents import installer
 from mdrun.document.kernel_launcher import (
     end_process_group,
     exit_code,
@@ -594,17 +595,7 @@ def _output_limit_setup() -> str:
     """Code that installs `kernel_output_limit` in an IPython kernel, as `_mdrun_output_limit`."""
     from mdrun.document import kernel_output_limit
 
-    source = Path(kernel_output_limit.__file__).read_text(encoding="utf-8")
-    return (
-        "def _mdrun_install_output_limit(source):\n"
-        "    import sys, types\n"
-        "    module = types.ModuleType('_mdrun_output_limit')\n"
-        "    sys.modules['_mdrun_output_limit'] = module\n"
-        "    exec(compile(source, '<mdrun output limit>', 'exec'), module.__dict__)\n"
-        "    module.install()\n"
-        f"_mdrun_install_output_limit({source!r})\n"
-        "del _mdrun_install_output_limit\n"
-    )
+    return installer(kernel_output_limit, "_mdrun_output_limit", "install()")
 
 
 def _connection_info(kernel_name: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mdrun.core.jsonvalue import JSONObject
+from mdrun.document.kernel_agents import installer
 from mdrun.document.kernels import KernelChoice
 from mdrun.errors import KernelError
 
@@ -98,17 +99,7 @@ def _state_agent_setup() -> str:
     """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`."""
     from mdrun.document import kernel_state
 
-    source = Path(kernel_state.__file__).read_text(encoding="utf-8")
-    return (
-        "def _mdrun_install(source):\n"
-        "    import sys, types\n"
-        "    module = types.ModuleType('_mdrun_state')\n"
-        "    sys.modules['_mdrun_state'] = module\n"
-        "    exec(compile(source, '<mdrun state>', 'exec'), module.__dict__)\n"
-        f"_mdrun_install({source!r})\n"
-        "__import__('_mdrun_state').watch_initial_states()\n"
-        "del _mdrun_install\n"
-    )
+    return installer(kernel_state, "_mdrun_state", "watch_initial_states()")
 
 
 class SessionRunner:
