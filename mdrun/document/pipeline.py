@@ -161,9 +161,7 @@ def render(evaluation: Evaluation, images: ImageFiles, *, scripts: bool = False)
         lines = (
             None
             if body is None
-            else render_region(
-                outcome.planned.block_id, body, write_image=images, scripts=scripts
-            )
+            else render_region(outcome.planned.block_id, body, write_image=images, scripts=scripts)
         )
         regions[block.index] = lines or None
     return splice(evaluation.plan.document, regions, doctest_rewrites(evaluation))
@@ -372,9 +370,28 @@ def _cached_note(result: StoredResult, previous: JSONObject | None) -> str:
     return "; ".join(notes)
 
 
-def status(
-    source: str, store: Store, settings: Settings | None = None
-) -> list[BlockStatusLine]:
+def _failed_note(plan: Plan, found: dict[int, StoredResult], index: int) -> str:
+    """Why a failed block shows as failed, and, when the state it runs in holds values mdrun
+    cannot digest, why the blocks after it will run again: its failure's state has no stable
+    key, so an identical failure cannot keep them cached."""
+    note = "it failed in the last run"
+    if not any(block.upstream == index for block in plan.blocks):
+        return note
+    cursor = plan.blocks[index].upstream
+    while cursor is not None and (found.get(cursor) is None or found[cursor].failed):
+        cursor = plan.blocks[cursor].upstream  # no state recorded here: look further up
+    opaque = found[cursor].state().get("opaque") if cursor is not None else None
+    if isinstance(opaque, dict) and opaque:
+        names = ", ".join(
+            f"{name} ({kind.split(' (')[0]})" for name, kind in sorted(opaque.items())
+        )
+        note += (
+            f"; the blocks after it run again: its state holds values mdrun cannot digest: {names}"
+        )
+    return note
+
+
+def status(source: str, store: Store, settings: Settings | None = None) -> list[BlockStatusLine]:
     """For each block: cached or stale and why, computed without running anything."""
     plan = make_plan(source, settings)
     previous = last_run(store, source)
@@ -390,7 +407,7 @@ def status(
         result = found.get(index)
         if result is not None and result.failed:
             stale.add(index)
-            lines.append(BlockStatusLine(planned, "failed", "it failed in the last run"))
+            lines.append(BlockStatusLine(planned, "failed", _failed_note(plan, found, index)))
             continue
         if result is not None and planned.options.cache:
             lines.append(BlockStatusLine(planned, "cached", _cached_note(result, old)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .manifest import Document
 
 MDRUN_ERRORS = {2: "bad usage or input", 3: "internal error"}
+CHECK_DIFF = "check printed a diff"
 
 
 def inserts_only(original: str, rendered: str) -> bool:
@@ -74,6 +75,8 @@ class Verdict:
     check_passed: bool | None
     exit_code: int
     problems: tuple[str, ...] = field(default=())
+    accepted: tuple[str, ...] = field(default=())
+    """Problems of the second run and of `check` that the document's `reruns` declares."""
 
     @property
     def passed(self) -> bool:
@@ -104,7 +107,7 @@ def _check_problems(outcome: Outcome, expected_exit: int) -> list[str]:
     assert check is not None
     problems = []
     if check.stdout.strip():
-        problems.append("check printed a diff")
+        problems.append(CHECK_DIFF)
     if check.exit_code != expected_exit:
         problems.append(f"check exit {check.exit_code}, expected {expected_exit}")
     return problems
@@ -131,14 +134,19 @@ def judge(document: Document, outcome: Outcome) -> Verdict:
         problems.append("the first run changed or removed lines of the original")
     idempotent: bool | None = None
     check_passed: bool | None = None
+    strict = not document.reruns
+    accepted: list[str] = []
     if outcome.second is not None:
         second_problems = _second_run_problems(outcome)
         idempotent = not second_problems
-        problems += second_problems
+        (problems if strict else accepted).extend(second_problems)
     if outcome.check is not None:
         check_problems = _check_problems(outcome, expected_exit)
         check_passed = not check_problems
-        problems += check_problems
+        for problem in check_problems:  # a wrong exit code is never accepted
+            (accepted if problem == CHECK_DIFF and not strict else problems).append(problem)
+    if not strict and outcome.second is not None and not accepted:
+        problems.append("declares re-runs, but the second run re-ran and changed nothing")
     return Verdict(
         blocks=len(first.records),
         executed=executed_count(first.records),
@@ -148,4 +156,5 @@ def judge(document: Document, outcome: Outcome) -> Verdict:
         check_passed=check_passed,
         exit_code=first.exit_code,
         problems=tuple(problems),
+        accepted=tuple(accepted),
     )

@@ -36,6 +36,9 @@ class Document:
     """Extra `mdrun run`/`check` arguments (`--doctest`, `--languages bash`)."""
     note: str
     """Why it is in the corpus, or why its failures are expected."""
+    reruns: str = ""
+    """Why a second run re-executes blocks by design (state mdrun cannot digest, output that
+    holds the time): then the second run and `check` may differ, and the table says why."""
 
     @property
     def name(self) -> str:
@@ -78,6 +81,12 @@ def _text(table: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _optional_text(table: dict[str, Any], key: str, where: str) -> str:
+    if key not in table:
+        return ""
+    return _text(table, key, where)
+
+
 def _strings(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     value = table.get(key, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
@@ -101,6 +110,7 @@ def _document(table: dict[str, Any], package: str, top: str) -> Document:
         expected_failures=_strings(table, "expected_failures", where),
         arguments=_strings(table, "arguments", where),
         note=str(table.get("note", "")),
+        reruns=_optional_text(table, "reruns", where),
     )
 
 

@@ -39,7 +39,12 @@ def _cell(text: str) -> str:
 
 def row_line(row: Row) -> str:
     verdict = row.verdict
-    outcome = "pass" if verdict.passed else "**FAIL**: " + "; ".join(verdict.problems)
+    if not verdict.passed:
+        outcome = "**FAIL**: " + "; ".join(verdict.problems)
+    elif verdict.accepted:
+        outcome = f"pass (re-runs: {row.document.reruns}): " + "; ".join(verdict.accepted)
+    else:
+        outcome = "pass"
     cells = [
         f"`{row.document.name}`",
         row.package.requirement,
@@ -59,10 +64,12 @@ def row_line(row: Row) -> str:
 def render_results(rows: Sequence[Row], heading: str) -> str:
     """The whole results file: a heading paragraph, the table, then each failure's messages."""
     passed = sum(1 for row in rows if row.verdict.passed)
+    declared = sum(1 for row in rows if row.verdict.passed and row.verdict.accepted)
+    with_reruns = f", {declared} of them with declared re-runs" if declared else ""
     parts = [
         "# Corpus results\n\n",
         heading,
-        f"\n{passed} of {len(rows)} documents pass.\n\n",
+        f"\n{passed} of {len(rows)} documents pass{with_reruns}.\n\n",
         RESULTS_HEADER,
         *(row_line(row) for row in rows),
     ]

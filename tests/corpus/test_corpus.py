@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.corpus.checks import Outcome, Step, inserts_only, judge
-from tests.corpus.manifest import Document, ManifestError, load_manifest, parse_manifest
+from tests.corpus.manifest import Document, ManifestError, Package, load_manifest, parse_manifest
+from tests.corpus.results import Row, render_results
 from tests.corpus.sdist import SdistError, extract, sha256_of, verify
 
 MANIFEST = """
@@ -46,6 +47,9 @@ def test_manifest_values() -> None:
     [(package, document)] = manifest.documents()
     assert (package.requirement, document.name) == ("demo==1.0", "README.md")
     assert document.expected_failures == ("b2",)
+    assert document.reruns == ""  # strict unless the manifest says why it re-runs
+    text = MANIFEST.format(sha=SHA).replace("blocks = 2", 'blocks = 2\nreruns = "a logger"')
+    assert parse_manifest(text).packages[0].documents[0].reruns == "a logger"
 
 
 @pytest.mark.parametrize(
@@ -56,6 +60,8 @@ def test_manifest_values() -> None:
         ('member = "demo-1.0/README.md"', 'member = "other/README.md"', "member"),
         ('sdist = "demo-1.0.tar.gz"', 'sdist = "demo-1.0.zip"', "sdist"),
         ("blocks = 2", 'blocks = "2"', "blocks"),
+        ("blocks = 2", 'blocks = 2\nreruns = ""', "reruns"),
+        ("blocks = 2", "blocks = 2\nreruns = true", "reruns"),
     ],
 )
 def test_manifest_errors_name_the_field(old: str, new: str, message: str) -> None:
@@ -166,3 +172,62 @@ def test_expected_failures_allow_exit_1_only_for_those_blocks() -> None:
     assert judge(_document(("b2",)), outcome).passed
     verdict = judge(_document(("b1",)), outcome)
     assert any("failed blocks" in problem for problem in verdict.problems)
+
+
+def _declaring(reruns: str = "", failures: tuple[str, ...] = ("b2",)) -> Document:
+    return dataclasses.replace(_document(failures), blocks=3, reruns=reruns)
+
+
+def _rerun_outcome(check_exit: int = 1, changed: bool = True) -> Outcome:
+    """b2 fails each time, b3 after it runs again and, with `changed`, writes other output."""
+    return Outcome(
+        "a\n",
+        Step(1, "", "", _records("executed", "failed", "executed")),
+        "a\nout 1\n",
+        Step(1, "", "", _records("cached", "failed", "executed")),
+        "a\nout 2\n" if changed else "a\nout 1\n",
+        Step(check_exit, "-out 2\n+out 3\n" if changed else "", ""),
+    )
+
+
+def test_declared_reruns_accept_the_second_run_and_the_diff_only() -> None:
+    strict = judge(_declaring(), _rerun_outcome())
+    assert not strict.passed
+    assert "the second run changed the document" in strict.problems
+    assert "check printed a diff" in strict.problems
+    declared = _declaring("a logger")
+    verdict = judge(declared, _rerun_outcome())
+    assert verdict.passed, verdict.problems
+    # The table still says what happened: not idempotent, check not clean.
+    assert verdict.idempotent is False and verdict.check_passed is False
+    assert verdict.accepted == (
+        "the second run changed the document",
+        "the second run executed b3",
+        "check printed a diff",
+    )
+    # A wrong exit code, or a block that fails unexpectedly, is never accepted.
+    assert "check exit 0, expected 1" in judge(declared, _rerun_outcome(check_exit=0)).problems
+    unexpected = _declaring("a logger", failures=())
+    assert any(
+        "failed blocks" in problem for problem in judge(unexpected, _rerun_outcome()).problems
+    )
+
+
+def test_declared_reruns_that_no_longer_happen_fail() -> None:
+    declared = _declaring("a logger")
+    outcome = dataclasses.replace(
+        _rerun_outcome(changed=False),
+        second=Step(1, "", "", _records("cached", "failed", "cached")),
+    )
+    verdict = judge(declared, outcome)
+    assert verdict.problems == ("declares re-runs, but the second run re-ran and changed nothing",)
+
+
+def test_the_table_shows_declared_reruns_apart_from_plain_passes() -> None:
+    declared = _declaring("a logger")
+    package = Package("demo", "1.0", "demo-1.0.tar.gz", SHA, (declared,))
+    rows = [Row(package, declared, judge(declared, _rerun_outcome(changed=False)), 1.0)]
+    text = render_results(rows, "heading\n")
+    assert "1 of 1 documents pass, 1 of them with declared re-runs." in text
+    assert "| pass (re-runs: a logger): the second run executed b3 |" in text
+    assert "| **no** | yes | 1 |" in text  # idempotent: no; check: yes; exit 1

@@ -156,3 +156,46 @@ def test_status_names_a_failed_block_and_keeps_the_ones_after_it(failed_once: Md
         "doc.md:25: b3: cached",
         "doc.md:34: b4: cached",
     ]
+
+
+UNDIGESTIBLE = textwrap.dedent(
+    """\
+    ```python
+    import logging, sys
+    handler = logging.StreamHandler(sys.stdout)
+    ```
+
+    ```python
+    raise ValueError("always")
+    ```
+
+    ```python
+    raise KeyError("always")
+    ```
+
+    ```python
+    print("after")
+    ```
+    """
+)
+"""b2 and b3 fail the same way every time, in a state holding a handler (it holds a stream,
+which mdrun cannot digest)."""
+
+
+@pytest.mark.kernel
+def test_status_says_why_blocks_after_a_failure_in_an_undigestible_state_run_again(
+    mdrun: Mdrun,
+) -> None:
+    mdrun.write("doc.md", UNDIGESTIBLE)
+    completed = mdrun("run", "doc.md", "--keep-going")
+    assert completed.code == 1, completed.err
+
+    # Without the "doc.md:LINE: " prefix: the run wrote the failures' output regions.
+    lines = [line.split(": ", 1)[1] for line in mdrun("status", "doc.md").out.splitlines()]
+    why = "the blocks after it run again: its state holds values mdrun cannot digest: "
+    assert lines[1] == f"b2: failed (it failed in the last run; {why}handler (StreamHandler))"
+    # b3's own upstream is a failure record, which holds no state: the handler is still named.
+    assert lines[2] == f"b3: failed (it failed in the last run; {why}handler (StreamHandler))"
+    # What it announces: the identical failures do not keep b4 cached.
+    completed, report = mdrun.run_reported("run", "doc.md", "--keep-going")
+    assert report.statuses == {"b1": "cached", "b2": "failed", "b3": "failed", "b4": "executed"}
