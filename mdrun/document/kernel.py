@@ -44,6 +44,12 @@ if TYPE_CHECKING:
     from jupyter_client.connect import KernelConnectionInfo
 
 Status = Literal["ok", "error", "timeout", "runaway", "died"]
+
+START_ATTEMPTS = 3
+"""How many times a kernel is started when the ports chosen for it were taken meanwhile."""
+PORT_TAKEN = "Address already in use"
+"""What a kernel that could not bind its ports says (zmq's EADDRINUSE message)."""
+
 Message = dict[str, Any]
 """A Jupyter message as jupyter_client returns it; its fields are read through `_text` etc."""
 
@@ -162,11 +168,19 @@ class KernelSession:
         """Start the kernel and wait until it answers; raise KernelError if it cannot."""
         if self._process is not None:
             raise KernelError(f"the kernel {self.choice.display} is already started")
-        try:
-            self._launch()
-        except BaseException:
-            self._stop(graceful=False)
-            raise
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._launch()
+                return
+            except KernelDied as died:
+                self._stop(graceful=False)
+                # The free ports mdrun chose can be taken by another process before the kernel
+                # binds them (many kernels starting at once): choose others and start again.
+                if PORT_TAKEN not in str(died) or attempt == START_ATTEMPTS:
+                    raise
+            except BaseException:
+                self._stop(graceful=False)
+                raise
 
     def restart(self) -> None:
         """Replace the kernel by a fresh one: every variable is gone."""

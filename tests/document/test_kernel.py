@@ -470,3 +470,33 @@ def test_collector_drops_execution_count_and_transient() -> None:
     assert collector.outputs == [
         {"output_type": "execute_result", "data": {"text/plain": "1"}, "metadata": {}}
     ]
+
+
+@pytest.mark.kernel
+def test_a_kernel_whose_ports_were_taken_meanwhile_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between mdrun choosing free ports and the kernel binding them, another process (another
+    kernel starting) may take one: the kernel exits, and mdrun starts it on other ports."""
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    choose = kernel_module._connection_info
+    calls: list[int] = []
+
+    def first_port_taken(kernel_name: str) -> dict[str, object]:
+        connection = choose(kernel_name)
+        if not calls:
+            connection["shell_port"] = taken.getsockname()[1]
+        calls.append(1)
+        return connection
+
+    monkeypatch.setattr(kernel_module, "_connection_info", first_port_taken)
+    try:
+        with KernelSession(PYTHON, tmp_path) as started:
+            assert started.execute("print(6 * 7)", block_id="b1").outputs[0]["text"] == "42\n"
+    finally:
+        taken.close()
+    assert len(calls) == 2
