@@ -84,8 +84,6 @@ class DamagedRealization(StoreError):
         """What mdrun does about it (for a warning)."""
 
 
-
-
 class RegistryError(StoreError):
     """A derivation was used outside the registry that defines it, or registered wrongly."""
 
@@ -143,12 +141,22 @@ def os_error(err: OSError, path: object, doing: str) -> MdrunError:
     return StoreError(f"{doing}: {path}: {reason}")
 
 
+class InternalError(MdrunError):
+    """mdrun broke one of its own rules (a bug): the message says which."""
+
+    exit_code = 3
+
+
 class ExportError(MdrunError):
     """pandoc or nbformat could not produce an exported document."""
 
 
 class ExecutionError(MdrunError):
-    """A block raised inside its kernel."""
+    """A block raised inside its kernel, was interrupted, or lost its kernel.
+
+    Not raised: a failed block is a normal outcome of a run. It is the failure's description,
+    built once from the kernel's error message (`block_result.execution_error`): `message` is
+    the one line shown for it, `ename`, `evalue` and `traceback` what the kernel said."""
 
     exit_code = 1
 
@@ -163,12 +171,15 @@ class ExecutionError(MdrunError):
     ) -> None:
         super().__init__(message, location)
         self.ename = ename
+        """The exception's class name ("" when the kernel sent no error)."""
         self.evalue = evalue
+        """The exception's value."""
         self.traceback = traceback
+        """The traceback's lines, as the kernel sent them."""
 
 
 class KernelError(MdrunError):
-    """A kernel is missing, could not start, died, or timed out."""
+    """A kernel is missing, could not start, or died."""
 
     exit_code = 1
 
@@ -181,7 +192,3 @@ class KernelNotFound(KernelError):
 
 class KernelDied(KernelError):
     """The kernel process ended while a block was running."""
-
-
-class KernelTimeout(KernelError):
-    """A block ran longer than its timeout and was interrupted."""

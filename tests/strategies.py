@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from mdrun.document.outputs import DataOutput, ErrorOutput, Output, StreamOutput
-from mdrun.document.render import RegionBody, Status
+from mdrun.document.render import RegionBody
+from mdrun.document.status import BlockStatus
 
 NEWLINES = ("\n", "\r\n")
 
@@ -224,7 +225,7 @@ def outputs() -> st.SearchStrategy[Output]:
 
 def region_bodies() -> st.SearchStrategy[RegionBody]:
     """What a region may show, including nothing."""
-    statuses: tuple[Status, ...] = ("ok", "failed", "not-run")
+    statuses: tuple[BlockStatus, ...] = ("executed", "cached", "failed", "not-run")
     return st.builds(
         lambda found, status, note: RegionBody(outputs=tuple(found), status=status, note=note),
         st.lists(outputs(), max_size=4),

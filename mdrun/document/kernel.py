@@ -37,13 +37,12 @@ from mdrun.document.kernel_output_limit import LIMIT_KEY, REPORT_MIME
 from mdrun.document.kernels import KernelChoice, kernel_environment, startup_code
 from mdrun.document.output_limit import OutputBudget
 from mdrun.document.outputs import strip_ansi
+from mdrun.document.status import ExecutionStatus
 from mdrun.errors import KernelDied, KernelError
 
 if TYPE_CHECKING:
     from jupyter_client.blocking.client import BlockingKernelClient
     from jupyter_client.connect import KernelConnectionInfo
-
-Status = Literal["ok", "error", "timeout", "runaway", "died"]
 
 START_ATTEMPTS = 3
 """How many times a kernel is started when the ports chosen for it were taken meanwhile."""
@@ -104,7 +103,7 @@ and shows `Block ID, line N`, read from the execute request's metadata."""
 class ExecutionResult:
     """What running one block produced."""
 
-    status: Status
+    status: ExecutionStatus
     """ok; error (the code raised); timeout (interrupted); runaway (interrupted: its output
     went far past its limit, see `output_limit`); died (the kernel process ended)."""
     outputs: tuple[JSONObject, ...]
@@ -223,7 +222,7 @@ class KernelSession:
         msg_id = self._send_execute(code, block_id, after, max_output)
         deadline = None if timeout is None else started + timeout
         outcome = self._wait_until_idle(msg_id, collector.add, deadline, collector.is_runaway)
-        status: Status
+        status: ExecutionStatus
         if outcome == "idle":
             status = self._reply_status(msg_id) or ("error" if collector.has_error else "ok")
         elif outcome == "died":

@@ -130,7 +130,7 @@ def region_body(outcome: BlockOutcome) -> RegionBody | None:
         return RegionBody(outputs, "failed", outcome.note)
     if planned.cell is not None and planned.cell.is_doctest:
         return None  # its outputs are written inside the block
-    return RegionBody(outputs, "ok")
+    return RegionBody(outputs, outcome.status)
 
 
 def doctest_rewrites(evaluation: Evaluation) -> dict[int, tuple[int, list[str]]]:

@@ -30,7 +30,7 @@ from mdrun.document.kernels import PYTHON_LANGUAGES, KernelChoice, resolve_kerne
 from mdrun.document.options import BlockOptions, cell_options, document_defaults
 from mdrun.document.output_limit import DEFAULT_MAX_OUTPUT
 from mdrun.document.parse import Block, Document
-from mdrun.errors import KernelNotFound, Location, ParseError
+from mdrun.errors import InternalError, KernelNotFound, Location, ParseError
 
 OUTPUTS_FILE = "outputs.json"
 """The artifact every block realization holds: its status and nbformat outputs."""
@@ -174,7 +174,7 @@ def base_config(
 def block_config(planned: PlannedBlock, upstream_key: str | None) -> Config:
     """The config of a block's derivation, once its upstream block's result key is known."""
     if planned.base_config is None:
-        raise ValueError(f"block {planned.block_id} is not executable")
+        raise InternalError(f"block {planned.block_id} is not executable: it has no config")
     return Config({**planned.base_config, "upstream": upstream_key})
 
 

@@ -20,7 +20,7 @@ import base64
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 from mdrun.document.html_block import without_blank_lines
 from mdrun.document.outputs import (
@@ -33,9 +33,8 @@ from mdrun.document.outputs import (
     terminal_text,
 )
 from mdrun.document.parse import END_MARKER, MARKER_LEAD, START_MARKER, Document, line_ending
-
-Status: TypeAlias = Literal["ok", "failed", "not-run"]
-"""How a block's run went: `not-run` shows only a note, never outputs that may be stale."""
+from mdrun.document.status import BlockStatus
+from mdrun.errors import InternalError, UsageError
 
 ImageWriter: TypeAlias = Callable[[str, bytes], str]
 """Saves an image (MIME type, bytes) beside the document; returns its relative POSIX path.
@@ -57,8 +56,10 @@ class RegionBody:
 
     outputs: tuple[Output, ...] = ()
     """The block's outputs, in the order the kernel sent them (already filtered by options)."""
-    status: Status = "ok"
-    """`ok`, `failed` (outputs include the error, if the kernel sent one) or `not-run`."""
+    status: BlockStatus = "executed"
+    """How the block's run went: `failed` (outputs include the error, if the kernel sent one)
+    and `not-run` (only the note: never outputs that may be stale) are shown as such; any other
+    status shows the outputs."""
     note: str = ""
     """One line said about the status: why a block did not run, or how it failed (timeout)."""
 
@@ -79,7 +80,8 @@ def render_region(
     names the output's MIME types instead.
     """
     if not _BLOCK_ID_RE.fullmatch(block_id):
-        raise ValueError(f"block id {block_id!r} cannot be written in a region marker")
+        # Ids are validated when options are read: one that is not is a bug.
+        raise InternalError(f"block id {block_id!r} cannot be written in a region marker")
     lines: list[str] = []
     if body.status == "not-run":
         lines += _paragraph(f"**not run**: {body.note or 'an earlier block did not complete'}")
@@ -170,7 +172,11 @@ def _image_bytes(mime: str, content: str) -> bytes:
 def _link_target(path: str) -> str:
     """A link destination; `<...>` lets it hold spaces and parentheses."""
     if any(char in path for char in "<>\r\n"):
-        raise ValueError(f"image path {path!r} cannot be written in a Markdown link")
+        # The folder is named after the output document: the user chose its name.
+        raise UsageError(
+            "the images' folder is named after the output document, and this name cannot be"
+            f" written in a Markdown link (no <, > or line breaks): {path!r}"
+        )
     return f"<{path}>" if any(char in path for char in " ()") else path
 
 
@@ -244,7 +250,7 @@ def splice(
     blocks = {block.index: block for block in document.blocks}
     unknown = sorted(set(regions) - set(blocks))
     if unknown:
-        raise ValueError(f"no block with index {unknown[0]} in {document.path}")
+        raise InternalError(f"no block with index {unknown[0]} in {document.path}")
     lines = document.lines
     newline = document.newline
     pieces: list[str] = [document.byte_order_mark]

@@ -24,17 +24,21 @@ from mdrun.core.config import Config
 from mdrun.core.hashing import canonical_json, sha256_hex
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.core.matchers import match_latest
-from mdrun.core.realization import realize_derivation
+from mdrun.core.realization import realize_derivation, run_realizer
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation, Matcher
 from mdrun.core.store import Context, Store
-from mdrun.document.outputs import Output, error_summary
+from mdrun.document.block_result import BlockResult
+from mdrun.document.outputs import Output
 from mdrun.document.plan import OUTPUTS_FILE, Plan, block_config, derivation_ref
-from mdrun.errors import DamagedRealization, ExecutionError, Location
+from mdrun.errors import DamagedRealization, InternalError, os_error
 
 EXECUTION_FILE = "_execution.json"
+"""How long the block took to execute (seconds)."""
 STATE_FILE = "_state.json"
+"""The state record a block's capture writes: its digest, what changed, what cannot be saved."""
 SNAPSHOT_FILE = "_snapshot.pickle"
+"""The snapshot of the session state after a block, where one was worth taking."""
 
 
 def block_matcher() -> Matcher:
@@ -42,16 +46,17 @@ def block_matcher() -> Matcher:
     return match_latest(1)
 
 
-def result_key(status: str, outputs: tuple[Output, ...], state: str | None, config: Config) -> str:
-    """What a block produced: its outputs and the state digest it left.
+def result_key(result: BlockResult, config: Config) -> str:
+    """What a block produced: its status, its outputs and the state digest it left.
 
     Two runs with equal keys are interchangeable for every block after them. Without a state
     digest (a kernel mdrun cannot inspect), the block's own config stands in, so the key
     changes whenever the block or anything before it does: no cutoff, but never a wrong one.
     """
-    produced: JSONObject = {"status": status, "outputs": cast(list[JSONValue], list(outputs))}
-    if state is not None:
-        produced["state"] = state
+    outputs = cast(list[JSONValue], list(result.outputs))
+    produced: JSONObject = {"status": result.status, "outputs": outputs}
+    if result.state is not None:
+        produced["state"] = result.state
     else:
         produced["config"] = config.hash_part
     return sha256_hex(canonical_json(produced))
@@ -145,38 +150,73 @@ def failure_config(config: Config) -> Config:
     return Config({**config.data, "mdrun": "failure"})
 
 
-def record_failure(
-    store: Store, config: Config, status: str, outputs: tuple[Output, ...], key: str
-) -> StoredResult:
+def store_result(store: Store, config: Config, result: BlockResult, key: str) -> StoredResult:
+    """Publish an accepted block result as a realization of the block's config.
+
+    Its build folder is the one the executor wrote the state record and snapshot into, if any.
+    Call it holding the derivation's lock (`Store.lock`), as the build that ran the block did.
+    """
+    dref = store.add_derivation(config)
+    record: JSONObject = {
+        "status": result.status,
+        "outputs": cast(list[JSONValue], list(result.outputs)),
+        "key": key,
+    }
+    realizer = _writer(record, {"seconds": result.seconds}, result.folder)
+    rrefs = run_realizer(store, Derivation(dref, config, block_matcher(), realizer), {}, {})
+    return read_result(store, rrefs[0])
+
+
+def record_failure(store: Store, config: Config, result: BlockResult, key: str) -> StoredResult:
     """Store what a failed block produced and the key of the state it left.
 
     The blocks after it are then looked up with that key, so a failure identical to the last
     one keeps them cached (early cutoff), and an export without running shows the failure. Each
     record is a new realization (it holds when it was made); the newest one counts.
     """
-    record = failure_config(config)
-    dref = store.add_derivation(record)
-
-    def realizer(store: Store, dref: DRef, _context: Context, _arguments: JSONObject) -> list[Path]:
-        folder = store.new_build_folder(dref)
-        now = time.time()
-        data: JSONObject = {
-            "status": status,
-            "outputs": cast(list[JSONValue], list(outputs)),
-            "key": key,
-            "failed": True,
-            "recorded": now,
-        }
-        (folder / OUTPUTS_FILE).write_text(
-            json.dumps(data, ensure_ascii=False, sort_keys=True), encoding="utf-8"
-        )
-        write_build_metadata(folder, now, now)
-        return [folder]
-
-    write_record: Callable[..., list[Path]] = realizer
-    derivation = Derivation(dref, record, block_matcher(), write_record)
+    record_config = failure_config(config)
+    dref = store.add_derivation(record_config)
+    record: JSONObject = {
+        "status": result.status,
+        "outputs": cast(list[JSONValue], list(result.outputs)),
+        "key": key,
+        "failed": True,
+        "recorded": time.time(),
+    }
+    derivation = Derivation(dref, record_config, block_matcher(), _writer(record, None, None))
     rrefs, _ = realize_derivation(store, derivation, {}, force=True)
     return read_result(store, rrefs[0])
+
+
+def _writer(
+    outputs: JSONObject, execution: JSONObject | None, folder: Path | None
+) -> Callable[..., list[Path]]:
+    """A realizer that writes a block's records into `folder` (else a new build folder)."""
+
+    def write(store: Store, dref: DRef, _context: Context, _arguments: JSONObject) -> list[Path]:
+        started = time.time()
+        if folder is not None and store.tmp not in folder.parents:
+            raise InternalError(f"{dref}: a block's build folder must be in the store: {folder}")
+        target = folder if folder is not None else store.new_build_folder(dref)
+        _write(target / OUTPUTS_FILE, json.dumps(outputs, ensure_ascii=False, sort_keys=True))
+        if execution is not None:
+            _write(target / EXECUTION_FILE, json.dumps(execution))
+        # Its start orders it among the block's realizations (`block_matcher`).
+        try:
+            write_build_metadata(target, started, time.time())
+        except OSError as err:
+            raise os_error(err, target, "cannot store the block's result") from err
+        return [target]
+
+    return write
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a record of a block's build; a full disk is an error that names the file."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise os_error(err, path, "cannot store the block's result") from err
 
 
 def lookup_with_failure(store: Store, config: Config) -> StoredResult | None:
@@ -205,38 +245,3 @@ def cached_results(plan: Plan, store: Store) -> dict[int, StoredResult]:
         if result is not None:
             found[index] = result
     return found
-
-
-class BlockFailed(ExecutionError):
-    """A block raised, timed out or lost its kernel; carries the outputs to show."""
-
-    def __init__(
-        self,
-        message: str,
-        location: Location,
-        outputs: tuple[Output, ...],
-        status: str = "error",
-        key: str | None = None,
-    ) -> None:
-        super().__init__(message, location)
-        self.outputs = outputs
-        self.status = status
-        self.key = key
-        """The result key of what the failure produced and left; None when the state it
-        left is not known (a timeout interrupts at any point, a dead kernel leaves none)."""
-
-
-def failure_note(status: str, outputs: tuple[Output, ...]) -> str:
-    """One line saying how a block failed."""
-    if status == "timeout":
-        return "interrupted: the block ran past its timeout"
-    if status == "runaway":
-        return "interrupted: its output went on far past its limit (raise max_output)"
-    if status == "died":
-        return "the kernel died while running this block"
-    for output in outputs:
-        if output["output_type"] == "error":
-            error = cast(dict[str, str], output)
-            summary = error_summary(error.get("ename", ""), error.get("evalue", ""))
-            return summary.strip() or "the block failed"
-    return "the block failed"

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from mdrun.core.store import Store
+from mdrun.document.block_result import execution_error
 from mdrun.document.evaluate import BlockOutcome, Evaluation
 from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import ImageFiles, RunResult, make_plan, render
 from mdrun.document.plan import Plan, SessionKey
-from mdrun.document.results import cached_results, failure_note
+from mdrun.document.results import cached_results
 
 NOT_IN_STORE = "not in the store"
 """Why a block cannot be shown without running it: the store holds no result for it."""
@@ -37,7 +38,7 @@ def stored_evaluation(plan: Plan, store: Store) -> tuple[Evaluation, list[int]]:
                 session,
                 f"block {planned.block_id} (line {planned.line}) of session `{session}` failed",
             )
-            note = failure_note("error", result.outputs)
+            note = execution_error("error", result.outputs).message
             outcome = BlockOutcome(
                 planned, "failed", result.outputs, rref=result.rref, note=note, key=result.key
             )

@@ -24,6 +24,7 @@ from mdrun.document.outputs import (
 )
 from mdrun.document.parse import parse_document
 from mdrun.document.render import RegionBody, render_region, splice
+from mdrun.errors import InternalError
 from tests.strategies import (
     BlockSpec,
     Container,
@@ -244,7 +245,7 @@ def test_a_failure_note_is_text_whatever_the_error_value_holds() -> None:
 
 
 def test_block_id_that_cannot_be_written_in_a_marker_is_refused() -> None:
-    with pytest.raises(ValueError, match="block id"):
+    with pytest.raises(InternalError, match="block id"):
         render_region("a b", RegionBody(outputs=(stdout("x"),)))
 
 
@@ -330,7 +331,7 @@ def test_unclosed_block_gets_no_region() -> None:
 
 
 def test_unknown_block_index_is_a_programming_error() -> None:
-    with pytest.raises(ValueError, match="no block with index 3"):
+    with pytest.raises(InternalError, match="no block with index 3"):
         splice(parse_document("text\n"), {3: None})
 
 

@@ -1,0 +1,240 @@
+"""The Jupyter executor: one kernel per session, started only when a block of it must run.
+
+Before running a block it brings the kernel to the state the blocks before it leave, as the
+session's chain (`session_chain`) decides: from a snapshot stored with an earlier block, then by
+re-running silently the blocks after it (cached blocks keep their stored outputs). If the kernel
+ran something else, or died, it starts afresh, so a result never depends on what ran earlier in
+this process. In Python kernels the state a block leaves is digested (and perhaps snapshotted)
+in the same request as the block, by the agent of `kernel_state`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from mdrun.document.block_result import BlockResult, error_output, first_error
+from mdrun.document.executor import BlockRequest, ChainStep, ExecutorSetup
+from mdrun.document.kernel_agents import installer
+from mdrun.document.outputs import Output
+from mdrun.document.results import SNAPSHOT_FILE, STATE_FILE
+from mdrun.document.session_chain import SNAPSHOT_AFTER_SECONDS, SessionChain
+from mdrun.document.status import is_accepted
+from mdrun.errors import KernelError
+
+if TYPE_CHECKING:
+    from mdrun.document.kernel import ExecutionResult, KernelSession
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRequest:
+    """Digest the state a block leaves into `folder` (`_state.json`), and perhaps snapshot it."""
+
+    folder: Path
+    """The block's build folder."""
+    snapshot: bool | None
+    """True: always snapshot; False: never; None: when replaying would cost enough."""
+    replay_cost: float = 0.0
+    """Seconds that replaying the blocks before this one (since the last snapshot) takes."""
+
+    def expression(self) -> str:
+        """The call the kernel evaluates (see `kernel_state.capture`)."""
+        report = str(self.folder / STATE_FILE)
+        snapshot = None if self.snapshot is False else str(self.folder / SNAPSHOT_FILE)
+        after = SNAPSHOT_AFTER_SECONDS if self.snapshot is None else None
+        return (
+            "__import__('_mdrun_state').capture(get_ipython().user_ns, "
+            f"get_ipython().user_ns_hidden, {report!r}, {snapshot!r}, "
+            f"replay_cost={self.replay_cost!r}, snapshot_after={after!r})"
+        )
+
+    def report(self) -> dict[str, Any]:
+        """What the capture wrote ({} if it did not run)."""
+        try:
+            data = json.loads((self.folder / STATE_FILE).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def digest(self) -> str | None:
+        """The digest of the state the block left, if the capture ran."""
+        digest = self.report().get("digest")
+        return digest if isinstance(digest, str) else None
+
+
+def _state_agent_setup() -> str:
+    """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`."""
+    from mdrun.document import kernel_state
+
+    return installer(kernel_state, "_mdrun_state", "watch_initial_states()")
+
+
+class JupyterExecutor:
+    """The kernel of one session and its chain (see `executor.Executor`)."""
+
+    def __init__(self, setup: ExecutorSetup) -> None:
+        self.setup = setup
+        self.chain = SessionChain(setup.kernel.language.lower() == "python")
+        self._session: KernelSession | None = None
+
+    @property
+    def snapshots_restored(self) -> int:
+        """How many times the session's state was loaded from a snapshot."""
+        return self.chain.restored
+
+    def run(self, request: BlockRequest) -> BlockResult:
+        """Run a block in the state the blocks before it leave (see `executor.Executor.run`)."""
+        try:
+            return self._run(request)
+        except KernelError as err:
+            return BlockResult.kernel_lost(type(err).__name__, err.message)
+
+    def _run(self, request: BlockRequest) -> BlockResult:
+        session = self._kernel()
+        failed_replay = self._bring_to_state(session, request.before)
+        if failed_replay is not None:
+            return failed_replay
+        capture = None
+        if request.folder is not None and self.chain.inspects_state:
+            cost = self.chain.replay_cost(request.before)
+            capture = CaptureRequest(request.folder, request.snapshot, cost)
+        step = request.step
+        result = session.execute(
+            step.code,
+            block_id=step.block_id,
+            timeout=step.timeout,
+            after=None if capture is None else capture.expression(),
+            max_output=step.max_output,
+        )
+        self.chain.ran(step)
+        outputs = cast(tuple[Output, ...], result.outputs)
+        if capture is None:
+            return BlockResult.of(result.status, outputs, result.seconds, folder=request.folder)
+        if result.status == "error" and session.alive:
+            # The state a block that raised leaves is digested too, in a request of its own.
+            session.run_hidden(capture.expression())
+        snapshot = self._kept_snapshot(capture, request.snapshot, result.seconds)
+        return BlockResult.of(
+            result.status,
+            outputs,
+            result.seconds,
+            state=capture.digest() if result.status in ("ok", "error") else None,
+            folder=request.folder,
+            snapshot=snapshot,
+        )
+
+    def _kept_snapshot(
+        self, capture: CaptureRequest, option: bool | None, seconds: float
+    ) -> Path | None:
+        """The snapshot the capture took, unless the chain's policy drops it."""
+        snapshot = capture.folder / SNAPSHOT_FILE
+        if not snapshot.exists():
+            return None
+        size = snapshot.stat().st_size
+        if self.chain.snapshot_worth_keeping(size, option, capture.replay_cost, seconds):
+            return snapshot
+        snapshot.unlink()
+        return None
+
+    def _kernel(self) -> KernelSession:
+        if self._session is not None and not self._session.alive:
+            self._session.close()
+            self._session = None
+        if self._session is None:
+            from mdrun.document.kernel import KernelSession
+
+            session = KernelSession(self.setup.kernel, self.setup.cwd)
+            session.start()
+            self._session = session
+            self._started()
+        return self._session
+
+    def _started(self) -> None:
+        """A fresh kernel: its history is empty; a Python one gets the state agent."""
+        self.chain.started()
+        if self.chain.inspects_state and self._session is not None:
+            error = self._session.run_hidden(_state_agent_setup())
+            if error is not None:
+                raise KernelError(f"could not prepare the kernel for state capture: {error}")
+
+    def _restart(self, session: KernelSession) -> None:
+        session.restart()
+        self._started()
+
+    def _bring_to_state(
+        self, session: KernelSession, before: tuple[ChainStep, ...]
+    ) -> BlockResult | None:
+        """Restart, restore and replay as the chain decides; a failed replay is the result."""
+        preparation = self.chain.prepare(before)
+        if preparation.restart:
+            self._restart(session)
+        if preparation.restore is not None:
+            if self.chain.history:
+                self._restart(session)
+            step = before[preparation.restore]
+            self.setup.on_replay(f"{step.block_id} (snapshot)")
+            if self._restore(session, step):
+                self.chain.restored_from(before, preparation.restore)
+            else:
+                self._restart(session)
+        for earlier in self.chain.to_replay(before):
+            self.setup.on_replay(earlier.block_id)
+            replay = session.execute(
+                earlier.code,
+                block_id=earlier.block_id,
+                timeout=earlier.timeout,
+                silent=True,
+                max_output=earlier.max_output,
+            )
+            self.chain.ran(earlier)
+            if not is_accepted(replay.status, earlier.allow_error):
+                return _replay_failed(earlier, replay)
+        return None
+
+    def _restore(self, session: KernelSession, step: ChainStep) -> bool:
+        """Load a step's snapshot; the kernel checks it against its digest first, and refuses
+        (loads nothing) when it does not match."""
+        assert step.snapshot is not None and step.snapshot_sha256 is not None
+        with tempfile.TemporaryDirectory(prefix="mdrun-restore-") as folder:
+            report = Path(folder) / "restore.json"
+            code = (
+                "__import__('_mdrun_state').restore("
+                f"get_ipython().user_ns, {str(step.snapshot)!r}, {str(report)!r}, "
+                f"{step.snapshot_sha256!r})"
+            )
+            if session.run_hidden(code) is not None or not report.exists():
+                return False
+            try:
+                refused = "refused" in json.loads(report.read_text(encoding="utf-8"))
+            except ValueError:
+                return False
+            if refused:
+                self.chain.refuse(step.snapshot)
+                self.setup.on_refused(step.snapshot)
+            return not refused
+
+    def close(self) -> None:
+        """Shut the kernel down (idempotent)."""
+        if self._session is not None:
+            with contextlib.suppress(KernelError):
+                self._session.close()
+            self._session = None
+
+
+def _replay_failed(step: ChainStep, replay: ExecutionResult) -> BlockResult:
+    """The result of a block whose session state could not be restored: a block before it
+    raised when it was run again (it is not deterministic, or depends on something outside)."""
+    outputs = cast(tuple[Output, ...], replay.outputs)
+    error = first_error(outputs)
+    raised = replay.status if error is None else error["ename"]
+    note = (
+        f"restoring the session's state failed: block {step.block_id} raised "
+        f"{raised} when it was run again"
+    )
+    return BlockResult.of(
+        "error", (*outputs, error_output("StateRestoreError", note)), replay.seconds
+    )

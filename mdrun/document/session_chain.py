@@ -1,0 +1,118 @@
+"""A session's chain: which blocks its kernel holds, how to reach the state a block needs, and
+when a block's state is worth a snapshot.
+
+The chain knows no kernel: the executor asks it what to do (restart, restore a snapshot, replay
+which blocks) and tells it what it did, so every decision about a session's state is made here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mdrun.document.executor import ChainStep
+
+RESTORE_INSTEAD_OF_REPLAY_SECONDS = 1.0
+"""A running kernel restarts to load a snapshot only when that skips more replaying than this."""
+SNAPSHOT_AFTER_SECONDS = 0.25
+"""Take a snapshot once replaying the blocks since the last one would cost this much (a
+snapshot of a small state costs milliseconds; a large one is dropped when reading it back
+would cost more than replaying, see `SNAPSHOT_BYTES_PER_SECOND`)."""
+SNAPSHOT_BYTES_PER_SECOND = 200e6
+"""A conservative speed for loading a snapshot back."""
+SNAPSHOT_MAX_BYTES = 1 << 30
+"""Larger snapshots are dropped: reading them back would cost more than it saves."""
+
+
+@dataclass(frozen=True, slots=True)
+class Preparation:
+    """How to bring a kernel to the state the blocks before a block leave."""
+
+    restart: bool
+    """Restart the kernel first: it ran something else than those blocks."""
+    restore: int | None
+    """The index (in `before`) of the step whose snapshot to load, then replay from there."""
+
+
+class SessionChain:
+    """The history of one session's kernel and the decisions about its state."""
+
+    def __init__(self, inspects_state: bool) -> None:
+        self.inspects_state = inspects_state
+        """Whether the kernel's state can be digested and snapshotted (Python kernels)."""
+        self.history: list[str] = []
+        """The identities of the blocks the kernel ran since it started, in order."""
+        self.refused: set[Path] = set()
+        """Snapshots that did not match their digest: never tried again in this run."""
+        self.restored = 0
+        """How many times a snapshot was loaded."""
+
+    def started(self) -> None:
+        """The kernel is fresh: it holds no block's state."""
+        self.history = []
+
+    def ran(self, step: ChainStep) -> None:
+        """The kernel ran a block (executed, replayed)."""
+        self.history.append(step.identity)
+
+    def restored_from(self, before: Sequence[ChainStep], index: int) -> None:
+        """The kernel loaded the snapshot taken after `before[index]`."""
+        self.history = [step.identity for step in before[: index + 1]]
+        self.restored += 1
+
+    def refuse(self, snapshot: Path) -> None:
+        """A snapshot did not match its digest: the chain will replay instead of loading it."""
+        self.refused.add(snapshot)
+
+    def prepare(self, before: Sequence[ChainStep]) -> Preparation:
+        """What to do before running the block that follows `before`."""
+        wanted = [step.identity for step in before]
+        restart = self.history != wanted[: len(self.history)]
+        held = 0 if restart else len(self.history)
+        return Preparation(restart, self._restore_point(before, held))
+
+    def to_replay(self, before: Sequence[ChainStep]) -> Sequence[ChainStep]:
+        """The blocks to run again silently after what the kernel holds."""
+        return before[len(self.history) :]
+
+    def _restore_point(self, before: Sequence[ChainStep], held: int) -> int | None:
+        """The step to restore from, or None to replay from the `held` blocks the kernel has:
+        the latest loadable snapshot, if replaying from what is held would cost enough."""
+        if not self.inspects_state:
+            return None
+        for index in range(len(before) - 1, held - 1, -1):
+            if not self._loadable(before[index]):
+                continue
+            skipped = sum(step.seconds for step in before[held : index + 1])
+            if held == 0 or skipped > RESTORE_INSTEAD_OF_REPLAY_SECONDS:
+                return index
+            return None
+        return None
+
+    def _loadable(self, step: ChainStep) -> bool:
+        return (
+            step.snapshot is not None
+            and step.snapshot_sha256 is not None
+            and step.snapshot not in self.refused
+        )
+
+    def replay_cost(self, before: Sequence[ChainStep]) -> float:
+        """What replaying the blocks before a block since the last snapshot would cost."""
+        cost = 0.0
+        for step in reversed(before):
+            if self._loadable(step):
+                break
+            cost += step.seconds
+        return cost
+
+    @staticmethod
+    def snapshot_worth_keeping(
+        size: int, option: bool | None, replay_cost: float, seconds: float
+    ) -> bool:
+        """With `snapshot=auto` (None), a snapshot that would cost more to load than replaying
+        the blocks it skips is dropped; `snapshot=true` keeps every one."""
+        if option is not None:
+            return option
+        cost = replay_cost + seconds
+        return size <= SNAPSHOT_MAX_BYTES and size / SNAPSHOT_BYTES_PER_SECOND <= cost
