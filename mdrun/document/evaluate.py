@@ -85,10 +85,8 @@ class Evaluator:
         self.executor_factory = executor_factory
         self.sessions: dict[SessionKey, SessionProgress] = {}
         """Each session's executor and progress."""
-        self.keys: dict[int, str] = {}
-        """The result key of each block evaluated so far (stored results and failures)."""
         self.known: dict[int, KnownBlock] = {}
-        """What is known of each block evaluated so far (its identity, its stored result)."""
+        """What is known of each block evaluated so far (its identity, result key, result)."""
         self.steps: dict[int, ChainStep] = {}
         """The blocks an executor was given as a chain so far (made once from `known`)."""
 
@@ -116,12 +114,12 @@ class Evaluator:
             return BlockOutcome(planned, "skipped")
         progress = self.sessions.setdefault(planned.session, SessionProgress())
         stopped = progress.broken is not None and not self.keep_going
-        if planned.upstream is not None and planned.upstream not in self.keys:
+        upstream = None if planned.upstream is None else self.known.get(planned.upstream)
+        if planned.upstream is not None and (upstream is None or upstream.key is None):
             if stopped:
                 return BlockOutcome(planned, "not-run", note=progress.broken or "")
             return self._run_unstored(index, planned, progress)
-        upstream_key = None if planned.upstream is None else self.keys[planned.upstream]
-        config = block_config(planned, upstream_key)
+        config = block_config(planned, None if upstream is None else upstream.key)
         if stopped:
             # Nothing more runs in this session; what the store holds for it is still shown.
             cached = lookup(self.store, config) if planned.options.cache else None
@@ -145,8 +143,7 @@ class Evaluator:
         cutoff: bool,
     ) -> BlockOutcome:
         """A block found in the store (`cutoff`: although a block before it ran)."""
-        self.keys[index] = stored.key
-        self.known[index] = KnownBlock(derivation_ref(config), stored)
+        self.known[index] = KnownBlock(derivation_ref(config), stored.key, stored)
         return BlockOutcome(
             planned, "cached", stored.outputs, 0.0, stored.rref, cutoff=cutoff, key=stored.key
         )
@@ -180,8 +177,7 @@ class Evaluator:
         if stored is None:
             return self._failed(index, planned, config, result, progress)
         progress.ran = True
-        self.keys[index] = stored.key
-        self.known[index] = KnownBlock(dref, stored)
+        self.known[index] = KnownBlock(dref, stored.key, stored)
         return BlockOutcome(
             planned, "executed", stored.outputs, result.seconds, stored.rref, key=stored.key
         )
@@ -215,9 +211,8 @@ class Evaluator:
         key = result_key(result, config) if result.status == "error" else None
         if key is not None:
             record_failure(self.store, config, result, key)
-            self.keys[index] = key
             progress.ran = True
-        self.known[index] = KnownBlock(derivation_ref(config), failed=True)
+        self.known[index] = KnownBlock(derivation_ref(config), key, failed=True)
         progress.broken = progress.broken or _broken(planned)
         return BlockOutcome(
             planned, "failed", result.outputs, result.seconds, None, result.note, key=key
@@ -294,6 +289,9 @@ class KnownBlock:
 
     identity: str
     """Its dref (`unstored:N` for a block run without a config: its upstream has no result)."""
+    key: str | None = None
+    """Its result key (of its stored result or of its failure); None when it has none, and the
+    blocks after it in its session cannot be looked up."""
     stored: StoredResult | None = None
     """Its result in the store, if it has one."""
     failed: bool = False

@@ -5,9 +5,12 @@ A block's realization holds `outputs.json` (its status, nbformat outputs and res
 or removed, what could not be saved) and, where one was worth taking, `_snapshot.pickle`; all
 of them are in its hash. Each record is checked against the realization's manifest when it is
 read; the snapshot is checked by the kernel right before loading it, against the digest the
-manifest records. Looking a document up in the store walks each session in order: a block is
-cached when its upstream's result key is known and a sound realization of the config built from
-that key exists.
+manifest records. A block's config carries the *result key* of the block upstream of it (the
+digest of what that block produced and the state it left, see `result_key` and
+`plan.block_config`), not the upstream block's derivation. So looking a document up in the store
+walks each session in order: a block is cached when its upstream's result key is known and a
+sound realization of the config built from that key exists. Writing a result is a plain
+function of the executor's `BlockResult` (`store_result`, `record_failure`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,87 @@
+"""The session chain decides, without a kernel, how to bring a session to the state a block
+needs: restart when the kernel ran something else, restore the latest snapshot when replaying
+would cost enough, replay the rest; and which snapshots are worth keeping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mdrun.document.executor import ChainStep
+from mdrun.document.session_chain import SNAPSHOT_MAX_BYTES, SessionChain
+
+
+def step(name: str, seconds: float = 0.1, snapshot: bool = False) -> ChainStep:
+    path = Path(f"/store/{name}/_snapshot.pickle") if snapshot else None
+    return ChainStep(
+        name, f"# {name}", name, None, seconds=seconds, snapshot=path,
+        snapshot_sha256="0" * 64 if snapshot else None,
+    )  # fmt: skip
+
+
+def test_a_fresh_kernel_replays_every_block_before() -> None:
+    chain = SessionChain(inspects_state=True)
+    before = [step("a"), step("b")]
+    preparation = chain.prepare(before)
+    assert not preparation.restart and preparation.restore is None
+    assert list(chain.to_replay(before)) == before
+
+
+def test_a_kernel_holding_the_blocks_before_replays_nothing() -> None:
+    chain = SessionChain(inspects_state=True)
+    before = [step("a", 5.0, snapshot=True), step("b")]
+    for earlier in before:
+        chain.ran(earlier)
+    assert chain.prepare(before).restore is None
+    assert list(chain.to_replay(before)) == []
+
+
+def test_a_kernel_that_ran_something_else_restarts() -> None:
+    chain = SessionChain(inspects_state=True)
+    chain.ran(step("other"))
+    assert chain.prepare([step("a")]).restart
+
+
+def test_a_fresh_kernel_restores_the_latest_snapshot_then_replays_after_it() -> None:
+    chain = SessionChain(inspects_state=True)
+    before = [step("a", snapshot=True), step("b", snapshot=True), step("c")]
+    assert chain.prepare(before).restore == 1
+    chain.restored_from(before, 1)
+    assert list(chain.to_replay(before)) == [before[2]] and chain.restored == 1
+
+
+def test_a_warm_kernel_restores_only_when_it_skips_enough_replaying() -> None:
+    chain = SessionChain(inspects_state=True)
+    chain.ran(step("a"))
+    cheap = [step("a"), step("b", 0.1, snapshot=True)]
+    costly = [step("a"), step("b", 5.0, snapshot=True)]
+    assert chain.prepare(cheap).restore is None
+    assert chain.prepare(costly).restore == 1
+
+
+def test_a_refused_snapshot_is_not_tried_again() -> None:
+    chain = SessionChain(inspects_state=True)
+    before = [step("a", snapshot=True)]
+    assert before[0].snapshot is not None
+    chain.refuse(before[0].snapshot)
+    assert chain.prepare(before).restore is None
+    assert chain.replay_cost(before) == before[0].seconds
+
+
+def test_a_kernel_whose_state_cannot_be_inspected_always_replays() -> None:
+    chain = SessionChain(inspects_state=False)
+    assert chain.prepare([step("a", 60.0, snapshot=True)]).restore is None
+
+
+def test_the_replay_cost_stops_at_the_last_snapshot() -> None:
+    chain = SessionChain(inspects_state=True)
+    before = [step("a", 3.0), step("b", 2.0, snapshot=True), step("c", 0.5), step("d", 0.25)]
+    assert chain.replay_cost(before) == 0.75
+
+
+def test_an_automatic_snapshot_is_kept_only_when_loading_it_is_cheaper_than_replaying() -> None:
+    keep = SessionChain.snapshot_worth_keeping
+    assert keep(1_000, None, replay_cost=1.0, seconds=0.5)
+    assert not keep(100_000_000, None, replay_cost=0.1, seconds=0.1)
+    assert not keep(SNAPSHOT_MAX_BYTES + 1, None, replay_cost=1e6, seconds=0.0)
+    assert keep(100_000_000, True, replay_cost=0.0, seconds=0.0)
+    assert not keep(10, False, replay_cost=1e6, seconds=0.0)
