@@ -4,14 +4,25 @@ message, and the one rule (`is_accepted`) that says whether it is the block's re
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mdrun.core.config import Config
+from mdrun.core.store import Store
 from mdrun.document.block_result import BlockResult, error_output, execution_error
 from mdrun.document.outputs import Output
+from mdrun.document.results import (
+    lookup,
+    lookup_with_failure,
+    record_failure,
+    result_key,
+    store_result,
+)
 from mdrun.document.status import ExecutionStatus, is_accepted
+from mdrun.errors import InternalError
 
 RAISED: Output = {
     "output_type": "error",
@@ -70,3 +81,43 @@ def test_only_a_success_or_an_allowed_exception_is_accepted(
     accepted = BlockResult.of(status, (RAISED,)).is_accepted(allow_error)
     assert accepted == is_accepted(status, allow_error)
     assert accepted == (status == "ok" or (status == "error" and allow_error))
+
+
+def _config(code: str) -> Config:
+    return Config({"name": "b1", "mdrun": "block", "code": code, "upstream": None})
+
+
+def test_a_stored_result_reads_back_with_its_outputs_key_and_timing(tmp_path: Path) -> None:
+    store = Store.initialize(tmp_path / "store")
+    config = _config("print('started')")
+    result = BlockResult.of("ok", (PRINTED,), 2.5, state="f" * 64)
+    stored = store_result(store, config, result, result_key(result, config))
+    assert lookup(store, config) == stored
+    assert stored.outputs == (PRINTED,) and stored.seconds() == 2.5 and not stored.failed
+    # The key is what the block produced: equal outputs and state, equal key, whatever the code.
+    other = _config("print('started')  # edited")
+    assert stored.key == result_key(result, other)
+    assert stored.key != result_key(BlockResult.of("ok", (PRINTED,), state="e" * 64), config)
+
+
+def test_a_failure_is_recorded_apart_from_the_blocks_result(tmp_path: Path) -> None:
+    store = Store.initialize(tmp_path / "store")
+    config = _config("raise KeyError('a')")
+    result = BlockResult.of("error", (RAISED,))
+    record_failure(store, config, result, result_key(result, config))
+    assert lookup(store, config) is None
+    recorded = lookup_with_failure(store, config)
+    assert recorded is not None and recorded.failed and recorded.outputs == (RAISED,)
+
+
+def test_a_result_whose_folder_is_not_a_build_folder_of_the_store_is_refused(
+    tmp_path: Path,
+) -> None:
+    store = Store.initialize(tmp_path / "store")
+    elsewhere = tmp_path / "documents"
+    elsewhere.mkdir()
+    result = BlockResult.of("ok", (PRINTED,), folder=elsewhere)
+    config = _config("print('started')")
+    with pytest.raises(InternalError, match="must be in the store"):
+        store_result(store, config, result, result_key(result, config))
+    assert elsewhere.is_dir() and lookup(store, config) is None
