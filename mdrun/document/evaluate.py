@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdrun.core.config import Config
-from mdrun.core.store import Store, remove_tree
+from mdrun.core.store import Store
 from mdrun.document.block_result import BlockResult
 from mdrun.document.executor import (
     BlockRequest,
@@ -34,10 +34,10 @@ from mdrun.document.outcome import BlockOutcome, Evaluation, Reporter
 from mdrun.document.plan import Plan, PlannedBlock, SessionKey, block_config, derivation_ref
 from mdrun.document.results import (
     StoredResult,
+    build_block,
     lookup,
     record_failure,
     result_key,
-    store_result,
 )
 from mdrun.document.status import BlockStatus
 from mdrun.errors import BuildError, DamagedRealization, NoSpaceError
@@ -156,24 +156,23 @@ class Evaluator:
         forced: bool,
         progress: SessionProgress,
     ) -> BlockOutcome:
-        """Run a block and store its result, under its derivation's lock: look up again, since
-        another process may have built it meanwhile (as `realize_derivation` does)."""
-        dref = self.store.add_derivation(config)
-        self.store.clean_leftovers()
-        result = None
+        """Run a block and store its result (see `results.build_block`)."""
+        dref = derivation_ref(config)
+
+        def run(folder: Path) -> BlockResult:
+            return self._execute(index, dref, folder)
+
+        allow_error = planned.options.allow_error
         try:
-            with self.store.lock(dref):
-                cached = None if forced else lookup(self.store, config)
-                if cached is not None:
-                    return self._cached(index, planned, config, cached, cutoff=progress.ran)
-                # Damaged realizations found while looking up go, so the build replaces them.
-                self.store.discard_damaged(dref)
-                result, stored = self._run_and_store(index, planned, config)
+            build = build_block(self.store, config, run, allow_error=allow_error, force=forced)
         except (BuildError, NoSpaceError) as failure:
-            seconds = 0.0 if result is None else result.seconds
             self.known[index] = KnownBlock(dref, failed=True)
             progress.broken = progress.broken or _broken(planned)
-            return BlockOutcome(planned, "failed", (), seconds, None, failure.message)
+            return BlockOutcome(planned, "failed", (), 0.0, None, failure.message)
+        stored, result = build.stored, build.result
+        if result is None and stored is not None:  # another process stored it meanwhile
+            return self._cached(index, planned, config, stored, cutoff=progress.ran)
+        assert result is not None
         if stored is None:
             return self._failed(index, planned, config, result, progress)
         progress.ran = True
@@ -181,21 +180,6 @@ class Evaluator:
         return BlockOutcome(
             planned, "executed", stored.outputs, result.seconds, stored.rref, key=stored.key
         )
-
-    def _run_and_store(
-        self, index: int, planned: PlannedBlock, config: Config
-    ) -> tuple[BlockResult, StoredResult | None]:
-        """Run a block in a fresh build folder (the executor may write its state record and
-        snapshot there); store its result if it is accepted."""
-        dref = derivation_ref(config)
-        folder = self.store.new_build_folder(dref)
-        try:  # whatever fails (the block, a full disk), no partial build is left behind
-            result = self._execute(index, dref, folder)
-            if not result.is_accepted(planned.options.allow_error):
-                return result, None
-            return result, store_result(self.store, config, result, result_key(result, config))
-        finally:
-            remove_tree(folder)  # gone once published
 
     def _failed(
         self,

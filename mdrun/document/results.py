@@ -30,7 +30,7 @@ from mdrun.core.matchers import match_latest
 from mdrun.core.realization import realize_derivation, run_realizer
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation, Matcher
-from mdrun.core.store import Context, Store
+from mdrun.core.store import Context, Store, remove_tree
 from mdrun.document.block_result import BlockResult
 from mdrun.document.outputs import Output
 from mdrun.document.plan import OUTPUTS_FILE, Plan, block_config, derivation_ref
@@ -151,6 +151,47 @@ def failure_config(config: Config) -> Config:
     """The derivation that records a block's failures: the block's config, marked, so that a
     failure is never taken for the block's result (a failing block runs again every time)."""
     return Config({**config.data, "mdrun": "failure"})
+
+
+BlockRun = Callable[[Path], BlockResult]
+"""Runs a block; the executor may write its state record and snapshot into the folder given."""
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    """What building a block gave."""
+
+    stored: StoredResult | None
+    """Its result in the store: stored now, or found there (built meanwhile by another
+    process); None when the block failed."""
+    result: BlockResult | None = None
+    """What running it produced; None when it was found in the store."""
+
+
+def build_block(
+    store: Store, config: Config, run: BlockRun, *, allow_error: bool, force: bool
+) -> Build:
+    """Run a block and store its result when it is accepted, as `realize_derivation` builds a
+    stage: under the derivation's lock, looking up again first (another process may have
+    built it while this one waited), in a build folder that nothing outlives but a published
+    realization."""
+    dref = store.add_derivation(config)
+    store.clean_leftovers()
+    with store.lock(dref):
+        found = None if force else lookup(store, config)
+        if found is not None:
+            return Build(found)
+        # Damaged realizations found while looking up go now, so the build replaces them.
+        store.discard_damaged(dref)
+        folder = store.new_build_folder(dref)
+        try:  # whatever fails (the block, a full disk), no partial build is left behind
+            result = run(folder)
+            if not result.is_accepted(allow_error):
+                return Build(None, result)
+            key = result_key(result, config)
+            return Build(store_result(store, config, result, key), result)
+        finally:
+            remove_tree(folder)  # gone already once published
 
 
 def store_result(store: Store, config: Config, result: BlockResult, key: str) -> StoredResult:

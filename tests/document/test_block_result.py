@@ -15,6 +15,7 @@ from mdrun.core.store import Store
 from mdrun.document.block_result import BlockResult, error_output, execution_error
 from mdrun.document.outputs import Output
 from mdrun.document.results import (
+    build_block,
     lookup,
     lookup_with_failure,
     record_failure,
@@ -121,3 +122,27 @@ def test_a_result_whose_folder_is_not_a_build_folder_of_the_store_is_refused(
     with pytest.raises(InternalError, match="must be in the store"):
         store_result(store, config, result, result_key(result, config))
     assert elsewhere.is_dir() and lookup(store, config) is None
+
+
+def test_building_a_block_stores_only_an_accepted_result_and_leaves_no_build_folder(
+    tmp_path: Path,
+) -> None:
+    store = Store.initialize(tmp_path / "store")
+    config = _config("raise KeyError('a')")
+    folders: list[Path] = []
+
+    def run(folder: Path) -> BlockResult:
+        folders.append(folder)
+        (folder / "_state.json").write_text("{}")
+        return BlockResult.of("error", (RAISED,), folder=folder)
+
+    build = build_block(store, config, run, allow_error=False, force=False)
+    assert build.stored is None and build.result is not None and build.result.note
+    assert lookup(store, config) is None and not folders[0].exists()
+    build = build_block(store, config, run, allow_error=True, force=False)
+    assert build.stored is not None and build.stored == lookup(store, config)
+    assert not folders[1].exists()  # published: moved into the store
+    # Found in the store: the block is not run again, unless forced.
+    assert build_block(store, config, run, allow_error=True, force=False).result is None
+    assert len(folders) == 2
+    assert build_block(store, config, run, allow_error=True, force=True).result is not None
