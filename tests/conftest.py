@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from mdrun.core.default_store import fsinit, set_default_store
 from mdrun.core.registry import Registry
-from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store, fsinit, set_default_store
+from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store
 
 # -- every test: no default store of the user's, Hypothesis without deadlines -----------------
 

@@ -50,6 +50,11 @@ if TYPE_CHECKING:
     )
     from mdrun.core.config import SELFREF as promise
     from mdrun.core.config import SELFREF as selfref
+    from mdrun.core.default_store import (
+        current_storage,
+        default_store,
+        fsinit,
+    )
     from mdrun.core.fetch import (
         fetchlocal,
         fetchurl,
@@ -126,9 +131,6 @@ if TYPE_CHECKING:
     from mdrun.core.store import (
         Context,
         Store,
-        current_storage,
-        default_store,
-        fsinit,
     )
     from mdrun.core.verify import (
         Finding,
@@ -181,15 +183,15 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "build_setoutpaths": ("mdrun.core.build", "build_setoutpaths"),
     "build_wrapper": ("mdrun.core.build", "build_wrapper"),
     "current_registry": ("mdrun.core.registry", "current_registry"),
-    "current_storage": ("mdrun.core.store", "current_storage"),
-    "default_store": ("mdrun.core.store", "default_store"),
+    "current_storage": ("mdrun.core.default_store", "current_storage"),
+    "default_store": ("mdrun.core.default_store", "default_store"),
     "dirrw": ("mdrun.core.files", "dirrw"),
     "dref2path": ("mdrun.core.paths", "dref2path"),
     "dry_run": ("mdrun.core.realization", "dry_run"),
     "export_closure": ("mdrun.core.archive", "export_closure"),
     "fetchlocal": ("mdrun.core.fetch", "fetchlocal"),
     "fetchurl": ("mdrun.core.fetch", "fetchurl"),
-    "fsinit": ("mdrun.core.store", "fsinit"),
+    "fsinit": ("mdrun.core.default_store", "fsinit"),
     "gc": ("mdrun.core.garbage", "gc"),
     "gc_plan": ("mdrun.core.garbage", "gc_plan"),
     "import_closure": ("mdrun.core.archive", "import_closure"),

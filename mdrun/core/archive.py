@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from mdrun.core import integrity
 from mdrun.core.config import Config
+from mdrun.core.default_store import as_store
 from mdrun.core.graph import dependencies_first
 from mdrun.core.hashing import canonical_json
 from mdrun.core.integrity import BUILD_FILE, build_record, manifest_of_tree
@@ -29,7 +30,6 @@ from mdrun.core.store import (
     CONTEXT_FILE,
     Context,
     Store,
-    as_store,
     remove_tree,
 )
 from mdrun.errors import StoreError

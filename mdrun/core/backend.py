@@ -11,7 +11,13 @@ store or an HTTP server anyone could have written to.
 An entry is named by its path inside the realization, as the manifest lists it; for a regular
 file its bytes are the file's content, for a link the link's target text (the manifest records
 the SHA-256 of either). A writer publishes a realization's entries and build record first and
-its manifest last, so a reader never lists a half-written realization.
+its manifest last, so a reader never lists a half-written realization. A tier that cannot be
+read at all (a missing mount, a network error) raises StoreError or OSError; `substitute` warns
+and goes on to the next tier.
+
+Tiers in mdrun.core: `folder_backend.FolderBackend` (a store's own folder, `Store.local`) and
+`memory_backend.MemoryBackend`; `tests/core/backend_contract.py` is the test suite every tier
+must pass.
 """
 
 from __future__ import annotations

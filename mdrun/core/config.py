@@ -21,9 +21,10 @@ from mdrun.core.refs import (
     Name,
     is_dref,
     is_rref,
+    make_dref,
     make_name,
 )
-from mdrun.errors import ConfigError
+from mdrun.errors import ConfigError, StoreError
 
 SELFREF = "__self__"
 """Head of a promise path: `[SELFREF, 'out', 'model.npy']` names a file the realizer creates."""
@@ -203,3 +204,14 @@ def is_registry(value: object) -> bool:
 def mkconfig(data: Mapping[str, Any]) -> Config:
     """Build a config from a dict, typically `locals()`; registries in it are left out."""
     return Config({key: value for key, value in data.items() if not is_registry(value)})
+
+
+def checked_config(dref: DRef, data: bytes, where: str) -> Config:
+    """A stored config read back: it must be a config and hash to `dref` (StoreError if not)."""
+    try:
+        config = Config.from_canonical(data)
+    except (ValueError, ConfigError):
+        raise StoreError(f"damaged derivation: {where}: not a config") from None
+    if make_dref(config.hash_part, config.name) != dref:
+        raise StoreError(f"damaged derivation: {where}: it does not hash to {dref}")
+    return config

@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mdrun.core.default_store import as_store
 from mdrun.core.graph import dependencies_first
 from mdrun.core.refs import DRef, RRef, is_dref, is_rref, rref_to_dref
-from mdrun.core.store import Store, as_store
+from mdrun.core.store import Store
 from mdrun.errors import StoreError
 
 __all__ = ["GCPlan", "gc", "gc_plan", "link_root", "roots_in", "store_gc"]

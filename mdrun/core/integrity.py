@@ -79,7 +79,7 @@ def manifest_lines(data: bytes) -> list[str]:
 
 
 def load_manifest(folder: Path, realization_hash: str) -> Manifest:
-    """The manifest kept in a realization, checked against the realization's hash."""
+    """The manifest kept in a realization folder, checked against the realization's hash."""
     path = folder / MANIFEST_FILE
     try:
         with path.open("rb") as stream:
@@ -91,28 +91,56 @@ def load_manifest(folder: Path, realization_hash: str) -> Manifest:
         raise DamagedRealization(str(path), "the manifest is missing") from None
     except OSError as err:
         raise DamagedRealization(str(path), f"cannot read it ({err.strerror})") from err
+    return check_manifest(data, realization_hash, str(path))
+
+
+def check_manifest(data: bytes, realization_hash: str, where: str) -> Manifest:
+    """A manifest's bytes, checked against the realization's hash (`where` names them in errors)."""
+    if len(data) > MANIFEST_MAX_BYTES:
+        raise DamagedRealization(where, "it is too large to be a manifest")
     if sha256_hex(data)[:32] != realization_hash:
-        raise DamagedRealization(str(path), "it does not hash to the realization's reference")
+        raise DamagedRealization(where, "it does not hash to the realization's reference")
     try:
         return parse_manifest(data)
     except ValueError as err:
-        raise DamagedRealization(str(path), str(err)) from err
+        raise DamagedRealization(where, str(err)) from err
 
 
-def read_checked(folder: Path, manifest: Manifest, name: str) -> bytes:
-    """The bytes of one file of a realization, after checking them against the manifest."""
-    path = folder / name
-    expected = manifest.files.get(name)
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One line of a manifest: what to create at `path` to rebuild the realization."""
+
+    kind: str
+    """"dir", "file", "exec" (a file with its exec bit), "link", or "other" (not rebuildable)."""
+    path: str
+    """Its path inside the realization, with "/" between folders."""
+    digest: str
+    """The SHA-256 of a file's content or a link's target text; "-" for a folder."""
+
+
+def manifest_entries(manifest: Manifest) -> list[ManifestEntry]:
+    """The entries a manifest lists, folders before what they hold."""
+    entries = []
+    for line in manifest_lines(manifest.data):
+        kind, _, rest = line.partition(" ")
+        path, _, digest = rest.rpartition(" ")
+        entries.append(ManifestEntry(kind, path, digest))
+    entries.sort(key=lambda entry: (entry.kind != "dir", entry.path))
+    return entries
+
+
+def is_safe_entry_path(path: str) -> bool:
+    """True for a relative path that stays inside the realization (no "..", no empty part)."""
+    parts = path.split("/")
+    return not path.startswith("/") and all(part not in ("", ".", "..") for part in parts)
+
+
+def check_digest(data: bytes, expected: str | None, where: str) -> bytes:
+    """`data`, if its SHA-256 is `expected` (None: the manifest does not list it)."""
     if expected is None:
-        raise DamagedRealization(str(path), "the realization's manifest does not list it")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DamagedRealization(str(path), "it is missing") from None
-    except OSError as err:
-        raise DamagedRealization(str(path), f"cannot read it ({err.strerror})") from err
+        raise DamagedRealization(where, "the realization's manifest does not list it")
     if sha256_hex(data) != expected:
-        raise DamagedRealization(str(path), "its content does not match its recorded digest")
+        raise DamagedRealization(where, "its content does not match its recorded digest")
     return data
 
 
@@ -141,14 +169,22 @@ def _entry_path(entry: str) -> str:
 
 
 def build_record(path: Path) -> dict[str, BuildRecordValue] | None:
-    """A build record read back, if it is one: a small flat object of scalars; else None."""
+    """A build record file read back, if it is one (see `parse_build_record`); else None."""
     if path.is_symlink():
         return None
     try:
         with path.open("rb") as stream:
             data = stream.read(BUILD_RECORD_MAX_BYTES + 1)
+    except OSError:
+        return None
+    return parse_build_record(data)
+
+
+def parse_build_record(data: bytes) -> dict[str, BuildRecordValue] | None:
+    """A build record's bytes read back, if they are one: a small flat object of scalars."""
+    try:
         loaded = json.loads(data) if len(data) <= BUILD_RECORD_MAX_BYTES else None
-    except (OSError, ValueError):
+    except ValueError:
         return None
     if not isinstance(loaded, dict):
         return None
@@ -156,3 +192,20 @@ def build_record(path: Path) -> dict[str, BuildRecordValue] | None:
         if value is not None and not isinstance(value, str | int | float | bool):
             return None
     return loaded
+
+
+def published_entries(folder: Path) -> tuple[Manifest, list[ManifestEntry]]:
+    """The manifest kept in a realization folder and its entries, for a tier storing them.
+
+    Raises StoreError when an entry cannot be stored (a path leaving the folder, a special file)."""
+    try:
+        manifest = parse_manifest((folder / MANIFEST_FILE).read_bytes())
+    except (OSError, ValueError) as err:
+        raise StoreError(f"{folder}: no readable manifest ({err})") from err
+    entries = manifest_entries(manifest)
+    for entry in entries:
+        if not is_safe_entry_path(entry.path):
+            raise StoreError(f"{folder}: the manifest names a path outside it: {entry.path!r}")
+        if entry.kind not in ("dir", "file", "exec", "link"):
+            raise StoreError(f"{folder}: {entry.path}: a {entry.kind} entry cannot be stored")
+    return manifest, entries

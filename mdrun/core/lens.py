@@ -17,10 +17,11 @@ from typing import Any
 
 from mdrun.core.build import Build
 from mdrun.core.config import is_refpath, is_selfpath
+from mdrun.core.default_store import as_store
 from mdrun.core.paths import StorePath
 from mdrun.core.refs import DRef, RRef, is_dref, is_rref, rref_to_dref
 from mdrun.core.registry import Closure, Derivation, Registry
-from mdrun.core.store import Context, Store, as_store
+from mdrun.core.store import Context, Store
 from mdrun.errors import StoreError
 
 Step = str | int

@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mdrun.core.default_store import as_store
 from mdrun.core.refs import DRef, RRef
-from mdrun.core.store import Store, as_store
+from mdrun.core.store import Store
 
 
 class StorePath(str):

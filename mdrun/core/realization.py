@@ -3,7 +3,8 @@
 For each derivation: its context is the realizations chosen for its direct dependencies; the
 matcher sees the realizations built in that context. A build runs under the derivation's lock
 (look up, lock, look up again, build), so two processes never build the same thing at once, and
-a failed build leaves nothing behind.
+a failed build leaves nothing behind. Between the second look up and the build, the store's
+substituters are asked for verified realizations built in the same context (`substitute.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Closure, Derivation, find_drefs, instantiate
 from mdrun.core.store import Context, Store, remove_tree
+from mdrun.core.substitute import substitute
 from mdrun.errors import BuildError, MatcherError, MdrunError, PromiseError, StoreError
 
 BuildObserver = Callable[[DRef, str], None]
@@ -120,6 +122,8 @@ def realize_derivation(
         with store.lock(dref):
             if not force:
                 chosen = derivation.matcher(store, store.realizations_in_context(dref, context))
+            if chosen is None and not force and store.substituters:
+                chosen = substitute(store, dref, context, derivation.matcher)
             if chosen is None:
                 # Damaged realizations found while looking up go now, so the build replaces
                 # them instead of leaving them to be found (and reported) on every run.

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
 from mdrun.core.config import Config
+from mdrun.core.default_store import as_store
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.refs import DRef, RRef, is_dref
-from mdrun.core.store import Context, Store, as_store
+from mdrun.core.store import Context, Store
 from mdrun.errors import RegistryError
 
 Matcher: TypeAlias = Callable[[Store, list[RRef]], list[RRef] | None]

@@ -14,25 +14,32 @@ Layout under a store root:
 
 A realization is built in `tmp/` and published by one `rename`; an equal hash already present
 counts as success (unless that one is damaged: then ours replaces it). What is read back is
-checked against the manifest first; a damaged realization is reported and never used. This
-module knows nothing of registries, matchers or realizers.
+checked against the manifest first; a damaged realization is reported and never used. The
+folders are the store's first storage tier (`folder_backend.FolderBackend`, `Store.local`), and
+every read goes through it; other tiers (`Store.substituters`) are asked by `substitute.py`.
+This module knows nothing of registries, matchers or realizers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import functools
-import json
 import os
 import stat
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mdrun.core.config import Config
+from mdrun.core.backend import StoreBackend
+from mdrun.core.config import Config, checked_config
+from mdrun.core.context import (
+    CONTEXT_FILE,
+    Context,
+    context_digest,
+    context_json,
+    parse_context,
+)
 from mdrun.core.creation import (
     STORE_VERSION,
     VERSION_TEXT,
@@ -40,28 +47,22 @@ from mdrun.core.creation import (
     open_store_root,
 )
 from mdrun.core.files import make_read_only, make_writable, remove_tree
-from mdrun.core.hashing import canonical_json, sha256_hex
+from mdrun.core.folder_backend import CONFIG_FILE, FolderBackend
 from mdrun.core.integrity import (
     BUILD_FILE,
     MANIFEST_FILE,
     BuildRecordValue,
     Manifest,
     build_record,
+    check_digest,
+    check_manifest,
     load_manifest,
     manifest_of_tree,
-    read_checked,
+    parse_build_record,
     tree_problems,
 )
-from mdrun.core.refs import (
-    DRef,
-    RRef,
-    is_dref,
-    make_dref,
-    make_rref,
-    parse_dref,
-    parse_rref,
-)
-from mdrun.errors import ConfigError, DamagedRealization, StoreError, os_error
+from mdrun.core.refs import DRef, RRef, make_dref, make_rref, parse_dref, parse_rref
+from mdrun.errors import DamagedRealization, StoreError, os_error
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
@@ -78,23 +79,17 @@ __all__ = [
     "Context",
     "DamageObserver",
     "Store",
-    "as_store",
     "context_json",
-    "current_storage",
-    "default_store",
     "default_store_root",
-    "fsinit",
     "make_read_only",
     "make_writable",
     "remove_tree",
-    "set_default_store",
     "warn_about_damage",
 ]
 
-CONTEXT_FILE = "context.json"
-CONFIG_FILE = "config.json"
 RESERVED_NAMES = frozenset({CONTEXT_FILE, MANIFEST_FILE})
 """Files the store writes into a realization; a realizer may not create them."""
+STORE_ENVIRONMENT_VARIABLE = "MDRUN_STORE"
 
 DamageObserver = Callable[[DamagedRealization], None]
 """Told about each damaged realization found (once per realization and Store object)."""
@@ -105,53 +100,33 @@ def warn_about_damage(damage: DamagedRealization) -> None:
     warnings.warn(str(damage), stacklevel=3)
 
 
-Context = dict[DRef, list[RRef]]
-"""For one realization: the realizations of each direct dependency that it was built from.
-
-Direct dependencies are enough: a realization's hash covers its own context, so the rrefs of
-the direct dependencies pin the whole history, and the context stays small (linear cost).
-"""
-
-
-def context_json(context: Mapping[DRef, list[RRef]]) -> bytes:
-    """Canonical bytes of a context: sorted drefs, each with its sorted rrefs."""
-    return canonical_json(
-        {dref: [str(rref) for rref in sorted(rrefs)] for dref, rrefs in context.items()}
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _context_digest(data: bytes) -> str:
-    """The digest a manifest records for a context (most lookups ask for the same few)."""
-    return sha256_hex(data)
-
-
-def _is_hash_name(name: str) -> bool:
-    return len(name) == 32 and all(c in "0123456789abcdef" for c in name)
-
-
-def _pid_is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def default_store_root() -> Path:
+    """`$MDRUN_STORE`, else `$XDG_CACHE_HOME/mdrun/store` (`~/.cache/mdrun/store`)."""
+    configured = os.environ.get(STORE_ENVIRONMENT_VARIABLE)
+    if configured:
+        return Path(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "mdrun" / "store"
 
 
 class Store:
-    """One store root on disk, with in-memory caches of its immutable files."""
+    """One store root on disk, with in-memory caches of its immutable files.
 
-    def __init__(self, root: Path | str) -> None:
+    Its own folder is its first tier (`local`); `substituters` are the tiers that
+    `realize_derivation` looks in, in order, before it builds (see `substitute.py`)."""
+
+    def __init__(self, root: Path | str, substituters: Sequence[StoreBackend] = ()) -> None:
         self.root = Path(root).absolute()
-        self.objects = self.root / "store"
-        self.tmp = self.root / "tmp"
+        self.local = FolderBackend(self.root)
+        """The store's own folder: every read below goes through it, and is checked here."""
+        self.substituters: list[StoreBackend] = list(substituters)
+        """Tiers to fetch verified realizations from before building, in order."""
+        self.objects = self.local.objects
+        self.tmp = self.local.tmp
         self.locks = self.root / "locks"
         self._configs: dict[DRef, Config] = {}
         self._contexts: dict[RRef, bytes] = {}
         self._manifests: dict[RRef, Manifest] = {}
-        self._paths: dict[RRef, Path] = {}
         self._cache_lock = threading.Lock()
         self._locks_ready = False
         self.damaged: dict[str, DamagedRealization] = {}
@@ -162,9 +137,9 @@ class Store:
     # -- set-up -------------------------------------------------------------------------------
 
     @classmethod
-    def initialize(cls, root: Path | str) -> Store:
+    def initialize(cls, root: Path | str, substituters: Sequence[StoreBackend] = ()) -> Store:
         """Open the store at `root`, creating it first if there is none; check its version."""
-        store = cls(root)
+        store = cls(root, substituters)
         open_store_root(store.root)
         return store
 
@@ -172,22 +147,15 @@ class Store:
         """Refuse a folder that is not a store of this version."""
         check_version(self.root)
 
-    # -- paths --------------------------------------------------------------------------------
+    # -- paths (for what needs one: a realizer's output, a snapshot to load, a user's path) ---
 
     def derivation_path(self, dref: DRef) -> Path:
         """The folder of a derivation."""
-        derivation_hash, name = parse_dref(dref)
-        return self.objects / f"{derivation_hash}-{name}"
+        return self.local.derivation_path(dref)
 
     def realization_path(self, rref: RRef) -> Path:
         """The folder of a realization."""
-        path = self._paths.get(rref)
-        if path is None:
-            realization_hash, derivation_hash, name = parse_rref(rref)
-            path = self.objects / f"{derivation_hash}-{name}" / realization_hash
-            with self._cache_lock:
-                self._paths[rref] = path
-        return path
+        return self.local.realization_path(rref)
 
     # -- derivations --------------------------------------------------------------------------
 
@@ -196,36 +164,20 @@ class Store:
         dref = make_dref(config.hash_part, config.name)
         if dref in self._configs:
             return dref
-        folder = self.derivation_path(dref)
-        if not folder.is_dir():
-            staging = self._temporary_folder(f"drv-{os.getpid()}-")
-            try:
-                (staging / CONFIG_FILE).write_bytes(config.canonical)
-                os.chmod(staging / CONFIG_FILE, 0o444)
-                self._publish_folder(staging, folder)
-            except OSError as err:
-                raise os_error(err, folder / CONFIG_FILE, "cannot store a config") from err
-            finally:
-                remove_tree(staging)
+        self.local.put_config(dref, config.canonical)
         with self._cache_lock:
             self._configs[dref] = config
         return dref
 
     def config_of(self, dref: DRef) -> Config:
-        """The config of a derivation in this store."""
+        """The config of a derivation in this store, checked against its dref."""
         config = self._configs.get(dref)
         if config is None:
-            try:
-                data = (self.derivation_path(dref) / CONFIG_FILE).read_bytes()
-            except FileNotFoundError:
-                raise StoreError(f"{dref} is not in the store at {self.root}") from None
-            path = self.derivation_path(dref) / CONFIG_FILE
-            try:
-                config = Config.from_canonical(data)
-            except (ValueError, ConfigError):
-                raise StoreError(f"damaged derivation: {path}: not a config") from None
-            if make_dref(config.hash_part, config.name) != dref:
-                raise StoreError(f"damaged derivation: {path}: it does not hash to {dref}")
+            data = self.local.config_bytes(dref)
+            if data is None:
+                raise StoreError(f"{dref} is not in the store at {self.root}")
+            where = f"{self.derivation_path(dref) / CONFIG_FILE}"
+            config = checked_config(dref, data, where)
             with self._cache_lock:
                 self._configs[dref] = config
         return config
@@ -243,27 +195,17 @@ class Store:
 
     def all_derivations(self) -> list[DRef]:
         """Every derivation in the store, sorted."""
-        if not self.objects.is_dir():
-            return []
-        result = []
-        for entry in sorted(os.listdir(self.objects)):
-            dref = f"dref:{entry}"
-            if is_dref(dref):
-                result.append(DRef(dref))
-        return result
+        return self.local.all_derivations()
 
     # -- realizations -------------------------------------------------------------------------
 
     def realizations_of(self, dref: DRef) -> list[RRef]:
         """Every published realization of a derivation, sorted by rref."""
-        derivation_hash, name = parse_dref(dref)
-        try:
-            entries = os.listdir(self.derivation_path(dref))
-        except FileNotFoundError:
-            return []
-        return sorted(
-            make_rref(entry, derivation_hash, name) for entry in entries if _is_hash_name(entry)
-        )
+        return self.local.realizations_of(dref)
+
+    def has_realization(self, rref: RRef) -> bool:
+        """True when the realization is in the store (sound or not: see `manifest`)."""
+        return self.local.has_realization(rref)
 
     def all_realizations(self) -> list[RRef]:
         """Every realization in the store, sorted."""
@@ -275,12 +217,15 @@ class Store:
         Raises DamagedRealization when it is missing or does not hash to the reference."""
         manifest = self._manifests.get(rref)
         if manifest is None:
-            folder = self.realization_path(rref)
+            where = str(self.realization_path(rref) / MANIFEST_FILE)
             try:
-                manifest = load_manifest(folder, folder.name)
+                data = self.local.manifest_bytes(rref)
+                if data is None:
+                    if not self.has_realization(rref):
+                        raise StoreError(f"{rref} is not in the store at {self.root}")
+                    raise DamagedRealization(where, "the manifest is missing")
+                manifest = check_manifest(data, parse_rref(rref)[0], where)
             except DamagedRealization as damage:
-                if not folder.is_dir():
-                    raise StoreError(f"{rref} is not in the store at {self.root}") from None
                 damage.rref = rref
                 raise
             with self._cache_lock:
@@ -291,8 +236,16 @@ class Store:
         """One file of a realization, checked against its manifest (for small records).
 
         Raises DamagedRealization (never returns bytes the reference does not vouch for)."""
+        where = str(self.realization_path(rref) / name)
         try:
-            return read_checked(self.realization_path(rref), self.manifest(rref), name)
+            expected = self.manifest(rref).files.get(name)
+            if expected is None:
+                raise DamagedRealization(where, "the realization's manifest does not list it")
+            try:
+                data = self.local.read_entry(rref, name)
+            except KeyError:
+                raise DamagedRealization(where, "it is missing") from None
+            return check_digest(data, expected, where)
         except DamagedRealization as damage:
             damage.rref = rref
             raise
@@ -323,8 +276,7 @@ class Store:
 
     def context_of(self, rref: RRef) -> Context:
         """The realizations of the direct dependencies that `rref` was built from."""
-        loaded = json.loads(self.context_bytes(rref))
-        return {DRef(dref): [RRef(item) for item in rrefs] for dref, rrefs in loaded.items()}
+        return parse_context(self.context_bytes(rref))
 
     def realizations_in_context(self, dref: DRef, context: Mapping[DRef, list[RRef]]) -> list[RRef]:
         """The realizations of `dref` that were built from exactly this context.
@@ -332,7 +284,7 @@ class Store:
         Each one's manifest (checked against its rref) records the digest of its context, so
         the context file itself need not be read. A realization whose manifest is damaged is
         reported and left out, so that a build replaces it."""
-        wanted = _context_digest(context_json(context))
+        wanted = context_digest(context)
         found = []
         for rref in self.realizations_of(dref):
             try:
@@ -367,27 +319,15 @@ class Store:
 
     def build_metadata(self, rref: RRef) -> dict[str, BuildRecordValue]:
         """Start, stop and host of a realization's build ({} when unknown or not a record)."""
-        return build_record(self.realization_path(rref) / BUILD_FILE) or {}
+        data = self.local.build_record_bytes(rref)
+        return (parse_build_record(data) if data is not None else None) or {}
+
+    # -- publication --------------------------------------------------------------------------
 
     def new_build_folder(self, dref: DRef) -> Path:
         """A fresh folder in `tmp/`, named after this process so leftovers can be cleaned."""
         _, name = parse_dref(dref)
-        return self._temporary_folder(f"build-{os.getpid()}-{name}-")
-
-    def _temporary_folder(self, prefix: str) -> Path:
-        """A new folder in `tmp/` (re-created if someone removed it), readable by all."""
-        import tempfile
-
-        try:
-            try:
-                folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
-            except FileNotFoundError:
-                self.tmp.mkdir(parents=True, exist_ok=True)
-                folder = tempfile.mkdtemp(dir=self.tmp, prefix=prefix)
-        except OSError as err:
-            raise os_error(err, self.tmp, "cannot make a build folder") from err
-        os.chmod(folder, 0o755)
-        return Path(folder)
+        return self.local.temporary_folder(f"build-{os.getpid()}-{name}-")
 
     def publish_realization(
         self, dref: DRef, context: Mapping[DRef, list[RRef]], folder: Path
@@ -406,11 +346,22 @@ class Store:
         try:
             (folder / CONTEXT_FILE).write_bytes(context_data)
             manifest = manifest_of_tree(folder)
-            (folder / MANIFEST_FILE).write_bytes(manifest.data)
         except OSError as err:
             raise os_error(err, folder, "cannot write a build's records") from err
         derivation_hash, name = parse_dref(dref)
         rref = make_rref(manifest.realization_hash, derivation_hash, name)
+        self.publish_checked(rref, folder, manifest)
+        with self._cache_lock:
+            self._contexts[rref] = context_data
+        return rref
+
+    def publish_checked(self, rref: RRef, folder: Path, manifest: Manifest) -> None:
+        """Publish a folder whose tree `manifest` describes (its context file included) as
+        `rref`: the manifest is written, the folder made read-only and renamed into place."""
+        try:
+            (folder / MANIFEST_FILE).write_bytes(manifest.data)
+        except OSError as err:
+            raise os_error(err, folder, "cannot write a build's records") from err
         make_read_only(folder)
         # rename(2) moves a folder to another parent only if the folder itself is writable
         # (its `..` entry changes), so its own write bit is cleared after the rename.
@@ -420,43 +371,22 @@ class Store:
         if target.is_dir() and self.realization_problems(rref):
             # The store's copy is damaged: ours, freshly built, takes its place.
             self.remove(target)
-        if self._publish_folder(folder, target):
+        if self.local.publish_folder(folder, target):
             os.chmod(target, mode)
         with self._cache_lock:
-            self._contexts[rref] = context_data
             self._manifests[rref] = manifest
+            self._contexts.pop(rref, None)
             self.damaged.pop(rref, None)
-        return rref
-
-    def _publish_folder(self, source: Path, target: Path) -> bool:
-        """Rename `source` to `target`; an existing target means equal content: drop ours.
-
-        True when `source` became `target`, False when `target` was already there.
-        """
-        try:
-            os.rename(source, target)
-        except OSError as err:
-            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise os_error(err, target, "cannot publish") from err
-            remove_tree(source)
-            return False
-        return True
 
     # -- removal ------------------------------------------------------------------------------
 
     def remove(self, path: Path) -> None:
         """Make a store folder disappear at once (one rename), then delete it."""
-        if not path.exists():
-            return
-        trash = self._temporary_folder(f"trash-{os.getpid()}-")
-        if path.is_dir():
-            os.chmod(path, stat.S_IMODE(path.stat().st_mode) | 0o700)
-        os.rename(path, trash / path.name)
+        self.local.remove(path)
         with self._cache_lock:
             self._configs.clear()
             self._contexts.clear()
             self._manifests.clear()
-        remove_tree(trash)
 
     def remove_realization(self, rref: RRef) -> None:
         """Delete one realization."""
@@ -468,22 +398,7 @@ class Store:
 
     def clean_leftovers(self) -> list[Path]:
         """Delete temporary folders whose process is gone (a killed build, a killed GC)."""
-        removed: list[Path] = []
-        try:
-            entries = os.listdir(self.tmp)
-        except FileNotFoundError:
-            return removed
-        for entry in entries:
-            parts = entry.split("-", 2)
-            if len(parts) < 3 or not parts[1].isdigit():
-                continue
-            if _pid_is_alive(int(parts[1])):
-                continue
-            path = self.tmp / entry
-            with contextlib.suppress(OSError):
-                remove_tree(path)
-                removed.append(path)
-        return removed
+        return self.local.clean_leftovers()
 
     # -- locks --------------------------------------------------------------------------------
 
@@ -512,67 +427,3 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
-
-
-# -- the default store ----------------------------------------------------------------------------
-
-_default: Store | None = None
-_local = threading.local()
-STORE_ENVIRONMENT_VARIABLE = "MDRUN_STORE"
-
-
-def default_store_root() -> Path:
-    """`$MDRUN_STORE`, else `$XDG_CACHE_HOME/mdrun/store` (`~/.cache/mdrun/store`)."""
-    configured = os.environ.get(STORE_ENVIRONMENT_VARIABLE)
-    if configured:
-        return Path(configured)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "mdrun" / "store"
-
-
-def default_store() -> Store:
-    """The store in use: the innermost `current_storage`, else `fsinit`'s, else the default."""
-    stack: list[Store] = getattr(_local, "stack", [])
-    if stack:
-        return stack[-1]
-    global _default
-    if _default is None:
-        _default = Store.initialize(default_store_root())
-    return _default
-
-
-def set_default_store(store: Store | None) -> None:
-    """Make `store` the process-wide default (None: back to the environment's default)."""
-    global _default
-    _default = store
-
-
-def as_store(store: Store | Path | str | None) -> Store:
-    """Accept a Store, a root folder, or None for the default store."""
-    if store is None:
-        return default_store()
-    if isinstance(store, Store):
-        return store
-    return Store.initialize(store)
-
-
-@contextlib.contextmanager
-def current_storage(store: Store | Path | str) -> Iterator[Store]:
-    """Use another store within a `with` block (per thread)."""
-    resolved = as_store(store)
-    stack: list[Store] = getattr(_local, "stack", [])
-    _local.stack = [*stack, resolved]
-    try:
-        yield resolved
-    finally:
-        _local.stack = stack
-
-
-def fsinit(root: Path | str, use_as_default: bool = True, remove_existing: bool = False) -> Store:
-    """Create (or open) a store at `root`; by default make it the default store."""
-    if remove_existing:
-        remove_tree(Path(root))
-    store = Store.initialize(root)
-    if use_as_default:
-        set_default_store(store)
-    return store

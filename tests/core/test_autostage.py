@@ -320,7 +320,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from mdrun.core.registry import Registry
-from mdrun.core.store import fsinit
+from mdrun.core.default_store import fsinit
 import stagemodule
 print(stagemodule.stage.source, stagemodule.stage(Registry(fsinit(sys.argv[2]))))
 """

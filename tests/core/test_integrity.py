@@ -16,11 +16,12 @@ import pytest
 
 from mdrun.core.archive import export_closure, import_closure
 from mdrun.core.build import Build, build_outpath, build_wrapper
+from mdrun.core.default_store import current_storage
 from mdrun.core.matchers import match_only
 from mdrun.core.realization import realize1
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Registry, instantiate, mkdrv
-from mdrun.core.store import CONTEXT_FILE, MANIFEST_FILE, Store, current_storage, make_writable
+from mdrun.core.store import CONTEXT_FILE, MANIFEST_FILE, Store, make_writable
 from mdrun.core.verify import remove_damaged, verify_store
 from mdrun.errors import DamagedRealization, StoreError
 from tests.core.helpers import derivation, file_stage, publish

@@ -14,14 +14,9 @@ from pathlib import Path
 import pytest
 
 from mdrun.core.config import Config
+from mdrun.core.default_store import current_storage, default_store, fsinit
 from mdrun.core.refs import DRef, RRef
-from mdrun.core.store import (
-    STORE_VERSION,
-    Store,
-    current_storage,
-    default_store,
-    fsinit,
-)
+from mdrun.core.store import STORE_VERSION, Store
 from mdrun.errors import StoreError
 from tests.core.helpers import derivation, publish, tmp_entries
 
