@@ -45,7 +45,7 @@ def realization_closure(store: Store, rrefs: Iterable[RRef]) -> list[RRef]:
     """The rrefs and everything in their contexts, transitively; dependencies first."""
 
     def used_by(rref: RRef) -> list[RRef]:
-        if not store.realization_path(rref).is_dir():
+        if not store.has_realization(rref):
             raise StoreError(f"{rref} is not in the store at {store.root}")
         return [dependency for used in store.context_of(rref).values() for dependency in used]
 
@@ -195,7 +195,7 @@ def _verify(archive_path: Path, unpacked: Path, store: Store) -> _Verified:
         if sorted(context) != sorted(configs[dref].dependencies()):
             raise _refuse(archive_path, f"{rref}: its context does not match its config")
         for used in (item for items in context.values() for item in items):
-            if used not in found and not store.realization_path(used).is_dir():
+            if used not in found and not store.has_realization(used):
                 raise _refuse(archive_path, f"{rref} needs {used}, which is missing")
         realizations.append((rref, context, found[rref]))
     for root in roots:
@@ -224,22 +224,11 @@ def _verify_realization(archive_path: Path, rref: RRef, folder: Path) -> None:
 def _dependencies_first(verified: _Verified) -> list[tuple[RRef, Context, Path]]:
     """Order realizations so each comes after those in its context."""
     by_rref = {rref: (rref, context, folder) for rref, context, folder in verified.realizations}
-    order: list[tuple[RRef, Context, Path]] = []
-    done: set[RRef] = set()
-    for start in sorted(by_rref):
-        stack: list[tuple[RRef, bool]] = [(start, False)]
-        while stack:
-            rref, expanded = stack.pop()
-            if expanded:
-                order.append(by_rref[rref])
-                continue
-            if rref in done or rref not in by_rref:
-                continue
-            done.add(rref)
-            stack.append((rref, True))
-            for used in by_rref[rref][1].values():
-                stack.extend((item, False) for item in used)
-    return order
+
+    def used(rref: RRef) -> list[RRef]:
+        return [item for items in by_rref[rref][1].values() for item in items if item in by_rref]
+
+    return [by_rref[rref] for rref in dependencies_first(sorted(by_rref), used)]
 
 
 def import_closure(store: Store, archive_path: Path | str) -> list[RRef]:
@@ -258,7 +247,7 @@ def import_closure(store: Store, archive_path: Path | str) -> list[RRef]:
             store.add_derivation(config)
         for rref, context, folder in _dependencies_first(verified):
             with store.lock(rref_to_dref(rref)):
-                present = store.realization_path(rref).is_dir()
+                present = store.has_realization(rref)
                 if present and not store.realization_problems(rref):
                     continue
                 # A damaged copy in the store is replaced by the archive's verified one.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdrun.core.default_store import as_store
-from mdrun.core.graph import dependencies_first
+from mdrun.core.graph import dependencies_first, reachable
 from mdrun.core.refs import DRef, RRef, is_dref, is_rref, rref_to_dref
 from mdrun.core.store import Store
 from mdrun.errors import StoreError
@@ -109,29 +109,22 @@ def link_root(store: Store, ref: DRef | RRef, roots_dir: Path | str, name: str) 
 
 def _dependency_closure(store: Store, drefs: Iterable[DRef]) -> set[DRef]:
     """The drefs and everything their configs depend on (missing derivations are skipped)."""
-    closure: set[DRef] = set()
-    pending = list(drefs)
-    while pending:
-        dref = pending.pop()
-        if dref in closure or not store.has_derivation(dref):
-            continue
-        closure.add(dref)
-        pending.extend(store.config_of(dref).dependencies())
-    return closure
+
+    def dependencies(dref: DRef) -> list[DRef]:
+        return store.config_of(dref).dependencies() if store.has_derivation(dref) else []
+
+    return {dref for dref in reachable(drefs, dependencies) if store.has_derivation(dref)}
 
 
 def _context_closure(store: Store, rrefs: Iterable[RRef]) -> set[RRef]:
     """The rrefs and every realization in their contexts, transitively (missing ones skipped)."""
-    closure: set[RRef] = set()
-    pending = list(rrefs)
-    while pending:
-        rref = pending.pop()
-        if rref in closure or not store.realization_path(rref).is_dir():
-            continue
-        closure.add(rref)
-        for used in store.context_of(rref).values():
-            pending.extend(used)
-    return closure
+
+    def used(rref: RRef) -> list[RRef]:
+        if not store.has_realization(rref):
+            return []
+        return [item for items in store.context_of(rref).values() for item in items]
+
+    return {rref for rref in reachable(rrefs, used) if store.has_realization(rref)}
 
 
 def _dependents_first(store: Store, drefs: Iterable[DRef]) -> list[DRef]:

@@ -1,6 +1,8 @@
-"""Ordering nodes of the store's graphs (derivations by config, realizations by context).
+"""Walking the store's graphs: derivations by their configs, realizations by their contexts.
 
-One iterative depth-first walk, so a chain of ten thousand stages needs no deep recursion.
+The one walk that every closure in mdrun.core uses (a registry's closure, a lens's sub-closure,
+GC's roots, an archive's contents, a push): iterative, so a chain of ten thousand stages needs
+no deep recursion. Callers say what a node's neighbours are; this module knows no store.
 """
 
 from __future__ import annotations
@@ -30,3 +32,16 @@ def dependencies_first(
             stack.append((node, True))
             stack.extend((dependency, False) for dependency in dependencies_of(node))
     return order
+
+
+def reachable(roots: Iterable[Node], neighbours_of: Callable[[Node], Iterable[Node]]) -> set[Node]:
+    """The roots and every node reachable from them (each node's neighbours asked once)."""
+    found: set[Node] = set()
+    pending = list(roots)
+    while pending:
+        node = pending.pop()
+        if node in found:
+            continue
+        found.add(node)
+        pending.extend(neighbours_of(node))
+    return found

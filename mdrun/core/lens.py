@@ -18,6 +18,7 @@ from typing import Any
 from mdrun.core.build import Build
 from mdrun.core.config import is_refpath, is_selfpath
 from mdrun.core.default_store import as_store
+from mdrun.core.graph import reachable
 from mdrun.core.paths import StorePath
 from mdrun.core.refs import DRef, RRef, is_dref, is_rref, rref_to_dref
 from mdrun.core.registry import Closure, Derivation, Registry
@@ -385,14 +386,7 @@ def sub_closure(closure: Closure, dref: DRef) -> Closure:
     by_dref = {derivation.dref: derivation for derivation in closure.derivations}
     if dref not in by_dref:
         raise StoreError(f"{dref} is not part of this closure")
-    needed: set[DRef] = set()
-    pending = [dref]
-    while pending:
-        current = pending.pop()
-        if current in needed:
-            continue
-        needed.add(current)
-        pending.extend(by_dref[current].config.dependencies())
+    needed = reachable([dref], lambda current: by_dref[current].config.dependencies())
     kept: tuple[Derivation, ...] = tuple(d for d in closure.derivations if d.dref in needed)
     return Closure(dref, (dref,), kept, closure.store)
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeAlias
 
 from mdrun.core.config import Config
 from mdrun.core.default_store import as_store
+from mdrun.core.graph import reachable
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.refs import DRef, RRef, is_dref
 from mdrun.core.store import Context, Store
@@ -164,20 +165,17 @@ def closure_of(registry: Registry, result: StageResult) -> Closure:
     targets = find_drefs(result)
     if not targets:
         raise RegistryError(f"a stage returned no derivation reference: {result!r}")
-    needed: set[DRef] = set()
-    pending = list(targets)
-    while pending:
-        dref = pending.pop()
-        if dref in needed:
-            continue
+
+    def dependencies(dref: DRef) -> list[DRef]:
         derivation = registry.derivations.get(dref)
         if derivation is None:
             raise RegistryError(
                 f"{dref} is not defined in this registry (did you mix drefs of several "
                 "registries?)"
             )
-        needed.add(dref)
-        pending.extend(derivation.config.dependencies())
+        return derivation.config.dependencies()
+
+    needed = reachable(targets, dependencies)
     ordered = tuple(d for dref, d in registry.derivations.items() if dref in needed)
     return Closure(result, tuple(targets), ordered, registry.store)
 
