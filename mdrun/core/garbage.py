@@ -204,9 +204,8 @@ def _sweep(store: Store, plan: GCPlan) -> GCPlan:
             appeared = [rref for rref in store.realizations_of(dref) if rref not in planned_rrefs]
             protected |= _context_closure(store, appeared)
             for rref in by_dref.get(dref, []):
-                path = store.realization_path(rref)
-                if rref not in protected and path.is_dir():
-                    freed += store.size_of(path)
+                if rref not in protected and store.has_realization(rref):
+                    freed += store.size_of(store.realization_path(rref))
                     store.remove_realization(rref)
                     removed_rrefs.append(rref)
             path = store.derivation_path(dref)

@@ -3,14 +3,17 @@
 `mklens(rref).dataset.out.syspath` starts at a realization, moves into the config of its
 `dataset` dependency through the realization's context, and turns the promise path `out` into a
 system path inside the realization that was actually used. Contexts hold direct dependencies
-only, so each step into a dependency reads the context of the realization it reached. A lens only
-reads (except `.val = v` on a plain dict); building and matching belong to `realize`.
+only, so each step into a dependency reads the context of the realization it reached. What a
+lens reads of a published realization (`.contents`, JSON files walked into) goes through the
+store, checked against its manifest. A lens only reads (except `.val = v` on a plain dict);
+building and matching belong to `realize`.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,9 +189,15 @@ class Lens:
         """The text of the file at `.syspath`."""
         value, frame = self._walk()
         path = self._syspath(value, frame)
-        if not path.is_file():
+        located = self._file_in_store(value, frame)
+        if located is None:
+            if not path.is_file():
+                raise StoreError(f"{self._where()}: {path} is not a file")
+            return path.read_text()
+        rref, name = located
+        if self._store.recorded_digest(rref, name) is None:
             raise StoreError(f"{self._where()}: {path} is not a file")
-        return path.read_text()
+        return self._store.read_file(rref, name).decode()
 
     @property
     def closure(self) -> Closure:
@@ -257,8 +266,12 @@ class Lens:
         if is_refpath(value) or is_selfpath(value):
             head = DRef(value[0]) if is_refpath(value) else frame.dref
             path = self._syspath(value, frame)
+            located = self._file_in_store(value, frame)
             try:
-                loaded = json.loads(path.read_text())
+                if located is not None and self._store.recorded_digest(*located) is not None:
+                    loaded = json.loads(self._store.read_file(*located))
+                else:
+                    loaded = json.loads(path.read_text())
             except (OSError, ValueError) as err:
                 raise StoreError(
                     f"{self._where(depth)}: cannot walk into {path}: not a readable JSON file "
@@ -336,6 +349,23 @@ class Lens:
         if frame.build is not None and dref == frame.dref:
             return self._build_output(frame)
         return self._store.realization_path(self._one_realization(dref, frame))
+
+    def _file_in_store(self, value: Any, frame: Frame) -> tuple[RRef, str] | None:
+        """The published realization and the entry a RefPath or promise path names, so that
+        its bytes are read through the store (checked); None for anything else (a build's
+        output, a path leaving the realization)."""
+        if is_selfpath(value):
+            head = frame.dref
+        elif is_refpath(value):
+            head = DRef(value[0])
+        else:
+            return None
+        if head is None or (frame.build is not None and head == frame.dref):
+            return None
+        name = posixpath.normpath("/".join(str(part) for part in value[1:]))
+        if name.startswith(("../", "/")) or name in ("..", "."):
+            return None
+        return self._one_realization(head, frame), name
 
     def _syspath(self, value: Any, frame: Frame) -> Path:
         if is_rref(value):

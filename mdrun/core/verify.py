@@ -73,7 +73,7 @@ def verify_store(store: Store, rrefs: Iterable[RRef] | None = None) -> Verificat
             finding = Finding(dref, store.derivation_path(dref), (problem,))
             verification.damaged.append(finding)
     for rref in chosen:
-        if rref_to_dref(rref) in broken or not store.realization_path(rref).is_dir():
+        if rref_to_dref(rref) in broken or not store.has_realization(rref):
             continue
         verification.realizations += 1
         problems = store.realization_problems(rref)
@@ -102,8 +102,9 @@ def remove_damaged(store: Store, findings: Iterable[Finding]) -> list[Finding]:
                         store.remove_derivation(dref)
                 else:
                     rref = RRef(ref)
-                    path = store.realization_path(rref)
-                    still_damaged = path.is_dir() and bool(store.realization_problems(rref))
+                    still_damaged = store.has_realization(rref) and bool(
+                        store.realization_problems(rref)
+                    )
                     if still_damaged:
                         store.remove_realization(rref)
                 if still_damaged:

@@ -73,8 +73,6 @@ class StoredResult:
     """The realization."""
     key: str
     """Its result key."""
-    folder: Path
-    """Its folder in the store."""
     outputs: tuple[Output, ...]
     """The stored nbformat outputs."""
     store: Store
@@ -97,7 +95,9 @@ class StoredResult:
     @property
     def snapshot(self) -> Path | None:
         """The session snapshot taken after this block, if one was kept."""
-        return None if self.snapshot_sha256 is None else self.folder / SNAPSHOT_FILE
+        if self.snapshot_sha256 is None:
+            return None
+        return self.store.realization_path(self.rref) / SNAPSHOT_FILE  # the kernel loads it
 
     def _record(self, name: str) -> dict[str, Any]:
         """A small record of the realization; {} when it has none, or it is damaged (which is
@@ -116,7 +116,6 @@ class StoredResult:
 
 def read_result(store: Store, rref: RRef) -> StoredResult:
     """Read a block's realization; DamagedRealization when it does not match its reference."""
-    folder = store.realization_path(rref)
     data = store.read_file(rref, OUTPUTS_FILE)
     try:
         loaded = json.loads(data)
@@ -127,11 +126,12 @@ def read_result(store: Store, rref: RRef) -> StoredResult:
         or not isinstance(loaded.get("outputs"), list)
         or not isinstance(loaded.get("key"), str)
     ):
-        raise DamagedRealization(str(folder / OUTPUTS_FILE), "not a block's result", rref)
+        where = str(store.realization_path(rref) / OUTPUTS_FILE)
+        raise DamagedRealization(where, "not a block's result", rref)
     outputs = tuple(cast(list[Output], loaded["outputs"]))
     snapshot = store.recorded_digest(rref, SNAPSHOT_FILE)
     failed = loaded.get("failed") is True
-    return StoredResult(rref, loaded["key"], folder, outputs, store, snapshot, failed)
+    return StoredResult(rref, loaded["key"], outputs, store, snapshot, failed)
 
 
 def lookup(store: Store, config: Config) -> StoredResult | None:

@@ -150,7 +150,7 @@ def _unchanged(store: Store, data: dict[str, Any], source: str, output: str | No
             return False
     for rref in data.get("rrefs", []):
         try:
-            if not store.realization_path(rref).is_dir():
+            if not store.has_realization(rref):
                 return False
         except ReferenceFormatError:
             return False

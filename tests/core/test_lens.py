@@ -11,13 +11,14 @@ import pytest
 
 from mdrun.core.build import Build, build_outpaths, build_wrapper
 from mdrun.core.config import SELFREF as selfref
+from mdrun.core.files import make_writable
 from mdrun.core.lens import mklens
 from mdrun.core.matchers import match_all, match_latest, match_only
 from mdrun.core.realization import realize1, realize_all, realizeMany
 from mdrun.core.refs import DRef, rref_to_dref
 from mdrun.core.registry import Registry, instantiate, mkdrv
 from mdrun.core.store import Store
-from mdrun.errors import StoreError
+from mdrun.errors import DamagedRealization, StoreError
 
 
 def stage_a(r: Registry, counter: itertools.count[int] | None = None) -> DRef:
@@ -86,6 +87,16 @@ def test_terminals_of_an_rref(store: Store) -> None:
     assert (mklens(rref).syspath / "c.txt").read_text() == "c"
     assert mklens(rref).name.val == "c"
     assert mklens(rref).k.v.get(1).val == 2
+
+
+def test_contents_are_checked_against_the_manifest(store: Store) -> None:
+    """A lens reads a published file through the store: changed bytes are refused, not shown."""
+    rref_c = realize1(instantiate(stage_c))
+    path = mklens(rref_c).b.a.out.syspath.path
+    make_writable(path)
+    path.write_text("tampered")
+    with pytest.raises(DamagedRealization, match=r"a\.txt"):
+        _ = mklens(rref_c).b.a.out.contents
 
 
 def test_two_levels_of_dependencies(store: Store) -> None:
