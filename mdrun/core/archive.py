@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from mdrun.core import integrity
 from mdrun.core.config import Config
 from mdrun.core.default_store import as_store
+from mdrun.core.files import replaced_atomically
 from mdrun.core.graph import dependencies_first
 from mdrun.core.hashing import canonical_json
 from mdrun.core.integrity import BUILD_FILE, build_record, manifest_of_tree
@@ -80,13 +81,10 @@ def export_closure(store: Store, rrefs: Iterable[RRef], archive_path: Path | str
     if not target.parent.is_dir():
         raise StoreError(f"cannot write {target}: its folder does not exist")
     compressed = target.name.endswith((".gz", ".tgz"))
-    descriptor, temporary_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-")
-    os.close(descriptor)
-    temporary = Path(temporary_name)
     manifest = canonical_json(
         {"format": ARCHIVE_FORMAT, "roots": [str(r) for r in sorted(set(roots))]}
     )
-    try:
+    with replaced_atomically(target) as temporary:
         with tarfile.open(temporary, "w:gz" if compressed else "w") as archive:
             info = tarfile.TarInfo(MANIFEST_FILE)
             info.size = len(manifest)
@@ -109,10 +107,6 @@ def export_closure(store: Store, rrefs: Iterable[RRef], archive_path: Path | str
                     filter=_normalize,
                 )
         os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return target
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mdrun.core.files import remove_tree
+from mdrun.core.files import remove_tree, replaced_atomically
 from mdrun.errors import NO_SPACE_ERRNOS, StoreError, os_error
 
 STORE_VERSION = 2
@@ -79,19 +79,11 @@ def _create(target: Path) -> None:
 
 def _write_skeleton(folder: Path) -> None:
     """The store's folders, then its version file (written whole, then renamed)."""
-    import tempfile
-
     for name in STORE_FOLDERS:
         (folder / name).mkdir(exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".version-")
-    try:
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(VERSION_TEXT)
+    with replaced_atomically(folder / VERSION_FILE) as temporary:
+        temporary.write_text(VERSION_TEXT)
         os.chmod(temporary, 0o644)
-        os.replace(temporary, folder / VERSION_FILE)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _create_in_place(target: Path) -> None:
@@ -105,7 +97,7 @@ def _create_in_place(target: Path) -> None:
     foreign = [
         entry
         for entry in entries
-        if entry not in STORE_ENTRIES and not entry.startswith(".version-")
+        if entry not in STORE_ENTRIES and not entry.startswith(f".{VERSION_FILE}.")
     ]
     if foreign:
         raise StoreError(

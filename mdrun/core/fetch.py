@@ -13,7 +13,6 @@ import http.client
 import os
 import re
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +24,7 @@ from typing import BinaryIO, Literal
 
 from mdrun.core.build import Build, build_config, build_outpath, build_wrapper
 from mdrun.core.config import SELFREF, Config
+from mdrun.core.files import replaced_atomically, temporary_beside
 from mdrun.core.integrity import UNHASHED_NAMES
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.matchers import match_only
@@ -155,29 +155,27 @@ def _realize_fetch(build: Build) -> None:
     filename = str(config["filename"])
     expected = str(config["sha256"])
     mode = _parse_mode(str(config["mode"]))
-    descriptor, temporary_name = tempfile.mkstemp(dir=output, prefix=".fetch-", suffix=".part")
-    temporary = Path(temporary_name)
-    digest = hashlib.sha256()
-    with os.fdopen(descriptor, "wb") as target, _open_source(config, dref) as (source_name, source):
-        try:
-            while chunk := source.read(_CHUNK):
-                digest.update(chunk)
-                target.write(chunk)
-        except (OSError, http.client.HTTPException) as err:
-            raise FetchError(f"{dref}: download of {source_name} failed: {err}", dref, err) from err
-    actual = digest.hexdigest()
-    if actual != expected:
-        raise FetchError(
-            f"{dref}: sha256 mismatch for {source_name}: expected {expected}, got {actual}",
-            dref,
-        )
-    os.chmod(temporary, 0o644)
-    if "unpack" in mode:
-        unpack_archive(temporary, output, archive_name=filename, dref=dref)
-    if "remove" in mode:
-        temporary.unlink()
-    else:
-        os.replace(temporary, output / filename)
+    # The download is kept under its name only once checked (and unpacked, if asked).
+    keep = replaced_atomically if "remove" not in mode else temporary_beside
+    with keep(output / filename) as temporary:
+        digest = hashlib.sha256()
+        with temporary.open("xb") as target, _open_source(config, dref) as (source_name, source):
+            try:
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    target.write(chunk)
+            except (OSError, http.client.HTTPException) as err:
+                message = f"{dref}: download of {source_name} failed: {err}"
+                raise FetchError(message, dref, err) from err
+        actual = digest.hexdigest()
+        if actual != expected:
+            raise FetchError(
+                f"{dref}: sha256 mismatch for {source_name}: expected {expected}, got {actual}",
+                dref,
+            )
+        os.chmod(temporary, 0o644)
+        if "unpack" in mode:
+            unpack_archive(temporary, output, archive_name=filename, dref=dref)
 
 
 # -- unpacking --------------------------------------------------------------------------------

@@ -1,15 +1,97 @@
-"""Read-only trees: the store publishes realizations read-only, and removes them again.
+"""Files written whole and trees kept read-only: mdrun's one atomic writer, and the store's modes.
 
-`dirrw` serves realizers that copy published files and want to change the copy.
+Everything mdrun writes outside a realization (a document, an export, an image, a record of
+the store, a root link, a downloaded file) appears whole or not at all: it is made under a
+temporary name beside its target (same file system) and renamed over it (`replaced_atomically`,
+and `write_atomically` for bytes and text). Realizations are published read-only and removed
+again (`make_read_only`, `remove_tree`); `dirrw` serves realizers that copy published files and
+want to change the copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["dirrw", "make_read_only", "make_writable", "remove_tree"]
+from mdrun.errors import FileAccessError, Location
+
+__all__ = [
+    "dirrw",
+    "make_read_only",
+    "make_writable",
+    "remove_tree",
+    "replaced_atomically",
+    "temporary_beside",
+    "write_atomically",
+]
+
+
+@contextlib.contextmanager
+def temporary_beside(path: Path) -> Iterator[Path]:
+    """A fresh name beside `path` for the caller to create a file or link at; whatever is
+    there when the block ends is removed (see `replaced_atomically` to keep it)."""
+    temporary = path.with_name(f".{path.name}.mdrun-{os.urandom(4).hex()}.tmp")
+    try:
+        yield temporary
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: Path, *, durable: bool = False) -> Iterator[Path]:
+    """A fresh name beside `path` for the caller to create a file or link at; when the block
+    ends without error it is renamed over `path` in one step, else removed.
+
+    `durable` flushes the new file and the rename to disk first (for a user's document).
+    Errors are the OSErrors of the file system: callers say what they were writing."""
+    with temporary_beside(path) as temporary:
+        yield temporary
+        if durable:
+            _sync(temporary)
+        os.replace(temporary, path)
+    if durable:
+        _sync(path.parent)
+
+
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Replace `path` with `text` (bytes, or a str written as UTF-8) in one rename, durably.
+
+    The new file gets the old file's permissions (a new one: the umask's); a symbolic link is
+    followed, so the link stays and its target is replaced. Deciding whether to write at all
+    (only when the text changed) is the caller's job. A `FileAccessError` names `path`."""
+    target = Path(os.path.realpath(path))
+    try:
+        with replaced_atomically(target, durable=True) as temporary:
+            # 0o666 lets the umask decide, as for any new file; an existing file's mode is kept.
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(temporary, target.stat().st_mode & 0o7777)
+                data = memoryview(text.encode("utf-8") if isinstance(text, str) else text)
+                written = 0
+                while written < len(data):
+                    written += os.write(descriptor, data[written:])
+            finally:
+                os.close(descriptor)
+    except OSError as err:
+        raise FileAccessError(f"cannot write it: {err.strerror}", Location(str(path))) from err
+
+
+def _sync(path: Path) -> None:
+    """Flush a file's or a folder's entries to disk (best effort: not every platform can)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def make_read_only(root: Path) -> None:

@@ -8,12 +8,12 @@ after the plan is kept, and never deletes something a concurrent build is writin
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mdrun.core.default_store import as_store
+from mdrun.core.files import replaced_atomically
 from mdrun.core.graph import dependencies_first, reachable
 from mdrun.core.refs import DRef, RRef, is_dref, is_rref, rref_to_dref
 from mdrun.core.store import Store
@@ -94,12 +94,10 @@ def link_root(store: Store, ref: DRef | RRef, roots_dir: Path | str, name: str) 
     if link.is_dir() and not link.is_symlink():
         raise StoreError(f"{link} is a folder, not a root link; refusing to replace it")
     relative = os.path.relpath(os.path.realpath(target), os.path.realpath(folder))
-    temporary = folder / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
-    os.symlink(relative, temporary)
     try:
-        os.replace(temporary, link)
+        with replaced_atomically(link) as temporary:
+            os.symlink(relative, temporary)
     except OSError as err:
-        temporary.unlink()
         raise StoreError(f"cannot create the root link {link}: {err.strerror}") from err
     return link
 

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Literal, get_args
 
+from mdrun.core.files import write_atomically
 from mdrun.core.store import Store
 from mdrun.document.evaluate import Reporter
-from mdrun.document.files import write_atomically
 from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import (
     STDIO,

@@ -324,6 +324,8 @@ def capture(
     }
     if snapshot_path is not None and not opaque:
         written = time.perf_counter()
+        # Its own temporary file and rename, not mdrun.core.files.replaced_atomically: this
+        # code runs inside the kernel, whose Python need not have mdrun installed.
         temporary = snapshot_path + ".tmp"
         # First what loading the values needs (paths, folder, environment) as plain data, then
         # one pickle for all values, which keeps shared references shared (a = b = [] stays

@@ -10,18 +10,17 @@ import contextlib
 import errno
 import hashlib
 import json
-import os
 import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mdrun.core.files import replaced_atomically, write_atomically
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.refs import RRef
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator, Reporter
-from mdrun.document.files import write_atomically
 from mdrun.document.formats.doctest import rewritten_lines
 from mdrun.document.formats.settings import Settings
 from mdrun.document.kernels import DEFAULT_PYTHON_KERNEL
@@ -92,9 +91,8 @@ class ImageFiles:
             if not path.exists():
                 try:
                     self.folder.mkdir(exist_ok=True)
-                    temporary = path.with_name(f".{name}.tmp")
-                    temporary.write_bytes(data)
-                    os.replace(temporary, path)
+                    with replaced_atomically(path) as temporary:
+                        temporary.write_bytes(data)
                 except OSError as err:
                     message = f"cannot write an image: {err.strerror}"
                     raise FileAccessError(message, Location(str(self.folder))) from err

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mdrun import __version__
+from mdrun.core.files import replaced_atomically
 from mdrun.core.store import STORE_VERSION, Store
 from mdrun.errors import NO_SPACE_ERRNOS, ReferenceFormatError, os_error
 
@@ -96,13 +97,11 @@ def remember_clean_run(store: Store, run: CleanRun) -> None:
 def write_record(path: Path, data: dict[str, Any]) -> None:
     """Write one of the store's records of a document whole (temporary file, then rename);
     a full disk is an error naming the record; no temporary file is left either way."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
-        os.replace(temporary, path)
+        with replaced_atomically(path) as temporary:
+            temporary.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
     except OSError as err:
-        temporary.unlink(missing_ok=True)
         if err.errno in NO_SPACE_ERRNOS:
             raise os_error(err, path, "cannot record the run in the store") from err
         raise  # (a read-only store is the caller's to allow)

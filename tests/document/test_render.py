@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import base64
-import os
-import stat
-from pathlib import Path
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mdrun.core.jsonvalue import JSONValue
-from mdrun.document.files import write_atomically
 from mdrun.document.outputs import (
     DataOutput,
     ErrorOutput,
@@ -435,35 +431,3 @@ def test_round_trip_with_crlf(spec: DocumentSpec, body: RegionBody) -> None:
     spliced = splice(document, regions)
     assert "\n" not in spliced.replace("\r\n", "")
     assert splice(parse_document(spliced), dict.fromkeys(regions)) == text
-
-
-# --- writing ---------------------------------------------------------------------------------
-
-
-def test_write_atomically_replaces_content_and_keeps_mode(tmp_path: Path) -> None:
-    path = tmp_path / "doc.md"
-    path.write_bytes(b"old\n")
-    path.chmod(0o640)
-    write_atomically(path, "new\r\n")
-    assert path.read_bytes() == b"new\r\n"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    assert os.listdir(tmp_path) == ["doc.md"]
-
-
-def test_write_atomically_follows_a_symlink(tmp_path: Path) -> None:
-    target = tmp_path / "real.md"
-    target.write_text("old")
-    link = tmp_path / "link.md"
-    link.symlink_to(target)
-    write_atomically(link, "new")
-    assert link.is_symlink()
-    assert target.read_text() == "new"
-
-
-def test_write_atomically_leaves_nothing_behind_on_error(tmp_path: Path) -> None:
-    path = tmp_path / "doc.md"
-    path.write_text("old")
-    with pytest.raises(UnicodeEncodeError):
-        write_atomically(path, "bad \udc80 surrogate")
-    assert path.read_text() == "old"
-    assert os.listdir(tmp_path) == ["doc.md"]
