@@ -86,14 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reading_options(status_parser)
 
     gc_parser = commands.add_parser(
-        "gc", help="remove from the store what the given documents do not use"
+        "gc", help="remove from the store what no document uses (see the store's roots/)"
     )
     gc_parser.add_argument("documents", nargs="*", help="documents whose results to keep")
     gc_parser.add_argument(
         "--dry-run", action="store_true", help="say what would be removed, remove nothing"
     )
     gc_parser.add_argument(
-        "--all", action="store_true", help="with no document: empty the store"
+        "--all", action="store_true", help="keep no recorded roots: with no document, empty "
+        "the store"
     )
     _add_reading_options(gc_parser)
 
@@ -483,14 +484,11 @@ def command_status(arguments: argparse.Namespace) -> int:
 
 
 def command_gc(arguments: argparse.Namespace) -> int:
-    """`mdrun gc`: keep what the documents use now, remove the rest."""
+    """`mdrun gc`: keep what recorded documents used and named ones use now, remove the rest."""
     from mdrun.core.garbage import gc
+    from mdrun.core.roots import gc_roots
     from mdrun.document.pipeline import load_document, realizations_in_use
 
-    if not arguments.documents and not arguments.all and not arguments.dry_run:
-        raise UsageError(
-            "gc: name the documents whose results to keep (or --all to empty the store)"
-        )
     for document in arguments.documents:
         require_document(document)
         load_document(document)
@@ -498,7 +496,8 @@ def command_gc(arguments: argparse.Namespace) -> int:
     if not arguments.dry_run and not is_writable(store):
         raise FileAccessError("the store is read-only: gc cannot remove anything from it",
                               Location(str(store.root)))  # fmt: skip
-    keep = realizations_in_use(arguments.documents, store, reading_settings(arguments))
+    keep = set(realizations_in_use(arguments.documents, store, reading_settings(arguments)))
+    keep.update(gc_roots(store, keep_recorded=not arguments.all, release=not arguments.dry_run))
     plan = gc(store, keep_rrefs=keep, delete=not arguments.dry_run)
     verb = "would free" if arguments.dry_run else "freed"
     print(

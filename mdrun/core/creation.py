@@ -21,8 +21,9 @@ STORE_VERSION = 2
 VERSION_TEXT = f"mdrun-store {STORE_VERSION}\n"
 VERSION_FILE = "version"
 STORE_FOLDERS = ("store", "tmp", "locks")
-STORE_ENTRIES = frozenset({VERSION_FILE, *STORE_FOLDERS, "documents"})
-"""What a store's root holds (`documents` is the evaluator's record of runs)."""
+STORE_ENTRIES = frozenset({VERSION_FILE, *STORE_FOLDERS, "documents", "roots"})
+"""What a store's root holds (`documents` is the evaluator's record of runs, `roots` the
+realizations each document used, see `roots.py`)."""
 
 
 def open_store_root(root: Path) -> None:

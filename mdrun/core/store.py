@@ -11,6 +11,10 @@ Layout under a store root:
         <artifacts>
     tmp/                            build folders (`build-<pid>-<random>`), trash
     locks/<dhash>.lock              one lock file per derivation, for builds across processes
+    roots/<key>.json                GC roots recorded on use: a document's absolute path and the
+                                    rrefs its last run used (`roots.py`); `mdrun gc` keeps them
+                                    while the document exists, and deletes the record once not
+    documents/<key>.json            the evaluator's record of each document's last run
 
 A realization is built in `tmp/` and published by one `rename`; an equal hash already present
 counts as success (unless that one is damaged: then ours replaces it). What is read back is

@@ -19,6 +19,7 @@ from pathlib import Path
 from mdrun.core.files import replaced_atomically, write_atomically
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.refs import RRef
+from mdrun.core.roots import record_roots
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator, Reporter
 from mdrun.document.formats.doctest import rewritten_lines
@@ -228,6 +229,8 @@ def write_result(result: RunResult, store: Store, source: str, output: str | Non
     result.images.remove_unlinked()
     try:
         remember_run(store, source, result.evaluation)
+        if source != STDIO:
+            record_roots(store, source, [o.rref for o in result.evaluation.outcomes if o.rref])
         clean = clean_run(result.evaluation, source, output, result.images)
         if clean is None:
             forget_clean_run(store, source)

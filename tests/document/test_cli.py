@@ -42,6 +42,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 def copy_of(demo: DemoRun, folder: Path) -> Mdrun:
     """A runner on copies of the demo's document and store (for tests that change them)."""
     shutil.copytree(demo.mdrun.store, folder / "store", symlinks=True)
+    # The copy's GC roots are those of the demo's own document, which is not this one.
+    shutil.rmtree(folder / "store" / "roots")
     runner = Mdrun(folder / "doc", folder / "store")
     runner.write("demo.md", demo.rendered)
     with no_kernel_starts():  # as a user's earlier run would, records the run for `status`
@@ -285,11 +287,39 @@ def test_gc_frees_what_no_document_uses_and_keeps_the_rest(demo: DemoRun, tmp_pa
         "old.md:17: b3: stale (never run)",
     ]
 
-    refused = runner("gc")
-    assert refused.code == 2 and "--all to empty the store" in refused.err
+    # With no document named, gc keeps what the recorded documents used at their last run.
+    recorded = runner("gc")
+    assert recorded.code == 0 and "freed 0 B: 0 realizations" in recorded.err
     everything = runner("gc", "--all")
     assert "freed" in everything.err and "3 realizations" in everything.err
     assert all("stale" in line for line in runner("status", "demo.md").out.splitlines())
+
+
+@pytest.mark.kernel
+def test_gc_keeps_recorded_documents_and_releases_deleted_ones(
+    demo: DemoRun, tmp_path: Path
+) -> None:
+    runner = copy_of(demo, tmp_path)  # its run recorded demo.md's roots
+    records = sorted((tmp_path / "store" / "roots").iterdir())
+    assert len(records) == 1
+    assert str(tmp_path / "doc" / "demo.md") in records[0].read_text()
+    runner.write("other.md", demo.rendered.replace("square(5)", "square(6)"))
+    assert runner("run", "other.md").code == 0
+    assert len(list((tmp_path / "store" / "roots").iterdir())) == 2
+
+    kept = runner("gc")  # no document named: both recorded documents still exist
+    assert "freed 0 B: 0 realizations" in kept.err
+    with no_kernel_starts():
+        _, report = runner.run_reported("run", "demo.md")
+    assert set(report.statuses.values()) == {"cached"}
+
+    (tmp_path / "doc" / "other.md").unlink()
+    released = runner("gc")  # other.md is gone: its record goes, and its one own result
+    assert "freed" in released.err and "1 realizations" in released.err
+    assert len(list((tmp_path / "store" / "roots").iterdir())) == 1
+    with no_kernel_starts():
+        _, report = runner.run_reported("run", "demo.md")
+    assert set(report.statuses.values()) == {"cached"}, "gc removed a result in use"
 
 
 # -- --force --------------------------------------------------------------------------------------
