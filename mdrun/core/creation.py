@@ -5,7 +5,8 @@ into place, so several processes opening the same new store at the same moment e
 nothing (and make their own, which loses the race harmlessly) or the whole store, never a store
 without its version. Where the parent folder cannot take that (read-only, or a mount point),
 the store is made in place with the version file written last; a process that finds such a
-store in the making completes it the same way. The rest of the store lives in `store.py`.
+store in the making completes it the same way. The default root, when none is named, is chosen
+here too. The rest of the store lives in `store.py`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ STORE_FOLDERS = ("store", "tmp", "locks")
 STORE_ENTRIES = frozenset({VERSION_FILE, *STORE_FOLDERS, "documents", "roots"})
 """What a store's root holds (`documents` is the evaluator's record of runs, `roots` the
 realizations each document used, see `roots.py`)."""
+
+
+STORE_ENVIRONMENT_VARIABLE = "MDRUN_STORE"
+
+
+def default_store_root() -> Path:
+    """`$MDRUN_STORE`, else `$XDG_CACHE_HOME/mdrun/store` (`~/.cache/mdrun/store`)."""
+    configured = os.environ.get(STORE_ENVIRONMENT_VARIABLE)
+    if configured:
+        return Path(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "mdrun" / "store"
 
 
 def open_store_root(root: Path) -> None:

@@ -221,11 +221,7 @@ class FolderBackend:
             if os.path.isfile(folder / BUILD_FILE) and not os.path.islink(folder / BUILD_FILE):
                 shutil.copyfile(folder / BUILD_FILE, copy / BUILD_FILE)
             (copy / MANIFEST_FILE).write_bytes(manifest.data)
-            make_read_only(copy)
-            mode = stat.S_IMODE(os.lstat(copy).st_mode)
-            os.chmod(copy, mode | 0o200)  # a folder moves to another parent only if writable
-            if self.publish_folder(copy, target):
-                os.chmod(target, mode)
+            self.publish_read_only(copy, target)
         except OSError as err:
             raise os_error(err, folder, f"cannot store {rref}") from err
         finally:
@@ -266,6 +262,18 @@ class FolderBackend:
             return False
         return True
 
+    def publish_read_only(self, source: Path, target: Path) -> bool:
+        """Make a finished folder read-only and rename it to `target` (see `publish_folder`)."""
+        make_read_only(source)
+        # rename(2) moves a folder to another parent only if the folder itself is writable
+        # (its `..` entry changes), so its own write bit is cleared after the rename.
+        mode = stat.S_IMODE(os.lstat(source).st_mode)
+        os.chmod(source, mode | 0o200)
+        if self.publish_folder(source, target):
+            os.chmod(target, mode)
+            return True
+        return False
+
     def remove(self, path: Path) -> None:
         """Make a store folder disappear at once (one rename into `tmp/`), then delete it."""
         if not path.exists():
@@ -297,6 +305,20 @@ class FolderBackend:
 
     def __repr__(self) -> str:
         return f"FolderBackend({str(self.root)!r})"
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes used by a file or folder (symlinks not followed)."""
+    if not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for folder, _subfolders, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
 
 
 def _copy_one(source: Path, target: Path, kind: str, path: str) -> None:

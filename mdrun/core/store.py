@@ -26,9 +26,7 @@ This module knows nothing of registries, matchers or realizers.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -45,13 +43,15 @@ from mdrun.core.context import (
     parse_context,
 )
 from mdrun.core.creation import (
+    STORE_ENVIRONMENT_VARIABLE,
     STORE_VERSION,
     VERSION_TEXT,
     check_version,
+    default_store_root,
     open_store_root,
 )
 from mdrun.core.files import make_read_only, make_writable, remove_tree
-from mdrun.core.folder_backend import CONFIG_FILE, FolderBackend
+from mdrun.core.folder_backend import CONFIG_FILE, FolderBackend, disk_usage
 from mdrun.core.integrity import (
     BUILD_FILE,
     MANIFEST_FILE,
@@ -93,7 +93,6 @@ __all__ = [
 
 RESERVED_NAMES = frozenset({CONTEXT_FILE, MANIFEST_FILE})
 """Files the store writes into a realization; a realizer may not create them."""
-STORE_ENVIRONMENT_VARIABLE = "MDRUN_STORE"
 
 DamageObserver = Callable[[DamagedRealization], None]
 """Told about each damaged realization found (once per realization and Store object)."""
@@ -102,15 +101,6 @@ DamageObserver = Callable[[DamagedRealization], None]
 def warn_about_damage(damage: DamagedRealization) -> None:
     """The default observer: a Python warning (the command line prints its own line)."""
     warnings.warn(str(damage), stacklevel=3)
-
-
-def default_store_root() -> Path:
-    """`$MDRUN_STORE`, else `$XDG_CACHE_HOME/mdrun/store` (`~/.cache/mdrun/store`)."""
-    configured = os.environ.get(STORE_ENVIRONMENT_VARIABLE)
-    if configured:
-        return Path(configured)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "mdrun" / "store"
 
 
 class Store:
@@ -366,17 +356,11 @@ class Store:
             (folder / MANIFEST_FILE).write_bytes(manifest.data)
         except OSError as err:
             raise os_error(err, folder, "cannot write a build's records") from err
-        make_read_only(folder)
-        # rename(2) moves a folder to another parent only if the folder itself is writable
-        # (its `..` entry changes), so its own write bit is cleared after the rename.
-        mode = stat.S_IMODE(os.lstat(folder).st_mode)
-        os.chmod(folder, mode | 0o200)
         target = self.realization_path(rref)
         if target.is_dir() and self.realization_problems(rref):
             # The store's copy is damaged: ours, freshly built, takes its place.
             self.remove(target)
-        if self.local.publish_folder(folder, target):
-            os.chmod(target, mode)
+        self.local.publish_read_only(folder, target)
         with self._cache_lock:
             self._manifests[rref] = manifest
             self._contexts.pop(rref, None)
@@ -418,16 +402,7 @@ class Store:
 
     def size_of(self, path: Path) -> int:
         """Bytes used by a file or folder (symlinks not followed)."""
-        if not path.exists():
-            return 0
-        if path.is_file():
-            return path.stat().st_size
-        total = 0
-        for folder, _subfolders, files in os.walk(path):
-            for name in files:
-                with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(folder, name)).st_size
-        return total
+        return disk_usage(path)
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
