@@ -62,18 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", parser_class=_ArgumentParser
     )
 
-    run_parser = commands.add_parser("run", help="run a document and write its outputs")
-    run_parser.add_argument("document", help="the Markdown file, or - for standard input")
+    run_parser = commands.add_parser("run", help="run documents and write their outputs")
+    run_parser.add_argument(
+        "documents",
+        nargs="+",
+        metavar="document",
+        help="a document, a folder (searched for documents), or - for standard input",
+    )
     run_parser.add_argument(
         "-o", "--output", metavar="OUT", help="write here instead of in place (- for stdout)"
     )
     _add_run_options(run_parser)
+    _add_parallel_options(run_parser)
 
     check_parser = commands.add_parser(
         "check", help="exit 1 and print a diff if a run would change the documents"
     )
     check_parser.add_argument("documents", nargs="+", metavar="document")
     _add_run_options(check_parser)
+    _add_parallel_options(check_parser)
     check_parser.add_argument(
         "--no-exec",
         action="store_true",
@@ -82,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     status_parser = commands.add_parser("status", help="say which blocks are cached or stale")
-    status_parser.add_argument("document")
+    status_parser.add_argument("documents", nargs="+", metavar="document")
     _add_reading_options(status_parser)
 
     gc_parser = commands.add_parser(
@@ -101,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_parser = commands.add_parser(
         "export", help="run what is stale, then write the document as HTML, docx, ipynb or md"
     )
-    export_parser.add_argument("document")
+    export_parser.add_argument("documents", nargs="+", metavar="document")
     export_parser.add_argument("--to", required=True, choices=EXPORT_FORMATS, help="the format")
     export_parser.add_argument(
         "-o",
@@ -209,6 +216,43 @@ def reading_settings(arguments: argparse.Namespace) -> Settings:
         except ValueError as err:
             raise UsageError(f"--languages {arguments.languages!r}: expected {err}") from None
     return Settings(languages=languages, doctest=arguments.doctest)
+
+
+def _jobs(text: str) -> int:
+    """`-j N` (at least 1), or `-j auto`: 0, for one per core."""
+    if text == "auto":
+        return 0
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of jobs (1 or more) or auto")
+    return jobs
+
+
+def _add_parallel_options(parser: argparse.ArgumentParser) -> None:
+    """Several documents' sessions at once (see `mdrun.many_documents`)."""
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=None,
+        metavar="N",
+        help="run up to N sessions at once, in worker processes (auto: one per core)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="where sessions run with -j: local processes, or a Dask cluster (needs mdrun[dask] "
+        "and a store on a file system the workers share)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="the Dask scheduler (default: $MDRUN_DASK_SCHEDULER)",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -327,17 +371,15 @@ def _block_ids(source: str, settings: Settings) -> list[str]:
 
 
 def command_check(arguments: argparse.Namespace) -> int:
-    """`mdrun check`: each document in turn; the exit code is the worst of theirs."""
-    documents: list[str] = arguments.documents
-    if len(documents) > 1 and (arguments.report or arguments.force):
-        raise UsageError("check: --report and --force take one document")
+    """`mdrun check` of one document."""
     if arguments.no_exec and arguments.force:
         raise UsageError("check: --no-exec runs nothing, so it cannot --force a block")
-    worst = EXIT_OK
-    for document in documents:
-        arguments.document = document
-        worst = max(worst, command_run(arguments, check=True))
-    return worst
+    return command_run(arguments, check=True)
+
+
+def named(arguments: argparse.Namespace, source: str) -> str:
+    """`SOURCE: ` before a summary when the command has several documents, else nothing."""
+    return f"{source}: " if getattr(arguments, "several", False) else ""
 
 
 def command_run(arguments: argparse.Namespace, check: bool) -> int:
@@ -360,8 +402,8 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
         if records is not None:
             count = len(records)
             print(
-                f"mdrun: {count} blocks, 0 executed, {count} cached, 0 failed "
-                f"in {time.monotonic() - started:.2f} s",
+                f"mdrun: {named(arguments, source)}{count} blocks, 0 executed, {count} cached, "
+                f"0 failed in {time.monotonic() - started:.2f} s",
                 file=sys.stderr,
             )
             if arguments.report:
@@ -370,7 +412,7 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
     if check and arguments.no_exec:
         return command_check_stored(source, store, settings)
     from mdrun.document.pipeline import run
-    from mdrun.terminal import TerminalReporter, report_records, summary_line
+    from mdrun.terminal import TerminalReporter
 
     force_all, force_ids = _forced(arguments.force, source, settings)
     reporter: Reporter | None = None
@@ -390,9 +432,16 @@ def command_run(arguments: argparse.Namespace, check: bool) -> int:
     finally:
         if isinstance(reporter, TerminalReporter):
             reporter.close()
+    return report_run(arguments, source, result, check)
+
+
+def report_run(arguments: argparse.Namespace, source: str, result: RunResult, check: bool) -> int:
+    """What `run` and `check` print about a finished document, and its exit code."""
+    from mdrun.terminal import report_records, summary_line
+
     for warning in result.evaluation.plan.warnings:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
-    print(summary_line(result.evaluation), file=sys.stderr)
+    print(summary_line(result.evaluation, named(arguments, source)), file=sys.stderr)
     _print_failures(source, result.evaluation)
     if arguments.report:
         write_report(arguments.report, report_records(result))
@@ -475,11 +524,16 @@ def command_status(arguments: argparse.Namespace) -> int:
     source: str = arguments.document
     if source != STDIO:
         require_document(source)
+    states: dict[str, int] = {}
     for line in status(source, open_store(arguments), reading_settings(arguments)):
         planned = line.planned
         name = f" {planned.block_id}:" if planned.block_id else ""
         reason = f" ({line.reason})" if line.reason else ""
         print(f"{source}:{planned.line}:{name} {line.state}{reason}")
+        states[line.state] = states.get(line.state, 0) + 1
+    if getattr(arguments, "several", False):
+        counts = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+        print(f"mdrun: {source}: {counts or 'no blocks'}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -586,7 +640,7 @@ def command_export(arguments: argparse.Namespace) -> int:
             reporter.close()
     for warning in result.evaluation.plan.warnings:
         print(f"mdrun: warning: {warning}", file=sys.stderr)
-    print(summary_line(result.evaluation), file=sys.stderr)
+    print(summary_line(result.evaluation, named(arguments, source)), file=sys.stderr)
     _print_failures(source, result.evaluation)
     if output != STDIO:
         print(f"mdrun: wrote {output}", file=sys.stderr)
@@ -644,14 +698,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "a command is needed: run, check, status, gc, export, watch or store "
                 "(see mdrun --help)"
             )
-        if arguments.command == "run":
-            return command_run(arguments, check=False)
-        if arguments.command == "check":
-            return command_check(arguments)
-        if arguments.command == "status":
-            return command_status(arguments)
-        if arguments.command == "export":
-            return command_export(arguments)
+        if arguments.command in ("run", "check", "status", "export"):
+            from mdrun.many_documents import command_for_documents
+
+            return command_for_documents(arguments)
         if arguments.command == "watch":
             return command_watch(arguments)
         if arguments.command == "store":

@@ -71,8 +71,8 @@ class TerminalReporter(Reporter):
         self._progress = None
 
 
-def summary_line(evaluation: Evaluation) -> str:
-    """The one line every run prints on stderr."""
+def summary_line(evaluation: Evaluation, name: str = "") -> str:
+    """The one line every run prints on stderr (`name`: `doc.md: ` when there are several)."""
     executable = [o for o in evaluation.outcomes if o.status != "skipped"]
     parts = [
         f"{len(executable)} blocks",
@@ -91,7 +91,7 @@ def summary_line(evaluation: Evaluation) -> str:
         parts.append(f"{truncated} with output truncated (max_output)")
     if evaluation.snapshots_restored:
         parts.append(f"{evaluation.snapshots_restored} state restored from snapshots")
-    return f"mdrun: {', '.join(parts)} in {evaluation.seconds:.2f} s"
+    return f"mdrun: {name}{', '.join(parts)} in {evaluation.seconds:.2f} s"
 
 
 def report_records(result: RunResult) -> list[JSONObject]:

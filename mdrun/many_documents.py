@@ -1,0 +1,274 @@
+"""The command line with several documents: one line per document, one in all, the worst exit.
+
+Part of the command line's layer (it prints). Without `-j` each document goes through its
+command's own function in turn; with `-j N` or `--executor dask`, `run` and `check` plan every
+document here, send the stale sessions to workers (`document.parallel`) and render and write
+each document when its sessions are back, reported exactly as a serial run reports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TextIO
+
+from mdrun.document.batch import Tally, find_documents
+from mdrun.document.parallel import DocumentDone, Forcing, PlannedDocument, Progress, Unit
+from mdrun.errors import MdrunError, UsageError
+
+SERIAL_COMMANDS = {"status": "command_status", "export": "command_export"}
+"""Commands that take many documents but run each in turn (`export -j` is not parallel yet)."""
+
+
+def command_for_documents(arguments: argparse.Namespace) -> int:
+    """`run`, `check`, `status` or `export` of every document the arguments name."""
+    started = time.monotonic()
+    documents = find_documents(arguments.documents)
+    several = len(documents) > 1
+    arguments.several = several
+    if several:
+        for option in ("output", "report"):
+            if getattr(arguments, option, None):
+                flag = "-o" if option == "output" else "--report"
+                raise UsageError(f"{arguments.command}: {flag} takes one document")
+        if any(value != "*" for value in getattr(arguments, "force", None) or ()):
+            raise UsageError(f"{arguments.command}: --force ID takes one document")
+    if _is_parallel(arguments):
+        tally = run_in_parallel(arguments, documents)
+    else:
+        tally = Tally()
+        command = _serial_command(arguments.command)
+        for source in documents:
+            arguments.document = source
+            tally.add(source, _guarded(command, arguments, several))
+    if several:
+        print(tally.summary(time.monotonic() - started), file=sys.stderr)
+    return tally.worst
+
+
+def _is_parallel(arguments: argparse.Namespace) -> bool:
+    if arguments.command not in ("run", "check"):
+        return False
+    jobs = getattr(arguments, "jobs", None)
+    if getattr(arguments, "no_exec", False):
+        return False  # nothing runs: nothing to share out
+    return arguments.executor == "dask" or (jobs is not None and jobs != 1)
+
+
+def _serial_command(name: str) -> Callable[[argparse.Namespace], int]:
+    from mdrun import cli
+
+    if name == "run":
+        return lambda arguments: cli.command_run(arguments, check=False)
+    if name == "check":
+        return cli.command_check
+    command: Callable[[argparse.Namespace], int] = getattr(cli, SERIAL_COMMANDS[name])
+    return command
+
+
+def _guarded(
+    command: Callable[[argparse.Namespace], int], arguments: argparse.Namespace, several: bool
+) -> int:
+    """A document's exit code; with several documents, an error in one is reported and the
+    others go on (with one, it reaches `main` as before)."""
+    if not several:
+        return command(arguments)
+    try:
+        return command(arguments)
+    except MdrunError as err:
+        print(f"mdrun: error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+# -- in parallel ----------------------------------------------------------------------------------
+
+
+def run_in_parallel(arguments: argparse.Namespace, documents: list[str]) -> Tally:
+    """Plan every document here, evaluate the stale sessions in workers, report each document."""
+    from mdrun import cli
+    from mdrun.document.pools import default_jobs, threads_per_kernel
+
+    check = arguments.command == "check"
+    tally = Tally()
+    store = cli.open_store(arguments)
+    settings = cli.reading_settings(arguments)
+    forced: list[str] = arguments.force or []
+    forcing = Forcing("*" in forced, frozenset(value for value in forced if value != "*"))
+    planned: list[PlannedDocument] = []
+    for source in documents:
+        arguments.document = source
+        try:
+            document = _prepare(arguments, source, store, settings, check)
+        except MdrunError as err:
+            print(f"mdrun: error: {err}", file=sys.stderr)
+            tally.add(source, err.exit_code)
+            continue
+        if isinstance(document, int):
+            tally.add(source, document)
+        else:
+            planned.append(document)
+    if not planned:
+        return tally
+    jobs = arguments.jobs or default_jobs()
+    from mdrun.document.parallel import SessionDispatch, thread_environment
+
+    progress = BatchProgress(sys.stderr) if sys.stderr.isatty() else Progress()
+    with _executor(arguments, jobs) as executor:
+        dispatch = SessionDispatch(
+            store, executor, forcing, arguments.keep_going,
+            None if arguments.executor == "dask" else
+            thread_environment(threads_per_kernel(jobs), os.environ), progress,
+        )  # fmt: skip
+        try:
+            for done in dispatch.evaluate(planned):
+                if isinstance(progress, BatchProgress):
+                    progress.pause()
+                tally.add(done.document.source, _report(arguments, done, store, check))
+        finally:
+            if isinstance(progress, BatchProgress):
+                progress.close()
+    return tally
+
+
+def _prepare(
+    arguments: argparse.Namespace, source: str, store: object, settings: object, check: bool
+) -> PlannedDocument | int:
+    """The document planned, or its exit code when the fast path already answered."""
+    from mdrun import cli
+    from mdrun.core.store import Store
+    from mdrun.document.formats.settings import Settings
+    from mdrun.document.pipeline import make_plan
+    from mdrun.document.uptodate import STDIO, up_to_date
+
+    assert isinstance(store, Store) and isinstance(settings, Settings)
+    if source != STDIO:
+        cli.require_document(source)
+    if not check:
+        cli.check_writable_file(arguments.output, "-o")
+    cli.check_writable_file(arguments.report, "--report")
+    if not cli.is_writable(store):
+        cli.refuse_stale_blocks(source, store, settings)
+    if not arguments.force:
+        started = time.monotonic()
+        records = up_to_date(store, source, None if check else arguments.output, settings.key())
+        if records is not None:
+            count = len(records)
+            print(
+                f"mdrun: {cli.named(arguments, source)}{count} blocks, 0 executed, {count} "
+                f"cached, 0 failed in {time.monotonic() - started:.2f} s",
+                file=sys.stderr,
+            )
+            if arguments.report:
+                cli.write_report(arguments.report, records)
+            return 0
+    plan = make_plan(source, settings)
+    if arguments.force:
+        cli._forced(arguments.force, source, settings)  # refuses an unknown id
+    return PlannedDocument(source, plan)
+
+
+def _report(arguments: argparse.Namespace, done: DocumentDone, store: object, check: bool) -> int:
+    """Render, write (for `run`) and report one document whose sessions are done."""
+    from mdrun import cli
+    from mdrun.core.store import Store
+    from mdrun.document.parallel import finish_document
+
+    assert isinstance(store, Store)
+    source = done.document.source
+    arguments.document = source
+    for message in done.damage:
+        print(f"mdrun: warning: {message}", file=sys.stderr)
+    if done.evaluation is None:
+        print(f"mdrun: error: {done.error}", file=sys.stderr)
+        return done.exit_code
+    try:
+        result = finish_document(
+            done.evaluation, store, source, output=None if check else arguments.output,
+            write=not check,
+        )  # fmt: skip
+    except MdrunError as err:
+        print(f"mdrun: error: {err}", file=sys.stderr)
+        return err.exit_code
+    return cli.report_run(arguments, source, result, check)
+
+
+def _executor(
+    arguments: argparse.Namespace, jobs: int
+) -> contextlib.AbstractContextManager[Executor]:
+    from mdrun.document.pools import dask_executor, process_pool
+
+    if arguments.executor == "dask":
+        return dask_executor(arguments.scheduler)
+    return process_pool(jobs)
+
+
+# -- what the terminal shows --------------------------------------------------------------------
+
+
+class BatchProgress(Progress):
+    """Documents done and sessions running, drawn with rich on a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.running: dict[int, str] = {}
+        self._progress: object | None = None
+        self._task: object | None = None
+        self.documents = 0
+        self.finished = 0
+
+    def started(self, documents: int, units: int) -> None:
+        del units
+        self.documents = documents
+
+    def unit_submitted(self, unit: Unit) -> None:
+        self.running[id(unit)] = f"{os.path.basename(unit.source)} ({unit.session})"
+        self._draw()
+
+    def unit_finished(self, unit: Unit) -> None:
+        self.running.pop(id(unit), None)
+        self._draw()
+
+    def document_finished(self, done: DocumentDone) -> None:
+        del done
+        self.finished += 1
+        self._draw()
+
+    def _draw(self) -> None:
+        from rich.console import Console
+        from rich.progress import Progress as RichProgress
+        from rich.progress import TaskID
+
+        if self._progress is None:
+            console = Console(file=self.stream, force_terminal=True)
+            self._progress = RichProgress(console=console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("documents", total=self.documents)
+        assert isinstance(self._progress, RichProgress)
+        names = ", ".join(list(self.running.values())[:3])
+        more = len(self.running) - 3
+        waiting = f"sessions to do: {len(self.running)}" + (f": {names}" if names else "")
+        if more > 0:
+            waiting += f" and {more} more"
+        self._progress.update(
+            TaskID(int(str(self._task))), completed=self.finished,
+            description=f"{self.finished}/{self.documents} documents; {waiting}",
+        )  # fmt: skip
+
+    def pause(self) -> None:
+        """Stop drawing before a document's lines are printed (drawing resumes on the next
+        event)."""
+        self.close()
+
+    def close(self) -> None:
+        """Remove the progress display."""
+        from rich.progress import Progress as RichProgress
+
+        if isinstance(self._progress, RichProgress):
+            self._progress.stop()
+        self._progress = None
+
