@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 QUIETLY := sh -c 'log=$$(mktemp); "$$@" >"$$log" 2>&1; status=$$?; \
   [ $$status -eq 0 ] || cat "$$log" >&2; rm -f "$$log"; exit $$status' quietly
 
-.PHONY: setup setup-demo test lint unit browser demo bench docs site corpus sweep clean
+.PHONY: setup setup-demo test lint unit browser demo bench docs site corpus sweep cluster clean
 
 # What the demo needs (mdrun, numpy, matplotlib, the bash kernel); `setup` adds the test tools.
 setup-demo: $(DEMO_STAMP)
@@ -72,6 +72,12 @@ corpus:
 KILLS ?= 200
 sweep: $(STAMP)
 	MDRUN_SWEEP_KILLS=$(KILLS) $(BIN)/python -m pytest tests/document/test_kill_sweep.py -q -s
+
+# `--executor dask` against a Dask LocalCluster the tests start: a worker SIGKILLed mid-block
+# CLUSTER_KILLS times (5 unless told), each run checked against a serial one; `make test` runs one.
+CLUSTER_KILLS ?= 5
+cluster: $(STAMP)
+	MDRUN_CLUSTER_KILLS=$(CLUSTER_KILLS) $(BIN)/python -m pytest tests/document/test_dask.py -q
 
 bench: $(STAMP)
 	@$(QUIETLY) $(BIN)/python -m pip install -e '.[test,demo,bench]' --config-settings editable_mode=compat
