@@ -38,8 +38,14 @@ def process_pool(jobs: int) -> Iterator[Executor]:
     # spawn rather than forkserver: a forkserver keeps the environment it started with, and
     # kernels must see this process's (the thread counts the user set).
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    try:
         yield pool
+    except BaseException:
+        # Interrupted, or an error: sessions not started yet are dropped, not waited for.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 @contextlib.contextmanager

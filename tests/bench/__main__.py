@@ -14,7 +14,11 @@ from types import ModuleType
 
 from .harness import RESULTS_DIRECTORY, BenchOptions
 
-BENCHMARKS: tuple[str, ...] = ("tests.bench.store_chains", "tests.bench.documents")
+BENCHMARKS: tuple[str, ...] = (
+    "tests.bench.store_chains",
+    "tests.bench.documents",
+    "tests.bench.many",
+)
 """Modules run in this order; each has NAME, DESCRIPTION and run(options: BenchOptions)."""
 
 

@@ -420,7 +420,7 @@ def test_a_language_asked_for_without_kernel_is_a_usage_error(mdrun: Mdrun) -> N
         (["status", "missing.md"], "missing.md: no such file"),
         (["gc", "missing.md"], "missing.md: no such file"),
         (["frobnicate"], "invalid choice"),
-        (["run", "doc.md", "--jobs", "3"], "unrecognized arguments"),
+        (["run", "doc.md", "--frobnicate", "3"], "unrecognized arguments"),
     ],
 )
 def test_command_line_mistakes_exit_2(mdrun: Mdrun, args: list[str], message: str) -> None:
