@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +39,10 @@ QUICK_SITE_SIZE = 4
 SLOW_SECONDS = 2.0
 QUICK_SLOW_SECONDS = 0.5
 SCENARIOS = ("cold", "unchanged", "edited")
+QUARTO_NOTE = (
+    ": quarto-cli is a source distribution whose build downloads the Quarto binary from "
+    "github.com, so it needs that host as well as PyPI"
+)
 QUARTO = Environment("quarto", ("quarto-cli", "jupyter", "nbclient", "ipykernel", "pyyaml"))
 
 
@@ -197,8 +202,11 @@ def _install_peers() -> dict[str, str]:
     for environment in (JUPYTER_CACHE, QUARTO):
         try:
             environment.ensure()
-        except Exception as err:  # pip's failure, in its own words
-            problems[environment.name] = f"cannot be installed: {err}"
+        except subprocess.CalledProcessError as err:
+            problems[environment.name] = (
+                f"cannot be installed (pip exited {err.returncode}; its output is above)"
+                + QUARTO_NOTE * (environment is QUARTO)
+            )
     return problems
 
 

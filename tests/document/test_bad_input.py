@@ -45,7 +45,7 @@ def read_only(*folders: Path) -> Iterator[None]:
         (["run", "doc.md", "-o", "a-folder"], "a-folder: -o names a folder"),
         (["run", "doc.md", "--report", "no/dir/r.json"], "no/dir/r.json: --report: its folder"),
         (["check", "doc.md", "--report", "a-folder"], "a-folder: --report names a folder"),
-        (["run", "a-folder"], "a-folder: a folder, not a document"),
+        (["run", "a-folder"], "a-folder: a folder with no document in it"),
         (["export", "doc.md", "--to", "html", "-o", "no/dir/x.html"], "no/dir/x.html: -o: its"),
     ],
 )
