@@ -123,6 +123,7 @@ def run_in_parallel(arguments: argparse.Namespace, documents: list[str]) -> Tall
             store, executor, forcing, arguments.keep_going,
             None if arguments.executor == "dask" else
             thread_environment(threads_per_kernel(jobs), os.environ), progress,
+            inline_single=arguments.executor != "dask",
         )  # fmt: skip
         try:
             for done in dispatch.evaluate(planned):

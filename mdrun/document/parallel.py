@@ -272,6 +272,9 @@ class SessionDispatch:
     threads: tuple[tuple[str, str], ...] | None = None
     """See `Unit.threads`."""
     progress: Progress = field(default_factory=Progress)
+    inline_single: bool = False
+    """Evaluate a lone stale session in this process: starting a worker process (and its
+    imports) costs more than it can save when there is nothing to run beside it."""
 
     def evaluate(self, documents: Sequence[PlannedDocument]) -> Iterator[DocumentDone]:
         """Each document once all its sessions are done, in the order they finish."""
@@ -281,6 +284,7 @@ class SessionDispatch:
         units = {number: self._units(document) for number, document in plans}
         self.progress.started(len(documents), sum(len(found) for found in units.values()))
         ready: list[DocumentDone] = []
+        lone = self.inline_single and sum(len(found) for found in units.values()) == 1
         for number, document in plans:
             state = _Pending(document, len(units[number]))
             fresh = _executable_sessions(document.plan) - {unit.session for unit in units[number]}
@@ -291,7 +295,7 @@ class SessionDispatch:
             if not units[number]:
                 ready.append(_assemble(state))
             for unit in units[number]:
-                futures[self.executor.submit(evaluate_unit, unit)] = (number, unit)
+                futures[self._submit(unit, lone)] = (number, unit)
                 self.progress.unit_submitted(unit)
         for done in ready:
             self.progress.document_finished(done)
@@ -306,6 +310,16 @@ class SessionDispatch:
                 done = _assemble(state)
                 self.progress.document_finished(done)
                 yield done
+
+    def _submit(self, unit: Unit, inline: bool) -> Future[UnitResult]:
+        if not inline:
+            return self.executor.submit(evaluate_unit, unit)
+        future: Future[UnitResult] = Future()
+        try:
+            future.set_result(evaluate_unit(unit))
+        except Exception as err:  # as a worker's would be: that document's error
+            future.set_exception(err)
+        return future
 
     def _units(self, document: PlannedDocument) -> list[Unit]:
         plan = document.plan

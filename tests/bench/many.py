@@ -33,6 +33,7 @@ from .peers import JUPYTER_CACHE, Command, Environment
 NAME = "many"
 DESCRIPTION = "a site of 50 pages: serial, -j 2, Dask (2 workers), jupyter-cache, quarto"
 COMMAND = "make bench  (= .venv/bin/python -m tests.bench --only many)"
+QUICK_COMMAND = ".venv/bin/python -m tests.bench --quick --only many --results DIR  (4 pages)"
 
 SITE_SIZE = 50
 QUICK_SITE_SIZE = 4
@@ -231,7 +232,7 @@ def run(options: BenchOptions) -> None:
                 continue
             records += run_tool(tool, pages)
     data: JSONObject = {
-        "command": COMMAND + (" --quick" if options.quick else ""),
+        "command": QUICK_COMMAND if options.quick else COMMAND,
         "machine": machine_info(),
         "pages": size,
         "blocks": sum(len(page.blocks) for page in pages),

@@ -118,16 +118,20 @@ def test_parallel_run_writes_what_a_serial_run_writes(tmp_path: Path) -> None:
     for name in names:
         for runner in (serial, parallel):
             runner.write(name, two_sessions(name))
-    parallel.write("fails.md", FAILS)
-    serial.write("fails.md", FAILS)
+    for runner in (serial, parallel):
+        runner.write("fails.md", FAILS)
+        runner.write("bad.md", BAD)
     expected = serial("run", ".")
-    assert expected.code == 1, expected.err
+    assert expected.code == 2, expected.err
     completed = parallel("run", "-j", "2", ".")
-    assert completed.code == 1, completed.err
-    for name in [*names, "fails.md"]:
+    assert completed.code == 2, completed.err
+    for name in [*names, "fails.md", "bad.md"]:
         assert parallel.path(name).read_bytes() == serial.path(name).read_bytes(), name
     assert "mdrun: alpha.md: 6 blocks, 6 executed, 0 cached, 0 failed" in completed.err
-    assert completed.err.splitlines()[-1].startswith("mdrun: 4 documents: 3 ok, 1 failed")
+    assert "mdrun: error: bad.md:3:" in completed.err
+    assert completed.err.splitlines()[-1].startswith(
+        "mdrun: 5 documents: 3 ok, 1 failed, 1 bad input"
+    )
 
     # Edit one session of one document: only that session runs again, in a worker.
     for runner in (serial, parallel):
