@@ -12,10 +12,11 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
-from typing import TextIO
+from typing import Any, TextIO
 
 from mdrun.document.batch import Tally, find_documents
 from mdrun.document.parallel import DocumentDone, Forcing, PlannedDocument, Progress, Unit
@@ -91,19 +92,43 @@ def _guarded(
 def run_in_parallel(arguments: argparse.Namespace, documents: list[str]) -> Tally:
     """Plan every document here, evaluate the stale sessions in workers, report each document."""
     from mdrun import cli
+    from mdrun.document.parallel import SessionDispatch, thread_environment
     from mdrun.document.pools import default_jobs, threads_per_kernel
 
     check = arguments.command == "check"
     tally = Tally()
     store = cli.open_store(arguments)
-    settings = cli.reading_settings(arguments)
+    planned = _plan_all(arguments, documents, store, tally)
+    if not planned:
+        return tally
     forced: list[str] = arguments.force or []
     forcing = Forcing("*" in forced, frozenset(value for value in forced if value != "*"))
+    jobs = arguments.jobs or default_jobs()
+    local = arguments.executor != "dask"
+    threads = thread_environment(threads_per_kernel(jobs), os.environ) if local else None
+    progress = BatchProgress(sys.stderr) if sys.stderr.isatty() else Progress()
+    with contextlib.ExitStack() as stack:
+        events = stack.enter_context(_listening(progress)) if local else None
+        executor = stack.enter_context(_executor(arguments, jobs, events))
+        dispatch = SessionDispatch(store, executor, forcing, arguments.keep_going, threads,
+                                   progress, inline_single=local)  # fmt: skip
+        for done in dispatch.evaluate(planned):
+            tally.add(done.document.source, _report(arguments, done, store, check))
+    return tally
+
+
+def _plan_all(
+    arguments: argparse.Namespace, documents: list[str], store: object, tally: Tally
+) -> list[PlannedDocument]:
+    """Each document planned; those the fast path answered, or that are bad, are tallied."""
+    from mdrun import cli
+
+    settings = cli.reading_settings(arguments)
     planned: list[PlannedDocument] = []
     for source in documents:
         arguments.document = source
         try:
-            document = _prepare(arguments, source, store, settings, check)
+            document = _prepare(arguments, source, store, settings, arguments.command == "check")
         except MdrunError as err:
             print(f"mdrun: error: {err}", file=sys.stderr)
             tally.add(source, err.exit_code)
@@ -112,28 +137,32 @@ def run_in_parallel(arguments: argparse.Namespace, documents: list[str]) -> Tall
             tally.add(source, document)
         else:
             planned.append(document)
-    if not planned:
-        return tally
-    jobs = arguments.jobs or default_jobs()
-    from mdrun.document.parallel import SessionDispatch, thread_environment
+    return planned
 
-    progress = BatchProgress(sys.stderr) if sys.stderr.isatty() else Progress()
-    with _executor(arguments, jobs) as executor:
-        dispatch = SessionDispatch(
-            store, executor, forcing, arguments.keep_going,
-            None if arguments.executor == "dask" else
-            thread_environment(threads_per_kernel(jobs), os.environ), progress,
-            inline_single=arguments.executor != "dask",
-        )  # fmt: skip
-        try:
-            for done in dispatch.evaluate(planned):
-                if isinstance(progress, BatchProgress):
-                    progress.pause()
-                tally.add(done.document.source, _report(arguments, done, store, check))
-        finally:
-            if isinstance(progress, BatchProgress):
-                progress.close()
-    return tally
+
+@contextlib.contextmanager
+def _listening(progress: Progress) -> Iterator[Any]:
+    """A queue the pool's workers put block events on, read by a thread for `progress` (for
+    a progress that draws nothing: no queue); the progress display is removed at the end."""
+    if not isinstance(progress, BatchProgress):
+        yield None
+        return
+    from mdrun.document.pools import event_queue
+
+    events = event_queue()
+    reader = threading.Thread(target=_read_events, args=(events, progress), daemon=True)
+    reader.start()
+    try:
+        yield events
+    finally:
+        events.put(None)
+        reader.join(timeout=5)
+        progress.close()
+
+
+def _read_events(events: Any, progress: BatchProgress) -> None:
+    while (event := events.get()) is not None:
+        progress.block_event(*event)
 
 
 def _prepare(
@@ -199,39 +228,45 @@ def _report(arguments: argparse.Namespace, done: DocumentDone, store: object, ch
 
 
 def _executor(
-    arguments: argparse.Namespace, jobs: int
+    arguments: argparse.Namespace, jobs: int, events: Any
 ) -> contextlib.AbstractContextManager[Executor]:
     from mdrun.document.pools import dask_executor, process_pool
 
     if arguments.executor == "dask":
         return dask_executor(arguments.scheduler)
-    return process_pool(jobs)
+    return process_pool(jobs, events)
 
 
 # -- what the terminal shows --------------------------------------------------------------------
 
 
 class BatchProgress(Progress):
-    """Documents done and sessions running, drawn with rich on a terminal."""
+    """Documents done and the blocks running, drawn with rich on a terminal.
+
+    rich's live display redirects `sys.stderr` while it runs, so the lines the command prints
+    about each finished document appear above it."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.running: dict[int, str] = {}
-        self._progress: object | None = None
-        self._task: object | None = None
         self.documents = 0
         self.finished = 0
+        self.waiting: dict[str, str] = {}
+        """Each unit in flight (its label), and its block running now ("" before the first)."""
+        self.lock = threading.Lock()
+        self._progress: Any = None
+        self._task: Any = None
 
     def started(self, documents: int, units: int) -> None:
         del units
         self.documents = documents
+        self._draw()
 
     def unit_submitted(self, unit: Unit) -> None:
-        self.running[id(unit)] = f"{os.path.basename(unit.source)} ({unit.session})"
+        self.waiting[unit.label] = ""
         self._draw()
 
     def unit_finished(self, unit: Unit) -> None:
-        self.running.pop(id(unit), None)
+        self.waiting.pop(unit.label, None)
         self._draw()
 
     def document_finished(self, done: DocumentDone) -> None:
@@ -239,37 +274,37 @@ class BatchProgress(Progress):
         self.finished += 1
         self._draw()
 
+    def block_event(self, label: str, kind: str, block_id: str) -> None:
+        """A worker started or finished a block."""
+        if label in self.waiting:
+            self.waiting[label] = block_id if kind == "started" else ""
+        self._draw()
+
+    def description(self) -> str:
+        """`3/10 documents; running a.md (main): b4, b.md (other): other-2; 5 waiting`."""
+        running = [f"{label}: {block}" for label, block in self.waiting.items() if block]
+        text = f"{self.finished}/{self.documents} documents"
+        if running:
+            text += f"; running {', '.join(running[:4])}" + (" …" if len(running) > 4 else "")
+        queued = len(self.waiting) - len(running)
+        return text + (f"; {queued} waiting" if queued else "")
+
     def _draw(self) -> None:
         from rich.console import Console
         from rich.progress import Progress as RichProgress
-        from rich.progress import TaskID
 
-        if self._progress is None:
-            console = Console(file=self.stream, force_terminal=True)
-            self._progress = RichProgress(console=console, transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("documents", total=self.documents)
-        assert isinstance(self._progress, RichProgress)
-        names = ", ".join(list(self.running.values())[:3])
-        more = len(self.running) - 3
-        waiting = f"sessions to do: {len(self.running)}" + (f": {names}" if names else "")
-        if more > 0:
-            waiting += f" and {more} more"
-        self._progress.update(
-            TaskID(int(str(self._task))), completed=self.finished,
-            description=f"{self.finished}/{self.documents} documents; {waiting}",
-        )  # fmt: skip
-
-    def pause(self) -> None:
-        """Stop drawing before a document's lines are printed (drawing resumes on the next
-        event)."""
-        self.close()
+        with self.lock:
+            if self._progress is None:
+                console = Console(file=self.stream, force_terminal=True)
+                self._progress = RichProgress(console=console, transient=True)
+                self._progress.start()
+                self._task = self._progress.add_task("documents", total=self.documents)
+            self._progress.update(self._task, completed=self.finished,
+                                  description=self.description())  # fmt: skip
 
     def close(self) -> None:
         """Remove the progress display."""
-        from rich.progress import Progress as RichProgress
-
-        if isinstance(self._progress, RichProgress):
-            self._progress.stop()
-        self._progress = None
-
+        with self.lock:
+            if self._progress is not None:
+                self._progress.stop()
+            self._progress = None

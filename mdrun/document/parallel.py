@@ -54,6 +54,8 @@ class Unit:
     """The document's path as the user named it (messages name it so)."""
     text: str
     """The document's text as the parent read and planned it."""
+    path: str
+    """The path its parse recorded (`<stdin>` for standard input): what its messages name."""
     base_dir: str
     """Where its relative inputs are read and its kernels run (a shared file system)."""
     settings: Settings
@@ -70,6 +72,12 @@ class Unit:
     """The thread counts the session's kernel gets (`THREAD_VARIABLES`: the parent's own
     values where it has them, else its share of the cores); None: the worker decides, from its
     environment and its share of its machine's cores (a Dask worker)."""
+
+
+    @property
+    def label(self) -> str:
+        """`doc.md (main)`: the unit in progress messages."""
+        return f"{os.path.basename(self.source)} ({self.session})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +179,14 @@ def _worker_threads() -> int:
 def evaluate_unit(unit: Unit) -> UnitResult:
     """Evaluate one session of one document in this process (a worker's entry point)."""
     from mdrun.document.parse import parse_document
+    from mdrun.document.pools import worker_reporter
 
     damage: list[str] = []
     try:
         store = Store.initialize(Path(unit.store_root))
         store.on_damage = lambda found: damage.append(f"{found}; {found.consequence}")
         plan = plan_document(
-            parse_document(unit.text, unit.source), Path(unit.base_dir), unit.settings
+            parse_document(unit.text, unit.path), Path(unit.base_dir), unit.settings
         )
         variables = unit.threads
         if variables is None:
@@ -188,6 +197,7 @@ def evaluate_unit(unit: Unit) -> UnitResult:
             store,
             force=unit.forcing,
             keep_going=unit.keep_going,
+            reporter=worker_reporter(unit.label),
         ).evaluate()
     except MdrunError as err:
         return UnitResult(damage=tuple(damage), error=str(err), exit_code=err.exit_code)
@@ -327,6 +337,7 @@ class SessionDispatch:
             Unit(
                 source=document.source,
                 text=plan.document.source,
+                path=plan.document.path,
                 base_dir=str(plan.base_dir),
                 settings=plan.settings,
                 session=session,

@@ -12,8 +12,15 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
 
+from mdrun.document.evaluate import BlockOutcome, Reporter
+from mdrun.document.plan import PlannedBlock
 from mdrun.errors import UsageError
+
+START_METHOD = "spawn"
+"""Not forkserver: a forkserver keeps the environment it started with, and kernels must see this
+process's (the thread counts the user set)."""
 
 SCHEDULER_ENVIRONMENT_VARIABLE = "MDRUN_DASK_SCHEDULER"
 """The Dask scheduler's address when `--scheduler` is not given."""
@@ -32,13 +39,48 @@ def threads_per_kernel(jobs: int) -> int:
     return max(1, default_jobs() // max(1, jobs))
 
 
+BlockEvent = tuple[str, str, str]
+"""(the unit's label, `started` or `finished`, the block's id), as workers report them."""
+
+_events: Any = None
+"""In a pool's worker: the queue its block events go to (None: nobody is listening)."""
+
+
+def _listen_with(events: Any) -> None:
+    global _events
+    _events = events
+
+
+class EventReporter(Reporter):
+    """A worker's reporter: each block's start and end, put on the parent's queue."""
+
+    def __init__(self, events: Any, label: str) -> None:
+        self.events = events
+        self.label = label
+
+    def block_started(self, planned: PlannedBlock) -> None:
+        self.events.put((self.label, "started", planned.block_id))
+
+    def block_finished(self, outcome: BlockOutcome) -> None:
+        self.events.put((self.label, "finished", outcome.planned.block_id))
+
+
+def worker_reporter(label: str) -> Reporter | None:
+    """In a worker of a pool made with `events`, a reporter that sends there; else None."""
+    return None if _events is None else EventReporter(_events, label)
+
+
 @contextlib.contextmanager
-def process_pool(jobs: int) -> Iterator[Executor]:
-    """At most `jobs` worker processes, shut down (and waited for) on the way out."""
-    # spawn rather than forkserver: a forkserver keeps the environment it started with, and
-    # kernels must see this process's (the thread counts the user set).
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+def process_pool(jobs: int, events: Any = None) -> Iterator[Executor]:
+    """At most `jobs` worker processes, shut down (and waited for) on the way out. With
+    `events` (a queue of this pool's context, see `event_queue`), workers report each block."""
+    context = multiprocessing.get_context(START_METHOD)
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=context,
+        initializer=_listen_with,
+        initargs=(events,),
+    )
     try:
         yield pool
     except BaseException:
@@ -74,3 +116,8 @@ def dask_executor(address: str | None) -> Iterator[Executor]:
         yield client.get_executor(pure=False)  # type: ignore[no-untyped-call]
     finally:
         client.close()  # type: ignore[no-untyped-call]
+
+
+def event_queue() -> Any:
+    """A queue that a pool's workers can be given (`process_pool(jobs, events)`)."""
+    return multiprocessing.get_context(START_METHOD).Queue()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mdrun.document.batch import Tally, find_documents
+from mdrun.document.parallel import Unit
 from mdrun.errors import UsageError
 
 
@@ -83,3 +84,27 @@ def test_the_tally_sums_up_and_keeps_the_worst_exit_code() -> None:
     assert tally.worst == 2
     assert tally.summary(1.5) == "mdrun: 4 documents: 2 ok, 1 failed, 1 bad input in 1.50 s"
     assert Tally().worst == 0
+
+
+def test_the_progress_line_names_the_blocks_running_and_the_sessions_waiting() -> None:
+    import io
+
+    from mdrun.document.formats.settings import Settings
+    from mdrun.document.plan import SessionKey
+    from mdrun.many_documents import BatchProgress
+
+    def unit(source: str, session: str) -> Unit:
+        return Unit(source, "", source, ".", Settings(), SessionKey(session, "python3"), "store")
+
+    progress = BatchProgress(io.StringIO())
+    progress.documents = 2
+    first, second = unit("docs/a.md", "main"), unit("b.md", "other")
+    progress.waiting = {first.label: "", second.label: ""}
+    assert progress.description() == "0/2 documents; 2 waiting"
+    progress.block_event(first.label, "started", "b4")
+    assert progress.description() == "0/2 documents; running a.md (main): b4; 1 waiting"
+    progress.block_event(first.label, "finished", "b4")
+    progress.unit_finished(first)
+    progress.finished = 1
+    assert progress.description() == "1/2 documents; 1 waiting"
+    progress.close()
