@@ -19,7 +19,8 @@ from concurrent.futures import Executor
 from typing import Any, TextIO
 
 from mdrun.document.batch import Tally, find_documents
-from mdrun.document.parallel import DocumentDone, Forcing, PlannedDocument, Progress, Unit
+from mdrun.document.parallel import DocumentDone, PlannedDocument, Progress
+from mdrun.document.units import Forcing, Unit
 from mdrun.errors import MdrunError, UsageError
 
 SERIAL_COMMANDS = {"status": "command_status", "export": "command_export"}
@@ -92,8 +93,9 @@ def _guarded(
 def run_in_parallel(arguments: argparse.Namespace, documents: list[str]) -> Tally:
     """Plan every document here, evaluate the stale sessions in workers, report each document."""
     from mdrun import cli
-    from mdrun.document.parallel import SessionDispatch, thread_environment
+    from mdrun.document.parallel import SessionDispatch
     from mdrun.document.pools import default_jobs, threads_per_kernel
+    from mdrun.document.units import thread_environment
 
     check = arguments.command == "check"
     tally = Tally()

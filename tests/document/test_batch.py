@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mdrun.document.batch import Tally, find_documents
-from mdrun.document.parallel import Unit
+from mdrun.document.units import Unit
 from mdrun.errors import UsageError
 
 
