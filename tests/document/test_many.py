@@ -139,10 +139,17 @@ def test_parallel_run_writes_what_a_serial_run_writes(tmp_path: Path) -> None:
             runner.read("beta.md").replace('items.append("two")', 'items.append("three")'),
             encoding="utf-8",
         )
+    before = parallel.read("beta.md")
+    checked = parallel("check", "-j", "2", "alpha.md", "beta.md")
+    assert checked.code == 1, checked.err
+    assert "+++ beta.md (after mdrun run)" in checked.out
+    assert "mdrun: beta.md: 6 blocks, 2 executed, 4 cached" in checked.err
+    assert "mdrun: beta.md is not up to date" in checked.err
+    assert parallel.read("beta.md") == before  # check writes nothing
     again = parallel("run", "-j", "2", "alpha.md", "beta.md")
     assert again.code == 0, again.err
     assert "mdrun: alpha.md: 6 blocks, 0 executed, 6 cached" in again.err
-    assert "mdrun: beta.md: 6 blocks, 2 executed, 4 cached" in again.err
+    assert "mdrun: beta.md: 6 blocks, 0 executed, 6 cached" in again.err  # stored by check
     assert serial("run", "beta.md").code == 0
     assert parallel.path("beta.md").read_bytes() == serial.path("beta.md").read_bytes()
 
