@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, Future, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from mdrun.core.store import Store
@@ -23,6 +24,10 @@ from mdrun.document.pipeline import ImageFiles, RunResult, render, write_result
 from mdrun.document.plan import Plan, SessionKey
 from mdrun.document.results import cached_results
 from mdrun.document.units import Forcing, Unit, UnitResult, evaluate_unit, only_sessions
+
+ATTEMPTS = 3
+"""How many times a unit is sent to a local pool whose worker died under it (Dask counts its
+own: `distributed.scheduler.allowed-failures`)."""
 
 
 def stale_sessions(plan: Plan, store: Store, forcing: Forcing) -> frozenset[SessionKey]:
@@ -131,16 +136,35 @@ class SessionDispatch:
         for done in ready:
             self.progress.document_finished(done)
             yield done
-        for future in as_completed(futures):
-            number, unit = futures[future]
+        for number, unit, result in self._results(futures):
             self.progress.unit_finished(unit)
             state = pending[number]
-            state.results.append(_result_of(future, unit))
+            state.results.append(result)
             state.waiting -= 1
             if state.waiting == 0:
                 done = _assemble(state)
                 self.progress.document_finished(done)
                 yield done
+
+    def _results(
+        self, futures: dict[Future[UnitResult], tuple[int, Unit]]
+    ) -> Iterator[tuple[int, Unit, UnitResult]]:
+        """Each unit's result as it comes; a unit whose worker process died (a broken pool: a
+        worker killed, or out of memory) is sent again, up to `ATTEMPTS` times in all."""
+        attempts: dict[int, int] = {}
+        waiting = set(futures)
+        while waiting:
+            finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for future in finished:
+                number, unit = futures.pop(future)
+                tries = attempts.get(id(unit), 1)
+                if isinstance(future.exception(), BrokenProcessPool) and tries < ATTEMPTS:
+                    attempts[id(unit)] = tries + 1
+                    again = self.executor.submit(evaluate_unit, unit)
+                    futures[again] = (number, unit)
+                    waiting.add(again)
+                    continue
+                yield number, unit, _result_of(future, unit)
 
     def _submit(self, unit: Unit, inline: bool) -> Future[UnitResult]:
         if not inline:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, ParamSpec, TypeVar
 
 from mdrun.document.evaluate import BlockOutcome, Reporter
 from mdrun.document.plan import PlannedBlock
 from mdrun.errors import UsageError
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 START_METHOD = "spawn"
 """Not forkserver: a forkserver keeps the environment it started with, and kernels must see this
@@ -70,16 +74,37 @@ def worker_reporter(label: str) -> Reporter | None:
     return None if _events is None else EventReporter(_events, label)
 
 
+class RenewingPool(Executor):
+    """A process pool that starts afresh once a worker died: Python's pool then refuses all
+    work (`BrokenProcessPool`), and the units it lost are sent again (`parallel`)."""
+
+    def __init__(self, make: Callable[[], ProcessPoolExecutor]) -> None:
+        self.make = make
+        self.pool = make()
+
+    def submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[T]:
+        try:
+            return self.pool.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = self.make()
+            return self.pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
 @contextlib.contextmanager
 def process_pool(jobs: int, events: Any = None) -> Iterator[Executor]:
     """At most `jobs` worker processes, shut down (and waited for) on the way out. With
     `events` (a queue of this pool's context, see `event_queue`), workers report each block."""
     context = multiprocessing.get_context(START_METHOD)
-    pool = ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=context,
-        initializer=_listen_with,
-        initargs=(events,),
+    pool = RenewingPool(
+        lambda: ProcessPoolExecutor(
+            max_workers=jobs, mp_context=context, initializer=_listen_with, initargs=(events,)
+        )
     )
     try:
         yield pool

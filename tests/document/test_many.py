@@ -189,3 +189,66 @@ def test_several_documents_refuse_options_for_one(mdrun: Mdrun) -> None:
     assert mdrun("run", "-j", "0", "a.md").code == 2
     assert mdrun("run", "-j", "many", "a.md").code == 2
     assert not mdrun.path("out.md").exists()
+
+
+WAITS_TO_BE_KILLED = """\
+```python
+values = [n * n for n in range(5)]
+```
+
+```python
+import os, pathlib, time
+ready = pathlib.Path("ready")
+if not ready.exists():
+    # Tell the test which worker runs this block (the kernel's parent), then take a while.
+    ready.write_text(str(os.getppid()))
+    time.sleep(60)
+print(sum(values))
+```
+
+```python session=other
+print("beside it")
+```
+"""
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_a_worker_process_killed_mid_block_its_session_runs_again(tmp_path: Path) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    from mdrun.core.store import Store
+    from mdrun.core.verify import verify_store
+
+    parallel = Mdrun(tmp_path / "parallel", tmp_path / "parallel-store")
+    serial = Mdrun(tmp_path / "serial", tmp_path / "serial-store")
+    for runner in (parallel, serial):
+        runner.write("slow.md", WAITS_TO_BE_KILLED)
+        runner.write("other.md", two_sessions("other.md"))
+    serial.write("ready", "0")
+    killed: list[int] = []
+
+    def kill_when_ready() -> None:
+        marker = parallel.path("ready")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if marker.exists() and marker.read_text().strip():
+                killed.append(int(marker.read_text()))
+                os.kill(killed[0], signal.SIGKILL)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_ready, daemon=True)
+    killer.start()
+    completed = parallel("run", "-j", "2", ".")
+    killer.join(timeout=5)
+    assert killed, "the slow block never started"
+    assert completed.code == 0, completed.err
+    assert serial("run", ".").code == 0
+    for name in ("slow.md", "other.md"):
+        assert parallel.path(name).read_bytes() == serial.path(name).read_bytes(), name
+    store = Store.initialize(tmp_path / "parallel-store")
+    assert verify_store(store).damaged == []
+    assert {len(store.realizations_of(dref)) for dref in store.all_derivations()} == {1}
