@@ -186,7 +186,7 @@ class SessionDispatch:
                 base_dir=str(plan.base_dir),
                 settings=plan.settings,
                 session=session,
-                store_root=str(self.store.root),
+                store_root=str(self.store.root.absolute()),
                 forcing=self.forcing,
                 keep_going=self.keep_going,
                 threads=self.threads,
