@@ -16,12 +16,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from mdrun.document.batch import Tally, find_documents
-from mdrun.document.parallel import DocumentDone, PlannedDocument, Progress
-from mdrun.document.units import Forcing, Unit
 from mdrun.errors import MdrunError, UsageError
+
+if TYPE_CHECKING:  # imported when something runs: a document already up to date parses nothing
+    from mdrun.batch_progress import BatchProgress
+    from mdrun.document.parallel import DocumentDone, PlannedDocument, Progress
 
 SERIAL_COMMANDS = {"status": "command_status", "export": "command_export"}
 """Commands that take many documents but run each in turn (`export -j` is not parallel yet)."""
@@ -93,9 +95,10 @@ def _guarded(
 def run_in_parallel(arguments: argparse.Namespace, documents: list[str]) -> Tally:
     """Plan every document here, evaluate the stale sessions in workers, report each document."""
     from mdrun import cli
-    from mdrun.document.parallel import SessionDispatch
+    from mdrun.batch_progress import BatchProgress
+    from mdrun.document.parallel import Progress, SessionDispatch
     from mdrun.document.pools import default_jobs, threads_per_kernel
-    from mdrun.document.units import thread_environment
+    from mdrun.document.units import Forcing, thread_environment
 
     check = arguments.command == "check"
     tally = Tally()
@@ -146,10 +149,12 @@ def _plan_all(
 def _listening(progress: Progress) -> Iterator[Any]:
     """A queue the pool's workers put block events on, read by a thread for `progress` (for
     a progress that draws nothing: no queue); the progress display is removed at the end."""
+    from mdrun.batch_progress import BatchProgress
+    from mdrun.document.pools import event_queue
+
     if not isinstance(progress, BatchProgress):
         yield None
         return
-    from mdrun.document.pools import event_queue
 
     events = event_queue()
     reader = threading.Thread(target=_read_events, args=(events, progress), daemon=True)
@@ -174,6 +179,7 @@ def _prepare(
     from mdrun import cli
     from mdrun.core.store import Store
     from mdrun.document.formats.settings import Settings
+    from mdrun.document.parallel import PlannedDocument
     from mdrun.document.pipeline import make_plan
     from mdrun.document.uptodate import STDIO, up_to_date
 
@@ -237,76 +243,3 @@ def _executor(
     if arguments.executor == "dask":
         return dask_executor(arguments.scheduler)
     return process_pool(jobs, events)
-
-
-# -- what the terminal shows --------------------------------------------------------------------
-
-
-class BatchProgress(Progress):
-    """Documents done and the blocks running, drawn with rich on a terminal.
-
-    rich's live display redirects `sys.stderr` while it runs, so the lines the command prints
-    about each finished document appear above it."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.documents = 0
-        self.finished = 0
-        self.waiting: dict[str, str] = {}
-        """Each unit in flight (its label), and its block running now ("" before the first)."""
-        self.lock = threading.Lock()
-        self._progress: Any = None
-        self._task: Any = None
-
-    def started(self, documents: int, units: int) -> None:
-        del units
-        self.documents = documents
-        self._draw()
-
-    def unit_submitted(self, unit: Unit) -> None:
-        self.waiting[unit.label] = ""
-        self._draw()
-
-    def unit_finished(self, unit: Unit) -> None:
-        self.waiting.pop(unit.label, None)
-        self._draw()
-
-    def document_finished(self, done: DocumentDone) -> None:
-        del done
-        self.finished += 1
-        self._draw()
-
-    def block_event(self, label: str, kind: str, block_id: str) -> None:
-        """A worker started or finished a block."""
-        if label in self.waiting:
-            self.waiting[label] = block_id if kind == "started" else ""
-        self._draw()
-
-    def description(self) -> str:
-        """`3/10 documents; running a.md (main): b4, b.md (other): other-2; 5 waiting`."""
-        running = [f"{label}: {block}" for label, block in self.waiting.items() if block]
-        text = f"{self.finished}/{self.documents} documents"
-        if running:
-            text += f"; running {', '.join(running[:4])}" + (" …" if len(running) > 4 else "")
-        queued = len(self.waiting) - len(running)
-        return text + (f"; {queued} waiting" if queued else "")
-
-    def _draw(self) -> None:
-        from rich.console import Console
-        from rich.progress import Progress as RichProgress
-
-        with self.lock:
-            if self._progress is None:
-                console = Console(file=self.stream, force_terminal=True)
-                self._progress = RichProgress(console=console, transient=True)
-                self._progress.start()
-                self._task = self._progress.add_task("documents", total=self.documents)
-            self._progress.update(self._task, completed=self.finished,
-                                  description=self.description())  # fmt: skip
-
-    def close(self) -> None:
-        """Remove the progress display."""
-        with self.lock:
-            if self._progress is not None:
-                self._progress.stop()
-            self._progress = None
