@@ -123,9 +123,10 @@ def parse_document(text: str, path: str = "<stdin>") -> Document:
     A leading byte-order mark is set apart, so that it does not hide a fence on the first line.
     """
     byte_order_mark = BYTE_ORDER_MARK if text.startswith(BYTE_ORDER_MARK) else ""
-    lines = split_lines(text[len(byte_order_mark) :])
+    body = text[len(byte_order_mark) :]
+    lines = split_lines(body)
     environment: dict[str, list[int]] = {}
-    tokens = _PARSER.parse("".join(lines), environment)
+    tokens = _PARSER.parse(body, environment)
     blocks = _blocks(tokens, lines)
     warnings = [(line, UNMATCHED_WARNING) for line in environment.get(UNMATCHED_MARKERS, [])]
     warnings.extend((block.start_line, UNCLOSED_WARNING) for block in blocks if not block.closed)
