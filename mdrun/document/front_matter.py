@@ -66,7 +66,9 @@ def front_matter_plugin(md: MarkdownIt) -> None:
     pandoc's conditions keep a document that opens with a thematic break from losing its first
     lines: the opening `---` is the whole first line and is not followed by a blank line, and
     every line up to the closing `---` or `...` looks like YAML (`key: value`, indented, `- item`,
-    `# comment`). Where the block ends is the plugin's decision, never past that closing line.
+    `# comment`). Where the block ends is the plugin's decision, never past that closing line
+    (it may end earlier: the plugin, as MyST, also closes on a `---` indented by up to three
+    spaces, which pandoc would read as YAML).
     """
     md.use(delimiting_plugin)
     delimit = _rule_named(md, FRONT_MATTER_TOKEN)
@@ -75,6 +77,7 @@ def front_matter_plugin(md: MarkdownIt) -> None:
         closing = _closing_line(state, end) if start == 0 else None
         return closing is not None and delimit(state, start, closing + 1, silent)
 
+    # No `alt`: as a terminator (a line after a paragraph's first) it could never match line 0.
     md.block.ruler.at(FRONT_MATTER_TOKEN, pandoc_front_matter)
 
 
