@@ -14,7 +14,7 @@ from typing import cast
 
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.document.evaluate import BlockOutcome, Evaluation
-from mdrun.document.export_pandoc import front_matter_end
+from mdrun.document.export_pandoc import front_matter_title
 from mdrun.document.kernels import (
     DEFAULT_PYTHON_KERNEL,
     PYTHON_LANGUAGES,
@@ -61,7 +61,7 @@ def notebook_json(evaluation: Evaluation) -> JSONObject:
     lines = document.lines
     cells = _Cells()
     prose: list[str] = []
-    cursor = front_matter_end(lines)
+    cursor = document.front_matter.end_line
     for outcome in evaluation.outcomes:
         planned = outcome.planned
         block = planned.block
@@ -80,7 +80,7 @@ def notebook_json(evaluation: Evaluation) -> JSONObject:
         "kernelspec": _kernelspec(kernel),
         "language_info": _language_info(kernel),
     }
-    title = document.front_matter.get("title", "").strip()
+    title = front_matter_title(document)
     if title:
         metadata["title"] = title
     return {"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": cells.cells}

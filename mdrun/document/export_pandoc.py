@@ -11,7 +11,6 @@ import html
 import os
 import re
 import tempfile
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -20,7 +19,7 @@ from markdown_it import MarkdownIt
 
 from mdrun.document.evaluate import Evaluation
 from mdrun.document.kernels import PYTHON_LANGUAGES
-from mdrun.document.parse import Document, _read_front_matter, parse_document
+from mdrun.document.parse import Document, parse_document
 from mdrun.document.pipeline import ImageFiles, render
 from mdrun.errors import ExportError, Location
 
@@ -40,6 +39,8 @@ OUTPUT_CLOSE = "</div>"
 (its text is inside a code fence that no line of it can end)."""
 
 _FENCE_LINE_RE = re.compile(r"(?P<before>[^`~]*?)(?P<fence>`{3,}|~{3,})(?P<info>[^\r\n]*)")
+_INLINE = MarkdownIt("commonmark")
+"""Reads one heading's text (the document's parse leaves inline content unparsed)."""
 
 
 def convert_with_pandoc(evaluation: Evaluation, to: PandocFormat) -> bytes:
@@ -108,7 +109,9 @@ def pandoc_markdown(rendered: Document, evaluation: Evaluation) -> str:
     """
     lines = list(rendered.lines)
     newline = rendered.newline
-    replaced: dict[int, list[str]] = {number: [] for number in range(front_matter_end(lines))}
+    replaced: dict[int, list[str]] = {
+        number: [] for number in range(rendered.front_matter.end_line)
+    }
     for block in rendered.blocks:
         planned = evaluation.plan.blocks[block.index]
         opening = _FENCE_LINE_RE.match(lines[block.start_line])
@@ -144,25 +147,25 @@ def pandoc_markdown(rendered: Document, evaluation: Evaluation) -> str:
     return "".join(pieces)
 
 
-def front_matter_end(lines: Sequence[str]) -> int:
-    """The line after the document's front matter (0 if none).
-
-    Asks `parse` itself, so that the export and the parser never disagree about where front
-    matter ends (a document may open with a thematic break instead).
-    """
-    return _read_front_matter(lines)[1]
+def front_matter_title(document: Document) -> str:
+    """The front matter's `title` as text ("" when it has none, or one that is not text)."""
+    title = document.front_matter.data.get("title")
+    return str(title).strip() if isinstance(title, str | int | float) else ""
 
 
 def page_title(document: Document) -> str:
-    """The front matter's `title`, else the first heading's text, else the file's name."""
-    title = document.front_matter.get("title", "").strip()
+    """The front matter's `title`, else the first heading's text, else the file's name.
+
+    Headings are the document's own: a heading printed in an output region does not count.
+    """
+    title = front_matter_title(document)
     if title:
         return title
-    text = "".join(document.lines[front_matter_end(document.lines) :])
-    tokens = MarkdownIt("commonmark").parse(text)
+    tokens = document.tokens
     for position, token in enumerate(tokens[:-1]):
         if token.type == "heading_open":
-            children = tokens[position + 1].children or []
+            (inline,) = _INLINE.parseInline(tokens[position + 1].content)
+            children = inline.children or []
             heading = "".join(child.content for child in children if child.type != "html_inline")
             if heading.strip():
                 return " ".join(heading.split())

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, fields, replace
 
 from mdrun.document.formats.cell import Cell, OptionPairs
+from mdrun.document.formats.mapping import option_text
 from mdrun.document.output_limit import DEFAULT_MAX_OUTPUT, parse_size
 from mdrun.document.parse import Document
 from mdrun.errors import Location, ParseError
@@ -163,13 +164,13 @@ def document_defaults(
         if name in _NOT_DEFAULTS:
             continue
         options = _set(options, name, value, Location(document.path, format_line))
-    for key, value in document.front_matter.items():
+    for key, value in document.front_matter.data.items():
         if not key.startswith(FRONT_MATTER_PREFIX):
             continue
         name = key.removeprefix(FRONT_MATTER_PREFIX).replace("-", "_")
         if name in SETTINGS:
             continue
-        location = Location(document.path, front_matter_line(document, key))
+        location = Location(document.path, document.front_matter.line_of(key))
         if name in _NOT_DEFAULTS or name not in OPTION_NAMES:
             allowed = ", ".join(
                 FRONT_MATTER_PREFIX + option
@@ -177,7 +178,7 @@ def document_defaults(
                 if option not in _NOT_DEFAULTS
             )
             raise ParseError(f"unknown front matter key `{key}`; mdrun reads {allowed}", location)
-        options = _set(options, name, value, location)
+        options = _set(options, name, option_text(value), location)
     return options
 
 
@@ -206,11 +207,3 @@ def _set(options: BlockOptions, name: str, value: str, location: Location) -> Bl
     except ValueError as err:
         message = f"bad value `{value}` for option `{name}`: expected {err}"
         raise ParseError(message, location) from None
-
-
-def front_matter_line(document: Document, key: str) -> int | None:
-    """The 1-based line where the front matter sets `key`, for messages."""
-    for number, line in enumerate(document.lines):
-        if line.startswith(key) and line[len(key) :].lstrip().startswith(":"):
-            return number + 1
-    return None

@@ -32,7 +32,8 @@ from mdrun.document.outputs import (
     shorten_library_paths,
     terminal_text,
 )
-from mdrun.document.parse import END_MARKER, MARKER_LEAD, START_MARKER, Document, line_ending
+from mdrun.document.parse import Document, line_ending
+from mdrun.document.regions import END_MARKER, MARKER_LEAD, START_MARKER
 from mdrun.document.status import BlockStatus
 from mdrun.errors import InternalError, UsageError
 

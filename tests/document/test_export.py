@@ -338,6 +338,12 @@ def test_default_output_never_names_the_document(source: str, to: str, expected:
         ("Intro.\n\n## The `first` *heading*\n\n# Second\n", "The first heading"),
         ("Setext title\n============\n", "Setext title"),
         ("No heading at all.\n", "some-file"),
+        ("---\ntitle: 2024\n---\n# Heading\n", "2024"),
+        (
+            "```python\nx\n```\n<!-- mdrun:output id=b1 -->\n# Printed\n<!-- mdrun:end -->\n"
+            "# Own\n",
+            "Own",
+        ),
     ],
 )
 def test_page_title(text: str, title: str) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mdrun.document.parse import Region, parse_document, read_document, split_info
+from mdrun.document.parse import parse_document, read_document, split_info
+from mdrun.document.regions import Region
 from mdrun.errors import ParseError
 
 
@@ -100,7 +101,12 @@ def test_front_matter_is_read_and_not_parsed_as_markdown() -> None:
         '---\ntitle: "My page"\nmdrun.timeout: 10\nnested:\n  - ignored\n---\n```python\nx\n```\n'
     )
     document = parse_document(text)
-    assert dict(document.front_matter) == {"title": "My page", "mdrun.timeout": "10", "nested": ""}
+    assert dict(document.front_matter.data) == {
+        "title": "My page",
+        "mdrun.timeout": 10,
+        "nested": ["ignored"],
+    }
+    assert document.front_matter.end_line == 6
     assert document.blocks[0].start_line == 6
 
 
@@ -119,13 +125,14 @@ def test_front_matter_hides_fences_in_its_values() -> None:
 )
 def test_document_opening_with_a_rule_has_no_front_matter(text: str) -> None:
     document = parse_document(text)
-    assert dict(document.front_matter) == {}
+    assert document.front_matter.end_line == 0
     assert [block.code for block in document.blocks] == ["x\n"]
 
 
 def test_dashes_without_a_closing_line_are_not_front_matter() -> None:
     document = parse_document("---\ntitle: x\n")
-    assert dict(document.front_matter) == {}
+    assert document.front_matter.end_line == 0
+    assert dict(document.front_matter.data) == {}
 
 
 REGION = "<!-- mdrun:output id=b1 -->\n``` text\n1\n```\n<!-- mdrun:end -->\n"

@@ -1,7 +1,7 @@
-"""What a document says about itself: its YAML front matter and its project's `_quarto.yml`.
+"""What a document says about itself: its front matter's settings and its project's `_quarto.yml`.
 
-Reading YAML is this module's job (PyYAML's safe loader: no object is ever constructed from a
-document); what the keys mean for blocks is each format reader's.
+The front matter was read when the document was parsed (`front_matter`, PyYAML's safe loader: no
+object is ever constructed from a document); what the keys mean for blocks is each format reader's.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mdrun.document.parse import Document, front_matter_end
+from mdrun.document.front_matter import load_yaml
+from mdrun.document.parse import Document
 from mdrun.errors import Location, ParseError
 
 QUARTO_PROJECT_FILE = "_quarto.yml"
@@ -23,17 +24,12 @@ def front_matter_data(document: Document) -> tuple[dict[str, Any], str | None]:
     Front matter that is not YAML is another tool's business, unless it sets mdrun's keys:
     then it is an error, since mdrun cannot tell what it asks for.
     """
-    end = front_matter_end(document.lines)
-    if not end:
-        return {}, None
-    text = "".join(document.lines[1 : end - 1])
-    try:
-        data = _load_yaml(text, Location(document.path, 2))
-    except ParseError as err:
-        if any(line.startswith("mdrun") for line in document.lines[1 : end - 1]):
-            raise
-        return {}, f"{err}; its keys are ignored"
-    return (data if isinstance(data, dict) else {}), None
+    front_matter = document.front_matter
+    data = dict(front_matter.checked_data())
+    problem = front_matter.problem
+    if problem is None:
+        return data, None
+    return data, f"{problem.location}: front matter is {problem.message}; its keys are ignored"
 
 
 def project_file(base_dir: Path) -> Path | None:
@@ -52,7 +48,7 @@ def project_execute(path: Path | None) -> dict[str, Any]:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise ParseError(f"cannot read it: {err}", Location(str(path))) from err
-        data = _load_yaml(text, Location(str(path)))
+        data = load_yaml(text, Location(str(path)))
         execute = data.get("execute") if isinstance(data, dict) else None
         return execute if isinstance(execute, dict) else {}
     return {}
@@ -93,19 +89,3 @@ def nested(data: Mapping[str, Any], *keys: str) -> Any:
             return None
         value = value.get(key)
     return value
-
-
-def _load_yaml(text: str, location: Location) -> Any:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        return yaml.load(text, Loader=loader)  # a safe loader: plain data only
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = location.line
-        if mark is not None:
-            line = (location.line or 1) + mark.line
-        problem = getattr(err, "problem", None) or str(err)
-        message = f"not valid YAML: {problem}"
-        raise ParseError(message, Location(location.path, line)) from None

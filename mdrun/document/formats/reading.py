@@ -75,7 +75,7 @@ def document_format(document: Document, data: dict[str, Any]) -> Format:
 def read_cells(document: Document, base_dir: Path, settings: Settings) -> Reading:
     """Read every fence of `document` by its format's rules (see the module docstring)."""
     data, yaml_warning = front_matter_data(document)
-    notes = [f"{document.path}:2: front matter {yaml_warning}"] if yaml_warning else []
+    notes = [yaml_warning] if yaml_warning else []
     top = Location(document.path, 1 if data else None)
     languages = settings.languages | languages_setting(mdrun_setting(data, "languages"), top)
     doctest = settings.doctest or boolean_setting(mdrun_setting(data, "doctest"), "doctest", top)
