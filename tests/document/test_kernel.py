@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from mdrun.document import kernel as kernel_module
-from mdrun.document.kernel import KernelSession, OutputCollector
+from mdrun.document import kernel_process
+from mdrun.document.kernel import KernelSession
+from mdrun.document.kernel_client import POLL_SECONDS
 from mdrun.document.kernels import DEFAULT_PYTHON_KERNEL, KernelChoice, resolve_kernel
 from mdrun.errors import KernelError, KernelNotFound
 
@@ -78,15 +80,24 @@ def test_missing_kernel_name_raises_kernel_not_found() -> None:
 
 
 def test_importing_the_evaluator_imports_no_kernel_machinery() -> None:
-    """A fully cached run must not pay for jupyter_client and zmq."""
-    modules = ["mdrun.errors", "mdrun.document", "mdrun.document.kernels", "mdrun.document.kernel"]
+    """A fully cached run must not pay for jupyter_client, zmq and nbformat."""
+    modules = [
+        "mdrun.errors",
+        "mdrun.document",
+        "mdrun.document.kernels",
+        "mdrun.document.kernel",
+        "mdrun.document.kernel_process",
+        "mdrun.document.kernel_client",
+        "mdrun.document.kernel_outputs",
+    ]
+    machinery = ("jupyter_client", "zmq", "nbformat")
     script = textwrap.dedent(
         f"""
         import importlib, importlib.util, sys
         for name in {modules!r} + ["mdrun.document.parse", "mdrun.document.render"]:
             if importlib.util.find_spec(name) is not None:
                 importlib.import_module(name)
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("jupyter_client", "zmq"))
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {machinery!r})
         print(" ".join(loaded))
         """
     )
@@ -177,7 +188,7 @@ def test_silence_does_not_truncate_output(session: KernelSession) -> None:
     The session has no silence timeout to exceed (it polls every `POLL_SECONDS` only to notice a
     dead kernel), so a pause of many poll intervals makes the point without an 11 s test.
     """
-    pause = 30 * kernel_module.POLL_SECONDS
+    pause = 30 * POLL_SECONDS
     code = f"import time\nprint('before', flush=True)\ntime.sleep({pause})\nprint('after')"
     result = session.execute(code, block_id="quiet")
     assert result.outputs == (
@@ -209,6 +220,23 @@ def test_silent_replay_reports_errors(session: KernelSession) -> None:
     result = session.execute("print('noise')\nraise ValueError('bad')", block_id="r", silent=True)
     assert result.status == "error"
     assert [output["ename"] for output in result.outputs] == ["ValueError"]
+
+
+def test_a_malformed_output_from_the_kernel_fails_the_block(session: KernelSession) -> None:
+    """nbformat checks every output: one it refuses is an error, never stored as a result."""
+    code = (
+        "kernel = get_ipython().kernel\n"
+        "content = {'data': {'text/plain': 3}, 'metadata': {}}\n"
+        "kernel.session.send(kernel.iopub_socket, 'display_data', content,"
+        " kernel.get_parent('shell'))\n"
+        "print('after')"
+    )
+    result = session.execute(code, block_id="malformed")
+    assert result.status == "error"
+    assert result.error is not None
+    assert result.error["ename"] == "KernelProtocolError"
+    assert "malformed display_data message" in str(result.error["evalue"])
+    assert result.outputs[-1] == {"output_type": "stream", "name": "stdout", "text": "after\n"}
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -442,34 +470,7 @@ def test_launched_command_dies_with_parent(supervise: bool) -> None:
     assert_dies_with_parent(script)
 
 
-# -- output collection without a kernel ---------------------------------------------------------
-
-
-def message(kind: str, **content: object) -> dict[str, object]:
-    return {"msg_type": kind, "content": content}
-
-
-def test_collector_drops_ansi_codes_and_keeps_blank_lines() -> None:
-    collector = OutputCollector()
-    frames = ["\x1b[31mHeader\x1b[0m", "frame line\n", "Error: bad"]
-    collector.add(message("error", ename="Error", evalue="bad", traceback=frames))
-    assert collector.outputs[0]["traceback"] == ["Header", "frame line", "", "Error: bad"]
-
-
-def test_collector_drops_execution_count_and_transient() -> None:
-    collector = OutputCollector()
-    collector.add(
-        message(
-            "execute_result",
-            data={"text/plain": "1"},
-            metadata={},
-            execution_count=7,
-            transient={"display_id": "x"},
-        )
-    )
-    assert collector.outputs == [
-        {"output_type": "execute_result", "data": {"text/plain": "1"}, "metadata": {}}
-    ]
+# -- starting ----------------------------------------------------------------------------------
 
 
 @pytest.mark.kernel
@@ -483,7 +484,7 @@ def test_a_kernel_whose_ports_were_taken_meanwhile_is_started_again(
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    choose = kernel_module._connection_info
+    choose = kernel_process.connection_info
     calls: list[int] = []
 
     def first_port_taken(kernel_name: str) -> dict[str, object]:
@@ -493,7 +494,7 @@ def test_a_kernel_whose_ports_were_taken_meanwhile_is_started_again(
         calls.append(1)
         return connection
 
-    monkeypatch.setattr(kernel_module, "_connection_info", first_port_taken)
+    monkeypatch.setattr(kernel_process, "connection_info", first_port_taken)
     try:
         with KernelSession(PYTHON, tmp_path) as started:
             assert started.execute("print(6 * 7)", block_id="b1").outputs[0]["text"] == "42\n"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mdrun.document.kernel import KernelSession, OutputCollector
+from mdrun.document.kernel import KernelSession
 from mdrun.document.kernel_output_limit import REPORT_MIME, RUNAWAY_FACTOR
+from mdrun.document.kernel_outputs import OutputCollector
 from mdrun.document.kernels import resolve_kernel
 from mdrun.document.output_limit import (
     DEFAULT_MAX_OUTPUT,
