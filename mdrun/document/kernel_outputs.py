@@ -111,7 +111,9 @@ class OutputCollector:
     def _add_stream(self, stream: JSONObject) -> None:
         if self._clear_on_next_output:
             self._clear()
-        name, text = str(stream["name"]), self.budget.take_text(str(stream["text"]))
+        lines = stream["text"]  # nbformat allows a list of lines
+        whole = "".join(map(str, lines)) if isinstance(lines, list) else str(lines)
+        name, text = str(stream["name"]), self.budget.take_text(whole)
         if not text:
             return
         last = self._outputs[-1] if self._outputs else None

@@ -185,3 +185,9 @@ def test_a_result_loses_its_execution_count_and_transient_fields() -> None:
     assert collected([result]).outputs == [
         {"output_type": "execute_result", "data": {"text/plain": "1"}, "metadata": {}}
     ]
+
+
+def test_a_stream_sent_as_a_list_of_lines_is_one_text() -> None:
+    """nbformat allows text as a list of lines; it is shown as the text, not as a list."""
+    collector = collected([stream("a\n"), message("stream", name="stdout", text=["b\n", "c\n"])])
+    assert collector.finish() == ({"output_type": "stream", "name": "stdout", "text": "a\nb\nc\n"},)
