@@ -93,9 +93,9 @@ class OutputCollector:
         elif self.errors_only:
             return
         elif kind == "stream":
-            self._add_stream(output_from_message(kind, content))
+            self._add_stream(content)
         elif kind in ("execute_result", "display_data"):
-            self._add_display(output_from_message(kind, content), content)
+            self._add_display(kind, content)
         elif kind == "update_display_data":
             # Checked as the display_data it replaces, as nbclient does.
             update = output_from_message("display_data", content)
@@ -108,12 +108,19 @@ class OutputCollector:
             else:
                 self._clear()
 
-    def _add_stream(self, stream: JSONObject) -> None:
+    def _add_stream(self, content: dict[str, Any]) -> None:
+        """Keep a stream's text as a piece of the last output; nbformat builds that output once
+        it is complete (`_settle`): checking each piece would cost a millisecond per message,
+        and kernels such as bash send one per line."""
         if self._clear_on_next_output:
             self._clear()
-        lines = stream["text"]  # nbformat allows a list of lines
-        whole = "".join(map(str, lines)) if isinstance(lines, list) else str(lines)
-        name, text = str(stream["name"]), self.budget.take_text(whole)
+        name, text = content.get("name"), content.get("text")
+        if not isinstance(name, str) or not isinstance(text, str):
+            stream = output_from_message("stream", content)  # text as lines, or MalformedOutput
+            lines = stream["text"]
+            name = str(stream["name"])
+            text = "".join(map(str, lines)) if isinstance(lines, list) else str(lines)
+        text = self.budget.take_text(text)
         if not text:
             return
         last = self._outputs[-1] if self._outputs else None
@@ -121,16 +128,17 @@ class OutputCollector:
             self._append({"output_type": "stream", "name": name, "text": ""})
         self._pieces.append(text)
 
-    def _add_display(self, display: JSONObject, content: dict[str, Any]) -> None:
+    def _add_display(self, kind: str, content: dict[str, Any]) -> None:
+        """A rich output, built by nbformat unless it is past the limit (then only counted)."""
         if self._clear_on_next_output:
             self._clear()
-        data = json_object(display["data"])
-        if not self.budget.take_data(data):
+        if not self.budget.take_data(json_object(content.get("data"))):
             return
+        display = output_from_message(kind, content)
         # Without its execution count: it depends on history, not on the block.
         output: JSONObject = {
-            "output_type": display["output_type"],
-            "data": data,
+            "output_type": kind,
+            "data": display["data"],
             "metadata": display["metadata"],
         }
         self._append(output)
@@ -145,10 +153,12 @@ class OutputCollector:
         self._outputs.append(output)
 
     def _settle(self) -> None:
+        """Join the last stream's pieces into its output, as nbformat builds it."""
         if self._pieces:
             last = self._outputs[-1]
-            last["text"] = str(last["text"]) + "".join(self._pieces)
+            content = {"name": last["name"], "text": str(last["text"]) + "".join(self._pieces)}
             self._pieces = []
+            self._outputs[-1] = output_from_message("stream", content)
 
     def _clear(self) -> None:
         self._outputs.clear()
