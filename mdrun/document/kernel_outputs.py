@@ -1,9 +1,10 @@
 """One request's iopub messages turned into the nbformat v4 outputs mdrun stores.
 
-Each output message is converted and checked against the notebook schema by nbformat's
-`output_from_msg`, as nbclient does; this module adds what a notebook front end does on top
-(consecutive stream pieces joined, `clear_output`, display updates) and what mdrun adds (the
-output cap of `output_limit`, error tracebacks without ANSI colours, no execution counts).
+Each output is built and checked against the notebook schema by nbformat's `output_from_msg`,
+as nbclient does (a stream once it is complete, rather than each piece). This module adds what a
+notebook front end does on top (consecutive stream pieces joined, `clear_output`, display
+updates) and what mdrun adds (the output cap of `output_limit`, error tracebacks without ANSI
+colours, no execution counts).
 nbformat is imported while a kernel starts (`prepare`), never by a run whose blocks are all cached.
 """
 
@@ -190,7 +191,8 @@ def output_from_message(kind: str, content: dict[str, Any]) -> JSONObject:
     except KeyError as missing:
         raise MalformedOutput(f"it has no {missing}") from None
     except (ValueError, ValidationError) as refused:
-        raise MalformedOutput(str(refused).split("\n", 1)[0]) from None
+        reason = str(refused).split("\n", 1)[0]  # names the value, which may be large
+        raise MalformedOutput(reason if len(reason) <= 200 else reason[:199] + "…") from None
     return cast(JSONObject, _plain(output))
 
 

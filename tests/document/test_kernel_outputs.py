@@ -191,3 +191,11 @@ def test_a_stream_sent_as_a_list_of_lines_is_one_text() -> None:
     """nbformat allows text as a list of lines; it is shown as the text, not as a list."""
     collector = collected([stream("a\n"), message("stream", name="stdout", text=["b\n", "c\n"])])
     assert collector.finish() == ({"output_type": "stream", "name": "stdout", "text": "a\nb\nc\n"},)
+
+
+def test_the_error_for_a_large_malformed_output_stays_short() -> None:
+    collector = collected(
+        [message("display_data", data={"text/plain": [1] * 100_000}, metadata={})]
+    )
+    (error,) = collector.finish()
+    assert len(str(error["evalue"])) < 300
