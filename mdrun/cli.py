@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from mdrun import __version__
 from mdrun.core.refs import RRef
 from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store, default_store_root
+from mdrun.document.export_formats import EXPORT_FORMATS, formats_in_words
 from mdrun.document.uptodate import STDIO, up_to_date
 from mdrun.errors import (
     NO_SPACE_ERRNOS,
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
     from mdrun.document.formats.settings import Settings
     from mdrun.document.pipeline import RunResult
 
-EXPORT_FORMATS = ("html", "docx", "ipynb", "md")
-"""`mdrun export --to` choices (the export module, imported only when exporting, checks them)."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -106,10 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reading_options(gc_parser)
 
     export_parser = commands.add_parser(
-        "export", help="run what is stale, then write the document as HTML, docx, ipynb or md"
+        "export", help=f"run what is stale, then write the document as {formats_in_words()}"
     )
     export_parser.add_argument("documents", nargs="+", metavar="document")
-    export_parser.add_argument("--to", required=True, choices=EXPORT_FORMATS, help="the format")
+    export_parser.add_argument(
+        "--to", required=True, choices=list(EXPORT_FORMATS), help="the format"
+    )
     export_parser.add_argument(
         "-o",
         "--output",
@@ -309,7 +310,7 @@ def is_writable(store: Store) -> bool:
 
 def refuse_stale_blocks(source: str, store: Store, settings: Settings) -> None:
     """With a read-only store, refuse before running anything a document with blocks to build."""
-    from mdrun.document.pipeline import status
+    from mdrun.document.status_report import status
 
     lines = status(source, store, settings)
     stale = [line.planned.block_id for line in lines if line.state == "stale"]
@@ -519,7 +520,7 @@ def _print_failures(source: str, evaluation: Evaluation) -> None:
 
 def command_status(arguments: argparse.Namespace) -> int:
     """`mdrun status`: cached or stale, and why, for each block."""
-    from mdrun.document.pipeline import status
+    from mdrun.document.status_report import status
 
     source: str = arguments.document
     if source != STDIO:

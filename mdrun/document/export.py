@@ -2,47 +2,34 @@
 
 The source document is never modified: blocks run through the store and the export is rendered
 from that evaluation, or (`--no-exec`) from what the store holds, running nothing. Either way it
-shows what `mdrun run` would write, failures included. Converting is `export_pandoc`'s and
-`export_notebook`'s job.
+shows what `mdrun run` would write, failures included. Which formats there are is
+`export_formats`' to say; converting is `export_pandoc`'s and `export_notebook`'s job.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, get_args
 
 from mdrun.core.files import write_atomically
 from mdrun.core.store import Store
 from mdrun.document.evaluate import Reporter
+from mdrun.document.export_formats import export_format
 from mdrun.document.formats.settings import Settings
-from mdrun.document.pipeline import (
-    STDIO,
-    BlockStatusLine,
-    RunResult,
-    make_plan,
-    run,
-    status,
-    write_if_changed,
-)
+from mdrun.document.pipeline import STDIO, RunResult, make_plan, run, write_if_changed
+from mdrun.document.status_report import BlockStatusLine, status
 from mdrun.document.stored import run_from_store, stored_evaluation
 from mdrun.errors import UsageError
 
-ExportFormat = Literal["html", "docx", "ipynb", "md"]
-FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
-"""What `--to` accepts."""
 
-BINARY_FORMATS: frozenset[ExportFormat] = frozenset({"docx"})
-"""Formats that are not text: never written to a terminal."""
-
-
-def default_output(source: str, to: ExportFormat) -> str:
+def default_output(source: str, to: str) -> str:
     """The document's path with the format's extension; `name.rendered.md` for Markdown, so
     that exporting never overwrites the document itself."""
+    suffix = export_format(to).suffix
     path = Path(source)
-    target = path.with_suffix(f".{to}")
+    target = path.with_suffix(suffix)
     if target.name == path.name:
-        target = path.with_name(f"{path.stem}.rendered.md")
+        target = path.with_name(f"{path.stem}.rendered{suffix}")
     return str(target)
 
 
@@ -61,7 +48,7 @@ def stale_blocks(
 def export_document(
     source: str,
     store: Store,
-    to: ExportFormat,
+    to: str,
     output: str,
     *,
     reporter: Reporter | None = None,
@@ -75,17 +62,19 @@ def export_document(
     Markdown is exactly `mdrun run -o output` (images beside the output); the other formats
     are converted from the evaluation and written in one rename.
     """
+    chosen = export_format(to)
     if output != STDIO and Path(output).resolve() == Path(source).resolve():
         raise UsageError(
             f"{output}: the export would overwrite the document (`mdrun run` updates it in place)"
         )
     if output != STDIO and not Path(output).absolute().parent.is_dir():
         raise UsageError(f"{output}: its folder does not exist")
-    if output == STDIO and to in BINARY_FORMATS and sys.stdout.isatty():
+    if output == STDIO and chosen.binary and sys.stdout.isatty():
         raise UsageError(f"{to} is a binary format: name a file with -o, or redirect stdout")
     if no_exec:
-        result = _stored_result(source, store, output if to == "md" else None, settings)
-    elif to == "md":
+        markdown_output = output if chosen.convert is None else None
+        result = _stored_result(source, store, markdown_output, settings)
+    elif chosen.convert is None:
         return run(
             source, store, output=output, keep_going=keep_going, reporter=reporter,
             settings=settings,
@@ -95,16 +84,9 @@ def export_document(
             source, store, write=False, keep_going=keep_going, reporter=reporter,
             settings=settings,
         )  # fmt: skip
-    if to == "md":
+    if chosen.convert is None:
         return result
-    if to == "ipynb":
-        from mdrun.document.export_notebook import notebook_text
-
-        data = notebook_text(result.evaluation).encode("utf-8")
-    else:
-        from mdrun.document.export_pandoc import convert_with_pandoc
-
-        data = convert_with_pandoc(result.evaluation, to)
+    data = chosen.convert(result.evaluation)
     if output == STDIO:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)

@@ -18,9 +18,10 @@ from typing import Literal
 from markdown_it import MarkdownIt
 
 from mdrun.document.evaluate import Evaluation
+from mdrun.document.images import ImageFiles
 from mdrun.document.kernels import PYTHON_LANGUAGES
 from mdrun.document.parse import Document, parse_document
-from mdrun.document.pipeline import ImageFiles, render
+from mdrun.document.pipeline import render
 from mdrun.errors import ExportError, Location
 
 PandocFormat = Literal["html", "docx"]

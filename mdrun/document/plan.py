@@ -37,6 +37,29 @@ OUTPUTS_FILE = "outputs.json"
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
+_CODE = "its code changed"
+_OPTIONS = "its options changed"
+_INPUTS = "an input file changed"
+_KERNEL = "the kernel changed"
+_FORMAT = "mdrun keys blocks differently now"
+
+KEY_FIELDS: Mapping[str, str] = {
+    "code": _CODE,
+    "allow_error": _OPTIONS,
+    "id": _OPTIONS,
+    "name": _OPTIONS,
+    "doctest": _OPTIONS,
+    "max_output": _OPTIONS,
+    "inputs": _INPUTS,
+    "kernel": _KERNEL,
+    "language": _KERNEL,
+    "mdrun": _FORMAT,
+    "outputs": _FORMAT,
+}
+"""Every field of a block's base config, and what a change of it means, as `status` says why a
+block is stale (in this order). `base_config` writes no other field: a new one comes with its
+reason here."""
+
 
 @dataclass(frozen=True, slots=True)
 class SessionKey:
@@ -168,7 +191,20 @@ def base_config(
         config["doctest"] = True
     if options.max_output != DEFAULT_MAX_OUTPUT:
         config["max_output"] = options.max_output
+    assert config.keys() <= KEY_FIELDS.keys(), "every key field has a status reason"
     return config
+
+
+def key_changes(old: Mapping[str, JSONValue], new: Mapping[str, JSONValue]) -> list[str]:
+    """What differs between two base configs, in `KEY_FIELDS`'s words (each reason once)."""
+    reasons: list[str] = []
+    for name, reason in KEY_FIELDS.items():
+        if old.get(name) != new.get(name) and reason not in reasons:
+            reasons.append(reason)
+    unknown = (old.keys() | new.keys()) - KEY_FIELDS.keys()  # from another version of mdrun
+    if any(old.get(name) != new.get(name) for name in unknown) and _FORMAT not in reasons:
+        reasons.append(_FORMAT)
+    return reasons
 
 
 def block_config(planned: PlannedBlock, upstream_key: str | None) -> Config:

@@ -14,7 +14,8 @@ from mdrun.core.store import Store
 from mdrun.document.block_result import execution_error
 from mdrun.document.evaluate import BlockOutcome, Evaluation
 from mdrun.document.formats.settings import Settings
-from mdrun.document.pipeline import ImageFiles, RunResult, make_plan, render
+from mdrun.document.images import ImageFiles
+from mdrun.document.pipeline import RunResult, make_plan, render
 from mdrun.document.plan import Plan, SessionKey
 from mdrun.document.results import cached_results
 

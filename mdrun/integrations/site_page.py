@@ -15,10 +15,12 @@ from pathlib import Path
 
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator
+from mdrun.document.images import ImageFiles
 from mdrun.document.kernels import PYTHON_LANGUAGES
 from mdrun.document.parse import Block, Document, parse_document
-from mdrun.document.pipeline import ImageFiles, RunResult, remember_run, render
+from mdrun.document.pipeline import RunResult, render
 from mdrun.document.plan import plan_document
+from mdrun.document.run_record import remember_run
 
 OUTPUT_CLASS = "mdrun-output"
 """The class of the div around a block's outputs (styled by `mkdocs.css`)."""

@@ -21,10 +21,12 @@ from mdrun.cli import main
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, BlockStatus, Evaluation, Evaluator
 from mdrun.document.export import default_output
+from mdrun.document.export_formats import EXPORT_FORMATS, export_format
 from mdrun.document.export_pandoc import convert_with_pandoc, page_title, pandoc_markdown
 from mdrun.document.outputs import ErrorOutput, Output, StreamOutput, terminal_text
 from mdrun.document.parse import parse_document
 from mdrun.document.pipeline import make_plan
+from mdrun.errors import UsageError
 from tests.strategies import printed_texts
 
 PNG_BLOCK = """\
@@ -328,7 +330,7 @@ def test_prose_only_document_exports_without_a_kernel(tmp_path: Path) -> None:
     ],
 )
 def test_default_output_never_names_the_document(source: str, to: str, expected: str) -> None:
-    assert default_output(source, to) == expected  # type: ignore[arg-type]
+    assert default_output(source, to) == expected
 
 
 @pytest.mark.parametrize(
@@ -497,8 +499,30 @@ def test_a_document_opening_with_a_rule_keeps_its_first_lines(tmp_path: Path) ->
     assert html.count("<hr />") == 2 and "First paragraph." in html
 
 
-def test_the_command_line_offers_every_export_format() -> None:
-    from mdrun.cli import EXPORT_FORMATS
-    from mdrun.document.export import FORMATS
+def test_the_command_line_offers_the_registered_formats(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # argparse wraps help to the terminal's width
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    assert f"--to {{{','.join(EXPORT_FORMATS)}}}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "write the document as HTML, docx, ipynb or md" in capsys.readouterr().out
 
-    assert EXPORT_FORMATS == FORMATS
+
+@pytest.mark.parametrize("to", sorted(EXPORT_FORMATS))
+def test_every_registered_format_exports_a_document(tmp_path: Path, to: str) -> None:
+    document = prose_only(tmp_path)
+    assert mdrun(tmp_path / "store", "export", str(document), "--to", to) == 0
+    written = Path(default_output(str(document), to)).read_bytes()
+    if EXPORT_FORMATS[to].binary:
+        assert zipfile.is_zipfile(io.BytesIO(written))
+    else:
+        assert "No code here." in written.decode("utf-8")
+
+
+def test_an_unknown_format_is_refused_naming_the_others() -> None:
+    with pytest.raises(UsageError, match="--to pdf: not a format mdrun exports "
+                       r"\(choose html, docx, ipynb, md\)"):
+        export_format("pdf")
