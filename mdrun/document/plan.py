@@ -9,7 +9,8 @@ cutoff. The result key is known only once the upstream block is realized, so pla
 base config and `block_config` completes it during evaluation. Options that only change how
 outputs are shown (echo, output) stay out, so toggling them re-runs nothing; the output limit
 is in, since it changes what is stored (only when it is not the default, so that keys made
-before it existed still hold).
+before it existed still hold). The fields, and what a change of each means to `mdrun status`,
+are listed once, in `KEY_FIELDS`.
 """
 
 from __future__ import annotations
