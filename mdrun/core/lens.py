@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import posixpath
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +20,15 @@ from mdrun.core.build import Build
 from mdrun.core.config import is_refpath, is_selfpath
 from mdrun.core.default_store import as_store
 from mdrun.core.graph import reachable
+from mdrun.core.lens_frames import Frame, FrameResolver
 from mdrun.core.paths import StorePath
 from mdrun.core.refs import DRef, RRef, is_dref, is_rref, rref_to_dref
 from mdrun.core.registry import Closure, Derivation, Registry
-from mdrun.core.store import Context, Store
+from mdrun.core.store import Store
 from mdrun.errors import StoreError
 
 Step = str | int
 """One navigation step: a dict key, or an index into a list."""
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """Where a value sits: the derivation whose config holds it, and how that one is realized."""
-
-    dref: DRef | None
-    """The derivation whose config holds the value; None for plain data."""
-    rrefs: tuple[RRef, ...] | None
-    """Its realizations this lens follows; None when none is known (a lens from a dref)."""
-    build: Build | None = None
-    """The build in progress, when the value is in the config being built."""
-    output: Path | None = None
-    """An explicit output folder of that build (`mklens(..., o=path)`)."""
-    output_index: int = 0
-    """Which of the build's output folders promise paths resolve into."""
 
 
 class Lens:
@@ -175,21 +158,21 @@ class Lens:
             raise StoreError(f"{self._where()}: expected a dref or an rref, got {value!r}")
         if frame.build is not None and value == frame.dref:
             raise StoreError(f"{self._where()}: {value} is being built; it has no rref yet")
-        return self._one_realization(value, frame)
+        return self._frames().one_realization(value, frame)
 
     @property
     def syspath(self) -> StorePath:
         """The value as a path on disk (a realization, a file in one, or a build output); a
         `str`, as in the seeds (`syspath + '/x'`), with pathlib's methods too."""
         value, frame = self._walk()
-        return StorePath(self._syspath(value, frame))
+        return StorePath(self._frames().syspath(value, frame))
 
     @property
     def contents(self) -> str:
         """The text of the file at `.syspath`."""
         value, frame = self._walk()
-        path = self._syspath(value, frame)
-        located = self._file_in_store(value, frame)
+        path = self._frames().syspath(value, frame)
+        located = self._frames().file_in_store(value, frame)
         if located is None:
             if not path.is_file():
                 raise StoreError(f"{self._where()}: {path} is not a file")
@@ -214,6 +197,9 @@ class Lens:
     def _where(self, depth: int | None = None) -> str:
         steps = self._steps if depth is None else self._steps[:depth]
         return self._label + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps)
+
+    def _frames(self) -> FrameResolver:
+        return FrameResolver(self._store, self._where())
 
     def _walk(self) -> tuple[Any, Frame]:
         """(value, frame) at the end of the path."""
@@ -258,15 +244,17 @@ class Lens:
         if isinstance(value, dict | list) and not (is_refpath(value) or is_selfpath(value)):
             return value, frame
         if is_dref(value):
-            inner = frame if value == frame.dref else Frame(value, self._resolve(value, frame))
+            inner = (
+                frame if value == frame.dref else Frame(value, self._frames().resolve(value, frame))
+            )
             return self._store.config_of(value).data, inner
         if is_rref(value):
             dref = rref_to_dref(value)
             return self._store.config_of(dref).data, Frame(dref, (value,))
         if is_refpath(value) or is_selfpath(value):
             head = DRef(value[0]) if is_refpath(value) else frame.dref
-            path = self._syspath(value, frame)
-            located = self._file_in_store(value, frame)
+            path = self._frames().syspath(value, frame)
+            located = self._frames().file_in_store(value, frame)
             try:
                 if located is not None and self._store.recorded_digest(*located) is not None:
                     loaded = json.loads(self._store.read_file(*located))
@@ -280,113 +268,12 @@ class Lens:
             inner = (
                 frame
                 if head == frame.dref or head is None
-                else Frame(head, self._resolve(head, frame))
+                else Frame(head, self._frames().resolve(head, frame))
             )
             return loaded, inner
         raise StoreError(
             f"{self._where(depth)}: is {value!r}, not a config, dict, reference or JSON file: "
             f"cannot look up {self._steps[depth]!r}"
-        )
-
-    def _context(self, frame: Frame) -> Context | None:
-        """The direct context of the frame's derivation, when one realization is known."""
-        if frame.build is not None:
-            return frame.build.context
-        if frame.rrefs is not None and len(frame.rrefs) == 1:
-            return self._store.context_of(frame.rrefs[0])
-        return None
-
-    def _resolve(self, dref: DRef, frame: Frame) -> tuple[RRef, ...] | None:
-        """The realizations of `dref` that the frame's realization used; None if unknown."""
-        if dref == frame.dref:
-            return frame.rrefs
-        context = self._context(frame)
-        if context is None or dref not in context:
-            return None
-        return tuple(context[dref])
-
-    def _unresolved(self, dref: DRef, frame: Frame) -> StoreError:
-        """Why `dref` has no realization in this lens, and what to do about it."""
-        where = self._where()
-        if frame.build is None and frame.rrefs is None:
-            owner = f"{frame.dref} has" if frame.dref is not None else "this lens has"
-            return StoreError(
-                f"{where}: {dref} has no known realization: {owner} no realization to resolve "
-                "it against (start the lens from an rref, or pass rref=...)"
-            )
-        if frame.build is None and frame.rrefs is not None and len(frame.rrefs) != 1:
-            return StoreError(
-                f"{where}: {dref} is ambiguous: {frame.dref} has {len(frame.rrefs)} "
-                "realizations here, each with its own dependencies"
-            )
-        return StoreError(f"{where}: {dref} is not a dependency of {frame.dref}")
-
-    def _one_realization(self, dref: DRef, frame: Frame) -> RRef:
-        rrefs = self._resolve(dref, frame)
-        if rrefs is None:
-            raise self._unresolved(dref, frame)
-        if len(rrefs) != 1:
-            raise StoreError(
-                f"{self._where()}: {dref} has {len(rrefs)} realizations here, a lens follows "
-                "exactly one: " + ", ".join(rrefs)
-            )
-        return rrefs[0]
-
-    def _build_output(self, frame: Frame) -> Path:
-        assert frame.build is not None
-        if frame.output is not None:
-            return frame.output
-        outputs = frame.build.outputs()
-        if not 0 <= frame.output_index < len(outputs):
-            raise StoreError(
-                f"{self._where()}: build_output_idx={frame.output_index}, but the build has "
-                f"{len(outputs)} output folder(s)"
-            )
-        return outputs[frame.output_index]
-
-    def _folder(self, dref: DRef, frame: Frame) -> Path:
-        """The realization (or build output) of `dref` that a RefPath headed by it lives in."""
-        if frame.build is not None and dref == frame.dref:
-            return self._build_output(frame)
-        return self._store.realization_path(self._one_realization(dref, frame))
-
-    def _file_in_store(self, value: Any, frame: Frame) -> tuple[RRef, str] | None:
-        """The published realization and the entry a RefPath or promise path names, so that
-        its bytes are read through the store (checked); None for anything else (a build's
-        output, a path leaving the realization)."""
-        if is_selfpath(value):
-            head = frame.dref
-        elif is_refpath(value):
-            head = DRef(value[0])
-        else:
-            return None
-        if head is None or (frame.build is not None and head == frame.dref):
-            return None
-        name = posixpath.normpath("/".join(str(part) for part in value[1:]))
-        if name.startswith(("../", "/")) or name in ("..", "."):
-            return None
-        return self._one_realization(head, frame), name
-
-    def _syspath(self, value: Any, frame: Frame) -> Path:
-        if is_rref(value):
-            return self._store.realization_path(value)
-        if is_dref(value):
-            if frame.build is not None and value == frame.dref:
-                return self._build_output(frame)
-            if self._resolve(value, frame) is None:
-                return self._store.derivation_path(value)
-            return self._store.realization_path(self._one_realization(value, frame))
-        if is_selfpath(value):
-            if frame.dref is None:
-                raise StoreError(
-                    f"{self._where()}: a promise path {value!r} outside a stage's config has no "
-                    "realization to point into"
-                )
-            return self._folder(frame.dref, frame).joinpath(*value[1:])
-        if is_refpath(value):
-            return self._folder(DRef(value[0]), frame).joinpath(*value[1:])
-        raise StoreError(
-            f"{self._where()}: expected a dref, an rref or a RefPath to make a path, got {value!r}"
         )
 
 
