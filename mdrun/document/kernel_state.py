@@ -52,9 +52,23 @@ _imported_later: set[str] = set()
 """Modules imported after the kernel started."""
 GLOBAL_PREFIX = "<global "
 KERNEL_MODULES = (
-    "IPython", "ipykernel", "jupyter_client", "jupyter_core", "zmq", "tornado", "traitlets",
-    "comm", "debugpy", "asyncio", "prompt_toolkit", "matplotlib_inline", "_mdrun_state",
-    "builtins", "sys", "getpass", "matplotlib.pyplot",
+    "IPython",
+    "ipykernel",
+    "jupyter_client",
+    "jupyter_core",
+    "zmq",
+    "tornado",
+    "traitlets",
+    "comm",
+    "debugpy",
+    "asyncio",
+    "prompt_toolkit",
+    "matplotlib_inline",
+    "_mdrun_state",
+    "builtins",
+    "sys",
+    "getpass",
+    "matplotlib.pyplot",
 )
 """Modules whose globals the kernel itself rebinds on every request (sys.excepthook,
 builtins.input...): never part of the session's state. `sys.path` is followed on its own, and
@@ -288,13 +302,36 @@ def capture(
     cell_seconds = started - _cell_started[0] if _cell_started else 0.0
     if snapshot_after is not None and replay_cost + cell_seconds < snapshot_after:
         snapshot_path = None
+    values = {name: namespace[name] for name in user_variables(namespace, hidden)}
+    values.update(module_states(dict(values)))
+    digests, opaque, kept, modules, size = _digest_values(values)
+    state = hashlib.sha256(json.dumps(digests, sort_keys=True).encode())
+    if opaque:
+        state.update(secrets.token_bytes(16))
+    result: dict[str, Any] = {
+        "digest": state.hexdigest(),
+        **_changes(digests, opaque),
+        "opaque": opaque,
+        "capture_seconds": time.perf_counter() - started,
+        "cell_seconds": cell_seconds,
+        "size": size,
+    }
+    if snapshot_path is not None and not opaque:
+        result.update(_write_snapshot(snapshot_path, kept, modules))
+    with open(result_path, "w") as stream:
+        json.dump(result, stream)
+
+
+def _digest_values(
+    values: dict[str, Any],
+) -> tuple[dict[str, str], dict[str, str], dict[str, Any], dict[str, str], int]:
+    """Each value's digest; the values that cannot be digested (opaque), those a snapshot
+    keeps, the modules (kept by name) and the bytes digested."""
     digests: dict[str, str] = {}
     opaque: dict[str, str] = {}
     kept: dict[str, Any] = {}
     modules: dict[str, str] = {}
     size = 0
-    values = {name: namespace[name] for name in user_variables(namespace, hidden)}
-    values.update(module_states(dict(values)))
     for name, value in values.items():
         if isinstance(value, types.ModuleType):
             modules[name] = value.__name__
@@ -311,39 +348,32 @@ def capture(
     if pyplot is not None and pyplot.get_fignums():
         # pyplot's figure registry lives in the module: a snapshot would lose it.
         opaque["<matplotlib.pyplot>"] = f"{len(pyplot.get_fignums())} open figures"
-    state = hashlib.sha256(json.dumps(digests, sort_keys=True).encode())
-    if opaque:
-        state.update(secrets.token_bytes(16))
-    result: dict[str, Any] = {
-        "digest": state.hexdigest(),
-        **_changes(digests, opaque),
-        "opaque": opaque,
-        "capture_seconds": time.perf_counter() - started,
-        "cell_seconds": cell_seconds,
-        "size": size,
-    }
-    if snapshot_path is not None and not opaque:
-        written = time.perf_counter()
-        # Its own temporary file and rename, not mdrun.core.files.replaced_atomically: this
-        # code runs inside the kernel, whose Python need not have mdrun installed.
-        temporary = snapshot_path + ".tmp"
-        # First what loading the values needs (paths, folder, environment) as plain data, then
-        # one pickle for all values, which keeps shared references shared (a = b = [] stays
-        # one list).
-        setting = {name: kept.pop(name) for name in SETTING_NAMES if name in kept}
-        try:
-            with open(temporary, "wb") as stream:
-                pickle.dump(setting, stream, protocol=5)
-                _dump({"modules": modules, "values": kept}, stream)
-            os.replace(temporary, snapshot_path)
-            result["snapshot_seconds"] = time.perf_counter() - written
-        except OSError as err:
-            # A full disk: no snapshot (later blocks replay instead), and no partial file left.
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            result["snapshot_error"] = f"{temporary}: {err.strerror or err}"
-    with open(result_path, "w") as stream:
-        json.dump(result, stream)
+    return digests, opaque, kept, modules, size
+
+
+def _write_snapshot(
+    snapshot_path: str, kept: dict[str, Any], modules: dict[str, str]
+) -> dict[str, Any]:
+    """Pickle the values into `snapshot_path`; what the state record says of it."""
+    written = time.perf_counter()
+    # Its own temporary file and rename, not mdrun.core.files.replaced_atomically: this
+    # code runs inside the kernel, whose Python need not have mdrun installed.
+    temporary = snapshot_path + ".tmp"
+    # First what loading the values needs (paths, folder, environment) as plain data, then
+    # one pickle for all values, which keeps shared references shared (a = b = [] stays
+    # one list).
+    setting = {name: kept.pop(name) for name in SETTING_NAMES if name in kept}
+    try:
+        with open(temporary, "wb") as stream:
+            pickle.dump(setting, stream, protocol=5)
+            _dump({"modules": modules, "values": kept}, stream)
+        os.replace(temporary, snapshot_path)
+    except OSError as err:
+        # A full disk: no snapshot (later blocks replay instead), and no partial file left.
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        return {"snapshot_error": f"{temporary}: {err.strerror or err}"}
+    return {"snapshot_seconds": time.perf_counter() - written}
 
 
 def _changes(digests: dict[str, str], opaque: dict[str, str]) -> dict[str, Any]:
