@@ -52,7 +52,10 @@ class FsspecBackend:
 
         self.url = url.rstrip("/") or url
         try:
-            self.fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+            # A fresh file system object: one cached by fsspec may hold stale credentials, an
+            # old endpoint, or listings made before another process pushed.
+            options = {"skip_instance_cache": True, **dict(storage_options or {})}
+            self.fs, root = fsspec.core.url_to_fs(url, **options)
         except (ImportError, ValueError) as err:
             raise StoreError(f"cannot open the cache {url}: {err}") from err
         self.root = root.rstrip("/")
@@ -216,6 +219,7 @@ class FsspecBackend:
             index = self._read_small(f"{folder}/index", MANIFEST_MAX_BYTES) or b""
             return {line for line in index.decode("ascii", "replace").split() if _is_hash(line)}
         try:
+            self.fs.invalidate_cache(folder)
             names = self.fs.ls(folder, detail=False)
         except FileNotFoundError:
             return set()
