@@ -1,0 +1,143 @@
+"""A remote cache shared between stores: CI runs and pushes, a fresh store reads.
+
+Each test has two stores (two machines) and one cache folder; the cache is checked on the way
+in (a flipped byte is refused, the block built here), and a session snapshot from it is loaded
+only when it is needed and its realization is signed by a trusted key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mdrun.core.signing import generate_key_pair
+from tests.document.conftest import Mdrun, no_kernel_starts
+
+DOCUMENT = """\
+# Shared
+
+```python snapshot=true
+numbers = [n * n for n in range(10)]
+print(sum(numbers))
+```
+
+```python
+print(max(numbers))
+```
+"""
+
+EDITED = DOCUMENT.replace("print(max(numbers))", "print(min(numbers), max(numbers))")
+
+pytestmark = pytest.mark.kernel
+
+
+def downloads(stderr: str) -> tuple[int, int]:
+    """(bytes of outputs and records, bytes of snapshots) a command said it fetched."""
+    found = re.search(r"\((\d+) of outputs and records, (\d+) of snapshots\)", stderr)
+    assert found is not None, stderr
+    return int(found.group(1)), int(found.group(2))
+
+
+@pytest.fixture
+def ci(tmp_path: Path) -> Mdrun:
+    """The machine that runs the document first and pushes."""
+    return Mdrun(tmp_path / "ci", tmp_path / "ci-store")
+
+
+@pytest.fixture
+def laptop(tmp_path: Path) -> Mdrun:
+    """A machine with an empty store that reads the cache."""
+    return Mdrun(tmp_path / "laptop", tmp_path / "laptop-store")
+
+
+def pushed(ci: Mdrun, cache: Path, *extra: str) -> str:
+    """Run the document on CI with --push; the document it wrote."""
+    ci.write("doc.md", DOCUMENT)
+    completed = ci("run", "doc.md", "--cache", str(cache), "--push", *extra)
+    assert completed.code == 0, completed.err
+    assert "realizations pushed to" in completed.err
+    return ci.read("doc.md")
+
+
+def test_a_fresh_store_runs_all_cached_from_the_cache_fetching_no_snapshot(
+    ci: Mdrun, laptop: Mdrun, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    expected = pushed(ci, cache)
+    snapshots = list((tmp_path / "ci-store").rglob("_snapshot.pickle"))
+    assert snapshots, "the document must leave a snapshot for this test to mean anything"
+    laptop.write("doc.md", DOCUMENT)
+    with no_kernel_starts():
+        completed, report = laptop.run_reported("run", "doc.md", "--cache", str(cache))
+    assert completed.code == 0, completed.err
+    assert report.with_status("cached") == ["b1", "b2"]
+    assert laptop.read("doc.md") == expected
+    outputs, snapshot_bytes = downloads(completed.err)
+    assert outputs > 0 and snapshot_bytes == 0
+    assert not list((tmp_path / "laptop-store").rglob("_snapshot.pickle"))
+
+
+def test_a_flipped_byte_in_a_cached_blob_is_refused_and_the_block_built_here(
+    ci: Mdrun, laptop: Mdrun, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    expected = pushed(ci, cache)
+    outputs = [
+        path for path in (cache / "blobs").iterdir() if b"285" in path.read_bytes()[:2000]
+    ]
+    assert len(outputs) == 1  # the first block's outputs.json (it prints 285)
+    data = bytearray(outputs[0].read_bytes())
+    data[data.index(b"285")] ^= 1
+    outputs[0].write_bytes(bytes(data))
+    laptop.write("doc.md", DOCUMENT)
+    completed, report = laptop.run_reported("run", "doc.md", "--cache", str(cache))
+    assert completed.code == 0, completed.err
+    assert f"damaged realization: {cache}" in completed.err
+    assert "outputs.json" in completed.err
+    assert report.statuses["b1"] == "executed"
+    assert laptop.read("doc.md") == expected
+
+
+@pytest.mark.parametrize("signing", ["unsigned", "signed by an untrusted key"])
+def test_an_untrusted_snapshot_is_not_loaded_the_session_replays_and_says_so_once(
+    ci: Mdrun, laptop: Mdrun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signing: str
+) -> None:
+    cache = tmp_path / "cache"
+    trusted = generate_key_pair(tmp_path / "trusted.key")
+    extra: tuple[str, ...] = ()
+    if signing != "unsigned":
+        generate_key_pair(tmp_path / "other.key")
+        extra = ("--sign-with", str(tmp_path / "other.key"))
+    pushed(ci, cache, *extra)
+    monkeypatch.setenv("MDRUN_TRUSTED_KEYS", trusted.text)
+    laptop.write("doc.md", EDITED)
+    completed, report = laptop.run_reported("run", "doc.md", "--cache", str(cache))
+    assert completed.code == 0, completed.err
+    assert report.statuses == {"b1": "cached", "b2": "executed"}
+    assert completed.err.count("snapshots from the cache") == 1
+    assert "restored from snapshots" not in completed.err
+    assert downloads(completed.err)[1] == 0
+    fresh = Mdrun(tmp_path / "fresh", tmp_path / "fresh-store")
+    fresh.write("doc.md", EDITED)
+    assert fresh("run", "doc.md").code == 0
+    assert laptop.read("doc.md") == fresh.read("doc.md")
+
+
+def test_a_snapshot_signed_by_a_trusted_key_is_fetched_when_needed_and_loaded(
+    ci: Mdrun, laptop: Mdrun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    key = generate_key_pair(tmp_path / "ci.key")
+    pushed(ci, cache, "--sign-with", str(tmp_path / "ci.key"))
+    monkeypatch.setenv("MDRUN_TRUSTED_KEYS", key.text)
+    laptop.write("doc.md", EDITED)
+    completed, report = laptop.run_reported("run", "doc.md", "--cache", str(cache))
+    assert completed.code == 0, completed.err
+    assert report.statuses == {"b1": "cached", "b2": "executed"}
+    assert "snapshots from the cache" not in completed.err
+    assert "1 state restored from snapshots" in completed.err
+    assert downloads(completed.err)[1] > 0
+    assert list((tmp_path / "laptop-store").rglob("_snapshot.pickle"))
+    assert "0 81" in laptop.read("doc.md")
