@@ -68,6 +68,8 @@ class FsspecBackend:
         self.downloads: list[tuple[RRef, str, int]] = []
         """Each entry read from the cache by this object: realization, path, bytes (for
         measurement: what a run downloaded)."""
+        self.bytes_of_records = 0
+        """Bytes of manifests, configs, build records, signatures and indexes read."""
 
     # -- the StoreBackend protocol ------------------------------------------------------------
 
@@ -270,6 +272,8 @@ class FsspecBackend:
             raise self._error("cannot read", path, err) from err
         if len(data) > limit:
             raise StoreError(f"{self.url}: {path} is larger than such a record can be")
+        with self._lock:
+            self.bytes_of_records += len(data)
         return data
 
     def _exists(self, path: str) -> bool:

@@ -158,6 +158,8 @@ def push_documents(
     from mdrun.core.substitute import push_closure
     from mdrun.document.pipeline import realizations_in_use
 
+    if not tier.writable:
+        raise StoreError(f"the cache {tier.location} is read-only: nothing can be pushed to it")
     rrefs = sorted(set(realizations_in_use(documents, store, settings)))
     report = PushReport(tier.location, key_id=None if key is None else key.public_key.key_id)
     if key is not None:
@@ -172,11 +174,13 @@ def push_documents(
 
 
 def download_summary(tier: FsspecBackend) -> str:
-    """What a command fetched from the cache: outputs and snapshots apart (bytes)."""
+    """What a command fetched from the cache, in bytes: block outputs and records, snapshots,
+    and the manifests and configs that describe them."""
     snapshots = sum(size for _, path, size in tier.downloads if path == SNAPSHOT_FILE)
     total = sum(size for _, _, size in tier.downloads)
     realizations = len({rref for rref, _, _ in tier.downloads})
     return (
-        f"fetched {realizations} realizations from the cache {tier.location}: {total} bytes "
-        f"({total - snapshots} of outputs and records, {snapshots} of snapshots)"
+        f"fetched {realizations} realizations from the cache {tier.location}: "
+        f"{total - snapshots} bytes of outputs and records, {snapshots} bytes of snapshots "
+        f"(and {tier.bytes_of_records} bytes of manifests and configs)"
     )

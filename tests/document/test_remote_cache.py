@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mdrun.core.signing import generate_key_pair
+from tests.core.remote_servers import http_server, s3_server
 from tests.document.conftest import Mdrun, no_kernel_starts
 
 DOCUMENT = """\
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.kernel
 
 def downloads(stderr: str) -> tuple[int, int]:
     """(bytes of outputs and records, bytes of snapshots) a command said it fetched."""
-    found = re.search(r"\((\d+) of outputs and records, (\d+) of snapshots\)", stderr)
+    found = re.search(r"(\d+) bytes of outputs and records, (\d+) bytes of snapshots", stderr)
     assert found is not None, stderr
     return int(found.group(1)), int(found.group(2))
 
@@ -141,3 +142,74 @@ def test_a_snapshot_signed_by_a_trusted_key_is_fetched_when_needed_and_loaded(
     assert downloads(completed.err)[1] > 0
     assert list((tmp_path / "laptop-store").rglob("_snapshot.pickle"))
     assert "0 81" in laptop.read("doc.md")
+
+
+def test_a_flipped_byte_in_a_signed_snapshot_is_refused_and_the_session_replays(
+    ci: Mdrun, laptop: Mdrun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    key = generate_key_pair(tmp_path / "ci.key")
+    pushed(ci, cache, "--sign-with", str(tmp_path / "ci.key"))
+    snapshot = next((tmp_path / "ci-store").rglob("_snapshot.pickle")).read_bytes()
+    blob = next(path for path in (cache / "blobs").iterdir() if path.read_bytes() == snapshot)
+    blob.write_bytes(snapshot[:-1] + bytes([snapshot[-1] ^ 1]))
+    monkeypatch.setenv("MDRUN_TRUSTED_KEYS", key.text)
+    laptop.write("doc.md", EDITED)
+    completed, report = laptop.run_reported("run", "doc.md", "--cache", str(cache))
+    assert completed.code == 0, completed.err
+    assert f"damaged realization: {cache}: " in completed.err
+    assert "_snapshot.pickle: its content does not match" in completed.err
+    assert "restored from snapshots" not in completed.err
+    assert report.statuses == {"b1": "cached", "b2": "executed"}
+    assert "0 81" in laptop.read("doc.md")
+
+
+def test_a_cache_on_a_real_s3_server_is_pushed_to_and_read_from(
+    ci: Mdrun, laptop: Mdrun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with s3_server(monkeypatch) as server:
+        cache = server.make_bucket("team") + "/mdrun"
+        ci.write("doc.md", DOCUMENT)
+        assert ci("run", "doc.md", "--cache", cache, "--push").code == 0
+        laptop.write("doc.md", DOCUMENT)
+        with no_kernel_starts():
+            completed, report = laptop.run_reported("run", "doc.md", "--cache", cache)
+    assert completed.code == 0, completed.err
+    assert report.with_status("cached") == ["b1", "b2"]
+    assert f"from the cache {cache}" in completed.err
+    assert laptop.read("doc.md") == ci.read("doc.md")
+
+
+def test_an_http_cache_is_read_and_refuses_a_push(
+    ci: Mdrun, laptop: Mdrun, tmp_path: Path
+) -> None:
+    expected = pushed(ci, tmp_path / "cache")
+    laptop.write("doc.md", DOCUMENT)
+    with http_server(tmp_path / "cache") as url:
+        with no_kernel_starts():
+            completed, report = laptop.run_reported("run", "doc.md", "--cache", url)
+        assert completed.code == 0, completed.err
+        assert report.with_status("cached") == ["b1", "b2"]
+        assert laptop.read("doc.md") == expected
+        refused = laptop("cache", "push", "doc.md", "--cache", url)
+    assert refused.code == 2
+    assert f"the cache {url} is read-only" in refused.err
+
+
+def test_cache_push_uploads_what_the_document_uses_signed_once(
+    ci: Mdrun, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    ci.write("doc.md", DOCUMENT)
+    assert ci("run", "doc.md").code == 0
+    key = generate_key_pair(tmp_path / "ci.key")
+    key_file = str(tmp_path / "ci.key")
+    push = ("cache", "push", "doc.md", "--cache", str(cache), "--sign-with", key_file)
+    first = ci(*push)
+    assert first.code == 0, first.err
+    assert f"2 realizations pushed to {cache}, 2 signatures added by key {key.key_id}" in first.err
+    again = ci(*push)
+    assert "0 realizations pushed" in again.err and "(2 already there), 0 signatures" in again.err
+    signatures = list(cache.rglob("*.signatures"))
+    assert len(signatures) == 2
+    assert all(path.read_text().startswith(key.key_id) for path in signatures)
