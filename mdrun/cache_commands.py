@@ -127,7 +127,7 @@ def attach_cache(store: Store, arguments: argparse.Namespace) -> None:
 
 
 def _print_notice(message: str) -> None:
-    print(f"mdrun: note: {message}", file=sys.stderr)
+    print(f"mdrun: {message}", file=sys.stderr)
 
 
 def after_command(arguments: argparse.Namespace, code: int) -> int:

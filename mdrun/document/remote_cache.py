@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mdrun.core.lazy import fetch_left_out, left_out, tier_named
-from mdrun.core.refs import RRef
+from mdrun.core.refs import DRef, RRef
 from mdrun.core.remote import FsspecBackend
 from mdrun.core.signing import PublicKey, SigningKey, signers
 from mdrun.core.store import Store
@@ -28,7 +28,8 @@ FETCHED_ON_DEMAND = frozenset({SNAPSHOT_FILE})
 """What a realization is fetched without, until it is needed."""
 
 Notice = Callable[[str], None]
-"""Told, once per cache, that its snapshots are not loaded (the command line prints it)."""
+"""Told, once per cache, that its snapshots are not loaded, or that it cannot be read (the
+command line prints it: `note: ...`, `warning: ...`)."""
 
 
 class CacheTier(FsspecBackend):
@@ -37,9 +38,25 @@ class CacheTier(FsspecBackend):
     def __init__(self, url: str, trusted_keys: Sequence[PublicKey] = ()) -> None:
         super().__init__(url)
         self.trusted_keys = tuple(trusted_keys)
-        self.on_untrusted: Notice | None = None
+        self.notice: Notice | None = None
+        """Told once that snapshots are not loaded, or that the cache cannot be read."""
         self._untrusted_said = False
         self._trust: dict[RRef, bool] = {}
+        self.failure: StoreError | None = None
+        """Why the cache could not be read; it is then not asked again in this command."""
+
+    def realizations_of(self, dref: DRef) -> list[RRef]:
+        """As the backend's, but a cache that cannot be reached is said so once, then left
+        alone: the blocks it may hold are run here."""
+        if self.failure is not None:
+            return []
+        try:
+            return super().realizations_of(dref)
+        except StoreError as err:
+            self.failure = err
+            if self.notice is not None:
+                self.notice(f"warning: {err.message}; blocks are run here instead")
+            return []
 
     def is_signed(self, store: Store, rref: RRef) -> bool:
         """Whether a realization is signed, here, by a trusted key (its manifest, checked
@@ -53,7 +70,7 @@ class CacheTier(FsspecBackend):
 
     def say_untrusted(self) -> None:
         """Say once that this cache's snapshots are not loaded."""
-        if self._untrusted_said or self.on_untrusted is None:
+        if self._untrusted_said or self.notice is None:
             return
         self._untrusted_said = True
         reason = (
@@ -61,8 +78,8 @@ class CacheTier(FsspecBackend):
             if not self.trusted_keys
             else "they are not signed by a trusted key"
         )
-        self.on_untrusted(
-            f"session snapshots from the cache {self.url} are not loaded: {reason}; "
+        self.notice(
+            f"note: session snapshots from the cache {self.url} are not loaded: {reason}; "
             "the sessions replay their blocks instead"
         )
 
@@ -72,7 +89,7 @@ def open_cache(store: Store, settings: CacheSettings, notice: Notice | None = No
     if settings.url is None:
         raise StoreError("no remote cache is configured")
     tier = CacheTier(settings.url, settings.trusted_keys)
-    tier.on_untrusted = notice
+    tier.notice = notice
     attach(store, tier)
     return tier
 

@@ -213,3 +213,14 @@ def test_cache_push_uploads_what_the_document_uses_signed_once(
     signatures = list(cache.rglob("*.signatures"))
     assert len(signatures) == 2
     assert all(path.read_text().startswith(key.key_id) for path in signatures)
+
+
+def test_a_cache_that_cannot_be_reached_is_said_once_and_the_blocks_run_here(
+    laptop: Mdrun,
+) -> None:
+    laptop.write("doc.md", DOCUMENT)
+    completed = laptop("run", "doc.md", "--cache", "http://127.0.0.1:9/cache")
+    assert completed.code == 0, completed.err
+    assert completed.err.count("mdrun: warning: http://127.0.0.1:9/cache: cannot read") == 1
+    assert "blocks are run here instead" in completed.err
+    assert "2 executed" in completed.err
