@@ -60,7 +60,7 @@ def as_url(value: str, relative_to: Path) -> str:
     """A URL as given, or a folder made absolute (fsspec reads a bare path as a local one)."""
     if _URL.match(value):
         return value
-    return str((relative_to / Path(value).expanduser()).absolute())
+    return os.path.abspath(relative_to / Path(value).expanduser())
 
 
 def cache_settings(option: str | None = None, start: Path | None = None) -> CacheSettings:
