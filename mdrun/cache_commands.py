@@ -114,7 +114,8 @@ def _command_keygen(path: Path) -> int:
 
 def attach_cache(store: Store, arguments: argparse.Namespace) -> None:
     """Make the configured remote cache the store's substituter (nothing when none is); one
-    cache object per command, however many stores it opens."""
+    cache object per command, however many stores it opens. What `--push` and `--sign-with`
+    need is checked here, before anything runs."""
     from mdrun.document.remote_cache import attach, open_cache
 
     backend: CacheTier | None = getattr(arguments, "cache_backend", None)
@@ -123,7 +124,23 @@ def attach_cache(store: Store, arguments: argparse.Namespace) -> None:
         return
     settings = _settings(arguments)
     if settings.url is not None:
-        arguments.cache_backend = open_cache(store, settings, _print_notice)
+        backend = arguments.cache_backend = open_cache(store, settings, _print_notice)
+    _check_push_options(arguments, backend)
+
+
+def _check_push_options(arguments: argparse.Namespace, backend: CacheTier | None) -> None:
+    from mdrun.core.signing import SigningKey
+
+    push: bool | None = getattr(arguments, "push", None)  # None: `cache push`, which pushes
+    sign_with: str | None = getattr(arguments, "sign_with", None)
+    if sign_with and push is False:
+        raise UsageError("--sign-with signs what --push uploads: add --push")
+    if push is True and backend is None:
+        raise UsageError("--push: no cache is configured (--cache URL, $MDRUN_CACHE, or "
+                         "[tool.mdrun] cache in pyproject.toml)")  # fmt: skip
+    if push is not False and backend is not None and not backend.writable:
+        raise UsageError(f"the cache {backend.location} is read-only: nothing can be pushed to it")
+    arguments.signing_key = SigningKey.load(Path(sign_with)) if sign_with else None
 
 
 def _print_notice(message: str) -> None:
@@ -137,10 +154,7 @@ def after_command(arguments: argparse.Namespace, code: int) -> int:
         from mdrun.document.remote_cache import download_summary
 
         print(f"mdrun: {download_summary(backend)}", file=sys.stderr)
-    if getattr(arguments, "push", False):
-        if backend is None:
-            raise UsageError("--push: no cache is configured (--cache URL, $MDRUN_CACHE, or "
-                             "[tool.mdrun] cache in pyproject.toml)")  # fmt: skip
+    if getattr(arguments, "push", False) and backend is not None:
         from mdrun.cli.common import open_store
 
         documents = getattr(arguments, "documents", None) or [arguments.document]
@@ -152,10 +166,9 @@ def _push(
     arguments: argparse.Namespace, store: Store, backend: FsspecBackend, documents: list[str]
 ) -> PushReport:
     from mdrun.cli.common import reading_settings
-    from mdrun.core.signing import SigningKey
     from mdrun.document.remote_cache import push_documents
 
-    key = SigningKey.load(Path(arguments.sign_with)) if arguments.sign_with else None
+    key = getattr(arguments, "signing_key", None)
     report = push_documents(documents, store, backend, reading_settings(arguments), key)
     print(f"mdrun: cache push: {report.summary()}", file=sys.stderr)
     return report

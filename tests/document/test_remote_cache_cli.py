@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 from mdrun.core.signing import SigningKey, parse_public_key
-from tests.document.conftest import Mdrun
+from tests.document.conftest import Mdrun, no_kernel_starts
 
 
 def test_keygen_writes_a_private_key_for_its_owner_and_prints_the_public_key(
@@ -57,3 +57,19 @@ def test_a_bad_signing_key_is_refused_before_anything_is_pushed(mdrun: Mdrun) ->
     assert completed.code == 2
     assert "bad.key: not an unencrypted PEM private key" in completed.err
     assert not mdrun.path("cache").exists()
+
+
+def test_push_options_are_checked_before_anything_runs(mdrun: Mdrun) -> None:
+    mdrun.write("doc.md", "```python\nprint(1)\n```\n")
+    mdrun.write("bad.key", "not a key")
+    for arguments, message in [
+        (("--push",), "--push: no cache is configured"),
+        (("--sign-with", "bad.key", "--cache", "cache"), "--sign-with signs what --push uploads"),
+        (("--push", "--cache", "cache", "--sign-with", "bad.key"), "not an unencrypted PEM"),
+        (("--push", "--cache", "http://127.0.0.1:9/cache"), "is read-only"),
+    ]:
+        with no_kernel_starts():
+            completed = mdrun("run", "doc.md", *arguments)
+        assert completed.code == 2, arguments
+        assert message in completed.err
+    assert "mdrun:output" not in mdrun.read("doc.md")
