@@ -98,7 +98,9 @@ def _fetch_verified(
                 raise DamagedRealization(_where(backend, rref, BUILD_FILE), "not a build record")
             (folder / BUILD_FILE).write_bytes(build)
         if manifest_of_tree(folder).data != _without(manifest, left):
-            problems = "; ".join(tree_problems(folder, manifest)[:3])
+            left_there = {f"{name}: missing" for name in left}
+            found = [item for item in tree_problems(folder, manifest) if item not in left_there]
+            problems = "; ".join(found[:3])
             raise DamagedRealization(_where(backend, rref), f"its entries do not match: {problems}")
         context = _checked_context(backend, rref, config, folder)
         for used in sorted({item for items in context.values() for item in items}):
