@@ -116,14 +116,17 @@ def attach_cache(store: Store, arguments: argparse.Namespace) -> None:
     """Make the configured remote cache the store's substituter (nothing when none is); one
     cache object per command, however many stores it opens. What `--push` and `--sign-with`
     need is checked here, before anything runs."""
-    from mdrun.document.remote_cache import attach, open_cache
-
     backend: CacheTier | None = getattr(arguments, "cache_backend", None)
     if backend is not None:
+        from mdrun.document.remote_cache import attach
+
         attach(store, backend)
         return
     settings = _settings(arguments)
     if settings.url is not None:
+        # Imported only with a cache: an up-to-date document is reported without parsing.
+        from mdrun.document.remote_cache import open_cache
+
         backend = arguments.cache_backend = open_cache(store, settings, _print_notice)
     _check_push_options(arguments, backend)
 

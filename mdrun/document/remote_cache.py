@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mdrun.core.lazy import fetch_left_out, left_out, tier_named
 from mdrun.core.refs import DRef, RRef
@@ -20,10 +21,14 @@ from mdrun.core.remote import FsspecBackend
 from mdrun.core.signing import PublicKey, SigningKey, signers
 from mdrun.core.store import Store
 from mdrun.document.cache_settings import CacheSettings
-from mdrun.document.formats.settings import Settings
-from mdrun.document.results import SNAPSHOT_FILE
 from mdrun.errors import DamagedRealization, StoreError
 
+if TYPE_CHECKING:
+    from mdrun.document.formats.settings import Settings
+
+SNAPSHOT_FILE = "_snapshot.pickle"
+"""`results.SNAPSHOT_FILE`, named here so that opening a cache parses nothing (an up-to-date
+document is reported without reading Markdown; a test checks the two are equal)."""
 FETCHED_ON_DEMAND = frozenset({SNAPSHOT_FILE})
 """What a realization is fetched without, until it is needed."""
 

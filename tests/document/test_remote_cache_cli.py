@@ -73,3 +73,10 @@ def test_push_options_are_checked_before_anything_runs(mdrun: Mdrun) -> None:
         assert completed.code == 2, arguments
         assert message in completed.err
     assert "mdrun:output" not in mdrun.read("doc.md")
+
+
+def test_the_snapshot_fetched_on_demand_is_the_one_blocks_store() -> None:
+    from mdrun.document import remote_cache, results
+
+    assert remote_cache.SNAPSHOT_FILE == results.SNAPSHOT_FILE
+    assert {results.SNAPSHOT_FILE} == remote_cache.FETCHED_ON_DEMAND
