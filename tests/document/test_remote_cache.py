@@ -88,7 +88,7 @@ def test_a_flipped_byte_in_a_cached_blob_is_refused_and_the_block_built_here(
     outputs = [
         path
         for path in (cache / "blobs").iterdir()
-        if b'"outputs"' in (data := path.read_bytes()[:2000]) and b"285" in data
+        if b'"outputs"' in (head := path.read_bytes()[:2000]) and b"285" in head
     ]
     assert len(outputs) == 1  # the first block's outputs.json (it prints 285)
     data = bytearray(outputs[0].read_bytes())
