@@ -68,7 +68,9 @@ def add_cache_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     push_parser = commands.add_parser(
         "push", help="upload the results these documents use to the remote cache (--cache)"
     )
-    push_parser.add_argument("documents", nargs="+", metavar="document")
+    push_parser.add_argument(
+        "documents", nargs="+", metavar="document", help="documents, or folders to search"
+    )
     _add_sign_with(push_parser)
     add_reading_options(push_parser)
     keygen_parser = commands.add_parser(
@@ -85,16 +87,16 @@ def command_cache(arguments: argparse.Namespace) -> int:
         return _command_keygen(Path(arguments.keyfile))
     if arguments.cache_command != "push":
         raise UsageError("cache: a command is needed: push or keygen (see mdrun cache --help)")
-    from mdrun.cli import open_store, require_document
+    from mdrun.cli.common import open_store
+    from mdrun.document.batch import find_documents
 
-    for document in arguments.documents:
-        require_document(document)
+    documents = find_documents(arguments.documents)
     store = open_store(arguments)
     backend = _cache_of(arguments)
     if backend is None:
         raise UsageError("cache push: no cache is configured (--cache URL, $MDRUN_CACHE, or "
                          "[tool.mdrun] cache in pyproject.toml)")  # fmt: skip
-    _push(arguments, store, backend, arguments.documents)
+    _push(arguments, store, backend, documents)
     return EXIT_OK
 
 
@@ -159,8 +161,9 @@ def after_command(arguments: argparse.Namespace, code: int) -> int:
         print(f"mdrun: {download_summary(backend)}", file=sys.stderr)
     if getattr(arguments, "push", False) and backend is not None:
         from mdrun.cli.common import open_store
+        from mdrun.document.batch import find_documents
 
-        documents = getattr(arguments, "documents", None) or [arguments.document]
+        documents = find_documents(getattr(arguments, "documents", None) or [arguments.document])
         _push(arguments, open_store(arguments), backend, documents)
     return code
 
