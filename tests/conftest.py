@@ -31,9 +31,12 @@ settings.load_profile("mdrun")
 def _isolated_default_store(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
-    """Point `MDRUN_STORE` at a fresh folder so no test touches the user's default store."""
+    """Point `MDRUN_STORE` at a fresh folder so no test touches the user's default store (nor
+    a remote cache the user's environment names)."""
     root = tmp_path_factory.mktemp("default-store")
     monkeypatch.setenv(STORE_ENVIRONMENT_VARIABLE, str(root))
+    monkeypatch.delenv("MDRUN_CACHE", raising=False)
+    monkeypatch.delenv("MDRUN_TRUSTED_KEYS", raising=False)
     set_default_store(None)
     yield root
     set_default_store(None)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mdrun import __version__
+from mdrun.cache_commands import add_cache_parser, after_command
 from mdrun.cli.commands_export import add_export_command, add_watch_command, command_export
 from mdrun.cli.commands_run import (
     _forced,
@@ -80,6 +81,7 @@ COMMANDS: tuple[Callable[[Commands], None], ...] = (
     add_export_command,
     add_store_command,
     add_watch_command,
+    add_cache_parser,
 )
 """Each adds one command (with its `handler`) to the parser, in the order `--help` lists them."""
 
@@ -132,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(
                 f"a command is needed: {', '.join(names[:-1])} or {names[-1]} (see mdrun --help)"
             )
-        return handler(arguments)
+        return after_command(arguments, handler(arguments))
     except MdrunError as err:
         print(f"mdrun: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from mdrun.cache_commands import add_push_options
 from mdrun.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -54,6 +55,7 @@ def add_export_command(commands: Commands) -> None:
         "the stale blocks, if a block's result is not in the store",
     )
     add_keep_going_option(parser)
+    add_push_options(parser)
     add_reading_options(parser)
     parser.set_defaults(handler=command_for_documents)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mdrun.cache_commands import add_push_options
 from mdrun.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -88,6 +89,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     add_keep_going_option(parser)
     parser.add_argument("--report", metavar="FILE", help="write one JSON record per block to FILE")
+    add_push_options(parser)
     add_reading_options(parser)
 
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
+from mdrun.cache_commands import add_cache_option, attach_cache
 from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store, default_store_root
 from mdrun.document.uptodate import STDIO
 from mdrun.errors import DamagedRealization, FileAccessError, Location, UsageError
@@ -49,6 +50,7 @@ def add_global_options(parser: argparse.ArgumentParser, default: object) -> None
         help=f"the store to use (default: ${STORE_ENVIRONMENT_VARIABLE}, else "
         "$XDG_CACHE_HOME/mdrun/store, i.e. ~/.cache/mdrun/store)",
     )
+    add_cache_option(parser, default)
 
 
 def add_reading_options(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +102,7 @@ def open_store(arguments: argparse.Namespace) -> Store:
             f"cannot open or create the store: {err.strerror}", Location(str(root))
         ) from err
     store.on_damage = warn_about_damage
+    attach_cache(store, arguments)
     return store
 
 

@@ -65,6 +65,7 @@ from mdrun.core.integrity import (
     parse_build_record,
     tree_problems,
 )
+from mdrun.core.lazy import forget_left_out, left_out
 from mdrun.core.refs import DRef, RRef, make_dref, make_rref, parse_dref, parse_rref
 from mdrun.errors import DamagedRealization, StoreError, os_error
 
@@ -115,6 +116,9 @@ class Store:
         """The store's own folder: every read below goes through it, and is checked here."""
         self.substituters: list[StoreBackend] = list(substituters)
         """Tiers to fetch verified realizations from before building, in order."""
+        self.fetch_on_demand: frozenset[str] = frozenset()
+        """Top-level files a substituted realization is fetched without, until needed (a
+        session snapshot: see `lazy`)."""
         self.objects = self.local.objects
         self.tmp = self.local.tmp
         self.locks = self.root / "locks"
@@ -295,7 +299,13 @@ class Store:
             manifest = load_manifest(folder, parse_rref(rref)[0])
         except DamagedRealization as damage:
             return [f"{MANIFEST_FILE}: {damage.reason}"]
-        return tree_problems(folder, manifest)
+        problems = tree_problems(folder, manifest)
+        record = left_out(self, rref) if problems else None
+        if record is not None:
+            # Files a substitute left on its tier are missing on purpose (see `lazy`).
+            expected = {f"{name}: missing" for name in record.entries}
+            problems = [problem for problem in problems if problem not in expected]
+        return problems
 
     def discard_damaged(self, dref: DRef) -> list[RRef]:
         """Remove the realizations of `dref` found damaged, if they still are when checked whole.
@@ -379,6 +389,7 @@ class Store:
     def remove_realization(self, rref: RRef) -> None:
         """Delete one realization."""
         self.remove(self.realization_path(rref))
+        forget_left_out(self, rref)
 
     def remove_derivation(self, dref: DRef) -> None:
         """Delete a derivation and all its realizations."""

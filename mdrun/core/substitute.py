@@ -4,7 +4,8 @@ Nothing a tier holds is trusted. A realization is fetched only when its derivati
 hashes to the dref and its manifest to the rref; its tree is rebuilt in the store's `tmp/` from
 the manifest alone (folders, files with their exec bit, links whose target is the entry's
 bytes), every entry is checked against the manifest, and only then is it published the way a
-build is (one rename). `realize_derivation` calls `substitute` under the derivation's lock,
+build is (one rename); the files the store fetches on demand (`Store.fetch_on_demand`, see
+`lazy`) are left on the tier. `realize_derivation` calls `substitute` under the derivation's lock,
 after the local lookup missed and before it builds, as Nix substituters are asked. Pushing is
 the other direction: `push_realization` and `push_closure`.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mdrun.core.backend import StoreBackend
@@ -22,6 +23,7 @@ from mdrun.core.config import Config, checked_config
 from mdrun.core.context import CONTEXT_FILE, Context, context_digest, parse_context
 from mdrun.core.files import remove_tree
 from mdrun.core.graph import dependencies_first
+from mdrun.core.hashing import entries_text
 from mdrun.core.integrity import (
     BUILD_FILE,
     Manifest,
@@ -29,10 +31,12 @@ from mdrun.core.integrity import (
     check_manifest,
     is_safe_entry_path,
     manifest_entries,
+    manifest_lines,
     manifest_of_tree,
     parse_build_record,
     tree_problems,
 )
+from mdrun.core.lazy import record_left_out
 from mdrun.core.refs import DRef, RRef, parse_rref, rref_to_dref
 from mdrun.core.registry import Matcher
 from mdrun.core.store import Store
@@ -82,20 +86,27 @@ def _fetch_verified(
 ) -> None:
     """Rebuild a realization in `tmp/` from its manifest, check it whole, then publish it."""
     folder = store.local.temporary_folder(f"fetch-{os.getpid()}-")
+    lazy = store.fetch_on_demand
+    left = {name: digest for name, digest in manifest.files.items() if name in lazy}
     try:
         for entry in _checked_entries(backend, rref, manifest):
-            _rebuild(backend, rref, entry, folder)
+            if entry.path not in left:
+                _rebuild(backend, rref, entry, folder)
         build = backend.build_record_bytes(rref)
         if build is not None:
             if parse_build_record(build) is None:
                 raise DamagedRealization(_where(backend, rref, BUILD_FILE), "not a build record")
             (folder / BUILD_FILE).write_bytes(build)
-        if manifest_of_tree(folder).data != manifest.data:
-            problems = "; ".join(tree_problems(folder, manifest)[:3])
+        if manifest_of_tree(folder).data != _without(manifest, left):
+            left_there = {f"{name}: missing" for name in left}
+            found = [item for item in tree_problems(folder, manifest) if item not in left_there]
+            problems = "; ".join(found[:3])
             raise DamagedRealization(_where(backend, rref), f"its entries do not match: {problems}")
         context = _checked_context(backend, rref, config, folder)
         for used in sorted({item for items in context.values() for item in items}):
             fetch_realization(store, backend, used)
+        if left:
+            record_left_out(store, rref, backend.location, left)
         store.publish_checked(rref, folder, manifest)
     except OSError as err:
         reason = f"cannot rebuild it ({err.strerror or err})"
@@ -105,6 +116,15 @@ def _fetch_verified(
         raise
     finally:
         remove_tree(folder)
+
+
+def _without(manifest: Manifest, left: Mapping[str, str]) -> bytes:
+    """The manifest's bytes without the lines of the entries left on the tier (see `lazy`)."""
+    if not left:
+        return manifest.data
+    lines = manifest_lines(manifest.data)
+    return entries_text([line for line in lines if line.partition(" ")[2].rpartition(" ")[0]
+                         not in left])  # fmt: skip
 
 
 def _checked_entries(backend: StoreBackend, rref: RRef, manifest: Manifest) -> list[ManifestEntry]:

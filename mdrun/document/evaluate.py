@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdrun.core.config import Config
+from mdrun.core.refs import RRef
 from mdrun.core.store import Store
 from mdrun.document.block_result import BlockResult
 from mdrun.document.executor import (
@@ -32,6 +33,7 @@ from mdrun.document.executor import (
 )
 from mdrun.document.outcome import BlockOutcome, Evaluation, Reporter
 from mdrun.document.plan import Plan, PlannedBlock, SessionKey, block_config, derivation_ref
+from mdrun.document.remote_cache import fetch_snapshot, usable_snapshot
 from mdrun.document.results import (
     StoredResult,
     build_block,
@@ -89,6 +91,8 @@ class Evaluator:
         """What is known of each block evaluated so far (its identity, result key, result)."""
         self.steps: dict[int, ChainStep] = {}
         """The blocks an executor was given as a chain so far (made once from `known`)."""
+        self.snapshot_rrefs: dict[Path, RRef] = {}
+        """The realization of each snapshot a step may load (to fetch it from its cache)."""
 
     def evaluate(self) -> Evaluation:
         """Evaluate every block; executors (kernels) are closed whatever happens."""
@@ -240,6 +244,8 @@ class Evaluator:
         if step is None:
             known = self.known.get(index, KnownBlock(f"unstored:{index}"))
             step = self.steps[index] = _step(self.plan.blocks[index], known)
+            if step.snapshot is not None and known.stored is not None:
+                self.snapshot_rrefs[step.snapshot] = known.stored.rref
         return step
 
     def _executor(self, planned: PlannedBlock) -> Executor:
@@ -252,9 +258,16 @@ class Evaluator:
                 self.plan.base_dir,
                 on_replay=self.reporter.block_replayed,
                 on_refused=self._snapshot_refused,
+                prepare_snapshot=self._fetch_snapshot,
             )
             progress.executor = self.executor_factory(setup)
         return progress.executor
+
+    def _fetch_snapshot(self, snapshot: Path) -> bool:
+        """Bring in a snapshot left on a remote cache, right before it is loaded (False: it
+        cannot be had, the session replays instead)."""
+        rref = self.snapshot_rrefs.get(snapshot)
+        return rref is None or snapshot.exists() or fetch_snapshot(self.store, rref)
 
     def _snapshot_refused(self, snapshot: Path) -> None:
         """A snapshot did not match its recorded digest: it was not loaded; say so."""
@@ -283,8 +296,12 @@ class KnownBlock:
 
 
 def _step(planned: PlannedBlock, known: KnownBlock) -> ChainStep:
-    """A block as an executor runs or replays it."""
+    """A block as an executor runs or replays it. A snapshot from a remote cache is offered
+    only if its realization is signed by a trusted key (see `remote_cache`)."""
     stored = known.stored
+    snapshot = None
+    if stored is not None and stored.snapshot is not None:
+        snapshot = usable_snapshot(stored.store, stored.rref, stored.snapshot)
     return ChainStep(
         identity=known.identity,
         code=planned.code,
@@ -292,8 +309,8 @@ def _step(planned: PlannedBlock, known: KnownBlock) -> ChainStep:
         timeout=planned.options.timeout,
         allow_error=planned.options.allow_error or known.failed,
         seconds=0.0 if stored is None else stored.seconds(),
-        snapshot=None if stored is None else stored.snapshot,
-        snapshot_sha256=None if stored is None else stored.snapshot_sha256,
+        snapshot=snapshot,
+        snapshot_sha256=None if stored is None or snapshot is None else stored.snapshot_sha256,
         max_output=planned.options.max_output,
     )
 

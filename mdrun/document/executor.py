@@ -72,6 +72,9 @@ class ExecutorSetup:
     """Told the id of each block replayed (or restored from a snapshot) to restore a state."""
     on_refused: Callable[[Path], None] = lambda _snapshot: None
     """Told of a snapshot that was not loaded because it does not match its recorded digest."""
+    prepare_snapshot: Callable[[Path], bool] = lambda _snapshot: True
+    """Makes a snapshot's file present right before it is loaded (one left on a remote cache
+    is fetched); False: it cannot be, and the session replays instead."""
 
 
 class Executor(Protocol):

@@ -199,6 +199,9 @@ class JupyterExecutor:
         """Load a step's snapshot; the kernel checks it against its digest first, and refuses
         (loads nothing) when it does not match."""
         assert step.snapshot is not None and step.snapshot_sha256 is not None
+        if not self.setup.prepare_snapshot(step.snapshot):
+            self.chain.refuse(step.snapshot)
+            return False
         with tempfile.TemporaryDirectory(prefix="mdrun-restore-") as folder:
             report = Path(folder) / "restore.json"
             code = (

@@ -31,6 +31,7 @@ from mdrun.core.realization import realize_derivation, run_realizer
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation, Matcher
 from mdrun.core.store import Context, Store, remove_tree
+from mdrun.core.substitute import substitute
 from mdrun.document.block_result import BlockResult
 from mdrun.document.outputs import Output
 from mdrun.document.plan import OUTPUTS_FILE, Plan, block_config, derivation_ref
@@ -178,7 +179,7 @@ def build_block(
     dref = store.add_derivation(config)
     store.clean_leftovers()
     with store.lock(dref):
-        found = None if force else lookup(store, config)
+        found = None if force else lookup(store, config) or substituted(store, config)
         if found is not None:
             return Build(found)
         # Damaged realizations found while looking up go now, so the build replaces them.
@@ -192,6 +193,21 @@ def build_block(
             return Build(store_result(store, config, result, key), result)
         finally:
             remove_tree(folder)  # gone already once published
+
+
+def substituted(store: Store, config: Config) -> StoredResult | None:
+    """The block's result fetched, verified, from the store's substituters (a remote cache),
+    if one holds it; call it holding the derivation's lock, after the local lookup missed."""
+    if not store.substituters:
+        return None
+    chosen = substitute(store, derivation_ref(config), {}, block_matcher())
+    if not chosen:
+        return None
+    try:
+        return read_result(store, chosen[0])
+    except DamagedRealization as damage:
+        store.report_damage(damage)
+        return None
 
 
 def store_result(store: Store, config: Config, result: BlockResult, key: str) -> StoredResult:
