@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mdrun import __version__
-from mdrun.cache_commands import add_cache_parser, after_command
+from mdrun.cli.commands_cache import add_cache_parser, after_command
 from mdrun.cli.commands_export import add_export_command, add_watch_command, command_export
 from mdrun.cli.commands_run import (
     _forced,

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from mdrun.cache_commands import add_push_options
+from mdrun.cli.commands_cache import add_push_options
 from mdrun.cli.common import (
     EXIT_FAILED,
     EXIT_OK,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mdrun.cache_commands import add_push_options
+from mdrun.cli.commands_cache import add_push_options
 from mdrun.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -107,7 +107,7 @@ def _jobs(text: str) -> int:
 
 
 def _add_parallel_options(parser: argparse.ArgumentParser) -> None:
-    """Several documents' sessions at once (see `mdrun.many_documents`)."""
+    """Several documents' sessions at once (see `mdrun.cli.many_documents`)."""
     parser.add_argument(
         "-j",
         "--jobs",

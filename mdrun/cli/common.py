@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from mdrun.cache_commands import add_cache_option, attach_cache
+from mdrun.cli.commands_cache import add_cache_option, attach_cache
 from mdrun.core.store import STORE_ENVIRONMENT_VARIABLE, Store, default_store_root
 from mdrun.document.uptodate import STDIO
 from mdrun.errors import DamagedRealization, FileAccessError, Location, UsageError
@@ -195,7 +195,7 @@ def print_run_summary(arguments: argparse.Namespace, source: str, evaluation: Ev
 def command_for_documents(arguments: argparse.Namespace) -> int:
     """`run`, `check`, `status` and `export` take several documents: `many_documents` runs
     them (in turn, or in parallel with `-j`), each through its command's function."""
-    from mdrun.many_documents import command_for_documents as for_documents
+    from mdrun.cli.many_documents import command_for_documents as for_documents
 
     return for_documents(arguments)
 

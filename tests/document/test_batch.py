@@ -89,7 +89,7 @@ def test_the_tally_sums_up_and_keeps_the_worst_exit_code() -> None:
 def test_the_progress_line_names_the_blocks_running_and_the_sessions_waiting() -> None:
     import io
 
-    from mdrun.batch_progress import BatchProgress
+    from mdrun.cli.batch_progress import BatchProgress
     from mdrun.document.formats.settings import Settings
     from mdrun.document.plan import SessionKey
 

@@ -22,7 +22,7 @@ from mdrun.document.batch import Tally, find_documents
 from mdrun.errors import MdrunError, UsageError
 
 if TYPE_CHECKING:  # imported when something runs: a document already up to date parses nothing
-    from mdrun.batch_progress import BatchProgress
+    from mdrun.cli.batch_progress import BatchProgress
     from mdrun.document.parallel import DocumentDone, PlannedDocument, Progress
 
 SERIAL_COMMANDS = {"status": "command_status", "export": "command_export"}
@@ -95,7 +95,7 @@ def _guarded(
 def run_in_parallel(arguments: argparse.Namespace, documents: list[str]) -> Tally:
     """Plan every document here, evaluate the stale sessions in workers, report each document."""
     from mdrun import cli
-    from mdrun.batch_progress import BatchProgress
+    from mdrun.cli.batch_progress import BatchProgress
     from mdrun.document.parallel import Progress, SessionDispatch
     from mdrun.document.pools import default_jobs, threads_per_kernel
     from mdrun.document.units import Forcing, thread_environment
@@ -149,7 +149,7 @@ def _plan_all(
 def _listening(progress: Progress) -> Iterator[Any]:
     """A queue the pool's workers put block events on, read by a thread for `progress` (for
     a progress that draws nothing: no queue); the progress display is removed at the end."""
-    from mdrun.batch_progress import BatchProgress
+    from mdrun.cli.batch_progress import BatchProgress
     from mdrun.document.pools import event_queue
 
     if not isinstance(progress, BatchProgress):
