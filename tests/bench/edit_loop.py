@@ -35,6 +35,9 @@ NAME = "edit_loop"
 DESCRIPTION = "mdrun watch: one block edited, save → document rewritten"
 
 POLL_SECONDS = 0.002
+PAUSE_SECONDS = 2.0
+"""Between the first run and the first edit, and between edits: an author reads and types (and
+a spare kernel boots meanwhile, which on a loaded machine takes a few seconds)."""
 FIRST_RUN_SECONDS = 300.0
 EDIT_SECONDS = 60.0
 
@@ -105,14 +108,14 @@ def measure_case(command: Sequence[str], case: EditCase, edits: int) -> list[flo
         )
         try:
             _wait_for(document, "0", FIRST_RUN_SECONDS)
-            time.sleep(1.0)  # let a spare kernel boot, as it would while the author types
+            time.sleep(PAUSE_SECONDS)
             timings = []
             for edit in range(1, edits + 1):
                 rendered = document.read_text(encoding="utf-8")
                 edited = rendered.replace(f"print('edit-{edit - 1}')", f"print('edit-{edit}')")
                 _save(document, edited)
                 timings.append(_wait_for(document, str(edit), EDIT_SECONDS))
-                time.sleep(0.3)
+                time.sleep(PAUSE_SECONDS)
             return timings
         finally:
             process.send_signal(signal.SIGINT)
