@@ -119,6 +119,9 @@ class JupyterExecutor:
         self.setup = setup
         self.kernels: KernelSource = kernels or StartedWhenAsked()
         self.chain = SessionChain(setup.kernel.language.lower() == "python")
+        self.state_known = True
+        """False once a block was interrupted in the kernel: within a run the session goes on
+        in it as always, but it is not kept for another run (see `warm_executors`)."""
         self._session: KernelSession | None = None
 
     @property
@@ -150,7 +153,7 @@ class JupyterExecutor:
             after=None if capture is None else capture.expression(),
             max_output=step.max_output,
         )
-        self.chain.ran(step)
+        self._ran(step, result.status)
         outputs = cast(tuple[Output, ...], result.outputs)
         if capture is None:
             return BlockResult.of(result.status, outputs, result.seconds, folder=request.folder)
@@ -187,12 +190,20 @@ class JupyterExecutor:
         if self._session is None:
             self._session = self.kernels.fresh(self.setup.kernel, self.setup.cwd)
             self.chain.started()  # a fresh kernel: its history is empty
+            self.state_known = True
         return self._session
 
     def _restart(self) -> KernelSession:
         """Replace the kernel by a fresh one."""
         self._let_go()
         return self._kernel()
+
+    def _ran(self, step: ChainStep, status: str) -> None:
+        """Record a block the kernel ran; one interrupted (timeout, runaway output) left a
+        state that a fresh run would not reach the same way (see `state_known`)."""
+        self.chain.ran(step)
+        if status not in ("ok", "error"):
+            self.state_known = False
 
     def _let_go(self) -> None:
         if self._session is not None:
@@ -223,7 +234,7 @@ class JupyterExecutor:
                 silent=True,
                 max_output=earlier.max_output,
             )
-            self.chain.ran(earlier)
+            self._ran(earlier, replay.status)
             if not is_accepted(replay.status, earlier.allow_error):
                 return _replay_failed(earlier, replay)
         return None

@@ -153,6 +153,8 @@ class _Lease:
     executor: JupyterExecutor
     restored_before: int
     closed: bool = False
+    interrupted: bool = False
+    """A run raised through it (Ctrl-C): what its kernel holds is unknown; not given back."""
 
     @property
     def snapshots_restored(self) -> int:
@@ -161,13 +163,20 @@ class _Lease:
 
     def run(self, request: BlockRequest) -> BlockResult:
         """See `executor.Executor.run`."""
-        return self.executor.run(request)
+        try:
+            return self.executor.run(request)
+        except BaseException:
+            self.interrupted = True
+            raise
 
     def close(self) -> None:
         """Give the executor (and its kernel) back to the pool."""
         if not self.closed:
             self.closed = True
-            self.pool.give_back(self.key, self.executor)
+            if self.interrupted:
+                self.executor.close()
+            else:
+                self.pool.give_back(self.key, self.executor)
 
 
 @dataclass
@@ -200,10 +209,11 @@ class WarmExecutors:
         return _Lease(self, key, executor, executor.snapshots_restored)
 
     def give_back(self, key: tuple[SessionKey, KernelChoice, Path], executor: Executor) -> None:
-        """Keep an executor for the next run (or close it, once the pool is closed)."""
+        """Keep an executor for the next run (or close it: the pool is closed, or a block was
+        interrupted in its kernel, which holds a state no fresh run would reach)."""
         assert isinstance(executor, JupyterExecutor)
         with self._lock:
-            if not self._closed and key not in self._idle:
+            if not self._closed and key not in self._idle and executor.state_known:
                 self._idle[key] = executor
                 return
         executor.close()
