@@ -140,7 +140,9 @@ class JupyterExecutor:
         failed_replay = self._bring_to_state(request.before)
         if failed_replay is not None:
             return failed_replay
-        session = self._kernel()
+        # The kernel brought to state (never a fresh one here: if it died, executing says so).
+        session = self._session
+        assert session is not None
         capture = None
         if request.folder is not None and self.chain.inspects_state:
             cost = self.chain.replay_cost(request.before)
