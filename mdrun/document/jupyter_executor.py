@@ -10,16 +10,17 @@ in the same request as the block, by the agent of `kernel_state`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from mdrun.document.block_result import BlockResult, error_output, first_error
 from mdrun.document.executor import BlockRequest, ChainStep, ExecutorSetup
 from mdrun.document.kernel_agents import installer
+from mdrun.document.kernel_shutdown import BACKGROUND
+from mdrun.document.kernels import KernelChoice
 from mdrun.document.outputs import Output
 from mdrun.document.results import SNAPSHOT_FILE, STATE_FILE
 from mdrun.document.session_chain import SNAPSHOT_AFTER_SECONDS, SessionChain
@@ -73,12 +74,54 @@ def _state_agent_setup() -> str:
     return installer(kernel_state, "_mdrun_state", "watch_initial_states()")
 
 
+def start_kernel(choice: KernelChoice, cwd: Path) -> KernelSession:
+    """A fresh kernel, ready to run blocks (a Python one has the state agent)."""
+    from mdrun.document.kernel import KernelSession
+
+    session = KernelSession(choice, cwd)
+    session.start()
+    if choice.language.lower() == "python":
+        error = session.run_hidden(_state_agent_setup())
+        if error is not None:
+            session.close()
+            raise KernelError(f"could not prepare the kernel for state capture: {error}")
+    return session
+
+
+class KernelSource(Protocol):
+    """Where an executor gets fresh kernels and gives back those it no longer needs."""
+
+    def fresh(self, choice: KernelChoice, cwd: Path) -> KernelSession:
+        """A started kernel, as `start_kernel` makes it."""
+        ...
+
+    def retire(self, session: KernelSession) -> None:
+        """Shut down a kernel the executor let go of."""
+        ...
+
+
+class StartedWhenAsked:
+    """Kernels started in the caller's thread when asked; shut down in the background."""
+
+    def fresh(self, choice: KernelChoice, cwd: Path) -> KernelSession:
+        """A kernel started now (see `start_kernel`)."""
+        return start_kernel(choice, cwd)
+
+    def retire(self, session: KernelSession) -> None:
+        """Off the critical path: see `kernel_shutdown`."""
+        BACKGROUND.shut_down(session)
+
+
 class JupyterExecutor:
     """The kernel of one session and its chain (see `executor.Executor`)."""
 
-    def __init__(self, setup: ExecutorSetup) -> None:
+    def __init__(self, setup: ExecutorSetup, kernels: KernelSource | None = None) -> None:
         self.setup = setup
+        self.kernels: KernelSource = kernels or StartedWhenAsked()
         self.chain = SessionChain(setup.kernel.language.lower() == "python")
+        self.state_known = True
+        """False once a block was interrupted in the kernel: within a run the session goes on
+        in it as always, but it is not kept for another run (see `warm_executors`)."""
         self._session: KernelSession | None = None
 
     @property
@@ -94,10 +137,12 @@ class JupyterExecutor:
             return BlockResult.kernel_lost(type(err).__name__, err.message)
 
     def _run(self, request: BlockRequest) -> BlockResult:
-        session = self._kernel()
-        failed_replay = self._bring_to_state(session, request.before)
+        failed_replay = self._bring_to_state(request.before)
         if failed_replay is not None:
             return failed_replay
+        # The kernel brought to state (never a fresh one here: if it died, executing says so).
+        session = self._session
+        assert session is not None
         capture = None
         if request.folder is not None and self.chain.inspects_state:
             cost = self.chain.replay_cost(request.before)
@@ -110,7 +155,7 @@ class JupyterExecutor:
             after=None if capture is None else capture.expression(),
             max_output=step.max_output,
         )
-        self.chain.ran(step)
+        self._ran(step, result.status)
         outputs = cast(tuple[Output, ...], result.outputs)
         if capture is None:
             return BlockResult.of(result.status, outputs, result.seconds, folder=request.folder)
@@ -141,46 +186,47 @@ class JupyterExecutor:
         return None
 
     def _kernel(self) -> KernelSession:
+        """The session's kernel, a fresh one if it has none or its kernel died."""
         if self._session is not None and not self._session.alive:
-            self._session.close()
-            self._session = None
+            self._let_go()
         if self._session is None:
-            from mdrun.document.kernel import KernelSession
-
-            session = KernelSession(self.setup.kernel, self.setup.cwd)
-            session.start()
-            self._session = session
-            self._started()
+            self._session = self.kernels.fresh(self.setup.kernel, self.setup.cwd)
+            self.chain.started()  # a fresh kernel: its history is empty
+            self.state_known = True
         return self._session
 
-    def _started(self) -> None:
-        """A fresh kernel: its history is empty; a Python one gets the state agent."""
-        self.chain.started()
-        if self.chain.inspects_state and self._session is not None:
-            error = self._session.run_hidden(_state_agent_setup())
-            if error is not None:
-                raise KernelError(f"could not prepare the kernel for state capture: {error}")
+    def _restart(self) -> KernelSession:
+        """Replace the kernel by a fresh one."""
+        self._let_go()
+        return self._kernel()
 
-    def _restart(self, session: KernelSession) -> None:
-        session.restart()
-        self._started()
+    def _ran(self, step: ChainStep, status: str) -> None:
+        """Record a block the kernel ran; one interrupted (timeout, runaway output) left a
+        state that a fresh run would not reach the same way (see `state_known`)."""
+        self.chain.ran(step)
+        if status not in ("ok", "error"):
+            self.state_known = False
 
-    def _bring_to_state(
-        self, session: KernelSession, before: tuple[ChainStep, ...]
-    ) -> BlockResult | None:
+    def _let_go(self) -> None:
+        if self._session is not None:
+            self.kernels.retire(self._session)
+            self._session = None
+
+    def _bring_to_state(self, before: tuple[ChainStep, ...]) -> BlockResult | None:
         """Restart, restore and replay as the chain decides; a failed replay is the result."""
+        session = self._kernel()
         preparation = self.chain.prepare(before)
         if preparation.restart:
-            self._restart(session)
+            session = self._restart()
         if preparation.restore is not None:
             if self.chain.history:
-                self._restart(session)
+                session = self._restart()
             step = before[preparation.restore]
             self.setup.on_replay(f"{step.block_id} (snapshot)")
             if self._restore(session, step):
                 self.chain.restored_from(before, preparation.restore)
             else:
-                self._restart(session)
+                session = self._restart()
         for earlier in self.chain.to_replay(before):
             self.setup.on_replay(earlier.block_id)
             replay = session.execute(
@@ -190,7 +236,7 @@ class JupyterExecutor:
                 silent=True,
                 max_output=earlier.max_output,
             )
-            self.chain.ran(earlier)
+            self._ran(earlier, replay.status)
             if not is_accepted(replay.status, earlier.allow_error):
                 return _replay_failed(earlier, replay)
         return None
@@ -221,11 +267,8 @@ class JupyterExecutor:
             return not refused
 
     def close(self) -> None:
-        """Shut the kernel down (idempotent)."""
-        if self._session is not None:
-            with contextlib.suppress(KernelError):
-                self._session.close()
-            self._session = None
+        """Let the kernel go (idempotent): its source shuts it down."""
+        self._let_go()
 
 
 def _replay_failed(step: ChainStep, replay: ExecutionResult) -> BlockResult:

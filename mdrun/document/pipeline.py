@@ -16,6 +16,7 @@ from mdrun.core.files import write_atomically
 from mdrun.core.refs import RRef
 from mdrun.core.store import Store
 from mdrun.document.evaluate import BlockOutcome, Evaluation, Evaluator, Reporter
+from mdrun.document.executor import ExecutorFactory
 from mdrun.document.formats.doctest import rewritten_lines
 from mdrun.document.formats.settings import Settings
 from mdrun.document.images import STDIO, ImageFiles
@@ -146,12 +147,15 @@ def run(
     keep_going: bool = False,
     reporter: Reporter | None = None,
     settings: Settings | None = None,
+    executor_factory: ExecutorFactory | None = None,
 ) -> RunResult:
-    """Run a document; with `write`, write the result as `write_result` does."""
+    """Run a document; with `write`, write the result as `write_result` does. The sessions'
+    executors come from `executor_factory` (default: a Jupyter kernel each, see `evaluate`)."""
     plan = make_plan(source, settings)
-    evaluation = Evaluator(
-        plan, store, force=force, keep_going=keep_going, reporter=reporter
-    ).evaluate()
+    evaluator = Evaluator(plan, store, force=force, keep_going=keep_going, reporter=reporter)
+    if executor_factory is not None:
+        evaluator.executor_factory = executor_factory
+    evaluation = evaluator.evaluate()
     images = ImageFiles(output or source)
     text = render(evaluation, images)
     result = RunResult(evaluation, text, text != plan.document.source, images)

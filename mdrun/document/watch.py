@@ -3,6 +3,8 @@
 This module owns the loop: what to watch, when a change deserves a run (not mdrun's own write),
 and one run at a time with the saves made meanwhile coalesced into the next. Running is the
 pipeline's job (the store makes a re-run execute only what changed); serving is `serve`'s.
+The sessions' kernels are kept warm between runs (`warm_executors`), and shut down when the
+loop ends, however it ends.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from mdrun.core.store import Store
 from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import RunResult, run, write_result
 from mdrun.document.serve import Preview, PreviewServer
+from mdrun.document.warm_executors import WarmExecutors
 from mdrun.errors import MdrunError
 
 STEP_MILLISECONDS = 50
@@ -85,6 +88,7 @@ class Watcher:
         preview: Preview | None = None,
         stop: threading.Event | None = None,
         settings: Settings | None = None,
+        executors: WarmExecutors | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -93,6 +97,8 @@ class Watcher:
         self.settings = settings
         self.preview = preview
         self.stop = stop or threading.Event()
+        self.executors = executors or WarmExecutors()
+        """The sessions' executors, kept between runs; closed when `watch` returns."""
         self._document = os.path.realpath(source)
         self._inputs: tuple[str, ...] = ()
         self._watched: frozenset[str] = frozenset({self._document})
@@ -117,6 +123,7 @@ class Watcher:
         finally:
             self.stop.set()
             files.join(timeout=5)
+            self.executors.close()
 
     def _fingerprint(self) -> Fingerprint:
         return Fingerprint(
@@ -136,6 +143,7 @@ class Watcher:
                 write=False,
                 keep_going=self.keep_going,
                 settings=self.settings,
+                executor_factory=self.executors.factory,
             )
         except MdrunError as err:
             self._last = fingerprint
@@ -233,8 +241,11 @@ def watch_document(
     keep_going: bool = False,
     stop: threading.Event | None = None,
     settings: Settings | None = None,
+    executors: WarmExecutors | None = None,
 ) -> None:
-    """`mdrun watch`: run now and after every save; with `serve`, preview the HTML on `port`."""
+    """`mdrun watch`: run now and after every save; with `serve`, preview the HTML on `port`.
+    The sessions' executors come from `executors` (a pool of its own by default), which is
+    closed when watching ends."""
     preview = Preview() if serve else None
     watcher = Watcher(
         source,
@@ -244,6 +255,7 @@ def watch_document(
         preview=preview,
         stop=stop,
         settings=settings,
+        executors=executors,
     )
     if preview is None:
         watcher.watch()

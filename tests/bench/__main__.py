@@ -18,6 +18,7 @@ BENCHMARKS: tuple[str, ...] = (
     "tests.bench.store_chains",
     "tests.bench.documents",
     "tests.bench.many",
+    "tests.bench.edit_loop",
 )
 """Modules run in this order; each has NAME, DESCRIPTION and run(options: BenchOptions)."""
 

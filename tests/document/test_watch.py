@@ -25,6 +25,7 @@ import pytest
 from mdrun.core.store import Store
 from mdrun.document.pipeline import RunResult
 from mdrun.document.serve import Preview, PreviewServer
+from mdrun.document.warm_executors import WarmExecutors
 from mdrun.document.watch import watch_document
 from mdrun.errors import MdrunError, UsageError
 from tests.document.conftest import INSTALLED_MDRUN
@@ -68,7 +69,9 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE
 
 
 @contextlib.contextmanager
-def watching(document: Path, *, serve: bool = False) -> Iterator[Recorder]:
+def watching(
+    document: Path, *, serve: bool = False, executors: WarmExecutors | None = None
+) -> Iterator[Recorder]:
     """`mdrun watch` on `document` in a thread (with a store of its own), stopped on exit."""
     recorder = Recorder()
     stop = threading.Event()
@@ -77,7 +80,9 @@ def watching(document: Path, *, serve: bool = False) -> Iterator[Recorder]:
 
     def target() -> None:
         try:
-            watch_document(str(document), store, recorder, serve=serve, stop=stop)
+            watch_document(
+                str(document), store, recorder, serve=serve, stop=stop, executors=executors
+            )
         except BaseException as err:
             failures.append(err)
 
