@@ -155,7 +155,7 @@ def run_document(arguments: argparse.Namespace, check: bool) -> int:
     settings = reading_settings(arguments)
     if not is_writable(store):
         refuse_stale_blocks(source, store, settings)
-    if not arguments.force and _report_if_up_to_date(arguments, store, settings, check):
+    if not arguments.force and report_if_up_to_date(arguments, store, settings, check):
         return EXIT_OK
     if check and arguments.no_exec:
         return check_stored(source, store, settings)
@@ -172,18 +172,24 @@ def report_run(arguments: argparse.Namespace, source: str, result: RunResult, ch
     return _exit_code(source, result, check)
 
 
-def _report_if_up_to_date(
-    arguments: argparse.Namespace, store: Store, settings: Settings, check: bool
+def report_if_up_to_date(
+    arguments: argparse.Namespace,
+    store: Store,
+    settings: Settings,
+    check: bool,
+    source: str | None = None,
 ) -> bool:
-    """The document is exactly what the last clean run wrote: report it, parse nothing."""
+    """The document (`source`, else the command's one) is exactly what the last clean run
+    wrote: report it, parse nothing."""
+    source = arguments.document if source is None else source
     started = time.monotonic()
     output = None if check else arguments.output
-    records = up_to_date(store, arguments.document, output, settings.key())
+    records = up_to_date(store, source, output, settings.key())
     if records is None:
         return False
     count = len(records)
     print(
-        f"mdrun: {named(arguments, arguments.document)}{count} blocks, 0 executed, {count} "
+        f"mdrun: {named(arguments, source)}{count} blocks, 0 executed, {count} "
         f"cached, 0 failed in {time.monotonic() - started:.2f} s",
         file=sys.stderr,
     )

@@ -177,11 +177,12 @@ def _prepare(
 ) -> PlannedDocument | int:
     """The document planned, or its exit code when the fast path already answered."""
     from mdrun import cli
+    from mdrun.cli.commands_run import report_if_up_to_date
     from mdrun.core.store import Store
     from mdrun.document.formats.settings import Settings
     from mdrun.document.parallel import PlannedDocument
     from mdrun.document.pipeline import make_plan
-    from mdrun.document.uptodate import STDIO, up_to_date
+    from mdrun.document.uptodate import STDIO
 
     assert isinstance(store, Store) and isinstance(settings, Settings)
     if source != STDIO:
@@ -191,19 +192,8 @@ def _prepare(
     cli.check_writable_file(arguments.report, "--report")
     if not cli.is_writable(store):
         cli.refuse_stale_blocks(source, store, settings)
-    if not arguments.force:
-        started = time.monotonic()
-        records = up_to_date(store, source, None if check else arguments.output, settings.key())
-        if records is not None:
-            count = len(records)
-            print(
-                f"mdrun: {cli.named(arguments, source)}{count} blocks, 0 executed, {count} "
-                f"cached, 0 failed in {time.monotonic() - started:.2f} s",
-                file=sys.stderr,
-            )
-            if arguments.report:
-                cli.write_report(arguments.report, records)
-            return 0
+    if not arguments.force and report_if_up_to_date(arguments, store, settings, check, source):
+        return 0
     plan = make_plan(source, settings)
     if arguments.force:
         cli._forced(arguments.force, source, settings)  # refuses an unknown id
