@@ -8,6 +8,7 @@ of the site and its own cache, and three scenarios in that order: *cold* (nothin
 one run of each tool's commands, timed from outside (`measure.run_commands`). mdrun's runs are
 checked: every page holds its last block's output. The Dask cluster (a `LocalCluster` of 2
 worker processes) is started before the runs and not timed: a user's cluster is already up.
+Then *CI reuse* (`many_cache`): a fresh store reading a remote cache that another store filled.
 Writes `many.md` and `many.json`.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 
 from .harness import BenchOptions, machine_info, markdown_table, write_results
+from .many_cache import REPORT_HEADERS, RemoteCache, report_rows, run_ci_reuse, s3_cache
 from .measure import Measurement, run_commands
 from .peers import JUPYTER_CACHE, Command, Environment
 
@@ -161,15 +163,20 @@ def tools(scheduler: str) -> list[SiteTool]:
     ]  # fmt: skip
 
 
+def missing_output(site: Path, pages: list[Page], suffix: str) -> str:
+    """The first page without its last block's output, said in a phrase ("" when none)."""
+    for page in pages:
+        if page.last_line not in (site / f"page-{page.number:02d}{suffix}").read_text("utf-8"):
+            return f"page {page.number}: {page.last_line!r} missing"
+    return ""
+
+
 def _check(tool: SiteTool, work: Path, pages: list[Page], measured: Measurement) -> None:
     if not measured.ok or not tool.check:
         return
-    for page in pages:
-        text = (work / "site" / f"page-{page.number:02d}{tool.suffix}").read_text("utf-8")
-        if page.last_line not in text:
-            measured.ok = False
-            measured.detail = f"page {page.number}: {page.last_line!r} missing"
-            return
+    problem = missing_output(work / "site", pages, tool.suffix)
+    if problem:
+        measured.ok, measured.detail = False, problem
 
 
 def run_tool(tool: SiteTool, pages: list[Page]) -> list[JSONObject]:
@@ -231,6 +238,7 @@ def run(options: BenchOptions) -> None:
             if "quarto" in tool.name and "quarto" in problems:
                 continue
             records += run_tool(tool, pages)
+    reuse = ci_reuse(pages)
     data: JSONObject = {
         "command": QUICK_COMMAND if options.quick else COMMAND,
         "machine": machine_info(),
@@ -240,11 +248,30 @@ def run(options: BenchOptions) -> None:
         "cluster_start_seconds": cluster_seconds,
         "peer_problems": dict(problems),
         "records": list[JSONValue](records),
+        "ci_reuse": list[JSONValue](reuse),
         "seconds": time.perf_counter() - started,
     }
     markdown = report(data)
     write_results(options.results_directory, NAME, markdown, data)
     print(markdown)
+
+
+def ci_reuse(pages: list[Page]) -> list[JSONObject]:
+    """The CI reuse scenario through a folder cache and through S3 (moto on 127.0.0.1)."""
+
+    def write(site: Path) -> None:
+        write_site(pages, site, "python", ".md")
+
+    def check(site: Path) -> str:
+        return missing_output(site, pages, ".md")
+
+    folder = Path(tempfile.mkdtemp(prefix="mdrun-bench-cache-"))
+    try:
+        with s3_cache() as bucket:
+            return run_ci_reuse([RemoteCache("file:// folder", folder.as_uri()), bucket],
+                                write, check)  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def report(data: JSONObject) -> str:
@@ -288,6 +315,14 @@ def report(data: JSONObject) -> str:
     if serial and parallel:
         lines += ["", f"Cold, -j 2 against serial ÷ 2: {parallel / (serial / 2):.2f}x "
                   "(the aim: within 1.15x)."]  # fmt: skip
+    reuse = data.get("ci_reuse")
+    if isinstance(reuse, list) and reuse:
+        lines += ["", "CI reuse: one store runs the site cold and pushes to the folder (`run site "
+                  "--cache URL --push`: the folder's fill), then to S3 (`cache push site --cache "
+                  "URL`: S3's fill); a fresh store with a fresh copy of the pages then runs it "
+                  "through each cache (`run site --cache URL`, serial). Bytes as mdrun's "
+                  "`fetched` line counts them.", "",
+                  markdown_table(REPORT_HEADERS, report_rows(reuse))]  # fmt: skip
     problems = data["peer_problems"]
     if isinstance(problems, dict) and problems:
         lines += ["", *[f"- {name}: {why}" for name, why in problems.items()]]
@@ -296,4 +331,3 @@ def report(data: JSONObject) -> str:
     lines += ["", f"Machine: {machine['cpu_count']} cores, {machine['cpu_model']}; "
               f"mdrun {machine['mdrun_commit']}; {machine['date']}.", ""]  # fmt: skip
     return "\n".join(lines)
-
