@@ -53,7 +53,7 @@ class BlockRequest:
     """The blocks before it in its session, first first, with what the store holds of them."""
     folder: Path | None = None
     """Where to write the state record and a snapshot (the block's build folder, see
-    `results.STATE_FILE`, `results.SNAPSHOT_FILE`); None: the state is not captured."""
+    `record_files.STATE_FILE`, `record_files.SNAPSHOT_FILE`); None: the state is not captured."""
     snapshot: bool | None = None
     """The block's `snapshot` option: True always, False never, None when worth it."""
 

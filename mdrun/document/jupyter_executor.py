@@ -22,7 +22,7 @@ from mdrun.document.kernel_agents import installer
 from mdrun.document.kernel_shutdown import BACKGROUND
 from mdrun.document.kernels import KernelChoice
 from mdrun.document.outputs import Output
-from mdrun.document.results import SNAPSHOT_FILE, STATE_FILE
+from mdrun.document.record_files import SNAPSHOT_FILE, STATE_FILE
 from mdrun.document.session_chain import SNAPSHOT_AFTER_SECONDS, SessionChain
 from mdrun.document.status import is_accepted
 from mdrun.errors import KernelError

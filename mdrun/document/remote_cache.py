@@ -21,14 +21,12 @@ from mdrun.core.remote import FsspecBackend
 from mdrun.core.signing import PublicKey, SigningKey, signers
 from mdrun.core.store import Store
 from mdrun.document.cache_settings import CacheSettings
+from mdrun.document.record_files import SNAPSHOT_FILE
 from mdrun.errors import DamagedRealization, StoreError
 
 if TYPE_CHECKING:
     from mdrun.document.formats.settings import Settings
 
-SNAPSHOT_FILE = "_snapshot.pickle"
-"""`results.SNAPSHOT_FILE`, named here so that opening a cache parses nothing (an up-to-date
-document is reported without reading Markdown; a test checks the two are equal)."""
 FETCHED_ON_DEMAND = frozenset({SNAPSHOT_FILE})
 """What a realization is fetched without, until it is needed."""
 

@@ -35,14 +35,8 @@ from mdrun.core.substitute import substitute
 from mdrun.document.block_result import BlockResult
 from mdrun.document.outputs import Output
 from mdrun.document.plan import OUTPUTS_FILE, Plan, block_config, derivation_ref
+from mdrun.document.record_files import EXECUTION_FILE, SNAPSHOT_FILE, STATE_FILE
 from mdrun.errors import DamagedRealization, InternalError, os_error
-
-EXECUTION_FILE = "_execution.json"
-"""How long the block took to execute (seconds)."""
-STATE_FILE = "_state.json"
-"""The state record a block's capture writes: its digest, what changed, what cannot be saved."""
-SNAPSHOT_FILE = "_snapshot.pickle"
-"""The snapshot of the session state after a block, where one was worth taking."""
 
 
 def block_matcher() -> Matcher:

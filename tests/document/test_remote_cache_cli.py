@@ -76,7 +76,6 @@ def test_push_options_are_checked_before_anything_runs(mdrun: Mdrun) -> None:
 
 
 def test_the_snapshot_fetched_on_demand_is_the_one_blocks_store() -> None:
-    from mdrun.document import remote_cache, results
+    from mdrun.document import record_files, remote_cache
 
-    assert remote_cache.SNAPSHOT_FILE == results.SNAPSHOT_FILE
-    assert {results.SNAPSHOT_FILE} == remote_cache.FETCHED_ON_DEMAND
+    assert {record_files.SNAPSHOT_FILE} == remote_cache.FETCHED_ON_DEMAND
