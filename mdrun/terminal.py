@@ -34,8 +34,11 @@ class TerminalReporter(Reporter):
             from rich.console import Console
             from rich.progress import Progress
 
-            # Only made when stderr is a terminal (see cli), so drawing may be forced.
-            console = Console(file=self.stream, force_terminal=True)
+            # Only made when stderr is a terminal (see cli), so drawing may be forced. In the
+            # mdrun server, the stream knows the size of the client's terminal.
+            size = getattr(self.stream, "terminal_size", None)
+            width, height = size if size is not None else (None, None)
+            console = Console(file=self.stream, force_terminal=True, width=width, height=height)
             progress = Progress(console=console, transient=True)
             progress.start()
             self._task = progress.add_task("mdrun", total=self.total, completed=self.done)

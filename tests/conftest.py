@@ -32,9 +32,12 @@ def _isolated_default_store(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
     """Point `MDRUN_STORE` at a fresh folder so no test touches the user's default store (nor
-    a remote cache the user's environment names)."""
+    a remote cache the user's environment names), and keep the `mdrun` processes tests start
+    away from the mdrun server (tests/server starts its own, in folders of its own)."""
     root = tmp_path_factory.mktemp("default-store")
     monkeypatch.setenv(STORE_ENVIRONMENT_VARIABLE, str(root))
+    monkeypatch.setenv("MDRUN_SERVER", "off")
+    monkeypatch.delenv("MDRUN_SERVER_FOLDER", raising=False)
     monkeypatch.delenv("MDRUN_CACHE", raising=False)
     monkeypatch.delenv("MDRUN_TRUSTED_KEYS", raising=False)
     set_default_store(None)

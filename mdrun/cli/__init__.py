@@ -29,6 +29,7 @@ from mdrun.cli.commands_run import (
     report_run,
     write_report,
 )
+from mdrun.cli.commands_server import add_server_command
 from mdrun.cli.commands_store import (
     add_gc_command,
     add_status_command,
@@ -50,6 +51,7 @@ from mdrun.errors import NO_SPACE_ERRNOS, MdrunError, NoSpaceError, UsageError, 
 
 if TYPE_CHECKING:
     from mdrun.cli.common import Commands
+    from mdrun.document.executor import ExecutorFactory
 
 __all__ = [
     "COMMANDS",
@@ -82,6 +84,7 @@ COMMANDS: tuple[Callable[[Commands], None], ...] = (
     add_store_command,
     add_watch_command,
     add_cache_parser,
+    add_server_command,
 )
 """Each adds one command (with its `handler`) to the parser, in the order `--help` lists them."""
 
@@ -122,12 +125,17 @@ def _command_names(parser: argparse.ArgumentParser) -> list[str]:
     return []
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (the console script passes it to sys.exit)."""
+def main(
+    argv: Sequence[str] | None = None, *, executor_factory: ExecutorFactory | None = None
+) -> int:
+    """Entry point; returns the exit code (the console script passes it to sys.exit).
+    `executor_factory` gives the sessions' executors of `run` and `check` (the server passes
+    its warm ones; by default each session starts a kernel)."""
     started = time.monotonic()
     try:
         parser = build_parser()
         arguments = parser.parse_args(argv)
+        arguments.executor_factory = executor_factory
         handler: Callable[[argparse.Namespace], int] | None = getattr(arguments, "handler", None)
         if handler is None:
             names = _command_names(parser)
@@ -166,5 +174,6 @@ def _unexpected(err: Exception, started: float) -> int:
 
 
 def console_main() -> None:
-    """The `mdrun` console script."""
+    """`mdrun` without its server (the console script is `mdrun.server.client.console_main`,
+    which calls `main` when the command runs in process)."""
     sys.exit(main())

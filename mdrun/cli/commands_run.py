@@ -91,6 +91,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FILE", help="write one JSON record per block to FILE")
     add_push_options(parser)
     add_reading_options(parser)
+    parser.add_argument(
+        "--no-server",
+        action="store_true",
+        help="run in this process, not in the mdrun server (see mdrun server --help)",
+    )
 
 
 def _jobs(text: str) -> int:
@@ -213,6 +218,7 @@ def _run(arguments: argparse.Namespace, store: Store, settings: Settings, check:
             keep_going=arguments.keep_going,
             reporter=reporter,
             settings=settings,
+            executor_factory=getattr(arguments, "executor_factory", None),
         )
 
 
