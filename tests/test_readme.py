@@ -39,7 +39,11 @@ HELLO = fenced("markdown")[0]
 
 
 def run_mdrun(words: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "MDRUN_STORE": str(folder / "store")}
+    environment = {
+        **os.environ,
+        "MDRUN_STORE": str(folder / "store"),
+        "MDRUN_SERVER_FOLDER": str(folder / "servers"),  # `mdrun server status` looks here
+    }
     return subprocess.run(
         [*MDRUN, *words[1:]],
         cwd=folder,
@@ -60,6 +64,7 @@ def test_the_readme_shows_mdrun_commands() -> None:
         "gc",
         "store",
         "export",
+        "server",
     ]
 
 

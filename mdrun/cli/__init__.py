@@ -3,8 +3,10 @@
 This is the only place that prints to the terminal and the only place that turns errors into
 exit codes: 0 all good, 1 a block failed (or `check` found the document out of date), 2 bad usage
 or input, 3 a bug. Each group of commands is a module (`commands_run`: run, check;
-`commands_store`: status, gc, store; `commands_export`: export, watch) that adds its commands to
-the parser, each with the function that carries it out; `COMMANDS` lists them in help order.
+`commands_store`: status, gc, store; `commands_export`: export, watch; `commands_server`: server)
+that adds its commands to the parser, each with the function that carries it out; `COMMANDS`
+lists them in help order. The `mdrun` console script is `mdrun.server.client`, which sends `run`
+and `check` to the user's mdrun server, where `main` runs them, or calls `main` here.
 """
 
 from __future__ import annotations

@@ -165,7 +165,10 @@ class Server:
                 with self.state.lock:
                     self.state.running = True
                 try:
-                    code = command_line(message["argv"], executor_factory=self.executors.factory)
+                    with self.executors.spares.held():
+                        code = command_line(
+                            message["argv"], executor_factory=self.executors.factory
+                        )
                 finally:
                     with self.state.lock:
                         self.state.running = False

@@ -11,6 +11,8 @@ history is a prefix of what the run needs.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from mdrun.document.jupyter_executor import JupyterExecutor
 from mdrun.document.kernel import KernelSession
 from mdrun.document.kernels import KernelChoice
 from mdrun.document.plan import SessionKey
-from mdrun.document.warm_executors import SpareKernels, WarmExecutors
+from mdrun.document.warm_executors import KernelKind, SpareKernels, WarmExecutors
 
 KEPT_SESSIONS = 4
 """Sessions whose kernels are kept between runs."""
@@ -30,7 +32,27 @@ SPARE_KINDS = 2
 
 
 class RecentSpares(SpareKernels):
-    """Spare kernels for the most recently asked kinds only (a server sees many folders)."""
+    """Spare kernels for the most recently asked kinds only (a server sees many folders),
+    started between runs: a kernel booting during a run takes a core from it."""
+
+    def __init__(self, *, keep_spares: bool = True) -> None:
+        super().__init__(keep_spares=keep_spares)
+        self._held = False
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Start no spare meanwhile (one already booting is still waited for and taken)."""
+        with self._condition:
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._held = False
+                self._condition.notify_all()
+
+    def _missing(self) -> KernelKind | None:
+        return None if self._held else super()._missing()
 
     def fresh(self, choice: KernelChoice, cwd: Path) -> KernelSession:
         """See `SpareKernels.fresh`; first forgets the kinds asked for least recently."""
@@ -63,7 +85,7 @@ class KeptExecutors(WarmExecutors):
     """`WarmExecutors` with the bounds above."""
 
     def __post_init__(self) -> None:
-        self.kernels = RecentSpares(keep_spares=self.keep_spares)
+        self.kernels = self.spares = RecentSpares(keep_spares=self.keep_spares)
 
     def give_back(self, key: tuple[SessionKey, KernelChoice, Path], executor: Executor) -> None:
         """Keep it (see `WarmExecutors.give_back`), then drop the least recently used beyond
@@ -97,8 +119,7 @@ class KeptExecutors(WarmExecutors):
         """The process ids of every kernel the pool holds between runs, spares included."""
         with self._lock:
             kept = self._kept_pids()
-        assert isinstance(self.kernels, RecentSpares)
-        return kept + self.kernels.kernel_pids()
+        return kept + self.spares.kernel_pids()
 
 
 def resident_bytes(pid: int) -> int:

@@ -134,6 +134,26 @@ def test_a_client_killed_interrupts_its_run(served: Served) -> None:
 
 
 @pytest.mark.kernel
+def test_a_server_killed_mid_run_is_retried_in_process(served: Served) -> None:
+    """The client runs the command itself; the document is whole, as one run writes it."""
+    assert served.mdrun("server", "start").returncode == 0
+    server = served.wait_for_server()
+    document = served.documents / "sleep.md"
+    document.write_text(SLEEPING.replace("time.sleep(120)", "time.sleep(2)\nprint('woke')"))
+    client = served.start("run", "sleep.md")
+    pid_file = served.documents / "kernel.pid"
+    wait_until(lambda: pid_file.exists() and pid_file.read_text().isdigit(), what="the block")
+    served_kernel = int(pid_file.read_text())
+    os.kill(server.pid, signal.SIGKILL)
+    _out, errors = client.communicate(timeout=120)
+    assert client.returncode == 0, errors
+    assert errors.startswith("mdrun: 1 blocks, 1 executed")  # nothing else was shown
+    assert _output_of(document.read_text(), "b1") == "woke"
+    assert int(pid_file.read_text()) != served_kernel  # it ran again, in a kernel of its own
+    wait_until(lambda: not control.is_running(served_kernel), 20, "the server's kernel to end")
+
+
+@pytest.mark.kernel
 def test_an_idle_server_exits_with_its_kernels(served: Served) -> None:
     idle = {"MDRUN_SERVER_IDLE_SECONDS": "3"}
     assert served.mdrun("server", "start", env=idle).returncode == 0
