@@ -146,8 +146,9 @@ def server_name(environ: Mapping[str, str]) -> str:
 
 
 def source_fingerprint() -> str:
-    """A digest of the path, size and modification time of each of mdrun's Python files: cheap
-    (no file is read), and it changes when a checkout is edited."""
+    """A digest of the path, size and modification time of each of mdrun's files (its package
+    folder's, bytecode left out): cheap (no file is read), and it changes when a checkout is
+    edited."""
     package = os.path.dirname(mdrun.__file__)
     entries: list[str] = []
     pending = [package]
@@ -156,7 +157,7 @@ def source_fingerprint() -> str:
             for entry in listing:
                 if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
                     pending.append(entry.path)
-                elif entry.name.endswith(".py"):
+                elif not entry.name.endswith(".pyc"):
                     status = entry.stat()
                     entries.append(f"{entry.path}:{status.st_size}:{status.st_mtime_ns}")
     digest = hashlib.sha256("\n".join(sorted(entries)).encode("utf-8", "surrogateescape"))

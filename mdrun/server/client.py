@@ -65,7 +65,7 @@ def console_main() -> None:
 def main(argv: Sequence[str]) -> int:
     """Run the command through the server when it may, else in this process; its exit code."""
     arguments = list(argv)
-    if served_command(arguments) is None:
+    if served_command(arguments) is None or not hasattr(socket, "AF_UNIX"):
         return run_in_process(arguments)
     try:
         if not server_wanted(os.environ, os.getcwd()):
@@ -82,13 +82,17 @@ def main(argv: Sequence[str]) -> int:
         return run_in_process(arguments)  # the run itself says what is wrong, if anything
     if not address.usable:
         return run_in_process(arguments)
-    answer = ask_server(address, arguments)
+    try:
+        answer = ask_server(address, arguments)
+    except KeyboardInterrupt:  # before the server took the command
+        print("mdrun: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if answer.exit_code is not None:
         return answer.exit_code
     if answer.notice:
         print(answer.notice, file=sys.stderr, flush=True)
     code = run_in_process(arguments)
-    if answer.absent:
+    if answer.absent and code != EXIT_INTERRUPTED:
         start_server(address, idle)
     return code
 
@@ -168,10 +172,17 @@ def _request(argv: list[str]) -> dict[str, object]:
         "protocol": VERSION,
         "argv": argv,
         "cwd": os.getcwd(),
+        "umask": _umask(),
         "environment": dict(os.environ),
         "terminals": {"stdout": _is_terminal(sys.stdout), "stderr": _is_terminal(sys.stderr)},
         "size": _terminal_size(),
     }
+
+
+def _umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _is_terminal(stream: object) -> bool:
@@ -199,6 +210,7 @@ def _follow(connection: socket.socket) -> Answer:
     """Relay the server's output until its exit code; the first Ctrl-C is sent to the run,
     a second one leaves it (the server sees this end close and interrupts the run)."""
     shown: set[str] = set()
+    closed: set[str] = set()
     interrupted = False
 
     def on_interrupt(_signal: int, _frame: FrameType | None) -> None:
@@ -221,9 +233,7 @@ def _follow(connection: socket.socket) -> Answer:
             kind = message["type"]
             if kind == "output":
                 name = "stdout" if message.get("stream") == "stdout" else "stderr"
-                stream = sys.stdout if name == "stdout" else sys.stderr
-                stream.write(str(message.get("data", "")))
-                stream.flush()
+                _relay(name, str(message.get("data", "")), closed)
                 shown.add(name)
             elif kind == "exit":
                 code = message.get("code")
@@ -233,6 +243,18 @@ def _follow(connection: socket.socket) -> Answer:
         return Answer(EXIT_INTERRUPTED)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _relay(name: str, text: str, closed: set[str]) -> None:
+    """Write what the server's run printed; a stream closed here (`| head`) takes no more."""
+    if name in closed:
+        return
+    stream = sys.stdout if name == "stdout" else sys.stderr
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError:
+        closed.add(name)
 
 
 def _server_lost(shown: set[str], interrupted: bool) -> Answer:

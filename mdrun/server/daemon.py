@@ -27,7 +27,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -159,7 +159,7 @@ class Server:
         code = EXIT_INTERNAL_ERROR
         try:
             # Warnings shown once per process are shown once per command, as in process.
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _umask(message.get("umask")):
                 os.chdir(message["cwd"])
                 sys.stdout, sys.stderr = streams
                 with self.state.lock:
@@ -293,6 +293,19 @@ class Server:
         info["executable"] = sys.executable
         info["version"] = mdrun.__version__
         return info
+
+
+@contextlib.contextmanager
+def _umask(mask: object) -> Iterator[None]:
+    """The client's umask for the files its command writes (the document, the store's)."""
+    if not isinstance(mask, int) or not 0 <= mask <= 0o777:
+        yield
+        return
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
