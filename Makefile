@@ -79,9 +79,11 @@ CLUSTER_KILLS ?= 5
 cluster: $(STAMP)
 	MDRUN_CLUSTER_KILLS=$(CLUSTER_KILLS) $(BIN)/python -m pytest tests/document/test_dask.py -q
 
+# The mdrun server is off unless a benchmark turns it on (tests/bench/server_edit.py does, in a
+# socket folder of its own that it empties).
 bench: $(STAMP)
 	@$(QUIETLY) $(BIN)/python -m pip install -e '.[test,demo,bench]' --config-settings editable_mode=compat
-	$(BIN)/python -m tests.bench
+	MDRUN_SERVER=off $(BIN)/python -m tests.bench
 
 clean:
 	rm -rf $(VENV) .corpus .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -70,6 +70,7 @@ class Environment:
         variables["JUPYTER_CONFIG_DIR"] = str(scratch / "jupyter-config")
         variables["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{variables.get('PATH', '')}"
         variables["MPLBACKEND"] = "agg"
+        variables["MDRUN_SERVER"] = "off"  # each document in process; no server left behind
         return variables
 
 
