@@ -126,6 +126,8 @@ class Server:
                 state.stopping = "idle"
             elif server_name(os.environ) != state.name:
                 state.stopping = "mdrun's sources changed"
+            elif not os.path.exists(self.address.socket):
+                state.stopping = "its socket was removed"
         self.executors.trim()
 
     def _serve_one(self, request: Request) -> None:
@@ -316,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--idle-seconds", type=float, default=DEFAULT_IDLE_SECONDS)
     arguments = parser.parse_args(argv)
     address = ServerAddress(os.path.abspath(arguments.folder), arguments.name)
+    if not os.path.isdir(address.folder):
+        return 1  # removed since the client made it: nobody would find this server
     try:
         ensure_private_folder(address.folder)
     except FolderError as err:

@@ -4,9 +4,9 @@ the test ends; the `mdrun` command as a user runs it, through the client."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -108,26 +108,35 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def stop_every_server(folder: str) -> None:
-    """Stop the servers of `folder`, also one still starting (it holds its lock), and wait
-    until their kernels are gone."""
+    """Stop the servers of `folder`, also one still starting (not listening yet), and wait
+    until they and their kernels are gone."""
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         for server in control.stop_all(folder):
             for pid in server.kernels:
                 wait_until(lambda pid=pid: not control.is_running(pid), what=f"kernel {pid}")
-        if not any(_is_locked(lock) for lock in Path(folder).glob("*.lock")):
+        starting = servers_started_for(folder)
+        if not starting:
             return
         if time.monotonic() > deadline:
+            for pid in starting:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
             pytest.fail(f"a server in {folder} would not stop")
         time.sleep(0.1)
 
 
-def _is_locked(path: Path) -> bool:
-    with open(path, "ab") as stream:
+def servers_started_for(folder: str) -> list[int]:
+    """The live server processes started with `--folder FOLDER` (a test's own folder)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
-            return True
-        with contextlib.suppress(OSError):
-            fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
-    return False
+            continue
+        ours = b"mdrun.server.daemon" in argv and os.fsencode(folder) in argv
+        if ours and control.is_running(int(entry.name)):
+            pids.append(int(entry.name))
+    return pids
