@@ -228,28 +228,31 @@ def test_a_folder_others_can_open_is_refused(served: Served) -> None:
 BAD = "# Bad\n\n```python timeout=soon\nprint(1)\n```\n"
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["run", "bad.md"],
-        ["run", "missing.md"],
-        ["check", "--no-exec", "stale.md"],
-        ["run", "stale.md", "--force", "nosuch"],
-        ["run", "stale.md", "-o", "-", "--no-such-option"],
-    ],
+COMMANDS = (
+    ["run", "bad.md"],
+    ["run", "missing.md"],
+    ["check", "--no-exec", "stale.md"],
+    ["run", "stale.md", "--force", "nosuch"],
+    ["run", "stale.md", "-o", "-", "--no-such-option"],
 )
-def test_a_served_command_says_and_exits_as_in_process(served: Served, args: list[str]) -> None:
+
+
+def test_a_served_command_says_and_exits_as_in_process(served: Served) -> None:
     """Same exit code, same stdout and stderr, through the server and without it."""
     assert served.mdrun("server", "start").returncode == 0
     (served.documents / "bad.md").write_text(BAD)
     (served.documents / "stale.md").write_text(FIRST)
-    before = served.wait_for_server().requests
-    through_server = served.mdrun(*args)
-    assert served.wait_for_server().requests == before + 1
-    in_process = served.mdrun(*args, "--no-server")
-    assert through_server.returncode == in_process.returncode != 0
-    assert through_server.stdout == in_process.stdout
-    assert through_server.stderr == in_process.stderr
+    for args in COMMANDS:
+        before = served.wait_for_server().requests
+        through_server = served.mdrun(*args)
+        assert served.wait_for_server().requests == before + 1
+        in_process = served.mdrun(*args, "--no-server")
+        assert through_server.returncode == in_process.returncode != 0, args
+        assert through_server.stdout == in_process.stdout, args
+        assert through_server.stderr == in_process.stderr, args
+        if args == COMMANDS[0]:  # bad input: exit 2, with the file and the line
+            assert through_server.returncode == 2
+            assert through_server.stderr.startswith("mdrun: error: bad.md:3: bad value `soon`")
 
 
 def test_server_status_and_stop(served: Served) -> None:
