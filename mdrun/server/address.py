@@ -58,11 +58,6 @@ class ServerAddress:
         return self._file(".sock")
 
     @property
-    def info(self) -> str:
-        """What it says about itself (its pid, when it started)."""
-        return self._file(".json")
-
-    @property
     def lock(self) -> str:
         """Held while it runs: two servers of one name never run at once."""
         return self._file(".lock")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import json
 import os
 import queue
 import signal
@@ -29,7 +28,6 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
@@ -161,9 +159,9 @@ class Server:
         code = EXIT_INTERNAL_ERROR
         try:
             # Warnings shown once per process are shown once per command, as in process.
+            sys.stdout, sys.stderr = streams
             with warnings.catch_warnings(), _umask(message.get("umask")):
                 os.chdir(message["cwd"])
-                sys.stdout, sys.stderr = streams
                 with self.state.lock:
                     self.state.running = True
                 try:
@@ -332,7 +330,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _warm_up()
         listener = _listen(address)
         try:
-            _write_info(address, arguments.idle_seconds)
             print(f"mdrun server {address.name}: pid {os.getpid()} listening", flush=True)
             server = Server(address, listener, arguments.idle_seconds)
             why = "?"
@@ -378,30 +375,11 @@ def _listen(address: ServerAddress) -> socket.socket:
     return listener
 
 
-def _write_info(address: ServerAddress, idle: float) -> None:
-    info = {"pid": os.getpid(), "started": time.time(), "idle_seconds": idle,
-            "executable": sys.executable, "version": mdrun.__version__}  # fmt: skip
-    partial = Path(address.info + ".partial")
-    partial.write_text(json.dumps(info) + "\n", encoding="utf-8")
-    partial.replace(address.info)
-
-
 def _forget(address: ServerAddress, listener: socket.socket) -> None:
     """Stop being found: new clients run in process (or start a server) from now on."""
     listener.close()
-    for path in (address.socket, address.info):
-        with contextlib.suppress(OSError):
-            if path == address.info and _info_pid(path) not in (None, os.getpid()):
-                continue
-            os.unlink(path)
-
-
-def _info_pid(path: str) -> int | None:
-    try:
-        pid = json.loads(Path(path).read_text(encoding="utf-8")).get("pid")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return pid if isinstance(pid, int) else None
+    with contextlib.suppress(OSError):
+        os.unlink(address.socket)
 
 
 if __name__ == "__main__":
