@@ -158,6 +158,7 @@ def ask_server(address: ServerAddress, argv: list[str]) -> Answer:
         reply = receive(connection, MAX_REPLY_BYTES)
         if reply["type"] != "accepted":
             return Answer(None)  # busy with another run
+        send(connection, {"type": "go"})  # from here on, the command is the server's
         connection.settimeout(None)
         return _follow(connection)
     except (OSError, ConnectionClosed, ProtocolError):

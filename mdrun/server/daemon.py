@@ -219,15 +219,22 @@ class Server:
     # -- the accepting thread -------------------------------------------------------------------
 
     def _accept(self) -> None:
+        """Each connection is greeted in a thread of its own: one that sends nothing holds up
+        no other client."""
         while True:
             try:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
-            try:
-                self._greet(connection)
-            except (OSError, ConnectionClosed, ProtocolError):
-                connection.close()
+            threading.Thread(
+                target=self._greet_or_close, args=(connection,), name="mdrun-greet", daemon=True
+            ).start()
+
+    def _greet_or_close(self, connection: socket.socket) -> None:
+        try:
+            self._greet(connection)
+        except (OSError, ConnectionClosed, ProtocolError):
+            connection.close()
 
     def _greet(self, connection: socket.socket) -> None:
         """Answer a status or stop request, or queue a command (or say busy)."""
@@ -249,15 +256,31 @@ class Server:
             with state.lock:
                 taken = not state.busy and state.stopping is None
                 state.busy = state.busy or taken
-                state.requests += taken
-            if taken:
-                send(connection, {"type": "accepted", "pid": os.getpid()})
+            if taken and self._confirmed(connection):
+                with state.lock:
+                    state.requests += 1
                 state.pending.put(Request(connection, message))
                 return
-            send(connection, {"type": "busy"})
+            if taken:
+                with state.lock:
+                    state.busy = False
+            else:
+                send(connection, {"type": "busy"})
         else:
             send(connection, {"type": "refused"})
         connection.close()
+
+    def _confirmed(self, connection: socket.socket) -> bool:
+        """Say "accepted" and wait for the client's "go": a client that gave up waiting (and
+        runs the command itself) never sends it, so a command never runs twice."""
+        try:
+            send(connection, {"type": "accepted", "pid": os.getpid()})
+            connection.settimeout(GREETING_SECONDS)
+            confirmed: bool = receive(connection)["type"] == "go"
+            connection.settimeout(None)
+        except (OSError, ConnectionClosed, ProtocolError):
+            return False
+        return confirmed
 
     def _acceptable(self, message: Message) -> bool:
         """A request of this protocol, for `run` or `check`, from a client whose environment

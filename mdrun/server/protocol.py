@@ -2,8 +2,9 @@
 4-byte big-endian length and that many bytes of UTF-8. Nothing read from the socket is
 unpickled or evaluated. Only the standard library is imported here (the client imports it).
 
-The client sends one `request` (or `status`, `stop`); the server answers `busy`, or `accepted`
-then any number of `output` frames and one `exit`. While it waits, the client may send
+The client sends one `request` (or `status`, `stop`); the server answers `busy`, or `accepted`,
+to which the client says `go` (unless it gave up waiting and runs the command itself), then any
+number of `output` frames and one `exit`. While it waits, the client may send
 `interrupt` (Ctrl-C); closing its end interrupts the run too.
 """
 

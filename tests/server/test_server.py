@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -266,3 +267,18 @@ def test_server_status_and_stop(served: Served) -> None:
     assert f"stopped the server with pid {server.pid}" in stopped.stderr
     assert not control.is_running(server.pid)
     assert served.status() is None
+
+
+def test_a_connection_that_says_nothing_holds_up_no_one(served: Served) -> None:
+    assert served.mdrun("server", "start").returncode == 0
+    server = served.wait_for_server()
+    (served.documents / "doc.md").write_text("# Only text\n")
+    silent = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(4)]
+    try:
+        for connection in silent:  # each would hold a server that greets in turn for 5 s
+            connection.connect(server.address.socket)
+        assert served.mdrun("run", "doc.md").returncode == 0
+        assert served.wait_for_server().requests == 1  # served, not run aside after a wait
+    finally:
+        for connection in silent:
+            connection.close()
