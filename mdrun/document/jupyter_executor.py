@@ -125,6 +125,11 @@ class JupyterExecutor:
         self._session: KernelSession | None = None
 
     @property
+    def kernel(self) -> KernelSession | None:
+        """The kernel it holds now, if any."""
+        return self._session
+
+    @property
     def snapshots_restored(self) -> int:
         """How many times the session's state was loaded from a snapshot."""
         return self.chain.restored
@@ -211,6 +216,12 @@ class JupyterExecutor:
         if self._session is not None:
             self.kernels.retire(self._session)
             self._session = None
+
+    def bring_to_state(self, before: tuple[ChainStep, ...]) -> bool:
+        """Bring the kernel to the state the `before` steps leave without running a block (a
+        warm pool prepares a kernel while the author reads); False if a replay failed. Raises
+        KernelError if no kernel could be had or it died."""
+        return self._bring_to_state(before) is None
 
     def _bring_to_state(self, before: tuple[ChainStep, ...]) -> BlockResult | None:
         """Restart, restore and replay as the chain decides; a failed replay is the result."""

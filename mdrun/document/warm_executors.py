@@ -1,12 +1,19 @@
-"""Executors kept warm between runs (for `watch`): a session's kernel lives on after a run, and
-a fresh spare kernel waits for the session that must start again.
+"""Executors kept warm between runs (for `watch`): a session's kernel lives on after a run, a
+kernel is brought in the background to the state before the block edited last, and a fresh spare
+kernel waits for the session that must start again.
 
-The pool's `factory` is an `ExecutorFactory`: a run's executor for a session is the one the
-previous run left for the same session (same `SessionKey`, kernel and folder), and "closing" it
-gives it back instead of shutting its kernel down. Its `SessionChain` knows exactly which blocks
-its kernel holds, so a kernel is used as it is only when its history is a prefix of the blocks a
-block needs; otherwise it is replaced (by the spare) and the state is restored or replayed, as
-in any run: incremental still equals fresh.
+The pool's `factory` is an `ExecutorFactory`: a run's executor for a session is chosen when its
+first block runs, among those kept for the same session (same `SessionKey`, kernel and folder):
+the one whose kernel holds the most of the blocks that block needs (its chain's history is a
+prefix of them). "Closing" it gives it back instead of shutting its kernel down. Its
+`SessionChain` knows exactly which blocks its kernel holds, so a kernel is used as it is only
+when its history is such a prefix; otherwise the state is restored or replayed, as in any run:
+incremental still equals fresh.
+
+After a run, the kernel that ran it holds the blocks up to the last one run, which an edit of
+that block cannot use. So once the document is written (`prepare_ahead`), a kernel is brought to
+the state the blocks before the edited one leave (`kernel_preparation`, off the critical path),
+and the next edit of it runs that block alone; the kept kernel still serves blocks added after.
 
 Linux kills a kernel when the thread that started it ends (see `kernel_launcher`), so spares are
 started by one thread that lives as long as the pool; `close` ends everything the pool holds.
@@ -21,11 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mdrun.document.block_result import BlockResult
-from mdrun.document.executor import BlockRequest, Executor, ExecutorSetup
+from mdrun.document.executor import BlockRequest, ChainStep, Executor, ExecutorSetup
 from mdrun.document.jupyter_executor import JupyterExecutor, start_kernel
+from mdrun.document.kernel_preparation import Preparer, SessionSlot, Target, holds_prefix
 from mdrun.document.kernel_shutdown import Shutdowns
 from mdrun.document.kernels import KernelChoice
-from mdrun.document.plan import SessionKey
 from mdrun.errors import KernelError
 
 if TYPE_CHECKING:
@@ -44,7 +51,11 @@ class PoolCounts:
     spares_taken: int
     """Fresh kernels that were waiting ready when a session needed one."""
     executors_reused: int
-    """Runs' sessions served by an executor kept from an earlier run."""
+    """Runs' sessions served by an executor kept from an earlier run (prepared ones too)."""
+    kernels_prepared: int = 0
+    """Kernels brought in the background to the state before the block edited last."""
+    prepared_taken: int = 0
+    """Runs' sessions served by such a kernel (its first block ran without replaying any)."""
 
 
 class SpareKernels:
@@ -146,12 +157,17 @@ class SpareKernels:
 
 @dataclass(slots=True)
 class _Lease:
-    """A pooled executor lent to one run; closing it gives it back."""
+    """A session's executor lent to one run, chosen from the pool when its first block runs
+    (then the chain it needs is known); closing it gives it back."""
 
     pool: WarmExecutors
-    key: tuple[SessionKey, KernelChoice, Path]
-    executor: JupyterExecutor
-    restored_before: int
+    setup: ExecutorSetup
+    executor: JupyterExecutor | None = None
+    restored_before: int = 0
+    first: tuple[ChainStep, ...] | None = None
+    """The chain of the first block run: the block the author edited."""
+    last: tuple[ChainStep, ...] = ()
+    """The chain of the last block run."""
     closed: bool = False
     interrupted: bool = False
     """A run raised through it (Ctrl-C): what its kernel holds is unknown; not given back."""
@@ -159,11 +175,18 @@ class _Lease:
     @property
     def snapshots_restored(self) -> int:
         """Snapshots loaded during this run only."""
+        if self.executor is None:
+            return 0
         return self.executor.snapshots_restored - self.restored_before
 
     def run(self, request: BlockRequest) -> BlockResult:
         """See `executor.Executor.run`."""
         try:
+            if self.executor is None:
+                self.executor = self.pool.take(self.setup, request.before)
+                self.restored_before = self.executor.snapshots_restored
+                self.first = request.before
+            self.last = request.before
             return self.executor.run(request)
         except BaseException:
             self.interrupted = True
@@ -171,69 +194,197 @@ class _Lease:
 
     def close(self) -> None:
         """Give the executor (and its kernel) back to the pool."""
-        if not self.closed:
+        if self.closed or self.executor is None:
             self.closed = True
-            if self.interrupted:
-                self.executor.close()
-            else:
-                self.pool.give_back(self.key, self.executor)
+            return
+        self.closed = True
+        if self.interrupted:
+            self.executor.close()
+        else:
+            # The block edited is likely to be edited again; after a whole session ran (its
+            # first block was edited, or the document is new), the last one is.
+            target = self.first or self.last
+            self.pool.give_back(self.setup, self.executor, target)
+
+
+@dataclass(slots=True)
+class _Kept:
+    """What the pool keeps for one session between runs."""
+
+    latest: JupyterExecutor | None = None
+    """The executor the session's last run used (its kernel holds the blocks that run ran)."""
+    prepared: JupyterExecutor | None = None
+    """One whose kernel holds the blocks before the block edited last (see `kernel_preparation`)."""
+    target: Target | None = None
+    """The state to prepare once the run's document is written (see `prepare_ahead`)."""
+    setup: ExecutorSetup | None = None
+    """The setup of the run that asked for `target`."""
+
+    def executors(self) -> list[JupyterExecutor]:
+        return [executor for executor in (self.latest, self.prepared) if executor is not None]
 
 
 @dataclass
 class WarmExecutors:
-    """Sessions' executors kept between runs, with spare kernels; `close` ends them all."""
+    """Sessions' executors kept between runs, with spare kernels and kernels prepared in the
+    background; `close` ends them all."""
 
     keep_spares: bool = True
     """Keep a fresh kernel ready for a session that must start again."""
+    prepare: bool = True
+    """After a run, bring a kernel to the state before the block edited last (`prepare_ahead`)."""
     kernels: SpareKernels = field(init=False)
-    _idle: dict[tuple[SessionKey, KernelChoice, Path], JupyterExecutor] = field(
-        default_factory=dict
-    )
+    preparer: Preparer = field(init=False)
+    _kept: dict[SessionSlot, _Kept] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _reused: int = 0
+    _prepared_taken: int = 0
     _closed: bool = False
 
     def __post_init__(self) -> None:
         self.kernels = SpareKernels(keep_spares=self.keep_spares)
+        self.preparer = Preparer(self.kernels, self._add_prepared)
 
     def factory(self, setup: ExecutorSetup) -> Executor:
         """The executor of a session for one run (an `executor.ExecutorFactory`)."""
-        key = (setup.session, setup.kernel, setup.cwd)
-        with self._lock:
-            executor = self._idle.pop(key, None)
-            if executor is None:
-                executor = JupyterExecutor(setup, self.kernels)
-            else:
-                self._reused += 1
-                executor.setup = setup  # this run's reporter hears of replays
-        return _Lease(self, key, executor, executor.snapshots_restored)
+        return _Lease(self, setup)
 
-    def give_back(self, key: tuple[SessionKey, KernelChoice, Path], executor: Executor) -> None:
-        """Keep an executor for the next run (or close it: the pool is closed, or a block was
-        interrupted in its kernel, which holds a state no fresh run would reach)."""
-        assert isinstance(executor, JupyterExecutor)
+    def take(self, setup: ExecutorSetup, before: tuple[ChainStep, ...]) -> JupyterExecutor:
+        """The executor for a run's first block of a session: the kept one whose kernel holds
+        the most of the blocks before it (and none other), waiting for one being prepared if
+        it will hold more; else a new one (whose kernel is a spare)."""
+        slot = _slot(setup)
+        wanted = [step.identity for step in before]
         with self._lock:
-            if not self._closed and key not in self._idle and executor.state_known:
-                self._idle[key] = executor
-                return
-        executor.close()
+            held = max(self._holding(slot, wanted), default=0)
+        # Outside the pool's lock: the preparer hands its kernel over under its own, then ours.
+        self.preparer.settle(slot, wanted, held)
+        with self._lock:
+            kept = self._kept.get(slot)
+            best = None
+            if kept is not None:
+                usable = [
+                    executor
+                    for executor in kept.executors()
+                    if holds_prefix(executor.chain.history, wanted)
+                ]
+                best = max(usable, key=lambda executor: len(executor.chain.history), default=None)
+            if kept is None or best is None:
+                return JupyterExecutor(setup, self.kernels)
+            self._reused += 1
+            if best is kept.prepared:
+                kept.prepared = None
+                self._prepared_taken += 1
+            else:
+                kept.latest = None
+        best.setup = setup  # this run's reporter hears of replays
+        return best
+
+    def give_back(
+        self, setup: ExecutorSetup, executor: JupyterExecutor, target: tuple[ChainStep, ...]
+    ) -> None:
+        """Keep a run's executor for the next run, and note the state to prepare (`target`:
+        the blocks before the block edited). It is closed instead when the pool is closed, or
+        its kernel holds what no fresh run would reach (an interrupted block, or blocks run
+        after a failure, whose identities are not their content's)."""
+        slot = _slot(setup)
+        retired: list[JupyterExecutor] = []
+        with self._lock:
+            if self._closed or not _exact(executor):
+                retired.append(executor)
+            else:
+                kept = self._kept.setdefault(slot, _Kept())
+                retired.extend(kept.executors())
+                kept.latest, kept.prepared = executor, None
+                kept.target = kept.setup = None
+                wanted = Target(slot, target)
+                # One kept before (not used by this run) may hold the target, or a prefix of it.
+                base = max(
+                    (old for old in retired if holds_prefix(old.chain.history, wanted.identities)),
+                    key=lambda old: len(old.chain.history),
+                    default=None,
+                )
+                if base is not None:
+                    retired.remove(base)
+                    kept.prepared = base
+                needed = target and (base is None or base.chain.history != wanted.identities)
+                if needed and self.prepare and all(_is_stable(step.identity) for step in target):
+                    kept.target, kept.setup = wanted, setup
+        for old in retired:
+            old.close()
+
+    def prepare_ahead(self) -> None:
+        """Start preparing the states the last run asked for (the watcher calls this once the
+        document is written, so that preparing takes nothing from the run)."""
+        jobs: list[tuple[Target, ExecutorSetup, JupyterExecutor | None]] = []
+        with self._lock:
+            for kept in self._kept.values():
+                if kept.target is not None and kept.setup is not None:
+                    jobs.append((kept.target, kept.setup, kept.prepared))
+                    kept.target = kept.setup = kept.prepared = None
+        for target, setup, base in jobs:
+            self.preparer.prepare(target, setup, base)
 
     def counts(self) -> PoolCounts:
         """What the pool did so far."""
-        return PoolCounts(self.kernels.started, self.kernels.taken, self._reused)
+        return PoolCounts(
+            self.kernels.started,
+            self.kernels.taken,
+            self._reused,
+            self.preparer.prepared,
+            self._prepared_taken,
+        )
 
     def close(self) -> None:
         """Shut every kernel down, and return once they are gone (idempotent)."""
         with self._lock:
             self._closed = True
-            idle = list(self._idle.values())
-            self._idle.clear()
-        for executor in idle:
+            kept = [executor for entry in self._kept.values() for executor in entry.executors()]
+            self._kept.clear()
+        self.preparer.close()
+        for executor in kept:
             executor.close()
         self.kernels.close()
+
+    def _holding(self, slot: SessionSlot, wanted: list[str]) -> list[int]:
+        """Under the lock: how many of `wanted` each kept executor of `slot` holds."""
+        kept = self._kept.get(slot)
+        executors = [] if kept is None else kept.executors()
+        return [
+            len(executor.chain.history)
+            for executor in executors
+            if holds_prefix(executor.chain.history, wanted)
+        ]
+
+    def _add_prepared(self, target: Target, executor: JupyterExecutor) -> None:
+        """The preparer's delivery (under its lock): keep it unless the pool closed."""
+        with self._lock:
+            if not self._closed:
+                kept = self._kept.setdefault(target.slot, _Kept())
+                old, kept.prepared = kept.prepared, executor
+                if old is None:
+                    return
+                executor = old
+        executor.close()
 
     def __enter__(self) -> WarmExecutors:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _slot(setup: ExecutorSetup) -> SessionSlot:
+    return (setup.session, setup.kernel, setup.cwd)
+
+
+def _is_stable(identity: str) -> bool:
+    """Whether a block's identity names its content in every run: one run after a failure is
+    named by its position (`unstored:N`, see `evaluate`), which another run may give another
+    block."""
+    return not identity.startswith("unstored:")
+
+
+def _exact(executor: JupyterExecutor) -> bool:
+    """Whether its kernel holds exactly what its chain says, in identities valid across runs."""
+    return executor.state_known and all(_is_stable(step) for step in executor.chain.history)

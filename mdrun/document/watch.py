@@ -4,7 +4,9 @@ This module owns the loop: what to watch, when a change deserves a run (not mdru
 and one run at a time with the saves made meanwhile coalesced into the next. Running is the
 pipeline's job (the store makes a re-run execute only what changed); serving is `serve`'s.
 The sessions' kernels are kept warm between runs (`warm_executors`), and shut down when the
-loop ends, however it ends.
+loop ends, however it ends. After a run is written, what can wait is done off the path of the
+next save: kernels are prepared for the next edit (`warm_executors.prepare_ahead`) and the
+preview is exported (`preview_publisher`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import watchfiles
 from mdrun.core.store import Store
 from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import RunResult, run, write_result
+from mdrun.document.preview_publisher import PreviewPublisher
 from mdrun.document.serve import Preview, PreviewServer
 from mdrun.document.warm_executors import WarmExecutors
 from mdrun.errors import MdrunError
 
-STEP_MILLISECONDS = 50
-"""A change is acted on once the files have been quiet this long (an editor's save is several
-events)."""
+STEP_MILLISECONDS = 5
+"""How often the file watcher looks for events: a change is acted on once a look finds no new
+one (so 5-10 ms after a save, which is several events). A run on a file caught half-written
+(an editor that truncates, then writes) is never written back: the document is written only if
+it is still what the run read, and the end of the save makes one more run."""
 DEBOUNCE_MILLISECONDS = 500
 """...or after this long, if they keep changing."""
 CHECK_SECONDS = 0.25
@@ -96,6 +101,8 @@ class Watcher:
         self.keep_going = keep_going
         self.settings = settings
         self.preview = preview
+        self._publisher: PreviewPublisher | None = None
+        """Exports each run for the preview, while `watch` runs."""
         self.stop = stop or threading.Event()
         self.executors = executors or WarmExecutors()
         """The sessions' executors, kept between runs; closed when `watch` returns."""
@@ -112,6 +119,8 @@ class Watcher:
         """Block until `stop` is set (or Ctrl-C); runs never overlap."""
         files = threading.Thread(target=self._watch_files, name="mdrun-watch", daemon=True)
         files.start()
+        if self.preview is not None:
+            self._publisher = PreviewPublisher(self.preview, self.reporter.run_failed)
         try:
             # Changes saved during the first run must be seen: start watching before it.
             self._watching.wait(timeout=5)
@@ -124,6 +133,8 @@ class Watcher:
             self.stop.set()
             files.join(timeout=5)
             self.executors.close()
+            if self._publisher is not None:
+                self._publisher.close()
 
     def _fingerprint(self) -> Fingerprint:
         return Fingerprint(
@@ -147,8 +158,8 @@ class Watcher:
             )
         except MdrunError as err:
             self._last = fingerprint
-            if self.preview is not None:
-                self.preview.publish_error(str(err))
+            if self._publisher is not None:
+                self._publisher.publish_error(str(err))
             self.reporter.run_failed(err)
             return
         plan = result.evaluation.plan
@@ -168,19 +179,11 @@ class Watcher:
         self._watched = frozenset({self._document, *self._inputs})
         if not written:
             self._pending.set()
-        elif self.preview is not None:
-            self._publish(result)
+        else:
+            self.executors.prepare_ahead()
+            if self._publisher is not None:
+                self._publisher.publish(result.evaluation)
         self.reporter.run_finished(result, written)
-
-    def _publish(self, result: RunResult) -> None:
-        from mdrun.document.export_pandoc import convert_with_pandoc
-
-        assert self.preview is not None
-        try:
-            self.preview.publish(convert_with_pandoc(result.evaluation, "html"))
-        except MdrunError as err:
-            self.preview.publish_error(str(err))
-            self.reporter.run_failed(err)
 
     # -- the file watcher (a background thread) ---------------------------------------------------
 

@@ -134,6 +134,8 @@ def test_a_save_reruns_the_document_and_the_preview_follows(document: Path) -> N
         assert recorder.url is not None
         wait_for(lambda: len(recorder.finished) == 1, "the first run")
         assert "ALPHA" in region_text(document)
+        # The page is exported after the document is written, off the path of the next save.
+        wait_for(lambda: fetch(recorder.url + "version") != "0", "the first page")
         first_version = int(fetch(recorder.url + "version"))
         assert "ALPHA" in fetch(recorder.url)
 
@@ -145,7 +147,8 @@ def test_a_save_reruns_the_document_and_the_preview_follows(document: Path) -> N
             document.read_text(encoding="utf-8").replace('"alpha"', '"beta"'), encoding="utf-8"
         )
         wait_for(lambda: "BETA" in region_text(document), "the new output in the document")
-        wait_for(lambda: len(recorder.finished) == 2, "the second run to be published")
+        wait_for(lambda: len(recorder.finished) == 2, "the second run")
+        wait_for(lambda: "BETA" in fetch(recorder.url), "the second run to be published")
         assert int(fetch(recorder.url + "version")) > first_version
         page = fetch(recorder.url)
         assert "BETA" in page and "ALPHA" not in page
@@ -196,16 +199,17 @@ def test_a_change_to_an_input_file_reruns_the_block(document: Path) -> None:
 def test_a_bad_option_is_reported_and_watching_goes_on(document: Path) -> None:
     document.write_text(python_document("print(1)", "timeout=soon"), encoding="utf-8")
     with watching(document, serve=True) as recorder:
-        assert recorder.url is not None
+        url = recorder.url
+        assert url is not None
         wait_for(lambda: len(recorder.errors) == 1, "the error to be reported")
         assert "timeout" in str(recorder.errors[0]) and str(document) in str(recorder.errors[0])
-        assert "mdrun-error" in fetch(recorder.url), "the preview shows the error"
+        wait_for(lambda: "mdrun-error" in fetch(url), "the preview to show the error")
         assert document.read_text(encoding="utf-8").count("mdrun:output") == 0
 
         # Fixed without needing a kernel: the block is not evaluated.
         document.write_text(python_document("print(1)", "eval=false"), encoding="utf-8")
         wait_for(lambda: len(recorder.finished) == 1, "a run after the fix")
-        assert "mdrun-error" not in fetch(recorder.url)
+        wait_for(lambda: "mdrun-error" not in fetch(url), "the preview without the error")
         assert len(recorder.errors) == 1
 
 
@@ -260,7 +264,7 @@ def test_the_command_serves_the_page_and_stops_cleanly_on_ctrl_c(tmp_path: Path)
             seen.append(lines.get(timeout=DEADLINE))
         url = next(re.search(r"http://\S+", line) for line in seen if "serving" in line)
         assert url is not None
-        assert "Prose only" in fetch(url.group())
+        wait_for(lambda: "Prose only" in fetch(url.group()), "the page")
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=DEADLINE) == 0
     finally:
