@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,11 @@ one (so 5-10 ms after a save, which is several events). A run on a file caught h
 it is still what the run read, and the end of the save makes one more run."""
 DEBOUNCE_MILLISECONDS = 500
 """...or after this long, if they keep changing."""
+SETTLED_SECONDS = 0.05
+"""The outputs are written into the document only once it was last modified this long ago: an
+editor that truncates the file and writes it in pieces may have caught the watcher's eye half
+way, and a rename over a file it still writes to would lose the rest of its save. (Written only
+if the document is still what the run read: the rest of the save makes one more run.)"""
 CHECK_SECONDS = 0.25
 """How often the file watcher looks whether it should watch other folders, or stop."""
 
@@ -163,6 +169,8 @@ class Watcher:
             self.reporter.run_failed(err)
             return
         plan = result.evaluation.plan
+        if result.changed:
+            _wait_until_settled(self.source, SETTLED_SECONDS, self.stop)
         written = write_result(result, self.store, self.source)
         ran_on = (result.text if written else plan.document.source).encode("utf-8")
         self._last = Fingerprint(ran_on, fingerprint.inputs)
@@ -227,6 +235,18 @@ class Watcher:
                 polling = True
                 self._pending.set()
                 self.stop.wait(CHECK_SECONDS)
+
+
+def _wait_until_settled(path: str, seconds: float, stop: threading.Event) -> None:
+    """Wait until `path` was last modified at least `seconds` ago (or is gone)."""
+    while not stop.is_set():
+        try:
+            age = time.time() - os.stat(path).st_mtime
+        except OSError:
+            return
+        if not 0 <= age < seconds:  # settled (or dated in the future: nothing to wait for)
+            return
+        stop.wait(seconds - age)
 
 
 def _existing_folders(paths: Iterable[str]) -> list[str]:
