@@ -38,10 +38,11 @@ it is still what the run read, and the end of the save makes one more run."""
 DEBOUNCE_MILLISECONDS = 500
 """...or after this long, if they keep changing."""
 SETTLED_SECONDS = 0.05
-"""The outputs are written into the document only once it was last modified this long ago: an
-editor that truncates the file and writes it in pieces may have caught the watcher's eye half
-way, and a rename over a file it still writes to would lose the rest of its save. (Written only
-if the document is still what the run read: the rest of the save makes one more run.)"""
+"""A file written in place (an editor that truncates it, then writes) is read only once it was
+last modified this long ago, and the outputs are written into the document only then too: one
+caught half way by the watcher would otherwise run half a save, and a rename over a file the
+editor still writes to would lose the rest of it. (Outputs are written only if the document is
+still what the run read: the rest of a save makes one more run.)"""
 CHECK_SECONDS = 0.25
 """How often the file watcher looks whether it should watch other folders, or stop."""
 
@@ -118,6 +119,8 @@ class Watcher:
         self._pending = threading.Event()
         self._watching = threading.Event()
         self._last: Fingerprint | None = None
+        self._inodes: dict[str, int] = {}
+        """The inode of each watched file at the last look (see `_note_files`)."""
 
     # -- the loop (the caller's thread) -----------------------------------------------------------
 
@@ -147,8 +150,22 @@ class Watcher:
             _read(self.source), tuple((path, _digest(path)) for path in self._inputs)
         )
 
+    def _note_files(self) -> None:
+        """Wait until the watched files written in place (the same inode as at the last look:
+        an editor that truncates, then writes) were last modified `SETTLED_SECONDS` ago; a file
+        renamed over the old one (a new inode) is whole already and is read at once."""
+        for path in (self._document, *self._inputs):
+            try:
+                inode = os.stat(path).st_ino
+            except OSError:
+                continue
+            if self._inodes.get(path) == inode:
+                _wait_until_settled(path, SETTLED_SECONDS, self.stop)
+            self._inodes[path] = inode
+
     def _run_if_changed(self) -> None:
         """Run, unless what is on disk is what the last run saw or wrote (mdrun's own write)."""
+        self._note_files()
         fingerprint = self._fingerprint()
         if fingerprint == self._last or fingerprint.document is None:
             return
@@ -172,6 +189,7 @@ class Watcher:
         if result.changed:
             _wait_until_settled(self.source, SETTLED_SECONDS, self.stop)
         written = write_result(result, self.store, self.source)
+        self._note_files()  # mdrun's own write is a new inode: the next save renamed is new again
         ran_on = (result.text if written else plan.document.source).encode("utf-8")
         self._last = Fingerprint(ran_on, fingerprint.inputs)
         self._inputs = tuple(
