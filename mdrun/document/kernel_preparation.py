@@ -97,14 +97,14 @@ class Preparer:
         those asked for earlier; it replaces a preparation for the same session."""
         dropped: list[JupyterExecutor] = []
         with self._condition:
-            if self._closed:
-                dropped = [] if base is None else [base]
+            if self._closed or (self._current == target and not self._abandon):
+                dropped = [] if base is None else [base]  # it is being prepared already
             else:
                 earlier = self._waiting.pop(target.slot, None)
                 if earlier is not None and earlier.base is not None:
                     dropped.append(earlier.base)
                 self._waiting[target.slot] = _Job(target, setup, base)
-                if self._current is not None and self._current.slot == target.slot:
+                if self._is_current(target.slot):
                     self._abandon_current()
                 self._start_thread()
                 self._condition.notify_all()

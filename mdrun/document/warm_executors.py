@@ -2,13 +2,13 @@
 kernel is brought in the background to the state before the block edited last, and a fresh spare
 kernel waits for the session that must start again.
 
-The pool's `factory` is an `ExecutorFactory`: a run's executor for a session is chosen when its
-first block runs, among those kept for the same session (same `SessionKey`, kernel and folder):
-the one whose kernel holds the most of the blocks that block needs (its chain's history is a
-prefix of them). "Closing" it gives it back instead of shutting its kernel down. Its
-`SessionChain` knows exactly which blocks its kernel holds, so a kernel is used as it is only
-when its history is such a prefix; otherwise the state is restored or replayed, as in any run:
-incremental still equals fresh.
+The pool's `factory` is an `ExecutorFactory`: a run's executor for a session is the one the
+previous run left for the same session (same `SessionKey`, kernel and folder), or, once the
+session's first block shows which chain it needs, the prepared one if its kernel holds more of
+that chain; "closing" it gives it back instead of shutting its kernel down. Its `SessionChain`
+knows exactly which blocks its kernel holds, so a kernel is used as it is only when its history
+is a prefix of the blocks a block needs; otherwise it is replaced (by the spare) and the state
+is restored or replayed, as in any run: incremental still equals fresh.
 
 After a run, the kernel that ran it holds the blocks up to the last one run, which an edit of
 that block cannot use. So once the document is written (`prepare_ahead`), a kernel is brought to
@@ -157,14 +157,15 @@ class SpareKernels:
 
 @dataclass(slots=True)
 class _Lease:
-    """A session's executor lent to one run, chosen from the pool when its first block runs
-    (then the chain it needs is known); closing it gives it back."""
+    """A pooled executor lent to one run; closing it gives it back. At the session's first
+    block (then the chain it needs is known) a kernel prepared for it may be taken instead."""
 
     pool: WarmExecutors
-    setup: ExecutorSetup
-    executor: JupyterExecutor | None = None
-    restored_before: int = 0
-    first: tuple[ChainStep, ...] | None = None
+    key: SessionSlot
+    executor: JupyterExecutor
+    restored_before: int
+    started: bool = False
+    first: tuple[ChainStep, ...] = ()
     """The chain of the first block run: the block the author edited."""
     last: tuple[ChainStep, ...] = ()
     """The chain of the last block run."""
@@ -175,17 +176,16 @@ class _Lease:
     @property
     def snapshots_restored(self) -> int:
         """Snapshots loaded during this run only."""
-        if self.executor is None:
-            return 0
         return self.executor.snapshots_restored - self.restored_before
 
     def run(self, request: BlockRequest) -> BlockResult:
         """See `executor.Executor.run`."""
         try:
-            if self.executor is None:
-                self.executor = self.pool.take(self.setup, request.before)
-                self.restored_before = self.executor.snapshots_restored
+            if not self.started:
+                self.started = True
                 self.first = request.before
+                self.executor = self.pool.best_for(self.key, self.executor, request.before)
+                self.restored_before = self.executor.snapshots_restored
             self.last = request.before
             return self.executor.run(request)
         except BaseException:
@@ -194,174 +194,181 @@ class _Lease:
 
     def close(self) -> None:
         """Give the executor (and its kernel) back to the pool."""
-        if self.closed or self.executor is None:
-            self.closed = True
+        if self.closed:
             return
         self.closed = True
         if self.interrupted:
             self.executor.close()
-        else:
+            return
+        if self.started:
             # The block edited is likely to be edited again; after a whole session ran (its
             # first block was edited, or the document is new), the last one is.
-            target = self.first or self.last
-            self.pool.give_back(self.setup, self.executor, target)
-
-
-@dataclass(slots=True)
-class _Kept:
-    """What the pool keeps for one session between runs."""
-
-    latest: JupyterExecutor | None = None
-    """The executor the session's last run used (its kernel holds the blocks that run ran)."""
-    prepared: JupyterExecutor | None = None
-    """One whose kernel holds the blocks before the block edited last (see `kernel_preparation`)."""
-    target: Target | None = None
-    """The state to prepare once the run's document is written (see `prepare_ahead`)."""
-    setup: ExecutorSetup | None = None
-    """The setup of the run that asked for `target`."""
-
-    def executors(self) -> list[JupyterExecutor]:
-        return [executor for executor in (self.latest, self.prepared) if executor is not None]
+            self.pool.note_edited(self.key, self.executor.setup, self.first or self.last)
+        self.pool.give_back(self.key, self.executor)
 
 
 @dataclass
 class WarmExecutors:
     """Sessions' executors kept between runs, with spare kernels and kernels prepared in the
-    background; `close` ends them all."""
+    background for the next edit; `close` ends them all."""
 
     keep_spares: bool = True
     """Keep a fresh kernel ready for a session that must start again."""
     prepare: bool = True
     """After a run, bring a kernel to the state before the block edited last (`prepare_ahead`)."""
     kernels: SpareKernels = field(init=False)
-    preparer: Preparer = field(init=False)
-    _kept: dict[SessionSlot, _Kept] = field(default_factory=dict)
+    _idle: dict[SessionSlot, JupyterExecutor] = field(default_factory=dict)
+    """The executor each session's last run used, least recently used first."""
+    _prepared: dict[SessionSlot, JupyterExecutor] = field(default_factory=dict)
+    """Executors whose kernel holds the blocks before the block edited last."""
+    _targets: dict[SessionSlot, tuple[Target, ExecutorSetup]] = field(default_factory=dict)
+    """The states to prepare once the last run's document is written (`prepare_ahead`)."""
+    _edited: dict[SessionSlot, tuple[ExecutorSetup, tuple[ChainStep, ...]]] = field(
+        default_factory=dict
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _preparer: Preparer | None = None
     _reused: int = 0
     _prepared_taken: int = 0
     _closed: bool = False
 
     def __post_init__(self) -> None:
         self.kernels = SpareKernels(keep_spares=self.keep_spares)
-        self.preparer = Preparer(self.kernels, self._add_prepared)
+
+    @property
+    def preparer(self) -> Preparer:
+        """The thread that prepares kernels (started on first use)."""
+        with self._lock:
+            if self._preparer is None:
+                self._preparer = Preparer(self.kernels, self._add_prepared)
+            return self._preparer
 
     def factory(self, setup: ExecutorSetup) -> Executor:
         """The executor of a session for one run (an `executor.ExecutorFactory`)."""
-        return _Lease(self, setup)
+        key = (setup.session, setup.kernel, setup.cwd)
+        with self._lock:
+            executor = self._idle.pop(key, None)
+            if executor is None:
+                executor = JupyterExecutor(setup, self.kernels)
+            else:
+                self._reused += 1
+                executor.setup = setup  # this run's reporter hears of replays
+        return _Lease(self, key, executor, executor.snapshots_restored)
 
-    def take(self, setup: ExecutorSetup, before: tuple[ChainStep, ...]) -> JupyterExecutor:
-        """The executor for a run's first block of a session: the kept one whose kernel holds
-        the most of the blocks before it (and none other), waiting for one being prepared if
-        it will hold more; else a new one (whose kernel is a spare)."""
-        slot = _slot(setup)
+    def best_for(
+        self, key: SessionSlot, executor: JupyterExecutor, before: tuple[ChainStep, ...]
+    ) -> JupyterExecutor:
+        """The executor for a run's first block of a session, whose chain is `before`: the
+        lease's, or the prepared one if its kernel holds more of that chain (and nothing
+        else), waiting for one being prepared if it will hold more still."""
         wanted = [step.identity for step in before]
         with self._lock:
-            held = max(self._holding(slot, wanted), default=0)
+            held = max(
+                (
+                    len(kept.chain.history)
+                    for kept in (executor, self._prepared.get(key))
+                    if kept is not None and holds_prefix(kept.chain.history, wanted)
+                ),
+                default=0,
+            )
         # Outside the pool's lock: the preparer hands its kernel over under its own, then ours.
-        self.preparer.settle(slot, wanted, held)
+        if self._preparer is not None:
+            self._preparer.settle(key, wanted, held)
         with self._lock:
-            kept = self._kept.get(slot)
-            best = None
-            if kept is not None:
-                usable = [
-                    executor
-                    for executor in kept.executors()
-                    if holds_prefix(executor.chain.history, wanted)
-                ]
-                best = max(usable, key=lambda executor: len(executor.chain.history), default=None)
-            if kept is None or best is None:
-                return JupyterExecutor(setup, self.kernels)
-            self._reused += 1
-            if best is kept.prepared:
-                kept.prepared = None
-                self._prepared_taken += 1
-            else:
-                kept.latest = None
-        best.setup = setup  # this run's reporter hears of replays
-        return best
+            prepared = self._prepared.get(key)
+            if prepared is None or not _holds_more(prepared, executor, wanted):
+                return executor
+            del self._prepared[key]
+            self._prepared_taken += 1
+            # The lease's own is weighed again when the run gives its executor back.
+            parked = key not in self._idle
+            if parked:
+                self._idle[key] = executor
+        if not parked:
+            executor.close()
+        prepared.setup = executor.setup  # this run's reporter hears of replays
+        return prepared
 
-    def give_back(
-        self, setup: ExecutorSetup, executor: JupyterExecutor, target: tuple[ChainStep, ...]
+    def note_edited(
+        self, key: SessionSlot, setup: ExecutorSetup, before: tuple[ChainStep, ...]
     ) -> None:
-        """Keep a run's executor for the next run, and note the state to prepare (`target`:
-        the blocks before the block edited). It is closed instead when the pool is closed, or
-        its kernel holds what no fresh run would reach (an interrupted block, or blocks run
-        after a failure, whose identities are not their content's)."""
-        slot = _slot(setup)
+        """Which block of the session a run began with (its chain `before`), given back next."""
+        with self._lock:
+            self._edited[key] = (setup, before)
+
+    def give_back(self, key: SessionSlot, executor: Executor) -> None:
+        """Keep an executor for the next run (or close it: the pool is closed, or its kernel
+        holds what no fresh run would reach: an interrupted block, or blocks run after a failure,
+        whose identities are not their content's), and note the state to prepare for the block
+        edited (`note_edited`): the executors kept before may hold it, or a prefix of it."""
+        assert isinstance(executor, JupyterExecutor)
         retired: list[JupyterExecutor] = []
         with self._lock:
+            setup, before = self._edited.pop(key, (None, ()))
             if self._closed or not _exact(executor):
                 retired.append(executor)
             else:
-                kept = self._kept.setdefault(slot, _Kept())
-                retired.extend(kept.executors())
-                kept.latest, kept.prepared = executor, None
-                kept.target = kept.setup = None
-                wanted = Target(slot, target)
-                # One kept before (not used by this run) may hold the target, or a prefix of it.
-                base = max(
-                    (old for old in retired if holds_prefix(old.chain.history, wanted.identities)),
-                    key=lambda old: len(old.chain.history),
-                    default=None,
-                )
-                if base is not None:
-                    retired.remove(base)
-                    kept.prepared = base
-                needed = target and (base is None or base.chain.history != wanted.identities)
-                if needed and self.prepare and all(_is_stable(step.identity) for step in target):
-                    kept.target, kept.setup = wanted, setup
+                retired += [old for old in (self._idle.pop(key, None),) if old is not None]
+                retired += [old for old in (self._prepared.pop(key, None),) if old is not None]
+                self._idle[key] = executor  # the most recently used last
+                self._targets.pop(key, None)
+                if setup is not None and before:
+                    self._keep_for(Target(key, before), setup, retired)
         for old in retired:
             old.close()
+
+    def _keep_for(self, target: Target, setup: ExecutorSetup, old: list[JupyterExecutor]) -> None:
+        """Under the lock: keep the one of `old` that holds the most of `target` (and nothing
+        else) as prepared, and note what remains to prepare."""
+        identities = target.identities
+        usable = [executor for executor in old if holds_prefix(executor.chain.history, identities)]
+        base = max(usable, key=lambda executor: len(executor.chain.history), default=None)
+        if base is not None:
+            old.remove(base)
+            self._prepared[target.slot] = base
+        ready = base is not None and base.chain.history == identities
+        if not ready and self.prepare and all(_is_stable(step.identity) for step in target.steps):
+            self._targets[target.slot] = (target, setup)
 
     def prepare_ahead(self) -> None:
         """Start preparing the states the last run asked for (the watcher calls this once the
         document is written, so that preparing takes nothing from the run)."""
-        jobs: list[tuple[Target, ExecutorSetup, JupyterExecutor | None]] = []
         with self._lock:
-            for kept in self._kept.values():
-                if kept.target is not None and kept.setup is not None:
-                    jobs.append((kept.target, kept.setup, kept.prepared))
-                    kept.target = kept.setup = kept.prepared = None
+            jobs = [
+                (target, setup, self._prepared.pop(key, None))
+                for key, (target, setup) in self._targets.items()
+            ]
+            self._targets.clear()
         for target, setup, base in jobs:
             self.preparer.prepare(target, setup, base)
 
     def counts(self) -> PoolCounts:
         """What the pool did so far."""
+        prepared = 0 if self._preparer is None else self._preparer.prepared
         return PoolCounts(
-            self.kernels.started,
-            self.kernels.taken,
-            self._reused,
-            self.preparer.prepared,
-            self._prepared_taken,
+            self.kernels.started, self.kernels.taken, self._reused, prepared, self._prepared_taken
         )
 
     def close(self) -> None:
         """Shut every kernel down, and return once they are gone (idempotent)."""
         with self._lock:
             self._closed = True
-            kept = [executor for entry in self._kept.values() for executor in entry.executors()]
-            self._kept.clear()
-        self.preparer.close()
+            kept = [*self._idle.values(), *self._prepared.values()]
+            self._idle.clear()
+            self._prepared.clear()
+            preparer = self._preparer
+        if preparer is not None:
+            preparer.close()
         for executor in kept:
             executor.close()
         self.kernels.close()
 
-    def _holding(self, slot: SessionSlot, wanted: list[str]) -> list[int]:
-        """Under the lock: how many of `wanted` each kept executor of `slot` holds."""
-        kept = self._kept.get(slot)
-        executors = [] if kept is None else kept.executors()
-        return [
-            len(executor.chain.history)
-            for executor in executors
-            if holds_prefix(executor.chain.history, wanted)
-        ]
-
     def _add_prepared(self, target: Target, executor: JupyterExecutor) -> None:
-        """The preparer's delivery (under its lock): keep it unless the pool closed."""
+        """The preparer's delivery (under its lock): kept, unless the pool closed."""
         with self._lock:
             if not self._closed:
-                kept = self._kept.setdefault(target.slot, _Kept())
-                old, kept.prepared = kept.prepared, executor
+                old = self._prepared.get(target.slot)
+                self._prepared[target.slot] = executor
                 if old is None:
                     return
                 executor = old
@@ -374,8 +381,13 @@ class WarmExecutors:
         self.close()
 
 
-def _slot(setup: ExecutorSetup) -> SessionSlot:
-    return (setup.session, setup.kernel, setup.cwd)
+def _holds_more(candidate: JupyterExecutor, other: JupyterExecutor, wanted: list[str]) -> bool:
+    """Whether `candidate`'s kernel holds more of the chain `wanted` than `other`'s (and no block
+    outside it)."""
+    if not holds_prefix(candidate.chain.history, wanted):
+        return False
+    held = other.chain.history
+    return not holds_prefix(held, wanted) or len(candidate.chain.history) > len(held)
 
 
 def _is_stable(identity: str) -> bool:
