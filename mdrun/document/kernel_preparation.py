@@ -111,15 +111,14 @@ class Preparer:
         for executor in dropped:
             executor.close()
 
-    def settle(self, slot: SessionSlot, wanted: Sequence[str], held: int) -> None:
+    def settle(self, slot: SessionSlot, wanted: Sequence[str], held: int) -> JupyterExecutor | None:
         """Before a run takes an executor of `slot` for a block whose chain is `wanted` (a kept
         one holds `held` of its blocks): wait for a preparation under way that gives it more,
-        and drop those that would not help it (the run brings its own kernel to its state)."""
-        dropped: list[JupyterExecutor] = []
+        and drop those that would not help it (the run brings its own kernel to its state).
+        A preparation not yet begun is dropped too; the executor it was to start from (if any)
+        is returned, untouched, for the run to weigh."""
         with self._condition:
             waiting = self._waiting.pop(slot, None)
-            if waiting is not None and waiting.base is not None:
-                dropped.append(waiting.base)
             while self._is_current(slot) and not self._abandon:
                 current = self._current
                 assert current is not None
@@ -127,8 +126,7 @@ class Preparer:
                     self._condition.wait()
                 else:
                     self._abandon_current()
-        for executor in dropped:
-            executor.close()
+        return None if waiting is None else waiting.base
 
     def close(self) -> None:
         """Cut the preparation under way short, drop those waiting, and end the thread."""

@@ -272,8 +272,12 @@ class WarmExecutors:
                 default=0,
             )
         # Outside the pool's lock: the preparer hands its kernel over under its own, then ours.
-        if self._preparer is not None:
-            self._preparer.settle(key, wanted, held)
+        unprepared = None if self._preparer is None else self._preparer.settle(key, wanted, held)
+        with self._lock:
+            if unprepared is not None and key not in self._prepared:
+                self._prepared[key], unprepared = unprepared, None
+        if unprepared is not None:
+            unprepared.close()
         with self._lock:
             prepared = self._prepared.get(key)
             if prepared is None or not _holds_more(prepared, executor, wanted):

@@ -73,7 +73,6 @@ class EditCase:
             parts.append(f"```python\n{code}\n```\n")
         return "\n".join(parts)
 
-
     def aim(self, before: str, after: str) -> float:
         """The aim for an edit that turned the document `before` into `after`: the allowance,
         plus (`plus_blocks`) the own time of the blocks that ran for it (from the edited one
@@ -107,6 +106,7 @@ CASES = (
     EditCase("heavy (10 x 0.5 s), last", 10, HEAVY_BLOCK, 9, plus_blocks=True),
     EditCase("heavy (10 x 0.5 s), middle", 10, HEAVY_BLOCK, 5, 0.2, plus_blocks=True),
 )
+
 
 def _save(path: Path, text: str) -> None:
     temporary = path.with_name(".edit-loop-saving.md")
