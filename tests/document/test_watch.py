@@ -132,13 +132,14 @@ def document(tmp_path: Path) -> Path:
 def test_a_save_reruns_the_document_and_the_preview_follows(document: Path) -> None:
     document.write_text(python_document('print("alpha".upper())'), encoding="utf-8")
     with watching(document, serve=True) as recorder:
-        assert recorder.url is not None
+        url = recorder.url
+        assert url is not None
         wait_for(lambda: len(recorder.finished) == 1, "the first run")
         assert "ALPHA" in region_text(document)
         # The page is exported after the document is written, off the path of the next save.
-        wait_for(lambda: fetch(recorder.url + "version") != "0", "the first page")
-        first_version = int(fetch(recorder.url + "version"))
-        assert "ALPHA" in fetch(recorder.url)
+        wait_for(lambda: fetch(url + "version") != "0", "the first page")
+        first_version = int(fetch(url + "version"))
+        assert "ALPHA" in fetch(url)
 
         # mdrun's own write of the outputs is a change on disk that must not start a run.
         time.sleep(QUIET)
@@ -149,9 +150,9 @@ def test_a_save_reruns_the_document_and_the_preview_follows(document: Path) -> N
         )
         wait_for(lambda: "BETA" in region_text(document), "the new output in the document")
         wait_for(lambda: len(recorder.finished) == 2, "the second run")
-        wait_for(lambda: "BETA" in fetch(recorder.url), "the second run to be published")
-        assert int(fetch(recorder.url + "version")) > first_version
-        page = fetch(recorder.url)
+        wait_for(lambda: "BETA" in fetch(url), "the second run to be published")
+        assert int(fetch(url + "version")) > first_version
+        page = fetch(url)
         assert "BETA" in page and "ALPHA" not in page
         assert 'fetch("/version"' in page, "the page reloads itself after a run"
 
