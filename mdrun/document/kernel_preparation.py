@@ -216,6 +216,11 @@ class Preparer:
             ready = executor.bring_to_state(target.steps)
         except (KernelError, _Abandoned):
             ready = False
+        except Exception:
+            # Preparing is only a head start, and this thread must go on: whatever went wrong
+            # (a snapshot unreadable...), the run brings its own kernel to the state it needs,
+            # and reports what goes wrong then as any run does.
+            ready = False
         if ready and executor.state_known and executor.chain.history == target.identities:
             return executor
         executor.kernels = self._source
