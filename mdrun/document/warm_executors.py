@@ -214,8 +214,10 @@ class WarmExecutors:
 
     keep_spares: bool = True
     """Keep a fresh kernel ready for a session that must start again."""
-    prepare: bool = True
-    """After a run, bring a kernel to the state before the block edited last (`prepare_ahead`)."""
+    prepare: bool = False
+    """After a run, bring a kernel to the state before the block edited last: the caller says
+    when, with `prepare_ahead` (`watch` does, once the document is written). Without it, no
+    executor is kept beyond one per session."""
     kernels: SpareKernels = field(init=False)
     _idle: dict[SessionSlot, JupyterExecutor] = field(default_factory=dict)
     """The executor each session's last run used, least recently used first."""
@@ -324,6 +326,8 @@ class WarmExecutors:
     def _keep_for(self, target: Target, setup: ExecutorSetup, old: list[JupyterExecutor]) -> None:
         """Under the lock: keep the one of `old` that holds the most of `target` (and nothing
         else) as prepared, and note what remains to prepare."""
+        if not self.prepare:
+            return
         identities = target.identities
         usable = [executor for executor in old if holds_prefix(executor.chain.history, identities)]
         base = max(usable, key=lambda executor: len(executor.chain.history), default=None)
@@ -331,7 +335,7 @@ class WarmExecutors:
             old.remove(base)
             self._prepared[target.slot] = base
         ready = base is not None and base.chain.history == identities
-        if not ready and self.prepare and all(_is_stable(step.identity) for step in target.steps):
+        if not ready and all(_is_stable(step.identity) for step in target.steps):
             self._targets[target.slot] = (target, setup)
 
     def prepare_ahead(self) -> None:

@@ -110,7 +110,7 @@ class Watcher:
         self._publisher: PreviewPublisher | None = None
         """Exports each run for the preview, while `watch` runs."""
         self.stop = stop or threading.Event()
-        self.executors = executors or WarmExecutors()
+        self.executors = executors or WarmExecutors(prepare=True)
         """The sessions' executors, kept between runs; closed when `watch` returns."""
         self._document = os.path.realpath(source)
         self._inputs: tuple[str, ...] = ()

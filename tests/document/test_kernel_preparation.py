@@ -70,7 +70,7 @@ def test_an_edit_runs_in_the_kernel_prepared_for_it_without_replaying(
 ) -> None:
     document.write_text(LOGGED, encoding="utf-8")
     log = document.with_name("runs.log")
-    with WarmExecutors() as pool, watching(document, executors=pool) as recorder:
+    with WarmExecutors(prepare=True) as pool, watching(document, executors=pool) as recorder:
         runs(recorder, 1)
         # The whole document ran: the last block is the one prepared for (blocks 1-2 replayed).
         wait_for(lambda: pool.counts().kernels_prepared == 1, "a kernel prepared")
@@ -114,7 +114,7 @@ def test_saves_during_a_preparation_wait_for_it_or_cut_it_short(
     document: Path, tmp_path: Path
 ) -> None:
     document.write_text(SLOW_REPLAY, encoding="utf-8")
-    with WarmExecutors() as pool, watching(document, executors=pool) as recorder:
+    with WarmExecutors(prepare=True) as pool, watching(document, executors=pool) as recorder:
         runs(recorder, 1)
         # At once, while block 1 is being replayed: block 2 needs that state, so the run waits.
         second = document.read_text(encoding="utf-8").replace('"first"', '"second"')

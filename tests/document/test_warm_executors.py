@@ -65,8 +65,7 @@ def document(tmp_path: Path) -> Path:
 @pytest.mark.timeout(180)
 def test_watch_keeps_the_kernel_between_saves(document: Path) -> None:
     document.write_text("# Grows\n\n```python\nx = 6\n```\n", encoding="utf-8")
-    pool = WarmExecutors(keep_spares=False, prepare=False)
-    with pool, watching(document, executors=pool) as recorder:
+    with WarmExecutors(keep_spares=False) as pool, watching(document, executors=pool) as recorder:
         runs(recorder, 1)
         # A block added at the end runs in the kernel that holds the block before it.
         save(document, document.read_text(encoding="utf-8") + "\n```python\nprint(x * 7)\n```\n")
@@ -84,8 +83,7 @@ def test_a_middle_edit_under_watch_equals_a_fresh_run_and_takes_the_spare(
     document: Path, tmp_path: Path
 ) -> None:
     document.write_text(THREE_BLOCKS, encoding="utf-8")
-    # Without kernels prepared ahead (see test_kernel_preparation), an edit takes the spare.
-    with WarmExecutors(prepare=False) as pool, watching(document, executors=pool) as recorder:
+    with WarmExecutors() as pool, watching(document, executors=pool) as recorder:
         runs(recorder, 1)
         assert "11" in document.read_text(encoding="utf-8")
         # The spare is being started (or ready): the session that must start again takes it.
