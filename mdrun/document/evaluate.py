@@ -311,8 +311,15 @@ def _step(planned: PlannedBlock, known: KnownBlock) -> ChainStep:
         seconds=0.0 if stored is None else stored.seconds(),
         snapshot=snapshot,
         snapshot_sha256=None if stored is None or snapshot is None else stored.snapshot_sha256,
+        snapshot_bytes=0 if stored is None or snapshot is None else _state_bytes(stored),
         max_output=planned.options.max_output,
     )
+
+
+def _state_bytes(stored: StoredResult) -> int:
+    """The size of the state a block's snapshot holds, as its state record says."""
+    size = stored.state().get("size")
+    return size if isinstance(size, int) else 0
 
 
 def _broken(planned: PlannedBlock) -> str:

@@ -39,6 +39,8 @@ class ChainStep:
     """A snapshot of the session state right after it, if one is stored."""
     snapshot_sha256: str | None = None
     """The digest its realization records for the snapshot: loaded only if it matches."""
+    snapshot_bytes: int = 0
+    """The size of the state the snapshot holds (what loading it costs)."""
     max_output: int | None = None
     """Characters of output it keeps (see `output_limit`), for replays too."""
 

@@ -23,7 +23,12 @@ from mdrun.document.kernel_shutdown import BACKGROUND
 from mdrun.document.kernels import KernelChoice
 from mdrun.document.outputs import Output
 from mdrun.document.record_files import SNAPSHOT_FILE, STATE_FILE
-from mdrun.document.session_chain import SNAPSHOT_AFTER_SECONDS, SessionChain
+from mdrun.document.session_chain import (
+    REPLAY_OVERHEAD_SECONDS,
+    SNAPSHOT_AFTER_SECONDS,
+    SNAPSHOT_BYTES_PER_SECOND,
+    SessionChain,
+)
 from mdrun.document.status import is_accepted
 from mdrun.errors import KernelError
 
@@ -40,17 +45,20 @@ class CaptureRequest:
     snapshot: bool | None
     """True: always snapshot; False: never; None: when replaying would cost enough."""
     replay_cost: float = 0.0
-    """Seconds that replaying the blocks before this one (since the last snapshot) takes."""
+    """Seconds that bringing a kernel to the state before this block takes (replaying the
+    blocks since the last snapshot, or loading it), with mdrun's own cost for this block."""
 
-    def expression(self) -> str:
-        """The call the kernel evaluates (see `kernel_state.capture`)."""
+    def expression(self, after_error: bool = False) -> str:
+        """The call the kernel evaluates (see `kernel_state.capture`); `after_error`: in a
+        request of its own, after the block raised."""
         report = str(self.folder / STATE_FILE)
         snapshot = None if self.snapshot is False else str(self.folder / SNAPSHOT_FILE)
         after = SNAPSHOT_AFTER_SECONDS if self.snapshot is None else None
         return (
             "__import__('_mdrun_state').capture(get_ipython().user_ns, "
             f"get_ipython().user_ns_hidden, {report!r}, {snapshot!r}, "
-            f"replay_cost={self.replay_cost!r}, snapshot_after={after!r})"
+            f"replay_cost={self.replay_cost!r}, snapshot_after={after!r}, "
+            f"load_bytes_per_second={SNAPSHOT_BYTES_PER_SECOND!r}, after_error={after_error!r})"
         )
 
     def report(self) -> dict[str, Any]:
@@ -68,10 +76,13 @@ class CaptureRequest:
 
 
 def _state_agent_setup() -> str:
-    """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`."""
-    from mdrun.document import kernel_state
+    """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state` (and
+    `kernel_touched`, which it uses, as `_mdrun_touched`)."""
+    from mdrun.document import kernel_state, kernel_touched
 
-    return installer(kernel_state, "_mdrun_state", "watch_initial_states()")
+    return installer(kernel_touched, "_mdrun_touched") + installer(
+        kernel_state, "_mdrun_state", "watch_initial_states()"
+    )
 
 
 def start_kernel(choice: KernelChoice, cwd: Path) -> KernelSession:
@@ -145,7 +156,7 @@ class JupyterExecutor:
         assert session is not None
         capture = None
         if request.folder is not None and self.chain.inspects_state:
-            cost = self.chain.replay_cost(request.before)
+            cost = self.chain.replay_cost(request.before) + REPLAY_OVERHEAD_SECONDS
             capture = CaptureRequest(request.folder, request.snapshot, cost)
         step = request.step
         result = session.execute(
@@ -161,7 +172,7 @@ class JupyterExecutor:
             return BlockResult.of(result.status, outputs, result.seconds, folder=request.folder)
         if result.status == "error" and session.alive:
             # The state a block that raised leaves is digested too, in a request of its own.
-            session.run_hidden(capture.expression())
+            session.run_hidden(capture.expression(after_error=True))
         snapshot = self._kept_snapshot(capture, request.snapshot, result.seconds)
         return BlockResult.of(
             result.status,

@@ -20,6 +20,7 @@ unchanged) and prevents the snapshot, so state is then restored by replaying blo
 from __future__ import annotations
 
 import contextlib
+import copyreg
 import hashlib
 import importlib.abc
 import importlib.util
@@ -44,10 +45,17 @@ _module_globals: dict[str, dict[str, int]] = {}
 """For each module imported since the kernel started: its globals' ids right after import."""
 _cell_started: list[float] = []
 """When the block being run started (IPython's pre_run_cell event)."""
-_cells_since_capture: list[int] = [0]
-"""How many cells ran since the last capture: 1 when only the block being captured did."""
+_cell_code: list[str] = []
+"""The code of the last block run visibly (IPython's pre_run_cell event)."""
+_executions_since_capture: list[int] = [0]
+"""How many requests ran code since the last capture (silent replays and mdrun's own hidden
+requests included): 1 when only the block being captured did."""
 _last_capture: list[dict[str, str | None]] = []
 """The digest of each name at the last capture, while it can serve as the baseline."""
+_last_values: dict[str, tuple[str, int]] = {}
+"""Each variable's digest and size at the last capture (see `_digest_incrementally`)."""
+_last_reaches: dict[str, Any] = {}
+"""Each variable's `kernel_touched.Reach` at the last capture."""
 _imported_later: set[str] = set()
 """Modules imported after the kernel started."""
 GLOBAL_PREFIX = "<global "
@@ -117,9 +125,13 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
         return spec
 
 
-def _note_cell_start(_info: Any) -> None:
+def _note_cell_start(info: Any) -> None:
     _cell_started[:] = [time.perf_counter()]
-    _cells_since_capture[0] += 1
+    _cell_code[:] = [getattr(info, "raw_cell", None) or ""]
+
+
+def _note_execution() -> None:
+    _executions_since_capture[0] += 1
 
 
 def watch_initial_states() -> None:
@@ -133,7 +145,9 @@ def watch_initial_states() -> None:
     with contextlib.suppress(ImportError, AttributeError):
         from IPython import get_ipython
 
-        get_ipython().events.register("pre_run_cell", _note_cell_start)
+        events = get_ipython().events
+        events.register("pre_run_cell", _note_cell_start)
+        events.register("pre_execute", _note_execution)
     for name, module in list(sys.modules.items()):
         if isinstance(module, types.ModuleType):
             _module_globals[name] = _global_ids(module)
@@ -164,6 +178,10 @@ def _strict_pickler_class() -> Any:
         def reducer_override(self, obj: Any) -> Any:
             if isinstance(obj, io.IOBase):
                 raise TypeError(f"an open file or stream ({type(obj).__name__}) cannot be saved")
+            if isinstance(obj, type):
+                # Pickling an instance caches `__slotnames__` in its class: set it before the
+                # class is pickled, or the class's digest would change once an instance is.
+                copyreg._slotnames(obj)  # type: ignore[attr-defined]
             parent = getattr(super(), "reducer_override", None)
             return NotImplemented if parent is None else parent(obj)
 
@@ -246,25 +264,40 @@ def module_states(namespace: dict[str, Any]) -> dict[str, Any]:
 _IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range})
 _digests: dict[int, tuple[Any, str, int]] = {}
 """Digests of immutable values by id (holding the value, so the id cannot be reused)."""
+MEMO_LIMIT = 200_000
+"""A value whose pickle goes through more objects is digested after every block: keeping what
+it went through (to see a change made through another name) would cost more than that."""
 
 
 def digest_value(value: Any) -> tuple[str, int]:
     """`value_digest`, remembered for immutable values: a session's variables are digested
     after every block, and most of them did not change."""
-    if type(value) not in _IMMUTABLE:
-        return value_digest(value)
-    cached = _digests.get(id(value))
-    if cached is not None and cached[0] is value:
-        return cached[1], cached[2]
-    if len(_digests) > 100_000:
-        _digests.clear()
-    digest, size = value_digest(value)
-    _digests[id(value)] = (value, digest, size)
+    digest, size, _reach = _digest_and_reach(value)
     return digest, size
 
 
-def value_digest(value: Any) -> tuple[str, int]:
-    """The SHA-256 of one value's pickle, and its size in bytes.
+def _digest_and_reach(value: Any) -> tuple[str, int, Any]:
+    """A value's digest and size, and the `Reach` of what its pickle went through."""
+    touched = _touched_module()
+    if type(value) in _IMMUTABLE:
+        cached = _digests.get(id(value))
+        if cached is None or cached[0] is not value:
+            if len(_digests) > 100_000:
+                _digests.clear()
+            cached = (value, *value_digest(value))
+            _digests[id(value)] = cached
+        return cached[1], cached[2], touched.Reach(id(value), frozenset(), frozenset())
+    memo: list[Any] = []
+    digest, size = value_digest(value, memo)
+    if len(memo) > MEMO_LIMIT:
+        return digest, size, touched.Reach(id(value), None, frozenset())
+    ids, names = touched.reach_of(memo)
+    return digest, size, touched.Reach(id(value), ids, names)
+
+
+def value_digest(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
+    """The SHA-256 of one value's pickle, and its size in bytes; `memo` is given the objects
+    the pickle went through.
 
     Large buffers (numpy arrays, pandas columns) go out of band (pickle protocol 5) and are
     hashed where they lie in memory, never copied into the pickle stream.
@@ -273,7 +306,10 @@ def value_digest(value: Any) -> tuple[str, int]:
         raise TypeError(f"an open file or stream ({type(value).__name__}) cannot be saved")
     stream = io.BytesIO()
     buffers: list[pickle.PickleBuffer] = []
-    _strict_pickler_class()(stream, protocol=5, buffer_callback=buffers.append).dump(value)
+    pickler = _strict_pickler_class()(stream, protocol=5, buffer_callback=buffers.append)
+    pickler.dump(value)
+    if memo is not None:
+        memo.extend(entry[1] for entry in pickler.memo.copy().values())
     digest = hashlib.sha256(stream.getbuffer())
     size = stream.tell()
     for buffer in buffers:
@@ -284,6 +320,16 @@ def value_digest(value: Any) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _touched_module() -> Any:
+    """`kernel_touched`: installed beside this module in the kernel, imported on the host."""
+    module = sys.modules.get("_mdrun_touched")
+    if module is None:
+        import importlib
+
+        module = importlib.import_module("mdrun.document.kernel_touched")
+    return module
+
+
 def capture(
     namespace: dict[str, Any],
     hidden: set[str] | dict[str, Any],
@@ -292,51 +338,24 @@ def capture(
     *,
     replay_cost: float = 0.0,
     snapshot_after: float | None = None,
+    load_bytes_per_second: float | None = None,
+    after_error: bool = False,
 ) -> None:
     """Digest the session's state into `result_path`; maybe snapshot it into `snapshot_path`.
 
     With `snapshot_after`, the snapshot is taken only if replaying the session up to here
     would cost that many seconds: `replay_cost` (the blocks before this one, since the last
-    snapshot) plus this block's own time, measured here since it started."""
+    snapshot) plus this block's own time, measured here since it started; and, with
+    `load_bytes_per_second`, only if loading it back would cost less than that replaying.
+    `after_error`: the capture runs in a request of its own, after the block raised."""
     started = time.perf_counter()
     cell_seconds = started - _cell_started[0] if _cell_started else 0.0
-    if snapshot_after is not None and replay_cost + cell_seconds < snapshot_after:
-        snapshot_path = None
+    only_the_block = _executions_since_capture[0] == (2 if after_error else 1)
+    _executions_since_capture[0] = 0
     values = {name: namespace[name] for name in user_variables(namespace, hidden)}
-    values.update(module_states(dict(values)))
-    digests, opaque, kept, modules, size = _digest_values(values)
-    state = hashlib.sha256(json.dumps(digests, sort_keys=True).encode())
-    if opaque:
-        state.update(secrets.token_bytes(16))
-    result: dict[str, Any] = {
-        "digest": state.hexdigest(),
-        **_changes(digests, opaque),
-        "opaque": opaque,
-        "capture_seconds": time.perf_counter() - started,
-        "cell_seconds": cell_seconds,
-        "size": size,
-    }
-    if snapshot_path is not None and not opaque:
-        result.update(_write_snapshot(snapshot_path, kept, modules))
-    with open(result_path, "w") as stream:
-        json.dump(result, stream)
-
-
-def _digest_values(
-    values: dict[str, Any],
-) -> tuple[dict[str, str], dict[str, str], dict[str, Any], dict[str, str], int]:
-    """Each value's digest; the values that cannot be digested (opaque), those a snapshot
-    keeps, the modules (kept by name) and the bytes digested."""
-    digests: dict[str, str] = {}
-    opaque: dict[str, str] = {}
-    kept: dict[str, Any] = {}
-    modules: dict[str, str] = {}
-    size = 0
-    for name, value in values.items():
-        if isinstance(value, types.ModuleType):
-            modules[name] = value.__name__
-            digests[name] = "module:" + value.__name__
-            continue
+    code = _cell_code[0] if _cell_code and only_the_block else None
+    digests, opaque, kept, modules, size = _digest_incrementally(values, code)
+    for name, value in module_states(dict(values)).items():
         try:
             digests[name], value_size = digest_value(value)
         except Exception as err:
@@ -348,7 +367,92 @@ def _digest_values(
     if pyplot is not None and pyplot.get_fignums():
         # pyplot's figure registry lives in the module: a snapshot would lose it.
         opaque["<matplotlib.pyplot>"] = f"{len(pyplot.get_fignums())} open figures"
+    state = hashlib.sha256(json.dumps(digests, sort_keys=True).encode())
+    if opaque:
+        state.update(secrets.token_bytes(16))
+    result: dict[str, Any] = {
+        "digest": state.hexdigest(),
+        **_changes(digests, opaque, only_the_block),
+        "opaque": opaque,
+        "capture_seconds": time.perf_counter() - started,
+        "cell_seconds": cell_seconds,
+        "size": size,
+    }
+    if snapshot_after is not None:
+        replay = replay_cost + cell_seconds
+        load = 0.0 if load_bytes_per_second is None else size / load_bytes_per_second
+        if replay < snapshot_after or load > replay:
+            snapshot_path = None
+    if snapshot_path is not None and not opaque:
+        result.update(_write_snapshot(snapshot_path, kept, modules))
+    with open(result_path, "w") as stream:
+        json.dump(result, stream)
+
+
+def _digest_incrementally(
+    values: dict[str, Any], code: str | None
+) -> tuple[dict[str, str], dict[str, str], dict[str, Any], dict[str, str], int]:
+    """Each variable's digest, computed again only for those the block may have touched (see
+    `kernel_touched`; all of them when `code` is None or cannot be analysed); the variables that
+    cannot be digested (opaque), those a snapshot keeps, the modules (kept by name) and the
+    bytes digested."""
+    touched_module = _touched_module()
+    code_touched = None if code is None else touched_module.names_in_code(code)
+    previous = dict(_last_reaches) if code_touched is not None else {}
+    current: dict[str, Any] = {}
+    fresh: dict[str, tuple[str, int] | str] = {}
+    pending: set[str] | None = set(values)
+    if code_touched is not None:
+        pending = touched_module.touched_names(values, code_touched, previous, current)
+    while True:
+        for name in (set(values) if pending is None else pending & set(values)) - set(fresh):
+            fresh[name] = _digest_one(values[name], name, current)
+        if pending is None or code_touched is None:
+            break
+        grown = touched_module.touched_names(values, code_touched, previous, current)
+        if grown is None:
+            pending = None
+        elif grown & set(values) <= set(fresh):
+            break
+        else:
+            pending = grown
+    digests: dict[str, str] = {}
+    opaque: dict[str, str] = {}
+    kept: dict[str, Any] = {}
+    modules: dict[str, str] = {}
+    size = 0
+    last_values = dict(_last_values)
+    _last_values.clear()
+    _last_reaches.clear()
+    for name, value in values.items():
+        known = fresh[name] if name in fresh else last_values[name]
+        if isinstance(known, str):
+            opaque[name] = known
+            continue
+        digests[name], value_size = known
+        _last_values[name] = known
+        _last_reaches[name] = current.get(name) or previous[name]
+        if isinstance(value, types.ModuleType):
+            modules[name] = value.__name__
+        else:
+            kept[name] = value
+            size += value_size
     return digests, opaque, kept, modules, size
+
+
+def _digest_one(value: Any, name: str, reaches: dict[str, Any]) -> tuple[str, int] | str:
+    """A variable's digest and size (its reach into `reaches`), or why it cannot be digested."""
+    touched = _touched_module()
+    if isinstance(value, types.ModuleType):
+        reaches[name] = touched.Reach(id(value), frozenset(), frozenset())
+        return "module:" + value.__name__, 0
+    try:
+        digest, size, reach = _digest_and_reach(value)
+    except Exception as err:
+        reaches[name] = touched.Reach(id(value), None, frozenset())
+        return f"{type(value).__name__} ({type(err).__name__})"
+    reaches[name] = reach
+    return digest, size
 
 
 def _write_snapshot(
@@ -376,16 +480,17 @@ def _write_snapshot(
     return {"snapshot_seconds": time.perf_counter() - written}
 
 
-def _changes(digests: dict[str, str], opaque: dict[str, str]) -> dict[str, Any]:
+def _changes(
+    digests: dict[str, str], opaque: dict[str, str], only_the_block: bool
+) -> dict[str, Any]:
     """What the record lists: the names whose values changed since the block before this one,
     and those it removed. Listing every name after every block would make a long document's
     records grow with the square of its length. The block before is the baseline only when
     this kernel captured it and ran nothing else since (no replay, no restore); otherwise
     every name is listed, and `since` says so."""
     current: dict[str, str | None] = {**digests, **dict.fromkeys(opaque)}
-    baseline = _last_capture[0] if _last_capture and _cells_since_capture[0] == 1 else None
+    baseline = _last_capture[0] if _last_capture and only_the_block else None
     _last_capture[:] = [current]
-    _cells_since_capture[0] = 0
     if baseline is None:
         return {"since": "nothing", "changed": sorted(current), "removed": []}
     changed = [
@@ -429,6 +534,8 @@ def restore(
     loaded either); the result file then says `refused`."""
     started = time.perf_counter()
     _last_capture.clear()  # the session's state is no longer what the last capture saw
+    _last_reaches.clear()
+    _last_values.clear()
     import importlib
 
     with open(snapshot_path, "rb") as stream:
