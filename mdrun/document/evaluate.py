@@ -267,7 +267,7 @@ class Evaluator:
         """Bring in a snapshot left on a remote cache, right before it is loaded (False: it
         cannot be had, the session replays instead)."""
         rref = self.snapshot_rrefs.get(snapshot)
-        return rref is None or snapshot.exists() or fetch_snapshot(self.store, rref)
+        return rref is None or fetch_snapshot(self.store, rref)
 
     def _snapshot_refused(self, snapshot: Path) -> None:
         """A snapshot did not match its recorded digest: it was not loaded; say so."""

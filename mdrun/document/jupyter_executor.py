@@ -22,7 +22,7 @@ from mdrun.document.kernel_agents import installer
 from mdrun.document.kernel_shutdown import BACKGROUND
 from mdrun.document.kernels import KernelChoice
 from mdrun.document.outputs import Output
-from mdrun.document.record_files import SNAPSHOT_FILE, STATE_FILE
+from mdrun.document.record_files import SNAPSHOT_FILE, SNAPSHOT_FILES, STATE_FILE
 from mdrun.document.session_chain import (
     REPLAY_OVERHEAD_SECONDS,
     SNAPSHOT_AFTER_SECONDS,
@@ -47,6 +47,8 @@ class CaptureRequest:
     replay_cost: float = 0.0
     """Seconds that bringing a kernel to the state before this block takes (replaying the
     blocks since the last snapshot, or loading it), with mdrun's own cost for this block."""
+    previous: ChainStep | None = None
+    """The latest block before with a snapshot: its unchanged files are linked, not written."""
 
     def expression(self, after_error: bool = False) -> str:
         """The call the kernel evaluates (see `kernel_state.capture`); `after_error`: in a
@@ -54,12 +56,21 @@ class CaptureRequest:
         report = str(self.folder / STATE_FILE)
         snapshot = None if self.snapshot is False else str(self.folder / SNAPSHOT_FILE)
         after = SNAPSHOT_AFTER_SECONDS if self.snapshot is None else None
+        previous = self.previous
+        index = None if previous is None or previous.snapshot is None else str(previous.snapshot)
+        sha256 = None if previous is None else previous.snapshot_sha256
         return (
             "__import__('_mdrun_state').capture(get_ipython().user_ns, "
             f"get_ipython().user_ns_hidden, {report!r}, {snapshot!r}, "
             f"replay_cost={self.replay_cost!r}, snapshot_after={after!r}, "
-            f"load_bytes_per_second={SNAPSHOT_BYTES_PER_SECOND!r}, after_error={after_error!r})"
+            f"load_bytes_per_second={SNAPSHOT_BYTES_PER_SECOND!r}, after_error={after_error!r}, "
+            f"previous_snapshot={index!r}, previous_sha256={sha256!r})"
         )
+
+    def discard_snapshot(self) -> None:
+        """Remove the snapshot the capture wrote (its index and files of variables)."""
+        for path in self.folder.glob(SNAPSHOT_FILES):
+            path.unlink()
 
     def report(self) -> dict[str, Any]:
         """What the capture wrote ({} if it did not run)."""
@@ -76,12 +87,14 @@ class CaptureRequest:
 
 
 def _state_agent_setup() -> str:
-    """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state` (and
-    `kernel_touched`, which it uses, as `_mdrun_touched`)."""
-    from mdrun.document import kernel_state, kernel_touched
+    """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`, with
+    the modules it uses (`kernel_touched`, `kernel_snapshot`)."""
+    from mdrun.document import kernel_snapshot, kernel_state, kernel_touched
 
-    return installer(kernel_touched, "_mdrun_touched") + installer(
-        kernel_state, "_mdrun_state", "watch_initial_states()"
+    return (
+        installer(kernel_touched, "_mdrun_touched")
+        + installer(kernel_snapshot, "_mdrun_snapshot")
+        + installer(kernel_state, "_mdrun_state", "watch_initial_states()")
     )
 
 
@@ -157,7 +170,8 @@ class JupyterExecutor:
         capture = None
         if request.folder is not None and self.chain.inspects_state:
             cost = self.chain.replay_cost(request.before) + REPLAY_OVERHEAD_SECONDS
-            capture = CaptureRequest(request.folder, request.snapshot, cost)
+            previous = self.chain.latest_snapshot(request.before)
+            capture = CaptureRequest(request.folder, request.snapshot, cost, previous)
         step = request.step
         result = session.execute(
             step.code,
@@ -190,10 +204,11 @@ class JupyterExecutor:
         snapshot = capture.folder / SNAPSHOT_FILE
         if not snapshot.exists():
             return None
-        size = snapshot.stat().st_size
+        size = capture.report().get("size")
+        size = size if isinstance(size, int) else 0
         if self.chain.snapshot_worth_keeping(size, option, capture.replay_cost, seconds):
             return snapshot
-        snapshot.unlink()
+        capture.discard_snapshot()
         return None
 
     def _kernel(self) -> KernelSession:
@@ -262,7 +277,7 @@ class JupyterExecutor:
         with tempfile.TemporaryDirectory(prefix="mdrun-restore-") as folder:
             report = Path(folder) / "restore.json"
             code = (
-                "__import__('_mdrun_state').restore("
+                "__import__('_mdrun_snapshot').restore("
                 f"get_ipython().user_ns, {str(step.snapshot)!r}, {str(report)!r}, "
                 f"{step.snapshot_sha256!r})"
             )

@@ -1,8 +1,10 @@
-"""Code that runs inside a Python kernel: digest the session's state, save and load snapshots.
+"""Code that runs inside a Python kernel: digest the session's state after a block.
 
 mdrun sends this module's source to the kernel once per session (it needs nothing but the
-standard library, plus cloudpickle when the kernel has it), then calls `_mdrun_state.capture`
-after a block executes and `_mdrun_state.restore` before replaying from a snapshot. Results go
+standard library, plus cloudpickle when the kernel has it), with `kernel_touched` (what a block
+may have touched: only that is digested again) and `kernel_snapshot` (snapshots, written by
+`capture` and loaded by `kernel_snapshot.restore`), then calls `_mdrun_state.capture` after a
+block executes. Results go
 to JSON files whose paths mdrun chooses, so no output of the kernel is ever polluted.
 
 The digest covers every user variable (functions and classes by value, so editing a function
@@ -320,14 +322,19 @@ def value_digest(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _touched_module() -> Any:
-    """`kernel_touched`: installed beside this module in the kernel, imported on the host."""
-    module = sys.modules.get("_mdrun_touched")
+def _companion(installed_as: str, name: str) -> Any:
+    """A module installed beside this one in the kernel (imported from mdrun on the host)."""
+    module = sys.modules.get(installed_as)
     if module is None:
         import importlib
 
-        module = importlib.import_module("mdrun.document.kernel_touched")
+        module = importlib.import_module(f"mdrun.document.{name}")
     return module
+
+
+def _touched_module() -> Any:
+    """`kernel_touched`, which says what a block may have touched."""
+    return _companion("_mdrun_touched", "kernel_touched")
 
 
 def capture(
@@ -340,6 +347,8 @@ def capture(
     snapshot_after: float | None = None,
     load_bytes_per_second: float | None = None,
     after_error: bool = False,
+    previous_snapshot: str | None = None,
+    previous_sha256: str | None = None,
 ) -> None:
     """Digest the session's state into `result_path`; maybe snapshot it into `snapshot_path`.
 
@@ -347,7 +356,9 @@ def capture(
     would cost that many seconds: `replay_cost` (the blocks before this one, since the last
     snapshot) plus this block's own time, measured here since it started; and, with
     `load_bytes_per_second`, only if loading it back would cost less than that replaying.
-    `after_error`: the capture runs in a request of its own, after the block raised."""
+    `after_error`: the capture runs in a request of its own, after the block raised.
+    `previous_snapshot`: the index of the session's latest snapshot (and its recorded digest),
+    whose unchanged files the new one links rather than pickles again."""
     started = time.perf_counter()
     cell_seconds = started - _cell_started[0] if _cell_started else 0.0
     only_the_block = _executions_since_capture[0] == (2 if after_error else 1)
@@ -384,7 +395,19 @@ def capture(
         if replay < snapshot_after or load > replay:
             snapshot_path = None
     if snapshot_path is not None and not opaque:
-        result.update(_write_snapshot(snapshot_path, kept, modules))
+        snapshots = _companion("_mdrun_snapshot", "kernel_snapshot")
+        previous = snapshots.previous_files(previous_snapshot, previous_sha256)
+        reaches = dict(_last_reaches)
+        result.update(
+            snapshots.write(
+                snapshot_path,
+                kept,
+                modules=modules,
+                digests=digests,
+                reaches=reaches,
+                previous=previous,
+            )
+        )
     with open(result_path, "w") as stream:
         json.dump(result, stream)
 
@@ -455,31 +478,6 @@ def _digest_one(value: Any, name: str, reaches: dict[str, Any]) -> tuple[str, in
     return digest, size
 
 
-def _write_snapshot(
-    snapshot_path: str, kept: dict[str, Any], modules: dict[str, str]
-) -> dict[str, Any]:
-    """Pickle the values into `snapshot_path`; what the state record says of it."""
-    written = time.perf_counter()
-    # Its own temporary file and rename, not mdrun.core.files.replaced_atomically: this
-    # code runs inside the kernel, whose Python need not have mdrun installed.
-    temporary = snapshot_path + ".tmp"
-    # First what loading the values needs (paths, folder, environment) as plain data, then
-    # one pickle for all values, which keeps shared references shared (a = b = [] stays
-    # one list).
-    setting = {name: kept.pop(name) for name in SETTING_NAMES if name in kept}
-    try:
-        with open(temporary, "wb") as stream:
-            pickle.dump(setting, stream, protocol=5)
-            _dump({"modules": modules, "values": kept}, stream)
-        os.replace(temporary, snapshot_path)
-    except OSError as err:
-        # A full disk: no snapshot (later blocks replay instead), and no partial file left.
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        return {"snapshot_error": f"{temporary}: {err.strerror or err}"}
-    return {"snapshot_seconds": time.perf_counter() - written}
-
-
 def _changes(
     digests: dict[str, str], opaque: dict[str, str], only_the_block: bool
 ) -> dict[str, Any]:
@@ -505,10 +503,6 @@ def _changes(
     }
 
 
-SETTING_NAMES = ("<sys.path>", "<cwd>", "<environ>")
-"""State restored before the values are loaded, since loading them may import modules."""
-
-
 def _apply_setting(setting: dict[str, Any]) -> None:
     if "<sys.path>" in setting:
         sys.path[:] = setting["<sys.path>"]
@@ -521,37 +515,17 @@ def _apply_setting(setting: dict[str, Any]) -> None:
             os.environ.pop(key, None)
 
 
-def restore(
-    namespace: dict[str, Any],
-    snapshot_path: str,
-    result_path: str,
-    expected_sha256: str | None = None,
-) -> None:
-    """Load a snapshot into the session: re-import modules, unpickle values, module state.
-
-    With `expected_sha256`, the bytes are checked first and nothing is unpickled unless they
-    match (the check and the load read the same bytes, so a file swapped meanwhile is not
-    loaded either); the result file then says `refused`."""
-    started = time.perf_counter()
-    _last_capture.clear()  # the session's state is no longer what the last capture saw
+def forget_last_capture() -> None:
+    """The session's state is no longer what the last capture saw (a snapshot was loaded)."""
+    _last_capture.clear()
     _last_reaches.clear()
     _last_values.clear()
+
+
+def assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
+    """Put loaded values back: variables, modules' globals, generator states."""
     import importlib
 
-    with open(snapshot_path, "rb") as stream:
-        data = stream.read()
-    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
-        with open(result_path, "w") as report:
-            json.dump({"refused": "the snapshot does not match its recorded digest"}, report)
-        return
-    with io.BytesIO(data) as stream:
-        del data
-        setting = pickle.load(stream)
-        _apply_setting(setting)
-        snapshot = _pickler().load(stream)
-    values = dict(snapshot["values"])
-    for name, module_name in snapshot["modules"].items():
-        values[name] = importlib.import_module(module_name)
     for name, value in values.items():
         if name.startswith(GLOBAL_PREFIX):
             module_name, _, attribute = name[len(GLOBAL_PREFIX) : -1].rpartition(".")
@@ -564,5 +538,3 @@ def restore(
             importlib.import_module("numpy.random").set_state(value)
         else:
             namespace[name] = value
-    with open(result_path, "w") as stream:
-        json.dump({"restore_seconds": time.perf_counter() - started}, stream)

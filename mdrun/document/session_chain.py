@@ -111,6 +111,14 @@ class SessionChain:
                 best, best_cost = index, cost
         return best
 
+    def latest_snapshot(self, before: Sequence[ChainStep]) -> ChainStep | None:
+        """The latest step with a snapshot here (not left on a remote cache), whose unchanged
+        files a new snapshot links."""
+        for step in reversed(before):
+            if self._loadable(step) and step.snapshot is not None and step.snapshot.exists():
+                return step
+        return None
+
     def _loadable(self, step: ChainStep) -> bool:
         return (
             step.snapshot is not None

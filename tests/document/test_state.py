@@ -114,7 +114,7 @@ def test_state_is_restored_from_a_snapshot_and_equals_a_fresh_run(
 ) -> None:
     mdrun.write("doc.md", SLOW)
     assert mdrun("run", "doc.md").code == 0
-    snapshots = list((mdrun.store / "store").glob("*-b1/*/_snapshot.pickle"))
+    snapshots = list((mdrun.store / "store").glob("*-b1/*/_snapshot.json"))
     assert len(snapshots) == 1
     assert re.search(r"b1: cached \(snapshot [0-9.]+ MB\)", mdrun("status", "doc.md").out)
 
@@ -141,7 +141,7 @@ def test_snapshot_false_takes_none(mdrun: Mdrun) -> None:
         ),
     )
     mdrun("run", "doc.md")
-    assert not list((mdrun.store / "store").glob("*/*/_snapshot.pickle"))
+    assert not list((mdrun.store / "store").glob("*/*/_snapshot.*"))
 
 
 def test_what_cannot_be_saved_is_named_and_replayed_instead(mdrun: Mdrun) -> None:
@@ -154,7 +154,7 @@ def test_what_cannot_be_saved_is_named_and_replayed_instead(mdrun: Mdrun) -> Non
     assert mdrun("run", "doc.md").code == 0
     status = mdrun("status", "doc.md").out
     assert "no snapshot: cannot save handle (TextIOWrapper" in status
-    assert not list((mdrun.store / "store").glob("*/*/_snapshot.pickle"))
+    assert not list((mdrun.store / "store").glob("*/*/_snapshot.*"))
 
     _edit(mdrun, "doc.md", "print(first.strip())", "print(first.strip().upper())")
     completed, report = mdrun.run_reported("run", "doc.md")

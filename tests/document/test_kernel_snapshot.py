@@ -1,0 +1,114 @@
+"""Per-variable snapshots, written and loaded in this process (`kernel_snapshot` is plain
+Python): shared objects stay shared, an unchanged variable's file is linked from the previous
+snapshot rather than written again, and nothing is loaded from a file that does not match."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mdrun.document import kernel_snapshot, kernel_state
+
+
+def _capture(namespace: dict[str, Any], code: str, folder: Path, previous: Path | None) -> Path:
+    """Run `code` as a block, then capture with a snapshot into `folder`; the index."""
+    kernel_state._note_execution()
+    kernel_state._note_cell_start(types.SimpleNamespace(raw_cell=code))
+    exec(compile(code, "<block>", "exec"), namespace)
+    folder.mkdir()
+    index = folder / "_snapshot.json"
+    sha256 = None if previous is None else hashlib.sha256(previous.read_bytes()).hexdigest()
+    kernel_state.capture(
+        namespace,
+        {"__builtins__"},
+        str(folder / "state.json"),
+        str(index),
+        previous_snapshot=None if previous is None else str(previous),
+        previous_sha256=sha256,
+    )
+    return index
+
+
+def _restore(index: Path, expected: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    namespace: dict[str, Any] = {}
+    report = index.parent / "restore.json"
+    sha256 = expected or hashlib.sha256(index.read_bytes()).hexdigest()
+    kernel_snapshot.restore(namespace, str(index), str(report), sha256)
+    return namespace, json.loads(report.read_text())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_agent() -> None:
+    kernel_state.forget_last_capture()
+    kernel_state._executions_since_capture[0] = 0
+
+
+def test_an_unchanged_variable_is_linked_not_written_again(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    first = _capture(namespace, "big = list(range(100_000))\nsmall = 1", tmp_path / "1", None)
+    second = _capture(namespace, "small = 2", tmp_path / "2", first)
+    record = json.loads((tmp_path / "2" / "state.json").read_text())
+    assert record["snapshot_linked"] > record["snapshot_written"] > 0
+    files = json.loads(second.read_text())["files"]
+    holding = {name: file for file, entry in files.items() for name in entry["names"]}
+    big, small = tmp_path / "2" / holding["big"], tmp_path / "2" / holding["small"]
+    assert big.samefile(tmp_path / "1" / holding["big"])
+    assert small.stat().st_nlink == 1 and not (tmp_path / "1" / holding["small"]).exists()
+    restored, report = _restore(second)
+    assert "refused" not in report
+    assert restored["big"] == list(range(100_000)) and restored["small"] == 2
+
+
+def test_variables_that_share_an_object_still_share_it_once_restored(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    index = _capture(namespace, "a = b = []\nc = {'a': a}\nd = [1]", tmp_path / "1", None)
+    groups = [entry["names"] for entry in json.loads(index.read_text())["files"].values()]
+    assert ["a", "b", "c"] in groups and ["d"] in groups
+    restored, _report = _restore(index)
+    restored["a"].append(5)
+    assert restored["b"] == [5] and restored["c"] == {"a": [5]} and restored["d"] == [1]
+
+
+class Payload:
+    """A pickle that runs code when loaded: writes the file `proof`."""
+
+    def __init__(self, proof: Path) -> None:
+        self.proof = proof
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (exec, (f"open({str(self.proof)!r}, 'w').write('ran')",))
+
+
+def test_a_file_that_does_not_match_its_index_is_not_loaded(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    index = _capture(namespace, "x = 41", tmp_path / "1", None)
+    files = json.loads(index.read_text())["files"]
+    (variables,) = [
+        tmp_path / "1" / file for file, entry in files.items() if entry["names"] == ["x"]
+    ]
+    proof = tmp_path / "ran"
+    variables.write_bytes(pickle.dumps(Payload(proof)))
+    restored, report = _restore(index)
+    assert "does not match" in report["refused"] and restored == {}
+    assert not proof.exists()
+
+
+def test_an_index_that_does_not_match_its_digest_is_not_read(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    index = _capture(namespace, "x = 41", tmp_path / "1", None)
+    restored, report = _restore(index, expected="0" * 64)
+    assert "recorded digest" in report["refused"] and restored == {}
+
+
+def test_a_previous_index_that_does_not_match_its_digest_links_nothing(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    first = _capture(namespace, "big = list(range(1000))", tmp_path / "1", None)
+    files = kernel_snapshot.previous_files(str(first), "0" * 64)
+    assert files == {}
+    assert kernel_snapshot.previous_files(str(tmp_path / "missing.json"), "0" * 64) == {}
