@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mdrun.core.store import Store
 from tests.document.conftest import Mdrun
 
 pytestmark = pytest.mark.kernel
@@ -261,3 +262,32 @@ def test_a_state_record_lists_what_its_block_changed_not_every_variable(mdrun: M
     )
     assert edited["since"] == "nothing"
     assert edited["changed"] == sorted(f"v{index}" for index in range(1, count))
+
+
+def test_an_unchanged_variable_is_stored_once_and_the_store_stays_sound(mdrun: Mdrun) -> None:
+    document = (
+        "```python snapshot=true\nbig = list(range(200_000))\n```\n\n"
+        "```python snapshot=true\nsmall = 1\n```\n\n"
+        "```python\nprint(len(big) + small)\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    files = {
+        block: {
+            name: (index.parent / file)
+            for file, entry in json.loads(index.read_text())["files"].items()
+            for name in entry["names"]
+        }
+        for block in ("b1", "b2")
+        for index in (mdrun.store / "store").glob(f"*-{block}/*/_snapshot.json")
+    }
+    assert files["b1"]["big"].samefile(files["b2"]["big"])  # one file, two realizations
+    assert "small" not in files["b1"]
+    assert mdrun("store", "verify").code == 0
+
+    # The first block's realization goes (as GC removes one): the second's file stays, and
+    # stays read-only.
+    Store.initialize(mdrun.store).local.remove(files["b1"]["big"].parent)
+    assert not files["b1"]["big"].exists()
+    assert files["b2"]["big"].stat().st_mode & 0o222 == 0
+    assert mdrun("store", "verify").code == 0
