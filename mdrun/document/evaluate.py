@@ -225,7 +225,12 @@ class Evaluator:
         self.reporter.block_started(planned)
         step = _step(planned, KnownBlock(identity))
         before = tuple(self._step(earlier) for earlier in self._chain(index))
-        request = BlockRequest(step, before, folder, planned.options.snapshot)
+        later = tuple(
+            block.code
+            for block in self.plan.blocks[index + 1 :]
+            if block.executable and block.session == planned.session
+        )
+        request = BlockRequest(step, before, folder, planned.options.snapshot, later)
         return self._executor(planned).run(request)
 
     def _chain(self, index: int) -> list[int]:

@@ -58,6 +58,9 @@ class BlockRequest:
     `record_files.STATE_FILE`, `record_files.SNAPSHOT_FILE`); None: the state is not captured."""
     snapshot: bool | None = None
     """The block's `snapshot` option: True always, False never, None when worth it."""
+    later: tuple[str, ...] = ()
+    """The code of the blocks after it in its session: a snapshot restored before it loads only
+    what they and it can read."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,6 +147,8 @@ class JupyterExecutor:
         """False once a block was interrupted in the kernel: within a run the session goes on
         in it as always, but it is not kept for another run (see `warm_executors`)."""
         self._session: KernelSession | None = None
+        self.deferred: set[str] = set()
+        """Variables the last restore left in their snapshot files (see `kernel_snapshot`)."""
 
     @property
     def snapshots_restored(self) -> int:
@@ -161,7 +163,19 @@ class JupyterExecutor:
             return BlockResult.kernel_lost(type(err).__name__, err.message)
 
     def _run(self, request: BlockRequest) -> BlockResult:
-        failed_replay = self._bring_to_state(request.before)
+        result = self._run_once(request, partial=True)
+        if _reached_deferred(result, self.deferred):
+            # A block reached a variable the restore left unloaded (by a way the analysis
+            # does not see): run it again in a kernel restored with everything.
+            if request.folder is not None:
+                CaptureRequest(request.folder, False).discard_snapshot()
+            self._restart()
+            result = self._run_once(request, partial=False)
+        return result
+
+    def _run_once(self, request: BlockRequest, partial: bool) -> BlockResult:
+        codes = (request.step.code, *request.later) if partial else None
+        failed_replay = self._bring_to_state(request.before, codes)
         if failed_replay is not None:
             return failed_replay
         # The kernel brought to state (never a fresh one here: if it died, executing says so).
@@ -218,6 +232,7 @@ class JupyterExecutor:
         if self._session is None:
             self._session = self.kernels.fresh(self.setup.kernel, self.setup.cwd)
             self.chain.started()  # a fresh kernel: its history is empty
+            self.deferred = set()
             self.state_known = True
         return self._session
 
@@ -238,8 +253,12 @@ class JupyterExecutor:
             self.kernels.retire(self._session)
             self._session = None
 
-    def _bring_to_state(self, before: tuple[ChainStep, ...]) -> BlockResult | None:
-        """Restart, restore and replay as the chain decides; a failed replay is the result."""
+    def _bring_to_state(
+        self, before: tuple[ChainStep, ...], codes: tuple[str, ...] | None
+    ) -> BlockResult | None:
+        """Restart, restore and replay as the chain decides; a failed replay is the result.
+        A snapshot loads only what `codes` (the block and those after it) and the blocks
+        replayed after it can read; all of it when `codes` is None."""
         session = self._kernel()
         preparation = self.chain.prepare(before)
         if preparation.restart:
@@ -249,7 +268,9 @@ class JupyterExecutor:
                 session = self._restart()
             step = before[preparation.restore]
             self.setup.on_replay(f"{step.block_id} (snapshot)")
-            if self._restore(session, step):
+            replayed = tuple(later.code for later in before[preparation.restore + 1 :])
+            wanted = None if codes is None else [*replayed, *codes]
+            if self._restore(session, step, wanted):
                 self.chain.restored_from(before, preparation.restore)
             else:
                 session = self._restart()
@@ -267,7 +288,7 @@ class JupyterExecutor:
                 return _replay_failed(earlier, replay)
         return None
 
-    def _restore(self, session: KernelSession, step: ChainStep) -> bool:
+    def _restore(self, session: KernelSession, step: ChainStep, codes: list[str] | None) -> bool:
         """Load a step's snapshot; the kernel checks it against its digest first, and refuses
         (loads nothing) when it does not match."""
         assert step.snapshot is not None and step.snapshot_sha256 is not None
@@ -279,22 +300,38 @@ class JupyterExecutor:
             code = (
                 "__import__('_mdrun_snapshot').restore("
                 f"get_ipython().user_ns, {str(step.snapshot)!r}, {str(report)!r}, "
-                f"{step.snapshot_sha256!r})"
+                f"{step.snapshot_sha256!r}, {codes!r})"
             )
             if session.run_hidden(code) is not None or not report.exists():
                 return False
             try:
-                refused = "refused" in json.loads(report.read_text(encoding="utf-8"))
+                answer = json.loads(report.read_text(encoding="utf-8"))
             except ValueError:
                 return False
-            if refused:
+            if not isinstance(answer, dict):
+                return False
+            if "refused" in answer:
                 self.chain.refuse(step.snapshot)
                 self.setup.on_refused(step.snapshot)
-            return not refused
+                return False
+            deferred = answer.get("deferred")
+            self.deferred = (
+                {str(name) for name in deferred} if isinstance(deferred, list) else set()
+            )
+            return True
 
     def close(self) -> None:
         """Let the kernel go (idempotent): its source shuts it down."""
         self._let_go()
+
+
+def _reached_deferred(result: BlockResult, deferred: set[str]) -> bool:
+    """Whether a block (or a block replayed before it) failed on a name the restore left
+    unloaded: `NameError: name 'x' is not defined`."""
+    error = result.error
+    if error is None or not deferred or error.ename not in ("NameError", "UnboundLocalError"):
+        return False
+    return any(f"'{name}'" in error.evalue for name in deferred)
 
 
 def _replay_failed(step: ChainStep, replay: ExecutionResult) -> BlockResult:

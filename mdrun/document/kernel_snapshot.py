@@ -72,6 +72,11 @@ def groups(names: list[str], reaches: dict[str, Any]) -> list[list[str]]:
     return sorted(grouped.values())
 
 
+def _uses(reaches: dict[str, Any], name: str) -> frozenset[str]:
+    reach = reaches.get(name)
+    return frozenset() if reach is None else reach.names
+
+
 def file_name(group: list[str], digests: dict[str, str]) -> str:
     """A group's file name: equal names and digests, equal content."""
     key = json.dumps([[name, digests[name]] for name in group]).encode()
@@ -135,9 +140,12 @@ def write(
     digests: dict[str, str],
     reaches: dict[str, Any],
     previous: dict[str, Any],
+    deferred: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the snapshot whose index is `index_path`, linking the files of `previous` (see
-    `previous_files`) that it holds unchanged; what the state record says of it."""
+    `previous_files`) that it holds unchanged, and the files of `deferred` (variables a partial
+    restore did not load); what the state record says of it."""
+    deferred = deferred or {}
     started = time.perf_counter()
     folder = os.path.dirname(index_path)
     setting = {name: kept.pop(name) for name in SETTING_NAMES if name in kept}
@@ -157,7 +165,17 @@ def write(
                 made.append(target)
                 entry = _write_file(target, {member: kept[member] for member in group})
                 written += int(entry["bytes"])
-            files[name] = {"names": group, **entry}
+            uses = sorted({used for member in group for used in _uses(reaches, member)})
+            member_digests = {member: digests[member] for member in group}
+            files[name] = {"names": group, "digests": member_digests, "uses": uses, **entry}
+        for name, entry in deferred.items():
+            # Variables a partial restore left unloaded: their file, linked from where it is.
+            target = os.path.join(folder, name)
+            if not _link(entry["path"], target):
+                raise OSError(f"cannot link {entry['path']}")
+            made.append(target)
+            linked += int(entry.get("bytes") or 0)
+            files[name] = {key: value for key, value in entry.items() if key != "path"}
         index = {"format": INDEX_FORMAT, "setting": setting, "modules": modules, "files": files}
         made.append(index_path + ".tmp")
         with open(index_path + ".tmp", "w") as stream:
@@ -195,17 +213,50 @@ def _refuse(result_path: str, reason: str) -> None:
         json.dump({"refused": reason}, report)
 
 
+def needed_files(files: dict[str, Any], codes: list[str] | None) -> set[str]:
+    """The files holding what `codes` (the blocks that will run after the restore) can read:
+    the names they name, and what the functions among those use, transitively; every file
+    when a code cannot be analysed (see `kernel_touched`). Module state is always loaded."""
+    if codes is None:
+        return set(files)
+    touched = sys.modules.get("_mdrun_touched") or importlib.import_module(
+        "mdrun.document.kernel_touched"
+    )
+    wanted: set[str] = set()
+    for code in codes:
+        names = touched.names_in_code(code)
+        if names is None:
+            return set(files)
+        wanted |= names
+    holder = {member: name for name, entry in files.items() for member in entry["names"]}
+    needed = {name for member, name in holder.items() if member.startswith("<")}
+    frontier = sorted(wanted)
+    while frontier:
+        name = holder.get(frontier.pop())
+        if name is None or name in needed:
+            continue
+        needed.add(name)
+        if set(files[name].get("uses", ())) & touched.DYNAMIC_NAMES:
+            return set(files)
+        frontier.extend(files[name].get("uses", ()))
+        frontier.extend(files[name]["names"])
+    return needed
+
+
 def restore(
     namespace: dict[str, Any],
     index_path: str,
     result_path: str,
     expected_sha256: str | None = None,
+    codes: list[str] | None = None,
 ) -> None:
     """Load a snapshot into the session: its setting, modules, values and module state.
 
     With `expected_sha256`, the index is checked first, and every file against the index,
     before anything is unpickled (the check and the load read the same bytes, so a file
-    swapped meanwhile is not loaded either); the result file then says `refused`."""
+    swapped meanwhile is not loaded either); the result file then says `refused`. With
+    `codes`, only the files those blocks can read are loaded (see `needed_files`): the others
+    are deferred, their digests kept, and the report names them."""
     started = time.perf_counter()
     state = _state()
     state.forget_last_capture()
@@ -217,10 +268,14 @@ def restore(
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
         return _refuse(result_path, "the snapshot is of a format this mdrun does not read")
     folder = os.path.dirname(index_path)
+    files = index["files"]
+    if any(not FILE_PATTERN.match(name) for name in files):
+        return _refuse(result_path, "the snapshot names a file it may not")
+    needed = needed_files(files, codes)
     contents: list[bytes] = []
-    for name, entry in sorted(index["files"].items()):
-        if not FILE_PATTERN.match(name):
-            return _refuse(result_path, f"the snapshot names a file it may not: {name!r}")
+    for name, entry in sorted(files.items()):
+        if name not in needed:
+            continue
         with open(os.path.join(folder, name), "rb") as stream:
             content = stream.read()
         if hashlib.sha256(content).hexdigest() != entry.get("sha256"):
@@ -233,5 +288,15 @@ def restore(
     for name, module_name in index.get("modules", {}).items():
         values[name] = importlib.import_module(module_name)
     state.assign(namespace, values)
+    deferred = {
+        name: {**entry, "path": os.path.join(folder, name)}
+        for name, entry in files.items()
+        if name not in needed
+    }
+    state.defer(deferred)
+    report = {
+        "restore_seconds": time.perf_counter() - started,
+        "deferred": sorted(member for entry in deferred.values() for member in entry["names"]),
+    }
     with open(result_path, "w") as stream:
-        json.dump({"restore_seconds": time.perf_counter() - started}, stream)
+        json.dump(report, stream)

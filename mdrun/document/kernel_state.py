@@ -58,6 +58,9 @@ _last_values: dict[str, tuple[str, int]] = {}
 """Each variable's digest and size at the last capture (see `_digest_incrementally`)."""
 _last_reaches: dict[str, Any] = {}
 """Each variable's `kernel_touched.Reach` at the last capture."""
+_deferred: dict[str, dict[str, Any]] = {}
+"""The snapshot files a partial restore did not load (see `kernel_snapshot.restore`): each
+one's entry in its index (names, digests, SHA-256) and its path."""
 _imported_later: set[str] = set()
 """Modules imported after the kernel started."""
 GLOBAL_PREFIX = "<global "
@@ -366,6 +369,10 @@ def capture(
     values = {name: namespace[name] for name in user_variables(namespace, hidden)}
     code = _cell_code[0] if _cell_code and only_the_block else None
     digests, opaque, kept, modules, size = _digest_incrementally(values, code)
+    deferred = _still_deferred(namespace)
+    for entry in deferred.values():
+        digests.update(entry["digests"])
+        size += int(entry.get("bytes") or 0)
     for name, value in module_states(dict(values)).items():
         try:
             digests[name], value_size = digest_value(value)
@@ -406,6 +413,7 @@ def capture(
                 digests=digests,
                 reaches=reaches,
                 previous=previous,
+                deferred=dict(deferred),
             )
         )
     with open(result_path, "w") as stream:
@@ -520,6 +528,20 @@ def forget_last_capture() -> None:
     _last_capture.clear()
     _last_reaches.clear()
     _last_values.clear()
+    _deferred.clear()
+
+
+def defer(files: dict[str, dict[str, Any]]) -> None:
+    """Variables left in their snapshot files: their digests count as the state's."""
+    _deferred.update(files)
+
+
+def _still_deferred(namespace: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The deferred files none of whose variables a block has bound since."""
+    for name, entry in list(_deferred.items()):
+        if any(member in namespace for member in entry["names"]):
+            del _deferred[name]
+    return _deferred
 
 
 def assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:

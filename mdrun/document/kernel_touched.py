@@ -76,8 +76,10 @@ def names_in_code(code: str) -> frozenset[str] | None:
             names.add(node.name)
         elif isinstance(node, ast.Global | ast.Nonlocal):
             names.update(node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module in DYNAMIC_NAMES:
+            return None  # from sys import modules, from __main__ import x
         elif isinstance(node, ast.alias):
-            if node.name == "*":
+            if node.name == "*" or node.name in DYNAMIC_NAMES:
                 return None
             names.add(node.asname or node.name.partition(".")[0])
         elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar):
@@ -105,12 +107,14 @@ def reach_of(objects: list[Any]) -> tuple[frozenset[int], frozenset[str]]:
     ids: set[int] = set()
     names: set[str] = set()
     for item in objects:
+        if isinstance(item, _IMMUTABLE_TYPES) or _is_foreign_global(item):
+            # The code of a session function is pickled (by value): that of a library's
+            # function is not, and what it uses is the library's business.
+            if isinstance(item, types.CodeType):
+                names |= code_names(item)
+            continue
         if isinstance(item, types.FunctionType):
             names |= code_names(item.__code__)
-        elif isinstance(item, types.CodeType):
-            names |= code_names(item)
-        if isinstance(item, _IMMUTABLE_TYPES) or _is_foreign_global(item):
-            continue
         ids.add(id(item))
         _add_bases(item, ids)
     return frozenset(ids), frozenset(names)

@@ -87,7 +87,7 @@ def _fresh_agent() -> None:
 def test_incremental_digest_equals_full_digest(tmp_path: Path, blocks: list[str]) -> None:
     kernel_state._last_reaches.clear()
     kernel_state._last_values.clear()
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     for code in blocks:
         incremental = _run_block(namespace, code, tmp_path)
         assert incremental == _full_digest(namespace, tmp_path), code
@@ -96,7 +96,7 @@ def test_incremental_digest_equals_full_digest(tmp_path: Path, blocks: list[str]
 def test_an_untouched_variable_is_not_digested_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     _run_block(namespace, "big = list(range(1000))\nsmall = 1", tmp_path)
     digested: list[Any] = []
     original = kernel_state.value_digest
@@ -117,4 +117,7 @@ def test_code_that_reaches_names_dynamically_is_not_analysed() -> None:
     assert names_in_code("globals()['x'] = 2") is None
     assert names_in_code("exec('x = 2')") is None
     assert names_in_code("%time x = 1") is None
+    assert names_in_code("from IPython import get_ipython as g") is None
+    assert names_in_code("from sys import modules") is None
+    assert names_in_code("from __main__ import x") is None
     assert names_in_code("import os.path\nfor i in x: pass") == frozenset({"os", "i", "x"})

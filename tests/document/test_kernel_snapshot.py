@@ -36,7 +36,7 @@ def _capture(namespace: dict[str, Any], code: str, folder: Path, previous: Path 
 
 
 def _restore(index: Path, expected: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     report = index.parent / "restore.json"
     sha256 = expected or hashlib.sha256(index.read_bytes()).hexdigest()
     kernel_snapshot.restore(namespace, str(index), str(report), sha256)
@@ -50,7 +50,7 @@ def _fresh_agent() -> None:
 
 
 def test_an_unchanged_variable_is_linked_not_written_again(tmp_path: Path) -> None:
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     first = _capture(namespace, "big = list(range(100_000))\nsmall = 1", tmp_path / "1", None)
     second = _capture(namespace, "small = 2", tmp_path / "2", first)
     record = json.loads((tmp_path / "2" / "state.json").read_text())
@@ -66,7 +66,7 @@ def test_an_unchanged_variable_is_linked_not_written_again(tmp_path: Path) -> No
 
 
 def test_variables_that_share_an_object_still_share_it_once_restored(tmp_path: Path) -> None:
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     index = _capture(namespace, "a = b = []\nc = {'a': a}\nd = [1]", tmp_path / "1", None)
     groups = [entry["names"] for entry in json.loads(index.read_text())["files"].values()]
     assert ["a", "b", "c"] in groups and ["d"] in groups
@@ -86,7 +86,7 @@ class Payload:
 
 
 def test_a_file_that_does_not_match_its_index_is_not_loaded(tmp_path: Path) -> None:
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     index = _capture(namespace, "x = 41", tmp_path / "1", None)
     files = json.loads(index.read_text())["files"]
     (variables,) = [
@@ -95,20 +95,67 @@ def test_a_file_that_does_not_match_its_index_is_not_loaded(tmp_path: Path) -> N
     proof = tmp_path / "ran"
     variables.write_bytes(pickle.dumps(Payload(proof)))
     restored, report = _restore(index)
-    assert "does not match" in report["refused"] and restored == {}
+    assert "does not match" in report["refused"] and "x" not in restored
     assert not proof.exists()
 
 
 def test_an_index_that_does_not_match_its_digest_is_not_read(tmp_path: Path) -> None:
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     index = _capture(namespace, "x = 41", tmp_path / "1", None)
     restored, report = _restore(index, expected="0" * 64)
-    assert "recorded digest" in report["refused"] and restored == {}
+    assert "recorded digest" in report["refused"] and "x" not in restored
 
 
 def test_a_previous_index_that_does_not_match_its_digest_links_nothing(tmp_path: Path) -> None:
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     first = _capture(namespace, "big = list(range(1000))", tmp_path / "1", None)
     files = kernel_snapshot.previous_files(str(first), "0" * 64)
     assert files == {}
     assert kernel_snapshot.previous_files(str(tmp_path / "missing.json"), "0" * 64) == {}
+
+
+def _restore_for(index: Path, codes: list[str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    report = index.parent / "restore.json"
+    sha256 = hashlib.sha256(index.read_bytes()).hexdigest()
+    kernel_snapshot.restore(namespace, str(index), str(report), sha256, codes)
+    return namespace, json.loads(report.read_text())
+
+
+def test_a_restore_loads_only_what_the_blocks_after_it_read(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    code = "big = list(range(1000))\nsmall = 2\ndef total():\n    return helper + small\nhelper = 1"
+    index = _capture(namespace, code, tmp_path / "1", None)
+    restored, report = _restore_for(index, ["print(total())"])
+    # What total() uses, transitively.
+    assert set(restored) - {"__name__"} == {"total", "helper", "small"}
+    assert report["deferred"] == ["big"]
+    # Code the analysis cannot follow loads everything.
+    restored, report = _restore_for(index, ["print(total())", "print(globals()['big'])"])
+    assert "big" in restored and report["deferred"] == []
+
+
+def test_the_digest_after_a_partial_restore_equals_a_full_one(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    index = _capture(namespace, "big = list(range(1000))\nsmall = 2", tmp_path / "1", None)
+    after: dict[str, str] = {}
+    for codes in (["print(small)"], None):
+        restored, _report = _restore_for(index, codes)
+        kernel_state._executions_since_capture[0] = 3
+        code = "small = small + 1"
+        kernel_state._note_cell_start(types.SimpleNamespace(raw_cell=code))
+        exec(code, restored)
+        folder = tmp_path / ("partial" if codes else "full")
+        folder.mkdir()
+        report = folder / "state.json"
+        sha256 = hashlib.sha256(index.read_bytes()).hexdigest()
+        snapshot = folder / "_snapshot.json"
+        kernel_state.capture(
+            restored, {"__builtins__"}, str(report), str(snapshot), previous_snapshot=str(index),
+            previous_sha256=sha256,
+        )  # fmt: skip
+        after[folder.name] = json.loads(report.read_text())["digest"]
+    assert after["partial"] == after["full"]
+    # The snapshot taken after the partial restore holds the deferred variable too (linked).
+    full, _report = _restore_for(tmp_path / "partial" / "_snapshot.json", None)
+    assert full["big"] == list(range(1000)) and full["small"] == 3

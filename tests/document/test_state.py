@@ -291,3 +291,41 @@ def test_an_unchanged_variable_is_stored_once_and_the_store_stays_sound(mdrun: M
     assert not files["b1"]["big"].exists()
     assert files["b2"]["big"].stat().st_mode & 0o222 == 0
     assert mdrun("store", "verify").code == 0
+
+
+PARTIAL = """\
+```python snapshot=true
+import time
+big = list(range(300_000))
+small = 1
+time.sleep(1.5)
+```
+
+```python
+print(small)
+```
+"""
+
+
+def test_a_restore_loads_only_what_is_read_and_a_block_that_reaches_more_runs_again(
+    mdrun: Mdrun,
+) -> None:
+    mdrun.write("doc.md", PARTIAL)
+    helper = "import __main__\ndef show():\n    exec('print(len(big))', vars(__main__))\n"
+    mdrun.write("helper.py", helper)
+    assert mdrun("run", "doc.md").code == 0
+    _edit(mdrun, "doc.md", "print(small)", "print(small + 1)")
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert "1 state restored from snapshots" in completed.err, completed.err
+    assert report.with_status("executed") == ["b2"]
+    assert "\n2\n" in mdrun.read("doc.md")
+
+    # `big` was left in its file; a library function reaches it by a way the analysis of the
+    # block does not see: the block runs again with everything loaded, as a fresh run.
+    _edit(mdrun, "doc.md", "print(small + 1)", "import helper\nhelper.show()")
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0, completed.err
+    assert "300000" in mdrun.read("doc.md")
+    assert "NameError" not in mdrun.read("doc.md")
+    # Loaded twice: only what the block names, then everything.
+    assert "2 state restored from snapshots" in completed.err, completed.err
