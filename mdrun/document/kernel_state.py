@@ -320,9 +320,37 @@ def value_digest(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
     for buffer in buffers:
         raw = buffer.raw()
         digest.update(len(raw).to_bytes(8, "little"))
-        digest.update(raw)
+        digest.update(raw if len(raw) < PARALLEL_BYTES else _parallel_digest(raw))
         size += len(raw)
     return digest.hexdigest(), size
+
+
+PARALLEL_BYTES = 1 << 25
+"""A buffer this large (32 MiB) is hashed in chunks on every core, and the digest of the
+chunks' digests stands for it: a 500 MB array takes a fraction of a second less to digest."""
+CHUNK_BYTES = 1 << 23
+
+
+def _parallel_digest(raw: memoryview) -> bytes:
+    """The SHA-256 of the SHA-256s of `raw`'s 8 MiB chunks, hashed in threads (hashlib lets
+    go of the interpreter lock while it hashes)."""
+    import threading
+
+    chunks = [raw[start : start + CHUNK_BYTES] for start in range(0, len(raw), CHUNK_BYTES)]
+    digests = [b""] * len(chunks)
+    workers = max(1, min(os.cpu_count() or 1, 8))
+
+    def work(first: int) -> None:
+        for index in range(first, len(chunks), workers):
+            digests[index] = hashlib.sha256(chunks[index]).digest()
+
+    threads = [threading.Thread(target=work, args=(first,)) for first in range(1, workers)]
+    for thread in threads:
+        thread.start()
+    work(0)
+    for thread in threads:
+        thread.join()
+    return hashlib.sha256(b"".join(digests)).digest()
 
 
 def _companion(installed_as: str, name: str) -> Any:

@@ -121,3 +121,23 @@ def test_code_that_reaches_names_dynamically_is_not_analysed() -> None:
     assert names_in_code("from sys import modules") is None
     assert names_in_code("from __main__ import x") is None
     assert names_in_code("import os.path\nfor i in x: pass") == frozenset({"os", "i", "x"})
+
+
+def test_a_large_buffer_is_digested_by_its_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    numpy = pytest.importorskip("numpy")
+    hashed: list[int] = []
+    parallel = kernel_state._parallel_digest
+
+    def counting(raw: memoryview) -> bytes:
+        hashed.append(len(raw))
+        return parallel(raw)
+
+    monkeypatch.setattr(kernel_state, "_parallel_digest", counting)
+    array = numpy.zeros(kernel_state.PARALLEL_BYTES + 5, dtype=numpy.uint8)
+    before = kernel_state.value_digest(array)
+    assert hashed == [array.nbytes]  # out of band, in chunks
+    assert kernel_state.value_digest(array.copy()) == before
+    array[-1] = 1  # the last chunk
+    assert kernel_state.value_digest(array) != before
+    array[-1], array[kernel_state.CHUNK_BYTES] = 0, 1  # the second chunk
+    assert kernel_state.value_digest(array) != before
