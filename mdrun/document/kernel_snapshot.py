@@ -33,10 +33,22 @@ STATE_GROUP = ("<random>", "<numpy.random>")
 """Generator states: pickled apart from the variables, since they change more often."""
 
 
+_deferred_files: dict[str, dict[str, Any]] = {}
+"""The files the last restore did not load (see `restore`): each one's entry in its index
+(names, digests, SHA-256) and its path. Their variables count as the session's state."""
+GLOBAL_PREFIX = "<global "
+
+
 def _state() -> Any:
     """`kernel_state`: installed beside this module in the kernel, imported on the host."""
     module = sys.modules.get("_mdrun_state")
     return module or importlib.import_module("mdrun.document.kernel_state")
+
+
+def _digest() -> Any:
+    """`kernel_digest`, whose pickler writes and reads the files."""
+    module = sys.modules.get("_mdrun_digest")
+    return module or importlib.import_module("mdrun.document.kernel_digest")
 
 
 def groups(names: list[str], reaches: dict[str, Any]) -> list[list[str]]:
@@ -200,7 +212,7 @@ def _write_file(target: str, values: dict[str, Any]) -> dict[str, Any]:
     try:
         with open(temporary, "wb") as stream:
             writer = _HashingWriter(stream)
-            _state()._dump(values, writer)
+            _digest().dump(values, writer)
         os.replace(temporary, target)
     finally:
         with contextlib.suppress(OSError):
@@ -258,8 +270,8 @@ def restore(
     `codes`, only the files those blocks can read are loaded (see `needed_files`): the others
     are deferred, their digests kept, and the report names them."""
     started = time.perf_counter()
-    state = _state()
-    state.forget_last_capture()
+    _state().forget_last_capture()
+    _deferred_files.clear()
     with open(index_path, "rb") as stream:
         data = stream.read()
     if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
@@ -281,22 +293,64 @@ def restore(
         if hashlib.sha256(content).hexdigest() != entry.get("sha256"):
             return _refuse(result_path, f"{name} does not match the digest its index records")
         contents.append(content)
-    state._apply_setting(index.get("setting", {}))
+    _apply_setting(index.get("setting", {}))
     values: dict[str, Any] = {}
     while contents:
-        values.update(state._pickler().loads(contents.pop()))
+        values.update(_digest().pickler().loads(contents.pop()))
     for name, module_name in index.get("modules", {}).items():
         values[name] = importlib.import_module(module_name)
-    state.assign(namespace, values)
+    _assign(namespace, values)
     deferred = {
         name: {**entry, "path": os.path.join(folder, name)}
         for name, entry in files.items()
         if name not in needed
     }
-    state.defer(deferred)
+    _defer(deferred)
     report = {
         "restore_seconds": time.perf_counter() - started,
         "deferred": sorted(member for entry in deferred.values() for member in entry["names"]),
     }
     with open(result_path, "w") as stream:
         json.dump(report, stream)
+
+
+def _apply_setting(setting: dict[str, Any]) -> None:
+    if "<sys.path>" in setting:
+        sys.path[:] = setting["<sys.path>"]
+    if "<cwd>" in setting:
+        os.chdir(setting["<cwd>"])
+    if "<environ>" in setting:
+        changed, removed = setting["<environ>"]
+        os.environ.update(changed)
+        for key in removed:
+            os.environ.pop(key, None)
+
+
+def _assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
+    """Put loaded values back: variables, modules' globals, generator states."""
+    for name, value in values.items():
+        if name.startswith(GLOBAL_PREFIX):
+            module_name, _, attribute = name[len(GLOBAL_PREFIX) : -1].rpartition(".")
+            setattr(importlib.import_module(module_name), attribute, value)
+        elif name == "<random>":
+            import random
+
+            random.setstate(value)
+        elif name == "<numpy.random>":
+            importlib.import_module("numpy.random").set_state(value)
+        else:
+            namespace[name] = value
+
+
+def _defer(files: dict[str, dict[str, Any]]) -> None:
+    """Variables left in their snapshot files: their digests count as the state's."""
+    _deferred_files.clear()
+    _deferred_files.update(files)
+
+
+def still_deferred(namespace: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The deferred files none of whose variables a block has bound since."""
+    for name, entry in list(_deferred_files.items()):
+        if any(member in namespace for member in entry["names"]):
+            del _deferred_files[name]
+    return _deferred_files

@@ -22,11 +22,9 @@ unchanged) and prevents the snapshot, so state is then restored by replaying blo
 from __future__ import annotations
 
 import contextlib
-import copyreg
 import hashlib
 import importlib.abc
 import importlib.util
-import io
 import json
 import os
 import pickle
@@ -58,9 +56,6 @@ _last_values: dict[str, tuple[str, int]] = {}
 """Each variable's digest and size at the last capture (see `_digest_incrementally`)."""
 _last_reaches: dict[str, Any] = {}
 """Each variable's `kernel_touched.Reach` at the last capture."""
-_deferred: dict[str, dict[str, Any]] = {}
-"""The snapshot files a partial restore did not load (see `kernel_snapshot.restore`): each
-one's entry in its index (names, digests, SHA-256) and its path."""
 _imported_later: set[str] = set()
 """Modules imported after the kernel started."""
 GLOBAL_PREFIX = "<global "
@@ -159,45 +154,6 @@ def watch_initial_states() -> None:
     sys.meta_path.insert(0, _ImportWatcher())
 
 
-def _pickler() -> Any:
-    """cloudpickle serialises functions and classes of the session by value; plain pickle
-    would store them by name, and an edited function would look unchanged."""
-    try:
-        import cloudpickle
-    except ImportError:
-        return pickle
-    return cloudpickle
-
-
-_pickler_classes: list[Any] = []
-
-
-def _strict_pickler_class() -> Any:
-    """A pickler that refuses open files and streams: cloudpickle would save a file's text and
-    give back a StringIO, which is not the same object to the code that uses it."""
-    if _pickler_classes:
-        return _pickler_classes[0]
-    base = getattr(_pickler(), "Pickler", pickle.Pickler)
-
-    class StrictPickler(base):  # type: ignore[misc, valid-type]
-        def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, io.IOBase):
-                raise TypeError(f"an open file or stream ({type(obj).__name__}) cannot be saved")
-            if isinstance(obj, type):
-                # Pickling an instance caches `__slotnames__` in its class: set it before the
-                # class is pickled, or the class's digest would change once an instance is.
-                copyreg._slotnames(obj)  # type: ignore[attr-defined]
-            parent = getattr(super(), "reducer_override", None)
-            return NotImplemented if parent is None else parent(obj)
-
-    _pickler_classes.append(StrictPickler)
-    return StrictPickler
-
-
-def _dump(value: Any, stream: Any) -> None:
-    _strict_pickler_class()(stream, protocol=5).dump(value)
-
-
 def user_variables(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> list[str]:
     """The names a user defined: not IPython's, not private, not output history."""
     return sorted(
@@ -266,93 +222,6 @@ def module_states(namespace: dict[str, Any]) -> dict[str, Any]:
     return states
 
 
-_IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range})
-_digests: dict[int, tuple[Any, str, int]] = {}
-"""Digests of immutable values by id (holding the value, so the id cannot be reused)."""
-MEMO_LIMIT = 200_000
-"""A value whose pickle goes through more objects is digested after every block: keeping what
-it went through (to see a change made through another name) would cost more than that."""
-
-
-def digest_value(value: Any) -> tuple[str, int]:
-    """`value_digest`, remembered for immutable values: a session's variables are digested
-    after every block, and most of them did not change."""
-    digest, size, _reach = _digest_and_reach(value)
-    return digest, size
-
-
-def _digest_and_reach(value: Any) -> tuple[str, int, Any]:
-    """A value's digest and size, and the `Reach` of what its pickle went through."""
-    touched = _touched_module()
-    if type(value) in _IMMUTABLE:
-        cached = _digests.get(id(value))
-        if cached is None or cached[0] is not value:
-            if len(_digests) > 100_000:
-                _digests.clear()
-            cached = (value, *value_digest(value))
-            _digests[id(value)] = cached
-        return cached[1], cached[2], touched.Reach(id(value), frozenset(), frozenset())
-    memo: list[Any] = []
-    digest, size = value_digest(value, memo)
-    if len(memo) > MEMO_LIMIT:
-        return digest, size, touched.Reach(id(value), None, frozenset())
-    ids, names = touched.reach_of(memo)
-    return digest, size, touched.Reach(id(value), ids, names)
-
-
-def value_digest(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
-    """The SHA-256 of one value's pickle, and its size in bytes; `memo` is given the objects
-    the pickle went through.
-
-    Large buffers (numpy arrays, pandas columns) go out of band (pickle protocol 5) and are
-    hashed where they lie in memory, never copied into the pickle stream.
-    """
-    if isinstance(value, io.IOBase):
-        raise TypeError(f"an open file or stream ({type(value).__name__}) cannot be saved")
-    stream = io.BytesIO()
-    buffers: list[pickle.PickleBuffer] = []
-    pickler = _strict_pickler_class()(stream, protocol=5, buffer_callback=buffers.append)
-    pickler.dump(value)
-    if memo is not None:
-        memo.extend(entry[1] for entry in pickler.memo.copy().values())
-    digest = hashlib.sha256(stream.getbuffer())
-    size = stream.tell()
-    for buffer in buffers:
-        raw = buffer.raw()
-        digest.update(len(raw).to_bytes(8, "little"))
-        digest.update(raw if len(raw) < PARALLEL_BYTES else _parallel_digest(raw))
-        size += len(raw)
-    return digest.hexdigest(), size
-
-
-PARALLEL_BYTES = 1 << 25
-"""A buffer this large (32 MiB) is hashed in chunks on every core, and the digest of the
-chunks' digests stands for it: a 500 MB array takes a fraction of a second less to digest."""
-CHUNK_BYTES = 1 << 23
-
-
-def _parallel_digest(raw: memoryview) -> bytes:
-    """The SHA-256 of the SHA-256s of `raw`'s 8 MiB chunks, hashed in threads (hashlib lets
-    go of the interpreter lock while it hashes)."""
-    import threading
-
-    chunks = [raw[start : start + CHUNK_BYTES] for start in range(0, len(raw), CHUNK_BYTES)]
-    digests = [b""] * len(chunks)
-    workers = max(1, min(os.cpu_count() or 1, 8))
-
-    def work(first: int) -> None:
-        for index in range(first, len(chunks), workers):
-            digests[index] = hashlib.sha256(chunks[index]).digest()
-
-    threads = [threading.Thread(target=work, args=(first,)) for first in range(1, workers)]
-    for thread in threads:
-        thread.start()
-    work(0)
-    for thread in threads:
-        thread.join()
-    return hashlib.sha256(b"".join(digests)).digest()
-
-
 def _companion(installed_as: str, name: str) -> Any:
     """A module installed beside this one in the kernel (imported from mdrun on the host)."""
     module = sys.modules.get(installed_as)
@@ -366,6 +235,11 @@ def _companion(installed_as: str, name: str) -> Any:
 def _touched_module() -> Any:
     """`kernel_touched`, which says what a block may have touched."""
     return _companion("_mdrun_touched", "kernel_touched")
+
+
+def _digest_module() -> Any:
+    """`kernel_digest`, which digests one value."""
+    return _companion("_mdrun_digest", "kernel_digest")
 
 
 def capture(
@@ -397,13 +271,13 @@ def capture(
     values = {name: namespace[name] for name in user_variables(namespace, hidden)}
     code = _cell_code[0] if _cell_code and only_the_block else None
     digests, opaque, kept, modules, size = _digest_incrementally(values, code)
-    deferred = _still_deferred(namespace)
+    deferred = _companion("_mdrun_snapshot", "kernel_snapshot").still_deferred(namespace)
     for entry in deferred.values():
         digests.update(entry["digests"])
         size += int(entry.get("bytes") or 0)
     for name, value in module_states(dict(values)).items():
         try:
-            digests[name], value_size = digest_value(value)
+            digests[name], value_size = _digest_module().digest_value(value)
         except Exception as err:
             opaque[name] = f"{type(value).__name__} ({type(err).__name__})"
             continue
@@ -506,7 +380,7 @@ def _digest_one(value: Any, name: str, reaches: dict[str, Any]) -> tuple[str, in
         reaches[name] = touched.Reach(id(value), frozenset(), frozenset())
         return "module:" + value.__name__, 0
     try:
-        digest, size, reach = _digest_and_reach(value)
+        digest, size, reach = _digest_module().digest_and_reach(value)
     except Exception as err:
         reaches[name] = touched.Reach(id(value), None, frozenset())
         return f"{type(value).__name__} ({type(err).__name__})"
@@ -539,52 +413,8 @@ def _changes(
     }
 
 
-def _apply_setting(setting: dict[str, Any]) -> None:
-    if "<sys.path>" in setting:
-        sys.path[:] = setting["<sys.path>"]
-    if "<cwd>" in setting:
-        os.chdir(setting["<cwd>"])
-    if "<environ>" in setting:
-        changed, removed = setting["<environ>"]
-        os.environ.update(changed)
-        for key in removed:
-            os.environ.pop(key, None)
-
-
 def forget_last_capture() -> None:
     """The session's state is no longer what the last capture saw (a snapshot was loaded)."""
     _last_capture.clear()
     _last_reaches.clear()
     _last_values.clear()
-    _deferred.clear()
-
-
-def defer(files: dict[str, dict[str, Any]]) -> None:
-    """Variables left in their snapshot files: their digests count as the state's."""
-    _deferred.update(files)
-
-
-def _still_deferred(namespace: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The deferred files none of whose variables a block has bound since."""
-    for name, entry in list(_deferred.items()):
-        if any(member in namespace for member in entry["names"]):
-            del _deferred[name]
-    return _deferred
-
-
-def assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
-    """Put loaded values back: variables, modules' globals, generator states."""
-    import importlib
-
-    for name, value in values.items():
-        if name.startswith(GLOBAL_PREFIX):
-            module_name, _, attribute = name[len(GLOBAL_PREFIX) : -1].rpartition(".")
-            setattr(importlib.import_module(module_name), attribute, value)
-        elif name == "<random>":
-            import random
-
-            random.setstate(value)
-        elif name == "<numpy.random>":
-            importlib.import_module("numpy.random").set_state(value)
-        else:
-            namespace[name] = value

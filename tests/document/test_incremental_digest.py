@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdrun.document import kernel_state
+from mdrun.document import kernel_digest, kernel_state
 from mdrun.document.kernel_touched import names_in_code
 
 STATEMENTS = (
@@ -99,13 +99,13 @@ def test_an_untouched_variable_is_not_digested_again(
     namespace: dict[str, Any] = {"__name__": "__main__"}
     _run_block(namespace, "big = list(range(1000))\nsmall = 1", tmp_path)
     digested: list[Any] = []
-    original = kernel_state.value_digest
+    original = kernel_digest.value_digest
 
     def counting(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
         digested.append(value)
         return original(value, memo)
 
-    monkeypatch.setattr(kernel_state, "value_digest", counting)
+    monkeypatch.setattr(kernel_digest, "value_digest", counting)
     _run_block(namespace, "small = [2]", tmp_path)
     assert namespace["big"] not in digested
     assert [2] in digested
@@ -126,18 +126,18 @@ def test_code_that_reaches_names_dynamically_is_not_analysed() -> None:
 def test_a_large_buffer_is_digested_by_its_content(monkeypatch: pytest.MonkeyPatch) -> None:
     numpy = pytest.importorskip("numpy")
     hashed: list[int] = []
-    parallel = kernel_state._parallel_digest
+    parallel = kernel_digest._parallel_digest
 
     def counting(raw: memoryview) -> bytes:
         hashed.append(len(raw))
         return parallel(raw)
 
-    monkeypatch.setattr(kernel_state, "_parallel_digest", counting)
-    array = numpy.zeros(kernel_state.PARALLEL_BYTES + 5, dtype=numpy.uint8)
-    before = kernel_state.value_digest(array)
+    monkeypatch.setattr(kernel_digest, "_parallel_digest", counting)
+    array = numpy.zeros(kernel_digest.PARALLEL_BYTES + 5, dtype=numpy.uint8)
+    before = kernel_digest.value_digest(array)
     assert hashed == [array.nbytes]  # out of band, in chunks
-    assert kernel_state.value_digest(array.copy()) == before
+    assert kernel_digest.value_digest(array.copy()) == before
     array[-1] = 1  # the last chunk
-    assert kernel_state.value_digest(array) != before
-    array[-1], array[kernel_state.CHUNK_BYTES] = 0, 1  # the second chunk
-    assert kernel_state.value_digest(array) != before
+    assert kernel_digest.value_digest(array) != before
+    array[-1], array[kernel_digest.CHUNK_BYTES] = 0, 1  # the second chunk
+    assert kernel_digest.value_digest(array) != before
