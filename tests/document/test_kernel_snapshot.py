@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
+from mdrun.core.build import Build, build_outpath, build_wrapper
+from mdrun.core.matchers import match_only
+from mdrun.core.realization import realize1
+from mdrun.core.refs import DRef
+from mdrun.core.registry import Registry, instantiate, mkdrv
+from mdrun.core.store import Store
 from mdrun.document import kernel_snapshot, kernel_state
+from mdrun.document.results import read_result
 
 
 def _capture(namespace: dict[str, Any], code: str, folder: Path, previous: Path | None) -> Path:
@@ -159,3 +166,21 @@ def test_the_digest_after_a_partial_restore_equals_a_full_one(tmp_path: Path) ->
     # The snapshot taken after the partial restore holds the deferred variable too (linked).
     full, _report = _restore_for(tmp_path / "partial" / "_snapshot.json", None)
     assert full["big"] == list(range(1000)) and full["small"] == 3
+
+
+def _with_an_older_snapshot(build: Build) -> None:
+    """A block's realization as mdrun wrote it before snapshots were per variable."""
+    folder = build_outpath(build)
+    (folder / "outputs.json").write_text('{"outputs": [], "key": "k"}')
+    (folder / "_snapshot.pickle").write_bytes(pickle.dumps({"x": 41}))
+
+
+def test_a_snapshot_of_an_earlier_mdrun_is_read_as_none(store: Store) -> None:
+    def stage(registry: Registry) -> DRef:
+        wrapper = build_wrapper(_with_an_older_snapshot)
+        return mkdrv(registry, {"name": "block"}, match_only(), wrapper)
+
+    rref = realize1(instantiate(stage))
+    result = read_result(store, rref)
+    assert result.snapshot is None  # the session replays instead of loading it
+    assert result.key == "k"
