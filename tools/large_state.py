@@ -1,16 +1,20 @@
 """Time mdrun on a document whose first block makes a 500 MB array, followed by quick blocks:
 a cold run, the last block edited, and the store's size (hard links counted once).
 
-    .venv/bin/python tools/large_state.py [--megabytes 500] [--repeats 3] [--reads] [--mdrun PATH]
+    .venv/bin/python tools/large_state.py [--megabytes 500] [--repeats 3] [--reads]
+        [--snapshot-all] [--mdrun PATH]
 
 `--reads`: the quick blocks read the array (each then digests it again); by default they do
-not, as the issue's document. Prints one line per measure (medians) and the store's size.
+not. `--snapshot-all`: every block asks for a snapshot (the store then shows what it keeps).
+Prints one line per measure (medians: wall seconds, and CPU seconds of mdrun and its kernel,
+which a machine busy with other jobs disturbs less) and the store's size.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -21,18 +25,20 @@ from pathlib import Path
 MDRUN = str(Path(sys.executable).parent / "mdrun")
 
 
-def document(megabytes: int, quick: int, reads: bool, edited: bool) -> str:
+def document(megabytes: int, quick: int, reads: bool, edited: bool, fence: str = "python") -> str:
     """The document: the array, then `quick` quick blocks (the last one edited or not)."""
     blocks = [f"import numpy as np\nbig = np.ones({megabytes * 1_000_000 // 8})\nprint(big.nbytes)"]
     for index in range(quick):
         value = index + (100 if edited and index == quick - 1 else 0)
         use = "big[0] + " if reads else ""
         blocks.append(f"v{index} = {use}{value}\nprint('block {index}:', v{index})")
-    return "\n".join(f"```python\n{code}\n```\n" for code in blocks)
+    return "\n".join(f"```{fence}\n{code}\n```\n" for code in blocks)
 
 
-def timed_run(mdrun: str, folder: Path, store: Path) -> float:
-    """Seconds that `mdrun run doc.md` takes, as a user sees them."""
+def timed_run(mdrun: str, folder: Path, store: Path) -> tuple[float, float]:
+    """Seconds that `mdrun run doc.md` takes, as a user sees them, and the CPU seconds it and
+    its kernel used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
         [mdrun, "run", "--store", str(store), "--cache", "", "doc.md"],
@@ -40,7 +46,10 @@ def timed_run(mdrun: str, folder: Path, store: Path) -> float:
         check=True,
         capture_output=True,
     )
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu
 
 
 def store_bytes(store: Path) -> int:
@@ -63,24 +72,33 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reads", action="store_true")
     parser.add_argument("--mdrun", default=MDRUN, help="the mdrun command to time")
+    parser.add_argument(
+        "--snapshot-all", action="store_true", help="every block says snapshot=true"
+    )
     arguments = parser.parse_args()
-    colds: list[float] = []
-    lasts: list[float] = []
+    colds: list[tuple[float, float]] = []
+    lasts: list[tuple[float, float]] = []
     size = 0
     for _ in range(arguments.repeats):
         with tempfile.TemporaryDirectory(prefix="mdrun-large-") as temporary:
             folder = Path(temporary)
             store = folder / "store"
-            text = document(arguments.megabytes, arguments.quick, arguments.reads, False)
+            fence = "python snapshot=true" if arguments.snapshot_all else "python"
+            text = document(arguments.megabytes, arguments.quick, arguments.reads, False, fence)
             (folder / "doc.md").write_text(text)
             colds.append(timed_run(arguments.mdrun, folder, store))
-            edited = document(arguments.megabytes, arguments.quick, arguments.reads, True)
+            edited = document(arguments.megabytes, arguments.quick, arguments.reads, True, fence)
             (folder / "doc.md").write_text(edited)
             lasts.append(timed_run(arguments.mdrun, folder, store))
             size = store_bytes(store)
     for label, times in (("cold", colds), ("last block edited", lasts)):
-        runs = ", ".join(f"{seconds:.2f}" for seconds in times)
-        print(f"{label}: {statistics.median(times):.2f} s  (runs: {runs})")
+        walls = [wall for wall, _cpu in times]
+        cpus = [cpu for _wall, cpu in times]
+        runs = ", ".join(f"{wall:.2f}" for wall in walls)
+        print(
+            f"{label}: {statistics.median(walls):.2f} s, CPU {statistics.median(cpus):.2f} s"
+            f"  (runs: {runs})"
+        )
     print(f"store after both runs: {size / 1e6:.1f} MB")
 
 
