@@ -55,10 +55,11 @@ def groups(names: list[str], reaches: dict[str, Any]) -> list[list[str]]:
     """The variables to pickle together: those whose pickles go through a common mutable
     object. All in one group when sharing cannot be known (a variable whose reach was not
     kept, a module's global that a block rebound)."""
-    unknown = [name for name in names if name not in STATE_GROUP and reaches.get(name) is None]
-    if any(name.startswith("<global ") for name in names) or any(
-        reaches.get(name) is None or reaches[name].ids is None for name in unknown
-    ):
+    uncertain = any(
+        name not in STATE_GROUP and (reaches.get(name) is None or reaches[name].ids is None)
+        for name in names
+    )
+    if uncertain:
         return [sorted(names)] if names else []
     parent = {name: name for name in names}
 

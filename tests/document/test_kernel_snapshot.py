@@ -19,7 +19,7 @@ from mdrun.core.realization import realize1
 from mdrun.core.refs import DRef
 from mdrun.core.registry import Registry, instantiate, mkdrv
 from mdrun.core.store import Store
-from mdrun.document import kernel_snapshot, kernel_state
+from mdrun.document import kernel_digest, kernel_snapshot, kernel_state
 from mdrun.document.results import read_result
 
 
@@ -184,3 +184,19 @@ def test_a_snapshot_of_an_earlier_mdrun_is_read_as_none(store: Store) -> None:
     result = read_result(store, rref)
     assert result.snapshot is None  # the session replays instead of loading it
     assert result.key == "k"
+
+
+def test_variables_whose_sharing_is_unknown_are_pickled_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A value whose pickle goes through too many objects keeps no record of them: whether it
+    # shares one with another variable is unknown, so all go in one file.
+    monkeypatch.setattr(kernel_digest, "MEMO_LIMIT", 3)
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    code = "rows = [[1], [2], [3], [4]]\nfirst = rows[0]\nother = [5]"
+    index = _capture(namespace, code, tmp_path / "1", None)
+    groups = [entry["names"] for entry in json.loads(index.read_text())["files"].values()]
+    assert any({"first", "other", "rows"} <= set(group) for group in groups)
+    restored, _report = _restore(index)
+    restored["first"].append(9)
+    assert restored["rows"][0] == [1, 9]
