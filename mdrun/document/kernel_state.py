@@ -257,10 +257,11 @@ def capture(
 ) -> None:
     """Digest the session's state into `result_path`; maybe snapshot it into `snapshot_path`.
 
-    With `snapshot_after`, the snapshot is taken only if replaying the session up to here
-    would cost that many seconds: `replay_cost` (the blocks before this one, since the last
-    snapshot) plus this block's own time, measured here since it started; and, with
-    `load_bytes_per_second`, only if loading it back would cost less than that replaying.
+    With `snapshot_after`, the snapshot is taken only if it saves that many seconds: reaching
+    this state without it costs `replay_cost` (replaying the blocks before this one, or
+    loading an earlier snapshot and replaying those after it) plus this block's own time,
+    measured here since it started; with it, loading it back (its size at
+    `load_bytes_per_second`).
     `after_error`: the capture runs in a request of its own, after the block raised.
     `previous_snapshot`: the index of the session's latest snapshot (and its recorded digest),
     whose unchanged files the new one links rather than pickles again."""
@@ -299,9 +300,11 @@ def capture(
         "size": size,
     }
     if snapshot_after is not None:
+        # Worth it when loading it saves that much over reaching this state without it (a
+        # snapshot just after a large one saves only the blocks between them).
         replay = replay_cost + cell_seconds
         load = 0.0 if load_bytes_per_second is None else size / load_bytes_per_second
-        if replay < snapshot_after or load > replay:
+        if replay - load < snapshot_after:
             snapshot_path = None
     if snapshot_path is not None and not opaque:
         snapshots = _companion("_mdrun_snapshot", "kernel_snapshot")

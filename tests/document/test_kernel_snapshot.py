@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,25 @@ def test_variables_whose_sharing_is_unknown_are_pickled_together(
     restored, _report = _restore(index)
     restored["first"].append(9)
     assert restored["rows"][0] == [1, 9]
+
+
+def test_an_automatic_snapshot_is_taken_only_when_it_saves_enough(tmp_path: Path) -> None:
+    # Loading this state back is made to cost 2 s: right after a snapshot that costs as much
+    # to load (replay_cost about 2 s), a new one saves nothing; after 3 s of replaying, it does.
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec("data = list(range(100))", namespace)
+    taken = {}
+    for replay_cost in (2.05, 3.0):
+        folder = tmp_path / str(replay_cost)
+        folder.mkdir()
+        kernel_state._executions_since_capture[0] = 5
+        size_probe = folder / "probe.json"
+        kernel_state.capture(namespace, {"__builtins__"}, str(size_probe), None)
+        size = json.loads(size_probe.read_text())["size"]
+        kernel_state._cell_started[:] = [time.perf_counter()]  # this block took no time
+        kernel_state.capture(
+            namespace, {"__builtins__"}, str(folder / "state.json"), str(folder / "_snapshot.json"),
+            replay_cost=replay_cost, snapshot_after=0.25, load_bytes_per_second=size / 2.0,
+        )  # fmt: skip
+        taken[replay_cost] = (folder / "_snapshot.json").exists()
+    assert taken == {2.05: False, 3.0: True}
