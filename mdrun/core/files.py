@@ -110,14 +110,19 @@ def make_writable(root: Path) -> None:
     if not os.path.lexists(root):
         return
     if not root.is_dir() or root.is_symlink():
-        os.chmod(root, stat.S_IMODE(os.lstat(root).st_mode) | 0o200)
+        info = os.lstat(root)
+        if not (stat.S_ISREG(info.st_mode) and info.st_nlink > 1):
+            os.chmod(root, stat.S_IMODE(info.st_mode) | 0o200)
         return
     os.chmod(root, stat.S_IMODE(os.lstat(root).st_mode) | 0o700)
     for folder, subfolders, files in os.walk(root):
         for name in subfolders + files:
             path = os.path.join(folder, name)
             info = os.lstat(path)
-            if not stat.S_ISLNK(info.st_mode):
+            # A file with other hard links is shared with another realization (an unchanged
+            # snapshot file): it stays read-only there; deleting it needs only its folder.
+            shared = stat.S_ISREG(info.st_mode) and info.st_nlink > 1
+            if not stat.S_ISLNK(info.st_mode) and not shared:
                 extra = 0o700 if stat.S_ISDIR(info.st_mode) else 0o200
                 os.chmod(path, stat.S_IMODE(info.st_mode) | extra)
 

@@ -117,8 +117,8 @@ class Store:
         self.substituters: list[StoreBackend] = list(substituters)
         """Tiers to fetch verified realizations from before building, in order."""
         self.fetch_on_demand: frozenset[str] = frozenset()
-        """Top-level files a substituted realization is fetched without, until needed (a
-        session snapshot: see `lazy`)."""
+        """Top-level files (fnmatch patterns) a substituted realization is fetched without,
+        until needed (a session snapshot's files: see `lazy`)."""
         self.objects = self.local.objects
         self.tmp = self.local.tmp
         self.locks = self.root / "locks"

@@ -12,6 +12,7 @@ the other direction: `push_realization` and `push_closure`.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 import warnings
@@ -87,7 +88,11 @@ def _fetch_verified(
     """Rebuild a realization in `tmp/` from its manifest, check it whole, then publish it."""
     folder = store.local.temporary_folder(f"fetch-{os.getpid()}-")
     lazy = store.fetch_on_demand
-    left = {name: digest for name, digest in manifest.files.items() if name in lazy}
+    left = {
+        name: digest
+        for name, digest in manifest.files.items()
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in lazy)
+    }
     try:
         for entry in _checked_entries(backend, rref, manifest):
             if entry.path not in left:

@@ -225,7 +225,12 @@ class Evaluator:
         self.reporter.block_started(planned)
         step = _step(planned, KnownBlock(identity))
         before = tuple(self._step(earlier) for earlier in self._chain(index))
-        request = BlockRequest(step, before, folder, planned.options.snapshot)
+        later = tuple(
+            block.code
+            for block in self.plan.blocks[index + 1 :]
+            if block.executable and block.session == planned.session
+        )
+        request = BlockRequest(step, before, folder, planned.options.snapshot, later)
         return self._executor(planned).run(request)
 
     def _chain(self, index: int) -> list[int]:
@@ -267,7 +272,7 @@ class Evaluator:
         """Bring in a snapshot left on a remote cache, right before it is loaded (False: it
         cannot be had, the session replays instead)."""
         rref = self.snapshot_rrefs.get(snapshot)
-        return rref is None or snapshot.exists() or fetch_snapshot(self.store, rref)
+        return rref is None or fetch_snapshot(self.store, rref)
 
     def _snapshot_refused(self, snapshot: Path) -> None:
         """A snapshot did not match its recorded digest: it was not loaded; say so."""
@@ -311,8 +316,15 @@ def _step(planned: PlannedBlock, known: KnownBlock) -> ChainStep:
         seconds=0.0 if stored is None else stored.seconds(),
         snapshot=snapshot,
         snapshot_sha256=None if stored is None or snapshot is None else stored.snapshot_sha256,
+        snapshot_bytes=0 if stored is None or snapshot is None else _state_bytes(stored),
         max_output=planned.options.max_output,
     )
+
+
+def _state_bytes(stored: StoredResult) -> int:
+    """The size of the state a block's snapshot holds, as its state record says."""
+    size = stored.state().get("size")
+    return size if isinstance(size, int) else 0
 
 
 def _broken(planned: PlannedBlock) -> str:

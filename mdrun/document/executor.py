@@ -39,6 +39,8 @@ class ChainStep:
     """A snapshot of the session state right after it, if one is stored."""
     snapshot_sha256: str | None = None
     """The digest its realization records for the snapshot: loaded only if it matches."""
+    snapshot_bytes: int = 0
+    """The size of the state the snapshot holds (what loading it costs)."""
     max_output: int | None = None
     """Characters of output it keeps (see `output_limit`), for replays too."""
 
@@ -56,6 +58,9 @@ class BlockRequest:
     `record_files.STATE_FILE`, `record_files.SNAPSHOT_FILE`); None: the state is not captured."""
     snapshot: bool | None = None
     """The block's `snapshot` option: True always, False never, None when worth it."""
+    later: tuple[str, ...] = ()
+    """The code of the blocks after it in its session: a snapshot restored before it loads only
+    what they and it can read."""
 
 
 @dataclass(frozen=True, slots=True)

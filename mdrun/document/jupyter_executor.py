@@ -22,8 +22,13 @@ from mdrun.document.kernel_agents import installer
 from mdrun.document.kernel_shutdown import BACKGROUND
 from mdrun.document.kernels import KernelChoice
 from mdrun.document.outputs import Output
-from mdrun.document.record_files import SNAPSHOT_FILE, STATE_FILE
-from mdrun.document.session_chain import SNAPSHOT_AFTER_SECONDS, SessionChain
+from mdrun.document.record_files import SNAPSHOT_FILE, SNAPSHOT_FILES, STATE_FILE
+from mdrun.document.session_chain import (
+    REPLAY_OVERHEAD_SECONDS,
+    SNAPSHOT_AFTER_SECONDS,
+    SNAPSHOT_BYTES_PER_SECOND,
+    SessionChain,
+)
 from mdrun.document.status import is_accepted
 from mdrun.errors import KernelError
 
@@ -40,18 +45,32 @@ class CaptureRequest:
     snapshot: bool | None
     """True: always snapshot; False: never; None: when replaying would cost enough."""
     replay_cost: float = 0.0
-    """Seconds that replaying the blocks before this one (since the last snapshot) takes."""
+    """Seconds that bringing a kernel to the state before this block takes (replaying the
+    blocks since the last snapshot, or loading it), with mdrun's own cost for this block."""
+    previous: ChainStep | None = None
+    """The latest block before with a snapshot: its unchanged files are linked, not written."""
 
-    def expression(self) -> str:
-        """The call the kernel evaluates (see `kernel_state.capture`)."""
+    def expression(self, after_error: bool = False) -> str:
+        """The call the kernel evaluates (see `kernel_state.capture`); `after_error`: in a
+        request of its own, after the block raised."""
         report = str(self.folder / STATE_FILE)
         snapshot = None if self.snapshot is False else str(self.folder / SNAPSHOT_FILE)
         after = SNAPSHOT_AFTER_SECONDS if self.snapshot is None else None
+        previous = self.previous
+        index = None if previous is None or previous.snapshot is None else str(previous.snapshot)
+        sha256 = None if previous is None else previous.snapshot_sha256
         return (
             "__import__('_mdrun_state').capture(get_ipython().user_ns, "
             f"get_ipython().user_ns_hidden, {report!r}, {snapshot!r}, "
-            f"replay_cost={self.replay_cost!r}, snapshot_after={after!r})"
+            f"replay_cost={self.replay_cost!r}, snapshot_after={after!r}, "
+            f"load_bytes_per_second={SNAPSHOT_BYTES_PER_SECOND!r}, after_error={after_error!r}, "
+            f"previous_snapshot={index!r}, previous_sha256={sha256!r})"
         )
+
+    def discard_snapshot(self) -> None:
+        """Remove the snapshot the capture wrote (its index and files of variables)."""
+        for path in self.folder.glob(SNAPSHOT_FILES):
+            path.unlink()
 
     def report(self) -> dict[str, Any]:
         """What the capture wrote ({} if it did not run)."""
@@ -68,10 +87,16 @@ class CaptureRequest:
 
 
 def _state_agent_setup() -> str:
-    """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`."""
-    from mdrun.document import kernel_state
+    """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`, with
+    the modules it uses (`kernel_touched`, `kernel_digest`, `kernel_snapshot`)."""
+    from mdrun.document import kernel_digest, kernel_snapshot, kernel_state, kernel_touched
 
-    return installer(kernel_state, "_mdrun_state", "watch_initial_states()")
+    return (
+        installer(kernel_touched, "_mdrun_touched")
+        + installer(kernel_digest, "_mdrun_digest")
+        + installer(kernel_snapshot, "_mdrun_snapshot")
+        + installer(kernel_state, "_mdrun_state", "watch_initial_states()")
+    )
 
 
 def start_kernel(choice: KernelChoice, cwd: Path) -> KernelSession:
@@ -123,6 +148,8 @@ class JupyterExecutor:
         """False once a block was interrupted in the kernel: within a run the session goes on
         in it as always, but it is not kept for another run (see `warm_executors`)."""
         self._session: KernelSession | None = None
+        self.deferred: set[str] = set()
+        """Variables the last restore left in their snapshot files (see `kernel_snapshot`)."""
 
     @property
     def kernel(self) -> KernelSession | None:
@@ -142,7 +169,19 @@ class JupyterExecutor:
             return BlockResult.kernel_lost(type(err).__name__, err.message)
 
     def _run(self, request: BlockRequest) -> BlockResult:
-        failed_replay = self._bring_to_state(request.before)
+        result = self._run_once(request, partial=True)
+        if _reached_deferred(result, self.deferred):
+            # A block reached a variable the restore left unloaded (by a way the analysis
+            # does not see): run it again in a kernel restored with everything.
+            if request.folder is not None:
+                CaptureRequest(request.folder, False).discard_snapshot()
+            self._restart()
+            result = self._run_once(request, partial=False)
+        return result
+
+    def _run_once(self, request: BlockRequest, partial: bool) -> BlockResult:
+        codes = (request.step.code, *request.later) if partial else None
+        failed_replay = self._bring_to_state(request.before, codes)
         if failed_replay is not None:
             return failed_replay
         # The kernel brought to state (never a fresh one here: if it died, executing says so).
@@ -150,8 +189,9 @@ class JupyterExecutor:
         assert session is not None
         capture = None
         if request.folder is not None and self.chain.inspects_state:
-            cost = self.chain.replay_cost(request.before)
-            capture = CaptureRequest(request.folder, request.snapshot, cost)
+            cost = self.chain.replay_cost(request.before) + REPLAY_OVERHEAD_SECONDS
+            previous = self.chain.latest_snapshot(request.before)
+            capture = CaptureRequest(request.folder, request.snapshot, cost, previous)
         step = request.step
         result = session.execute(
             step.code,
@@ -166,7 +206,7 @@ class JupyterExecutor:
             return BlockResult.of(result.status, outputs, result.seconds, folder=request.folder)
         if result.status == "error" and session.alive:
             # The state a block that raised leaves is digested too, in a request of its own.
-            session.run_hidden(capture.expression())
+            session.run_hidden(capture.expression(after_error=True))
         snapshot = self._kept_snapshot(capture, request.snapshot, result.seconds)
         return BlockResult.of(
             result.status,
@@ -184,10 +224,11 @@ class JupyterExecutor:
         snapshot = capture.folder / SNAPSHOT_FILE
         if not snapshot.exists():
             return None
-        size = snapshot.stat().st_size
+        size = capture.report().get("size")
+        size = size if isinstance(size, int) else 0
         if self.chain.snapshot_worth_keeping(size, option, capture.replay_cost, seconds):
             return snapshot
-        snapshot.unlink()
+        capture.discard_snapshot()
         return None
 
     def _kernel(self) -> KernelSession:
@@ -197,6 +238,7 @@ class JupyterExecutor:
         if self._session is None:
             self._session = self.kernels.fresh(self.setup.kernel, self.setup.cwd)
             self.chain.started()  # a fresh kernel: its history is empty
+            self.deferred = set()
             self.state_known = True
         return self._session
 
@@ -220,11 +262,16 @@ class JupyterExecutor:
     def bring_to_state(self, before: tuple[ChainStep, ...]) -> bool:
         """Bring the kernel to the state the `before` steps leave without running a block (a
         warm pool prepares a kernel while the author reads); False if a replay failed. Raises
-        KernelError if no kernel could be had or it died."""
-        return self._bring_to_state(before) is None
+        KernelError if no kernel could be had or it died. A snapshot is loaded whole: which
+        blocks will run next is not known yet."""
+        return self._bring_to_state(before, None) is None
 
-    def _bring_to_state(self, before: tuple[ChainStep, ...]) -> BlockResult | None:
-        """Restart, restore and replay as the chain decides; a failed replay is the result."""
+    def _bring_to_state(
+        self, before: tuple[ChainStep, ...], codes: tuple[str, ...] | None
+    ) -> BlockResult | None:
+        """Restart, restore and replay as the chain decides; a failed replay is the result.
+        A snapshot loads only what `codes` (the block and those after it) and the blocks
+        replayed after it can read; all of it when `codes` is None."""
         session = self._kernel()
         preparation = self.chain.prepare(before)
         if preparation.restart:
@@ -234,7 +281,9 @@ class JupyterExecutor:
                 session = self._restart()
             step = before[preparation.restore]
             self.setup.on_replay(f"{step.block_id} (snapshot)")
-            if self._restore(session, step):
+            replayed = tuple(later.code for later in before[preparation.restore + 1 :])
+            wanted = None if codes is None else [*replayed, *codes]
+            if self._restore(session, step, wanted):
                 self.chain.restored_from(before, preparation.restore)
             else:
                 session = self._restart()
@@ -252,7 +301,7 @@ class JupyterExecutor:
                 return _replay_failed(earlier, replay)
         return None
 
-    def _restore(self, session: KernelSession, step: ChainStep) -> bool:
+    def _restore(self, session: KernelSession, step: ChainStep, codes: list[str] | None) -> bool:
         """Load a step's snapshot; the kernel checks it against its digest first, and refuses
         (loads nothing) when it does not match."""
         assert step.snapshot is not None and step.snapshot_sha256 is not None
@@ -262,24 +311,40 @@ class JupyterExecutor:
         with tempfile.TemporaryDirectory(prefix="mdrun-restore-") as folder:
             report = Path(folder) / "restore.json"
             code = (
-                "__import__('_mdrun_state').restore("
+                "__import__('_mdrun_snapshot').restore("
                 f"get_ipython().user_ns, {str(step.snapshot)!r}, {str(report)!r}, "
-                f"{step.snapshot_sha256!r})"
+                f"{step.snapshot_sha256!r}, {codes!r})"
             )
             if session.run_hidden(code) is not None or not report.exists():
                 return False
             try:
-                refused = "refused" in json.loads(report.read_text(encoding="utf-8"))
+                answer = json.loads(report.read_text(encoding="utf-8"))
             except ValueError:
                 return False
-            if refused:
+            if not isinstance(answer, dict):
+                return False
+            if "refused" in answer:
                 self.chain.refuse(step.snapshot)
                 self.setup.on_refused(step.snapshot)
-            return not refused
+                return False
+            deferred = answer.get("deferred")
+            self.deferred = (
+                {str(name) for name in deferred} if isinstance(deferred, list) else set()
+            )
+            return True
 
     def close(self) -> None:
         """Let the kernel go (idempotent): its source shuts it down."""
         self._let_go()
+
+
+def _reached_deferred(result: BlockResult, deferred: set[str]) -> bool:
+    """Whether a block (or a block replayed before it) failed on a name the restore left
+    unloaded: `NameError: name 'x' is not defined`."""
+    error = result.error
+    if error is None or not deferred or error.ename not in ("NameError", "UnboundLocalError"):
+        return False
+    return any(f"'{name}'" in error.evalue for name in deferred)
 
 
 def _replay_failed(step: ChainStep, replay: ExecutionResult) -> BlockResult:

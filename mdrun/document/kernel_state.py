@@ -1,8 +1,10 @@
-"""Code that runs inside a Python kernel: digest the session's state, save and load snapshots.
+"""Code that runs inside a Python kernel: digest the session's state after a block.
 
 mdrun sends this module's source to the kernel once per session (it needs nothing but the
-standard library, plus cloudpickle when the kernel has it), then calls `_mdrun_state.capture`
-after a block executes and `_mdrun_state.restore` before replaying from a snapshot. Results go
+standard library, plus cloudpickle when the kernel has it), with `kernel_touched` (what a block
+may have touched: only that is digested again) and `kernel_snapshot` (snapshots, written by
+`capture` and loaded by `kernel_snapshot.restore`), then calls `_mdrun_state.capture` after a
+block executes. Results go
 to JSON files whose paths mdrun chooses, so no output of the kernel is ever polluted.
 
 The digest covers every user variable (functions and classes by value, so editing a function
@@ -23,7 +25,6 @@ import contextlib
 import hashlib
 import importlib.abc
 import importlib.util
-import io
 import json
 import os
 import pickle
@@ -44,10 +45,17 @@ _module_globals: dict[str, dict[str, int]] = {}
 """For each module imported since the kernel started: its globals' ids right after import."""
 _cell_started: list[float] = []
 """When the block being run started (IPython's pre_run_cell event)."""
-_cells_since_capture: list[int] = [0]
-"""How many cells ran since the last capture: 1 when only the block being captured did."""
+_cell_code: list[str] = []
+"""The code of the last block run visibly (IPython's pre_run_cell event)."""
+_executions_since_capture: list[int] = [0]
+"""How many requests ran code since the last capture (silent replays and mdrun's own hidden
+requests included): 1 when only the block being captured did."""
 _last_capture: list[dict[str, str | None]] = []
 """The digest of each name at the last capture, while it can serve as the baseline."""
+_last_values: dict[str, tuple[str, int]] = {}
+"""Each variable's digest and size at the last capture (see `_digest_incrementally`)."""
+_last_reaches: dict[str, Any] = {}
+"""Each variable's `kernel_touched.Reach` at the last capture."""
 _imported_later: set[str] = set()
 """Modules imported after the kernel started."""
 GLOBAL_PREFIX = "<global "
@@ -117,9 +125,13 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
         return spec
 
 
-def _note_cell_start(_info: Any) -> None:
+def _note_cell_start(info: Any) -> None:
     _cell_started[:] = [time.perf_counter()]
-    _cells_since_capture[0] += 1
+    _cell_code[:] = [getattr(info, "raw_cell", None) or ""]
+
+
+def _note_execution() -> None:
+    _executions_since_capture[0] += 1
 
 
 def watch_initial_states() -> None:
@@ -133,46 +145,13 @@ def watch_initial_states() -> None:
     with contextlib.suppress(ImportError, AttributeError):
         from IPython import get_ipython
 
-        get_ipython().events.register("pre_run_cell", _note_cell_start)
+        events = get_ipython().events
+        events.register("pre_run_cell", _note_cell_start)
+        events.register("pre_execute", _note_execution)
     for name, module in list(sys.modules.items()):
         if isinstance(module, types.ModuleType):
             _module_globals[name] = _global_ids(module)
     sys.meta_path.insert(0, _ImportWatcher())
-
-
-def _pickler() -> Any:
-    """cloudpickle serialises functions and classes of the session by value; plain pickle
-    would store them by name, and an edited function would look unchanged."""
-    try:
-        import cloudpickle
-    except ImportError:
-        return pickle
-    return cloudpickle
-
-
-_pickler_classes: list[Any] = []
-
-
-def _strict_pickler_class() -> Any:
-    """A pickler that refuses open files and streams: cloudpickle would save a file's text and
-    give back a StringIO, which is not the same object to the code that uses it."""
-    if _pickler_classes:
-        return _pickler_classes[0]
-    base = getattr(_pickler(), "Pickler", pickle.Pickler)
-
-    class StrictPickler(base):  # type: ignore[misc, valid-type]
-        def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, io.IOBase):
-                raise TypeError(f"an open file or stream ({type(obj).__name__}) cannot be saved")
-            parent = getattr(super(), "reducer_override", None)
-            return NotImplemented if parent is None else parent(obj)
-
-    _pickler_classes.append(StrictPickler)
-    return StrictPickler
-
-
-def _dump(value: Any, stream: Any) -> None:
-    _strict_pickler_class()(stream, protocol=5).dump(value)
 
 
 def user_variables(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> list[str]:
@@ -243,45 +222,24 @@ def module_states(namespace: dict[str, Any]) -> dict[str, Any]:
     return states
 
 
-_IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range})
-_digests: dict[int, tuple[Any, str, int]] = {}
-"""Digests of immutable values by id (holding the value, so the id cannot be reused)."""
+def _companion(installed_as: str, name: str) -> Any:
+    """A module installed beside this one in the kernel (imported from mdrun on the host)."""
+    module = sys.modules.get(installed_as)
+    if module is None:
+        import importlib
+
+        module = importlib.import_module(f"mdrun.document.{name}")
+    return module
 
 
-def digest_value(value: Any) -> tuple[str, int]:
-    """`value_digest`, remembered for immutable values: a session's variables are digested
-    after every block, and most of them did not change."""
-    if type(value) not in _IMMUTABLE:
-        return value_digest(value)
-    cached = _digests.get(id(value))
-    if cached is not None and cached[0] is value:
-        return cached[1], cached[2]
-    if len(_digests) > 100_000:
-        _digests.clear()
-    digest, size = value_digest(value)
-    _digests[id(value)] = (value, digest, size)
-    return digest, size
+def _touched_module() -> Any:
+    """`kernel_touched`, which says what a block may have touched."""
+    return _companion("_mdrun_touched", "kernel_touched")
 
 
-def value_digest(value: Any) -> tuple[str, int]:
-    """The SHA-256 of one value's pickle, and its size in bytes.
-
-    Large buffers (numpy arrays, pandas columns) go out of band (pickle protocol 5) and are
-    hashed where they lie in memory, never copied into the pickle stream.
-    """
-    if isinstance(value, io.IOBase):
-        raise TypeError(f"an open file or stream ({type(value).__name__}) cannot be saved")
-    stream = io.BytesIO()
-    buffers: list[pickle.PickleBuffer] = []
-    _strict_pickler_class()(stream, protocol=5, buffer_callback=buffers.append).dump(value)
-    digest = hashlib.sha256(stream.getbuffer())
-    size = stream.tell()
-    for buffer in buffers:
-        raw = buffer.raw()
-        digest.update(len(raw).to_bytes(8, "little"))
-        digest.update(raw)
-        size += len(raw)
-    return digest.hexdigest(), size
+def _digest_module() -> Any:
+    """`kernel_digest`, which digests one value."""
+    return _companion("_mdrun_digest", "kernel_digest")
 
 
 def capture(
@@ -292,53 +250,35 @@ def capture(
     *,
     replay_cost: float = 0.0,
     snapshot_after: float | None = None,
+    load_bytes_per_second: float | None = None,
+    after_error: bool = False,
+    previous_snapshot: str | None = None,
+    previous_sha256: str | None = None,
 ) -> None:
     """Digest the session's state into `result_path`; maybe snapshot it into `snapshot_path`.
 
-    With `snapshot_after`, the snapshot is taken only if replaying the session up to here
-    would cost that many seconds: `replay_cost` (the blocks before this one, since the last
-    snapshot) plus this block's own time, measured here since it started."""
+    With `snapshot_after`, the snapshot is taken only if it saves that many seconds: reaching
+    this state without it costs `replay_cost` (replaying the blocks before this one, or
+    loading an earlier snapshot and replaying those after it) plus this block's own time,
+    measured here since it started; with it, loading it back (its size at
+    `load_bytes_per_second`).
+    `after_error`: the capture runs in a request of its own, after the block raised.
+    `previous_snapshot`: the index of the session's latest snapshot (and its recorded digest),
+    whose unchanged files the new one links rather than pickles again."""
     started = time.perf_counter()
     cell_seconds = started - _cell_started[0] if _cell_started else 0.0
-    if snapshot_after is not None and replay_cost + cell_seconds < snapshot_after:
-        snapshot_path = None
+    only_the_block = _executions_since_capture[0] == (2 if after_error else 1)
+    _executions_since_capture[0] = 0
     values = {name: namespace[name] for name in user_variables(namespace, hidden)}
-    values.update(module_states(dict(values)))
-    digests, opaque, kept, modules, size = _digest_values(values)
-    state = hashlib.sha256(json.dumps(digests, sort_keys=True).encode())
-    if opaque:
-        state.update(secrets.token_bytes(16))
-    result: dict[str, Any] = {
-        "digest": state.hexdigest(),
-        **_changes(digests, opaque),
-        "opaque": opaque,
-        "capture_seconds": time.perf_counter() - started,
-        "cell_seconds": cell_seconds,
-        "size": size,
-    }
-    if snapshot_path is not None and not opaque:
-        result.update(_write_snapshot(snapshot_path, kept, modules))
-    with open(result_path, "w") as stream:
-        json.dump(result, stream)
-
-
-def _digest_values(
-    values: dict[str, Any],
-) -> tuple[dict[str, str], dict[str, str], dict[str, Any], dict[str, str], int]:
-    """Each value's digest; the values that cannot be digested (opaque), those a snapshot
-    keeps, the modules (kept by name) and the bytes digested."""
-    digests: dict[str, str] = {}
-    opaque: dict[str, str] = {}
-    kept: dict[str, Any] = {}
-    modules: dict[str, str] = {}
-    size = 0
-    for name, value in values.items():
-        if isinstance(value, types.ModuleType):
-            modules[name] = value.__name__
-            digests[name] = "module:" + value.__name__
-            continue
+    code = _cell_code[0] if _cell_code and only_the_block else None
+    digests, opaque, kept, modules, size = _digest_incrementally(values, code)
+    deferred = _companion("_mdrun_snapshot", "kernel_snapshot").still_deferred(namespace)
+    for entry in deferred.values():
+        digests.update(entry["digests"])
+        size += int(entry.get("bytes") or 0)
+    for name, value in module_states(dict(values)).items():
         try:
-            digests[name], value_size = digest_value(value)
+            digests[name], value_size = _digest_module().digest_value(value)
         except Exception as err:
             opaque[name] = f"{type(value).__name__} ({type(err).__name__})"
             continue
@@ -348,44 +288,120 @@ def _digest_values(
     if pyplot is not None and pyplot.get_fignums():
         # pyplot's figure registry lives in the module: a snapshot would lose it.
         opaque["<matplotlib.pyplot>"] = f"{len(pyplot.get_fignums())} open figures"
+    state = hashlib.sha256(json.dumps(digests, sort_keys=True).encode())
+    if opaque:
+        state.update(secrets.token_bytes(16))
+    result: dict[str, Any] = {
+        "digest": state.hexdigest(),
+        **_changes(digests, opaque, only_the_block),
+        "opaque": opaque,
+        "capture_seconds": time.perf_counter() - started,
+        "cell_seconds": cell_seconds,
+        "size": size,
+    }
+    if snapshot_after is not None:
+        # Worth it when loading it saves that much over reaching this state without it (a
+        # snapshot just after a large one saves only the blocks between them).
+        replay = replay_cost + cell_seconds
+        load = 0.0 if load_bytes_per_second is None else size / load_bytes_per_second
+        if replay - load < snapshot_after:
+            snapshot_path = None
+    if snapshot_path is not None and not opaque:
+        snapshots = _companion("_mdrun_snapshot", "kernel_snapshot")
+        previous = snapshots.previous_files(previous_snapshot, previous_sha256)
+        reaches = dict(_last_reaches)
+        result.update(
+            snapshots.write(
+                snapshot_path,
+                kept,
+                modules=modules,
+                digests=digests,
+                reaches=reaches,
+                previous=previous,
+                deferred=dict(deferred),
+            )
+        )
+    with open(result_path, "w") as stream:
+        json.dump(result, stream)
+
+
+def _digest_incrementally(
+    values: dict[str, Any], code: str | None
+) -> tuple[dict[str, str], dict[str, str], dict[str, Any], dict[str, str], int]:
+    """Each variable's digest, computed again only for those the block may have touched (see
+    `kernel_touched`; all of them when `code` is None or cannot be analysed); the variables that
+    cannot be digested (opaque), those a snapshot keeps, the modules (kept by name) and the
+    bytes digested."""
+    touched_module = _touched_module()
+    code_touched = None if code is None else touched_module.names_in_code(code)
+    previous = dict(_last_reaches) if code_touched is not None else {}
+    current: dict[str, Any] = {}
+    fresh: dict[str, tuple[str, int] | str] = {}
+    pending: set[str] | None = set(values)
+    if code_touched is not None:
+        pending = touched_module.touched_names(values, code_touched, previous, current)
+    while True:
+        for name in (set(values) if pending is None else pending & set(values)) - set(fresh):
+            fresh[name] = _digest_one(values[name], name, current)
+        if pending is None or code_touched is None:
+            break
+        grown = touched_module.touched_names(values, code_touched, previous, current)
+        if grown is None:
+            pending = None
+        elif grown & set(values) <= set(fresh):
+            break
+        else:
+            pending = grown
+    digests: dict[str, str] = {}
+    opaque: dict[str, str] = {}
+    kept: dict[str, Any] = {}
+    modules: dict[str, str] = {}
+    size = 0
+    last_values = dict(_last_values)
+    _last_values.clear()
+    _last_reaches.clear()
+    for name, value in values.items():
+        known = fresh[name] if name in fresh else last_values[name]
+        if isinstance(known, str):
+            opaque[name] = known
+            continue
+        digests[name], value_size = known
+        _last_values[name] = known
+        _last_reaches[name] = current.get(name) or previous[name]
+        if isinstance(value, types.ModuleType):
+            modules[name] = value.__name__
+        else:
+            kept[name] = value
+            size += value_size
     return digests, opaque, kept, modules, size
 
 
-def _write_snapshot(
-    snapshot_path: str, kept: dict[str, Any], modules: dict[str, str]
-) -> dict[str, Any]:
-    """Pickle the values into `snapshot_path`; what the state record says of it."""
-    written = time.perf_counter()
-    # Its own temporary file and rename, not mdrun.core.files.replaced_atomically: this
-    # code runs inside the kernel, whose Python need not have mdrun installed.
-    temporary = snapshot_path + ".tmp"
-    # First what loading the values needs (paths, folder, environment) as plain data, then
-    # one pickle for all values, which keeps shared references shared (a = b = [] stays
-    # one list).
-    setting = {name: kept.pop(name) for name in SETTING_NAMES if name in kept}
+def _digest_one(value: Any, name: str, reaches: dict[str, Any]) -> tuple[str, int] | str:
+    """A variable's digest and size (its reach into `reaches`), or why it cannot be digested."""
+    touched = _touched_module()
+    if isinstance(value, types.ModuleType):
+        reaches[name] = touched.Reach(id(value), frozenset(), frozenset())
+        return "module:" + value.__name__, 0
     try:
-        with open(temporary, "wb") as stream:
-            pickle.dump(setting, stream, protocol=5)
-            _dump({"modules": modules, "values": kept}, stream)
-        os.replace(temporary, snapshot_path)
-    except OSError as err:
-        # A full disk: no snapshot (later blocks replay instead), and no partial file left.
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        return {"snapshot_error": f"{temporary}: {err.strerror or err}"}
-    return {"snapshot_seconds": time.perf_counter() - written}
+        digest, size, reach = _digest_module().digest_and_reach(value)
+    except Exception as err:
+        reaches[name] = touched.Reach(id(value), None, frozenset())
+        return f"{type(value).__name__} ({type(err).__name__})"
+    reaches[name] = reach
+    return digest, size
 
 
-def _changes(digests: dict[str, str], opaque: dict[str, str]) -> dict[str, Any]:
+def _changes(
+    digests: dict[str, str], opaque: dict[str, str], only_the_block: bool
+) -> dict[str, Any]:
     """What the record lists: the names whose values changed since the block before this one,
     and those it removed. Listing every name after every block would make a long document's
     records grow with the square of its length. The block before is the baseline only when
     this kernel captured it and ran nothing else since (no replay, no restore); otherwise
     every name is listed, and `since` says so."""
     current: dict[str, str | None] = {**digests, **dict.fromkeys(opaque)}
-    baseline = _last_capture[0] if _last_capture and _cells_since_capture[0] == 1 else None
+    baseline = _last_capture[0] if _last_capture and only_the_block else None
     _last_capture[:] = [current]
-    _cells_since_capture[0] = 0
     if baseline is None:
         return {"since": "nothing", "changed": sorted(current), "removed": []}
     changed = [
@@ -400,62 +416,8 @@ def _changes(digests: dict[str, str], opaque: dict[str, str]) -> dict[str, Any]:
     }
 
 
-SETTING_NAMES = ("<sys.path>", "<cwd>", "<environ>")
-"""State restored before the values are loaded, since loading them may import modules."""
-
-
-def _apply_setting(setting: dict[str, Any]) -> None:
-    if "<sys.path>" in setting:
-        sys.path[:] = setting["<sys.path>"]
-    if "<cwd>" in setting:
-        os.chdir(setting["<cwd>"])
-    if "<environ>" in setting:
-        changed, removed = setting["<environ>"]
-        os.environ.update(changed)
-        for key in removed:
-            os.environ.pop(key, None)
-
-
-def restore(
-    namespace: dict[str, Any],
-    snapshot_path: str,
-    result_path: str,
-    expected_sha256: str | None = None,
-) -> None:
-    """Load a snapshot into the session: re-import modules, unpickle values, module state.
-
-    With `expected_sha256`, the bytes are checked first and nothing is unpickled unless they
-    match (the check and the load read the same bytes, so a file swapped meanwhile is not
-    loaded either); the result file then says `refused`."""
-    started = time.perf_counter()
-    _last_capture.clear()  # the session's state is no longer what the last capture saw
-    import importlib
-
-    with open(snapshot_path, "rb") as stream:
-        data = stream.read()
-    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
-        with open(result_path, "w") as report:
-            json.dump({"refused": "the snapshot does not match its recorded digest"}, report)
-        return
-    with io.BytesIO(data) as stream:
-        del data
-        setting = pickle.load(stream)
-        _apply_setting(setting)
-        snapshot = _pickler().load(stream)
-    values = dict(snapshot["values"])
-    for name, module_name in snapshot["modules"].items():
-        values[name] = importlib.import_module(module_name)
-    for name, value in values.items():
-        if name.startswith(GLOBAL_PREFIX):
-            module_name, _, attribute = name[len(GLOBAL_PREFIX) : -1].rpartition(".")
-            setattr(importlib.import_module(module_name), attribute, value)
-        elif name == "<random>":
-            import random
-
-            random.setstate(value)
-        elif name == "<numpy.random>":
-            importlib.import_module("numpy.random").set_state(value)
-        else:
-            namespace[name] = value
-    with open(result_path, "w") as stream:
-        json.dump({"restore_seconds": time.perf_counter() - started}, stream)
+def forget_last_capture() -> None:
+    """The session's state is no longer what the last capture saw (a snapshot was loaded)."""
+    _last_capture.clear()
+    _last_reaches.clear()
+    _last_values.clear()

@@ -10,6 +10,7 @@ context, signed when a key is given.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +22,15 @@ from mdrun.core.remote import FsspecBackend
 from mdrun.core.signing import PublicKey, SigningKey, signers
 from mdrun.core.store import Store
 from mdrun.document.cache_settings import CacheSettings
-from mdrun.document.record_files import SNAPSHOT_FILE
+from mdrun.document.record_files import SNAPSHOT_FILE, SNAPSHOT_FILES
 from mdrun.errors import DamagedRealization, StoreError
 
 if TYPE_CHECKING:
     from mdrun.document.formats.settings import Settings
 
-FETCHED_ON_DEMAND = frozenset({SNAPSHOT_FILE})
-"""What a realization is fetched without, until it is needed."""
+FETCHED_ON_DEMAND = frozenset({SNAPSHOT_FILES})
+"""What a realization is fetched without, until it is needed (fnmatch patterns): its snapshot's
+index and files of variables."""
 
 Notice = Callable[[str], None]
 """Told, once per cache, that its snapshots are not loaded, or that it cannot be read (the
@@ -127,10 +129,13 @@ def usable_snapshot(store: Store, rref: RRef, snapshot: Path | None) -> Path | N
 
 
 def fetch_snapshot(store: Store, rref: RRef) -> bool:
-    """Bring a block's snapshot in from its cache right before a session loads it (its
-    signature was checked by `usable_snapshot`); False when it cannot be had (reported)."""
+    """Bring a block's snapshot (its index and files) in from its cache right before a session
+    loads it (its signature was checked by `usable_snapshot`); False when it cannot be had
+    (reported)."""
+    record = left_out(store, rref)
+    wanted = [] if record is None else sorted(record.entries)
     try:
-        return fetch_left_out(store, rref, SNAPSHOT_FILE)
+        return all(fetch_left_out(store, rref, path) for path in wanted)
     except DamagedRealization as damage:
         damage.consequence = "it was not loaded: the blocks before were run again instead"
         store.report_damage(damage)
@@ -196,7 +201,9 @@ def push_documents(
 def download_summary(tier: FsspecBackend) -> str:
     """What a command fetched from the cache, in bytes: block outputs and records, snapshots,
     and the manifests and configs that describe them."""
-    snapshots = sum(size for _, path, size in tier.downloads if path == SNAPSHOT_FILE)
+    snapshots = sum(
+        size for _, path, size in tier.downloads if fnmatch.fnmatchcase(path, SNAPSHOT_FILES)
+    )
     total = sum(size for _, _, size in tier.downloads)
     realizations = len({rref for rref, _, _ in tier.downloads})
     return (

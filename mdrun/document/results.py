@@ -2,12 +2,13 @@
 
 A block's realization holds `outputs.json` (its status, nbformat outputs and result key),
 `_execution.json` (seconds), `_state.json` (the state digest, the variables the block changed
-or removed, what could not be saved) and, where one was worth taking, `_snapshot.pickle`; all
-of them are in its hash. Each record is checked against the realization's manifest when it is
-read; the snapshot is checked by the kernel right before loading it, against the digest the
-manifest records. A block's config carries the *result key* of the block upstream of it (the
-digest of what that block produced and the state it left, see `result_key` and
-`plan.block_config`), not the upstream block's derivation. So looking a document up in the store
+or removed, what could not be saved) and, where one was worth taking, a snapshot (the index
+`_snapshot.json` and its files of variables, see `record_files`); all of them are in its hash.
+Each record is checked against the realization's manifest when it is read; the snapshot is
+checked by the kernel right before loading it: its index against the digest the manifest
+records, each file against the index. A block's config carries the *result key* of the block
+upstream of it (the digest of what that block produced and the state it left, see `result_key`
+and `plan.block_config`), not the upstream block's derivation. So looking a document up in the store
 walks each session in order: a block is cached when its upstream's result key is known and a
 sound realization of the config built from that key exists. Writing a result is a plain
 function of the executor's `BlockResult` (`store_result`, `record_failure`).

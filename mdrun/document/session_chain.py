@@ -13,16 +13,35 @@ from pathlib import Path
 
 from mdrun.document.executor import ChainStep
 
-RESTORE_INSTEAD_OF_REPLAY_SECONDS = 1.0
-"""A running kernel restarts to load a snapshot only when that skips more replaying than this."""
+REPLAY_OVERHEAD_SECONDS = 0.015
+"""What replaying one block costs mdrun besides the block's own time (sending it, waiting for
+the kernel to be idle again): 200 trivial blocks replayed took 11 ms each (median), 15 ms on
+average, on the shared 2-core machine busy with other jobs."""
+RESTART_SECONDS = 0.45
+"""What starting a fresh kernel costs: a kernel that holds some blocks already restarts to load
+a snapshot only when that saves more than this."""
 SNAPSHOT_AFTER_SECONDS = 0.25
 """Take a snapshot once replaying the blocks since the last one would cost this much (a
-snapshot of a small state costs milliseconds; a large one is dropped when reading it back
+snapshot of a small state costs milliseconds; a large one is not taken when reading it back
 would cost more than replaying, see `SNAPSHOT_BYTES_PER_SECOND`)."""
-SNAPSHOT_BYTES_PER_SECOND = 200e6
-"""A conservative speed for loading a snapshot back."""
+SNAPSHOT_BYTES_PER_SECOND = 250e6
+"""How fast a snapshot loads back: read, checked against its digest, unpickled. Measured for a
+500 MB array on the shared 2-core machine, busy with other jobs: 165-200 MB/s; an idle machine
+does better, but a choice that leans to replaying loses little."""
+SNAPSHOT_LOAD_SECONDS = 0.01
+"""What loading any snapshot costs besides its bytes (a request to the kernel, the index)."""
 SNAPSHOT_MAX_BYTES = 1 << 30
 """Larger snapshots are dropped: reading them back would cost more than it saves."""
+
+
+def load_cost(size: int) -> float:
+    """Seconds that loading a snapshot of `size` bytes back takes."""
+    return SNAPSHOT_LOAD_SECONDS + size / SNAPSHOT_BYTES_PER_SECOND
+
+
+def replay_seconds(steps: Sequence[ChainStep]) -> float:
+    """Seconds that replaying `steps` takes: their own recorded time and mdrun's per block."""
+    return sum(step.seconds + REPLAY_OVERHEAD_SECONDS for step in steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +97,28 @@ class SessionChain:
 
     def _restore_point(self, before: Sequence[ChainStep], held: int) -> int | None:
         """The step to restore from, or None to replay from the `held` blocks the kernel has:
-        the latest loadable snapshot, if replaying from what is held would cost enough."""
+        the snapshot from which loading and replaying what follows costs least, when that costs
+        less than replaying from what is held (a kernel that holds blocks must restart first)."""
         if not self.inspects_state:
             return None
+        best: int | None = None
+        best_cost = replay_seconds(before[held:])
+        restart = RESTART_SECONDS if held else 0.0
         for index in range(len(before) - 1, held - 1, -1):
             if not self._loadable(before[index]):
                 continue
-            skipped = sum(step.seconds for step in before[held : index + 1])
-            if held == 0 or skipped > RESTORE_INSTEAD_OF_REPLAY_SECONDS:
-                return index
-            return None
+            cost = restart + load_cost(before[index].snapshot_bytes)
+            cost += replay_seconds(before[index + 1 :])
+            if cost < best_cost:
+                best, best_cost = index, cost
+        return best
+
+    def latest_snapshot(self, before: Sequence[ChainStep]) -> ChainStep | None:
+        """The latest step with a snapshot here (not left on a remote cache), whose unchanged
+        files a new snapshot links."""
+        for step in reversed(before):
+            if self._loadable(step) and step.snapshot is not None and step.snapshot.exists():
+                return step
         return None
 
     def _loadable(self, step: ChainStep) -> bool:
@@ -98,21 +129,23 @@ class SessionChain:
         )
 
     def replay_cost(self, before: Sequence[ChainStep]) -> float:
-        """What replaying the blocks before a block since the last snapshot would cost."""
-        cost = 0.0
-        for step in reversed(before):
-            if self._loadable(step):
-                break
-            cost += step.seconds
-        return cost
+        """What replaying the blocks before a block since the last snapshot would cost, and
+        loading that snapshot (the cheaper of the two when the snapshot is large)."""
+        for index in range(len(before) - 1, -1, -1):
+            if self._loadable(before[index]):
+                after = replay_seconds(before[index + 1 :])
+                from_start = replay_seconds(before)
+                return min(from_start, load_cost(before[index].snapshot_bytes) + after)
+        return replay_seconds(before)
 
     @staticmethod
     def snapshot_worth_keeping(
         size: int, option: bool | None, replay_cost: float, seconds: float
     ) -> bool:
         """With `snapshot=auto` (None), a snapshot that would cost more to load than replaying
-        the blocks it skips is dropped; `snapshot=true` keeps every one."""
+        the blocks it skips (`replay_cost` for those before, `seconds` for this one) is
+        dropped; `snapshot=true` keeps every one."""
         if option is not None:
             return option
-        cost = replay_cost + seconds
-        return size <= SNAPSHOT_MAX_BYTES and size / SNAPSHOT_BYTES_PER_SECOND <= cost
+        cost = replay_cost + seconds + REPLAY_OVERHEAD_SECONDS
+        return size <= SNAPSHOT_MAX_BYTES and load_cost(size) <= cost

@@ -14,6 +14,7 @@ from mdrun.core.store import Store
 from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import make_plan
 from mdrun.document.plan import Plan, PlannedBlock, key_changes
+from mdrun.document.record_files import SNAPSHOT_FILES
 from mdrun.document.results import StoredResult, cached_results
 from mdrun.document.run_record import last_run
 
@@ -96,7 +97,9 @@ def _cached_note(result: StoredResult, previous: JSONObject | None) -> str:
         notes.append("kept by early cutoff in the last run")
     snapshot = result.snapshot
     if snapshot is not None:
-        notes.append(f"snapshot {snapshot.stat().st_size / 1e6:.1f} MB")
+        # Its index and files of variables (those left on a remote cache count nothing).
+        size = sum(path.stat().st_size for path in snapshot.parent.glob(SNAPSHOT_FILES))
+        notes.append(f"snapshot {size / 1e6:.1f} MB")
     opaque = result.state().get("opaque")
     if isinstance(opaque, dict) and opaque:
         names = ", ".join(f"{name} ({kind})" for name, kind in sorted(opaque.items()))

@@ -7,14 +7,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from mdrun.document.executor import ChainStep
-from mdrun.document.session_chain import SNAPSHOT_MAX_BYTES, SessionChain
+from mdrun.document.session_chain import (
+    REPLAY_OVERHEAD_SECONDS,
+    SNAPSHOT_BYTES_PER_SECOND,
+    SNAPSHOT_MAX_BYTES,
+    SessionChain,
+    load_cost,
+)
+
+MB = 1_000_000
 
 
-def step(name: str, seconds: float = 0.1, snapshot: bool = False) -> ChainStep:
+def step(name: str, seconds: float = 0.1, snapshot: bool = False, size: int = 0) -> ChainStep:
     path = Path(f"/store/{name}/_snapshot.pickle") if snapshot else None
     return ChainStep(
         name, f"# {name}", name, None, seconds=seconds, snapshot=path,
-        snapshot_sha256="0" * 64 if snapshot else None,
+        snapshot_sha256="0" * 64 if snapshot else None, snapshot_bytes=size,
     )  # fmt: skip
 
 
@@ -64,7 +72,7 @@ def test_a_refused_snapshot_is_not_tried_again() -> None:
     assert before[0].snapshot is not None
     chain.refuse(before[0].snapshot)
     assert chain.prepare(before).restore is None
-    assert chain.replay_cost(before) == before[0].seconds
+    assert chain.replay_cost(before) == before[0].seconds + REPLAY_OVERHEAD_SECONDS
 
 
 def test_a_kernel_whose_state_cannot_be_inspected_always_replays() -> None:
@@ -75,13 +83,55 @@ def test_a_kernel_whose_state_cannot_be_inspected_always_replays() -> None:
 def test_the_replay_cost_stops_at_the_last_snapshot() -> None:
     chain = SessionChain(inspects_state=True)
     before = [step("a", 3.0), step("b", 2.0, snapshot=True), step("c", 0.5), step("d", 0.25)]
-    assert chain.replay_cost(before) == 0.75
+    expected = load_cost(0) + 0.75 + 2 * REPLAY_OVERHEAD_SECONDS
+    assert abs(chain.replay_cost(before) - expected) < 1e-9
 
 
 def test_an_automatic_snapshot_is_kept_only_when_loading_it_is_cheaper_than_replaying() -> None:
     keep = SessionChain.snapshot_worth_keeping
     assert keep(1_000, None, replay_cost=1.0, seconds=0.5)
-    assert not keep(100_000_000, None, replay_cost=0.1, seconds=0.1)
+    assert not keep(100 * MB, None, replay_cost=0.1, seconds=0.1)
     assert not keep(SNAPSHOT_MAX_BYTES + 1, None, replay_cost=1e6, seconds=0.0)
     assert keep(100_000_000, True, replay_cost=0.0, seconds=0.0)
     assert not keep(10, False, replay_cost=1e6, seconds=0.0)
+
+
+def test_a_large_snapshot_is_not_loaded_when_replaying_rebuilds_it_faster() -> None:
+    # A 500 MB array made in 0.3 s, then quick blocks: replaying them all costs less than
+    # loading the array back.
+    chain = SessionChain(inspects_state=True)
+    before = [step("big", 0.3, snapshot=True, size=500 * MB)] + [
+        step(f"q{i}", 0.01) for i in range(4)
+    ]
+    assert 500 * MB / SNAPSHOT_BYTES_PER_SECOND > 0.3 + 5 * (0.01 + REPLAY_OVERHEAD_SECONDS)
+    assert chain.prepare(before).restore is None
+    # The same array made in 5 s: loading it wins.
+    slow = [step("big", 5.0, snapshot=True, size=500 * MB), *before[1:]]
+    assert chain.prepare(slow).restore == 0
+
+
+def test_replaying_many_quick_blocks_costs_their_overhead_too() -> None:
+    # 200 blocks of 1 ms cost 3 s to replay with mdrun's overhead: a small snapshot after them
+    # is loaded, though the blocks' own time (0.2 s) is small.
+    chain = SessionChain(inspects_state=True)
+    before = [step(f"b{i}", 0.001) for i in range(199)] + [step("b199", 0.001, snapshot=True)]
+    assert chain.prepare(before).restore == 199
+    keep = SessionChain.snapshot_worth_keeping
+    assert keep(1_000, None, replay_cost=chain.replay_cost(before[:-1]), seconds=0.001)
+
+
+def test_the_cheapest_snapshot_wins_not_the_latest() -> None:
+    # A small snapshot early and a large one late: the small one then a short replay is cheaper.
+    chain = SessionChain(inspects_state=True)
+    before = [
+        step("a", 4.0, snapshot=True, size=1_000),
+        step("b", 0.2),
+        step("c", 0.2, snapshot=True, size=900 * MB),
+    ]
+    assert chain.prepare(before).restore == 0
+
+
+def test_a_snapshot_that_loads_slower_than_its_blocks_rerun_is_dropped() -> None:
+    keep = SessionChain.snapshot_worth_keeping
+    assert not keep(500 * MB, None, replay_cost=0.05, seconds=0.3)
+    assert keep(500 * MB, None, replay_cost=0.05, seconds=3.0)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mdrun.core.store import Store
 from tests.document.conftest import Mdrun
 
 pytestmark = pytest.mark.kernel
@@ -114,7 +115,7 @@ def test_state_is_restored_from_a_snapshot_and_equals_a_fresh_run(
 ) -> None:
     mdrun.write("doc.md", SLOW)
     assert mdrun("run", "doc.md").code == 0
-    snapshots = list((mdrun.store / "store").glob("*-b1/*/_snapshot.pickle"))
+    snapshots = list((mdrun.store / "store").glob("*-b1/*/_snapshot.json"))
     assert len(snapshots) == 1
     assert re.search(r"b1: cached \(snapshot [0-9.]+ MB\)", mdrun("status", "doc.md").out)
 
@@ -141,7 +142,7 @@ def test_snapshot_false_takes_none(mdrun: Mdrun) -> None:
         ),
     )
     mdrun("run", "doc.md")
-    assert not list((mdrun.store / "store").glob("*/*/_snapshot.pickle"))
+    assert not list((mdrun.store / "store").glob("*/*/_snapshot.*"))
 
 
 def test_what_cannot_be_saved_is_named_and_replayed_instead(mdrun: Mdrun) -> None:
@@ -154,7 +155,7 @@ def test_what_cannot_be_saved_is_named_and_replayed_instead(mdrun: Mdrun) -> Non
     assert mdrun("run", "doc.md").code == 0
     status = mdrun("status", "doc.md").out
     assert "no snapshot: cannot save handle (TextIOWrapper" in status
-    assert not list((mdrun.store / "store").glob("*/*/_snapshot.pickle"))
+    assert not list((mdrun.store / "store").glob("*/*/_snapshot.*"))
 
     _edit(mdrun, "doc.md", "print(first.strip())", "print(first.strip().upper())")
     completed, report = mdrun.run_reported("run", "doc.md")
@@ -261,3 +262,70 @@ def test_a_state_record_lists_what_its_block_changed_not_every_variable(mdrun: M
     )
     assert edited["since"] == "nothing"
     assert edited["changed"] == sorted(f"v{index}" for index in range(1, count))
+
+
+def test_an_unchanged_variable_is_stored_once_and_the_store_stays_sound(mdrun: Mdrun) -> None:
+    document = (
+        "```python snapshot=true\nbig = list(range(200_000))\n```\n\n"
+        "```python snapshot=true\nsmall = 1\n```\n\n"
+        "```python\nprint(len(big) + small)\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    files = {
+        block: {
+            name: (index.parent / file)
+            for file, entry in json.loads(index.read_text())["files"].items()
+            for name in entry["names"]
+        }
+        for block in ("b1", "b2")
+        for index in (mdrun.store / "store").glob(f"*-{block}/*/_snapshot.json")
+    }
+    assert files["b1"]["big"].samefile(files["b2"]["big"])  # one file, two realizations
+    assert "small" not in files["b1"]
+    assert mdrun("store", "verify").code == 0
+
+    # The first block's realization goes (as GC removes one): the second's file stays, and
+    # stays read-only.
+    Store.initialize(mdrun.store).local.remove(files["b1"]["big"].parent)
+    assert not files["b1"]["big"].exists()
+    assert files["b2"]["big"].stat().st_mode & 0o222 == 0
+    assert mdrun("store", "verify").code == 0
+
+
+PARTIAL = """\
+```python snapshot=true
+import time
+big = list(range(300_000))
+small = 1
+time.sleep(1.5)
+```
+
+```python
+print(small)
+```
+"""
+
+
+def test_a_restore_loads_only_what_is_read_and_a_block_that_reaches_more_runs_again(
+    mdrun: Mdrun,
+) -> None:
+    mdrun.write("doc.md", PARTIAL)
+    helper = "import __main__\ndef show():\n    exec('print(len(big))', vars(__main__))\n"
+    mdrun.write("helper.py", helper)
+    assert mdrun("run", "doc.md").code == 0
+    _edit(mdrun, "doc.md", "print(small)", "print(small + 1)")
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert "1 state restored from snapshots" in completed.err, completed.err
+    assert report.with_status("executed") == ["b2"]
+    assert "\n2\n" in mdrun.read("doc.md")
+
+    # `big` was left in its file; a library function reaches it by a way the analysis of the
+    # block does not see: the block runs again with everything loaded, as a fresh run.
+    _edit(mdrun, "doc.md", "print(small + 1)", "import helper\nhelper.show()")
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0, completed.err
+    assert "300000" in mdrun.read("doc.md")
+    assert "NameError" not in mdrun.read("doc.md")
+    # Loaded twice: only what the block names, then everything.
+    assert "2 state restored from snapshots" in completed.err, completed.err

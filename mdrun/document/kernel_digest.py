@@ -1,0 +1,150 @@
+"""How a value of a session is digested, inside the kernel: its pickle's SHA-256, and what the
+pickle went through (see `kernel_touched.Reach`), so that a change made through another name
+can be seen.
+
+Sent to the kernel as source with `kernel_state` (standard library only, plus cloudpickle when
+the kernel has it, which pickles the session's functions and classes by value).
+"""
+
+from __future__ import annotations
+
+import copyreg
+import hashlib
+import importlib
+import io
+import os
+import pickle
+import sys
+from typing import Any
+
+
+def _touched() -> Any:
+    """`kernel_touched`: installed beside this module in the kernel, imported on the host."""
+    module = sys.modules.get("_mdrun_touched")
+    return module or importlib.import_module("mdrun.document.kernel_touched")
+
+
+def pickler() -> Any:
+    """cloudpickle serialises functions and classes of the session by value; plain pickle
+    would store them by name, and an edited function would look unchanged."""
+    try:
+        import cloudpickle
+    except ImportError:
+        return pickle
+    return cloudpickle
+
+
+_pickler_classes: list[Any] = []
+
+
+def _strict_pickler_class() -> Any:
+    """A pickler that refuses open files and streams: cloudpickle would save a file's text and
+    give back a StringIO, which is not the same object to the code that uses it."""
+    if _pickler_classes:
+        return _pickler_classes[0]
+    base = getattr(pickler(), "Pickler", pickle.Pickler)
+
+    class StrictPickler(base):  # type: ignore[misc, valid-type]
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, io.IOBase):
+                raise TypeError(f"an open file or stream ({type(obj).__name__}) cannot be saved")
+            if isinstance(obj, type):
+                # Pickling an instance caches `__slotnames__` in its class: set it before the
+                # class is pickled, or the class's digest would change once an instance is.
+                copyreg._slotnames(obj)  # type: ignore[attr-defined]
+            parent = getattr(super(), "reducer_override", None)
+            return NotImplemented if parent is None else parent(obj)
+
+    _pickler_classes.append(StrictPickler)
+    return StrictPickler
+
+
+def dump(value: Any, stream: Any) -> None:
+    _strict_pickler_class()(stream, protocol=5).dump(value)
+
+
+_IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range})
+_digests: dict[int, tuple[Any, str, int]] = {}
+"""Digests of immutable values by id (holding the value, so the id cannot be reused)."""
+MEMO_LIMIT = 200_000
+"""A value whose pickle goes through more objects is digested after every block: keeping what
+it went through (to see a change made through another name) would cost more than that."""
+
+
+def digest_value(value: Any) -> tuple[str, int]:
+    """`value_digest`, remembered for immutable values: a session's variables are digested
+    after every block, and most of them did not change."""
+    digest, size, _reach = digest_and_reach(value)
+    return digest, size
+
+
+def digest_and_reach(value: Any) -> tuple[str, int, Any]:
+    """A value's digest and size, and the `Reach` of what its pickle went through."""
+    touched = _touched()
+    if type(value) in _IMMUTABLE:
+        cached = _digests.get(id(value))
+        if cached is None or cached[0] is not value:
+            if len(_digests) > 100_000:
+                _digests.clear()
+            cached = (value, *value_digest(value))
+            _digests[id(value)] = cached
+        return cached[1], cached[2], touched.Reach(id(value), frozenset(), frozenset())
+    memo: list[Any] = []
+    digest, size = value_digest(value, memo)
+    if len(memo) > MEMO_LIMIT:
+        return digest, size, touched.Reach(id(value), None, frozenset())
+    ids, names = touched.reach_of(memo)
+    return digest, size, touched.Reach(id(value), ids, names)
+
+
+def value_digest(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
+    """The SHA-256 of one value's pickle, and its size in bytes; `memo` is given the objects
+    the pickle went through.
+
+    Large buffers (numpy arrays, pandas columns) go out of band (pickle protocol 5) and are
+    hashed where they lie in memory, never copied into the pickle stream.
+    """
+    if isinstance(value, io.IOBase):
+        raise TypeError(f"an open file or stream ({type(value).__name__}) cannot be saved")
+    stream = io.BytesIO()
+    buffers: list[pickle.PickleBuffer] = []
+    pickler = _strict_pickler_class()(stream, protocol=5, buffer_callback=buffers.append)
+    pickler.dump(value)
+    if memo is not None:
+        memo.extend(entry[1] for entry in pickler.memo.copy().values())
+    digest = hashlib.sha256(stream.getbuffer())
+    size = stream.tell()
+    for buffer in buffers:
+        raw = buffer.raw()
+        digest.update(len(raw).to_bytes(8, "little"))
+        digest.update(raw if len(raw) < PARALLEL_BYTES else _parallel_digest(raw))
+        size += len(raw)
+    return digest.hexdigest(), size
+
+
+PARALLEL_BYTES = 1 << 25
+"""A buffer this large (32 MiB) is hashed in chunks on every core, and the digest of the
+chunks' digests stands for it: a 500 MB array takes a fraction of a second less to digest."""
+CHUNK_BYTES = 1 << 23
+
+
+def _parallel_digest(raw: memoryview) -> bytes:
+    """The SHA-256 of the SHA-256s of `raw`'s 8 MiB chunks, hashed in threads (hashlib lets
+    go of the interpreter lock while it hashes)."""
+    import threading
+
+    chunks = [raw[start : start + CHUNK_BYTES] for start in range(0, len(raw), CHUNK_BYTES)]
+    digests = [b""] * len(chunks)
+    workers = max(1, min(os.cpu_count() or 1, 8))
+
+    def work(first: int) -> None:
+        for index in range(first, len(chunks), workers):
+            digests[index] = hashlib.sha256(chunks[index]).digest()
+
+    threads = [threading.Thread(target=work, args=(first,)) for first in range(1, workers)]
+    for thread in threads:
+        thread.start()
+    work(0)
+    for thread in threads:
+        thread.join()
+    return hashlib.sha256(b"".join(digests)).digest()

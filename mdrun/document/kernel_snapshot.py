@@ -1,0 +1,357 @@
+"""Session snapshots, inside the kernel: written after a block, loaded before replaying.
+
+A snapshot is one pickle file per group of variables (variables that share an object are
+pickled together, so `a = b = []` stays one list), named by the group's digests, and an index
+(JSON, `record_files.SNAPSHOT_FILE`) listing each file with its SHA-256, plus what loading needs
+first (paths, folder, environment) and the modules to import. A group unchanged since the
+previous snapshot of the session has the same file name: it is hard-linked to that snapshot's
+file (copied across file systems), never pickled again. Loading checks the index against the
+digest its realization records, then each file against the index, before unpickling anything.
+Sent to the kernel as source with `kernel_state` (standard library only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from typing import Any
+
+INDEX_FORMAT = 2
+"""The index's format; an index of another format is not loaded (the session replays)."""
+FILE_PATTERN = re.compile(r"_snapshot\.[0-9a-f]{32}\.pickle\Z")
+"""The name of a snapshot's file of variables (anything else in an index is refused)."""
+SETTING_NAMES = ("<sys.path>", "<cwd>", "<environ>")
+"""State restored before the values are loaded, since loading them may import modules."""
+STATE_GROUP = ("<random>", "<numpy.random>")
+"""Generator states: pickled apart from the variables, since they change more often."""
+
+
+_deferred_files: dict[str, dict[str, Any]] = {}
+"""The files the last restore did not load (see `restore`): each one's entry in its index
+(names, digests, SHA-256) and its path. Their variables count as the session's state."""
+GLOBAL_PREFIX = "<global "
+
+
+def _state() -> Any:
+    """`kernel_state`: installed beside this module in the kernel, imported on the host."""
+    module = sys.modules.get("_mdrun_state")
+    return module or importlib.import_module("mdrun.document.kernel_state")
+
+
+def _digest() -> Any:
+    """`kernel_digest`, whose pickler writes and reads the files."""
+    module = sys.modules.get("_mdrun_digest")
+    return module or importlib.import_module("mdrun.document.kernel_digest")
+
+
+def groups(names: list[str], reaches: dict[str, Any]) -> list[list[str]]:
+    """The variables to pickle together: those whose pickles go through a common mutable
+    object. All in one group when sharing cannot be known (a variable whose reach was not
+    kept, a module's global that a block rebound)."""
+    uncertain = any(
+        name not in STATE_GROUP and (reaches.get(name) is None or reaches[name].ids is None)
+        for name in names
+    )
+    if uncertain:
+        return [sorted(names)] if names else []
+    parent = {name: name for name in names}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    owner: dict[int, str] = {}
+    for name in names:
+        reach = reaches.get(name)
+        for object_id in () if reach is None or name in STATE_GROUP else reach.ids:
+            first = owner.setdefault(object_id, name)
+            if first != name:
+                parent[root(name)] = root(first)
+    for name in STATE_GROUP:
+        if name in parent and STATE_GROUP[0] in parent:
+            parent[root(name)] = root(STATE_GROUP[0])
+    grouped: dict[str, list[str]] = {}
+    for name in sorted(names):
+        grouped.setdefault(root(name), []).append(name)
+    return sorted(grouped.values())
+
+
+def _uses(reaches: dict[str, Any], name: str) -> frozenset[str]:
+    reach = reaches.get(name)
+    return frozenset() if reach is None else reach.names
+
+
+def file_name(group: list[str], digests: dict[str, str]) -> str:
+    """A group's file name: equal names and digests, equal content."""
+    key = json.dumps([[name, digests[name]] for name in group]).encode()
+    return f"_snapshot.{hashlib.sha256(key).hexdigest()[:32]}.pickle"
+
+
+class _HashingWriter:
+    """A file that hashes what is written to it."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        self.size += len(memoryview(data).cast("B"))
+        return int(self.stream.write(data))
+
+
+def previous_files(index_path: str | None, expected_sha256: str | None) -> dict[str, Any]:
+    """The files of the session's previous snapshot that a new one may link: {} unless its
+    index matches the digest its realization records."""
+    if index_path is None or expected_sha256 is None:
+        return {}
+    try:
+        with open(index_path, "rb") as stream:
+            data = stream.read()
+        if hashlib.sha256(data).hexdigest() != expected_sha256:
+            return {}
+        files = json.loads(data)["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    folder = os.path.dirname(index_path)
+    return {
+        name: {**entry, "path": os.path.join(folder, name)}
+        for name, entry in files.items()
+        if FILE_PATTERN.match(name) and isinstance(entry, dict)
+    }
+
+
+def _link(source: str, target: str) -> bool:
+    """Hard-link an earlier snapshot's file (a copy across file systems)."""
+    if not os.path.isfile(source) or os.path.islink(source):
+        return False
+    try:
+        os.link(source, target)
+    except OSError:
+        try:
+            shutil.copyfile(source, target)
+        except OSError:
+            return False
+    return True
+
+
+def write(
+    index_path: str,
+    kept: dict[str, Any],
+    *,
+    modules: dict[str, str],
+    digests: dict[str, str],
+    reaches: dict[str, Any],
+    previous: dict[str, Any],
+    deferred: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the snapshot whose index is `index_path`, linking the files of `previous` (see
+    `previous_files`) that it holds unchanged, and the files of `deferred` (variables a partial
+    restore did not load); what the state record says of it."""
+    deferred = deferred or {}
+    started = time.perf_counter()
+    folder = os.path.dirname(index_path)
+    setting = {name: kept.pop(name) for name in SETTING_NAMES if name in kept}
+    files: dict[str, Any] = {}
+    written = linked = 0
+    made: list[str] = []
+    try:
+        for group in groups(sorted(kept), reaches):
+            name = file_name(group, digests)
+            target = os.path.join(folder, name)
+            known = previous.get(name)
+            if known is not None and _link(known["path"], target):
+                made.append(target)
+                entry = {"sha256": known.get("sha256"), "bytes": known.get("bytes")}
+                linked += int(known.get("bytes") or 0)
+            else:
+                made.append(target)
+                entry = _write_file(target, {member: kept[member] for member in group})
+                written += int(entry["bytes"])
+            uses = sorted({used for member in group for used in _uses(reaches, member)})
+            member_digests = {member: digests[member] for member in group}
+            files[name] = {"names": group, "digests": member_digests, "uses": uses, **entry}
+        for name, entry in deferred.items():
+            # Variables a partial restore left unloaded: their file, linked from where it is.
+            target = os.path.join(folder, name)
+            if not _link(entry["path"], target):
+                raise OSError(f"cannot link {entry['path']}")
+            made.append(target)
+            linked += int(entry.get("bytes") or 0)
+            files[name] = {key: value for key, value in entry.items() if key != "path"}
+        index = {"format": INDEX_FORMAT, "setting": setting, "modules": modules, "files": files}
+        made.append(index_path + ".tmp")
+        with open(index_path + ".tmp", "w") as stream:
+            json.dump(index, stream, sort_keys=True)
+        os.replace(index_path + ".tmp", index_path)
+    except (OSError, TypeError, ValueError) as err:
+        # A full disk: no snapshot (later blocks replay instead), and no partial file left.
+        for path in made:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        return {"snapshot_error": f"{folder}: {getattr(err, 'strerror', None) or err}"}
+    return {
+        "snapshot_seconds": time.perf_counter() - started,
+        "snapshot_written": written,
+        "snapshot_linked": linked,
+    }
+
+
+def _write_file(target: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Pickle `values` into `target` (a temporary file, then a rename); its digest and size."""
+    temporary = target + ".tmp"
+    try:
+        with open(temporary, "wb") as stream:
+            writer = _HashingWriter(stream)
+            _digest().dump(values, writer)
+        os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+    return {"sha256": writer.digest.hexdigest(), "bytes": writer.size}
+
+
+def _refuse(result_path: str, reason: str) -> None:
+    with open(result_path, "w") as report:
+        json.dump({"refused": reason}, report)
+
+
+def needed_files(files: dict[str, Any], codes: list[str] | None) -> set[str]:
+    """The files holding what `codes` (the blocks that will run after the restore) can read:
+    the names they name, and what the functions among those use, transitively; every file
+    when a code cannot be analysed (see `kernel_touched`). Module state is always loaded."""
+    if codes is None:
+        return set(files)
+    touched = sys.modules.get("_mdrun_touched") or importlib.import_module(
+        "mdrun.document.kernel_touched"
+    )
+    wanted: set[str] = set()
+    for code in codes:
+        names = touched.names_in_code(code)
+        if names is None:
+            return set(files)
+        wanted |= names
+    holder = {member: name for name, entry in files.items() for member in entry["names"]}
+    needed = {name for member, name in holder.items() if member.startswith("<")}
+    frontier = sorted(wanted)
+    while frontier:
+        name = holder.get(frontier.pop())
+        if name is None or name in needed:
+            continue
+        needed.add(name)
+        if set(files[name].get("uses", ())) & touched.DYNAMIC_NAMES:
+            return set(files)
+        frontier.extend(files[name].get("uses", ()))
+        frontier.extend(files[name]["names"])
+    return needed
+
+
+def restore(
+    namespace: dict[str, Any],
+    index_path: str,
+    result_path: str,
+    expected_sha256: str | None = None,
+    codes: list[str] | None = None,
+) -> None:
+    """Load a snapshot into the session: its setting, modules, values and module state.
+
+    With `expected_sha256`, the index is checked first, and every file against the index,
+    before anything is unpickled (the check and the load read the same bytes, so a file
+    swapped meanwhile is not loaded either); the result file then says `refused`. With
+    `codes`, only the files those blocks can read are loaded (see `needed_files`): the others
+    are deferred, their digests kept, and the report names them."""
+    started = time.perf_counter()
+    _state().forget_last_capture()
+    _deferred_files.clear()
+    with open(index_path, "rb") as stream:
+        data = stream.read()
+    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+        return _refuse(result_path, "the snapshot does not match its recorded digest")
+    index = json.loads(data)
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+        return _refuse(result_path, "the snapshot is of a format this mdrun does not read")
+    folder = os.path.dirname(index_path)
+    files = index["files"]
+    if any(not FILE_PATTERN.match(name) for name in files):
+        return _refuse(result_path, "the snapshot names a file it may not")
+    needed = needed_files(files, codes)
+    contents: list[bytes] = []
+    for name, entry in sorted(files.items()):
+        if name not in needed:
+            continue
+        with open(os.path.join(folder, name), "rb") as stream:
+            content = stream.read()
+        if hashlib.sha256(content).hexdigest() != entry.get("sha256"):
+            return _refuse(result_path, f"{name} does not match the digest its index records")
+        contents.append(content)
+    _apply_setting(index.get("setting", {}))
+    values: dict[str, Any] = {}
+    while contents:
+        values.update(_digest().pickler().loads(contents.pop()))
+    for name, module_name in index.get("modules", {}).items():
+        values[name] = importlib.import_module(module_name)
+    _assign(namespace, values)
+    deferred = {
+        name: {**entry, "path": os.path.join(folder, name)}
+        for name, entry in files.items()
+        if name not in needed
+    }
+    _defer(deferred)
+    report = {
+        "restore_seconds": time.perf_counter() - started,
+        "deferred": sorted(member for entry in deferred.values() for member in entry["names"]),
+    }
+    with open(result_path, "w") as stream:
+        json.dump(report, stream)
+
+
+def _apply_setting(setting: dict[str, Any]) -> None:
+    if "<sys.path>" in setting:
+        sys.path[:] = setting["<sys.path>"]
+    if "<cwd>" in setting:
+        os.chdir(setting["<cwd>"])
+    if "<environ>" in setting:
+        changed, removed = setting["<environ>"]
+        os.environ.update(changed)
+        for key in removed:
+            os.environ.pop(key, None)
+
+
+def _assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
+    """Put loaded values back: variables, modules' globals, generator states."""
+    for name, value in values.items():
+        if name.startswith(GLOBAL_PREFIX):
+            module_name, _, attribute = name[len(GLOBAL_PREFIX) : -1].rpartition(".")
+            setattr(importlib.import_module(module_name), attribute, value)
+        elif name == "<random>":
+            import random
+
+            random.setstate(value)
+        elif name == "<numpy.random>":
+            importlib.import_module("numpy.random").set_state(value)
+        else:
+            namespace[name] = value
+
+
+def _defer(files: dict[str, dict[str, Any]]) -> None:
+    """Variables left in their snapshot files: their digests count as the state's."""
+    _deferred_files.clear()
+    _deferred_files.update(files)
+
+
+def still_deferred(namespace: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The deferred files none of whose variables a block has bound since."""
+    for name, entry in list(_deferred_files.items()):
+        if any(member in namespace for member in entry["names"]):
+            del _deferred_files[name]
+    return _deferred_files

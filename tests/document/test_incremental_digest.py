@@ -1,0 +1,143 @@
+"""The state digest computed incrementally (only what a block may have touched) equals the full
+digest, checked in this process: `kernel_state` is plain Python, so no kernel is needed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mdrun.document import kernel_digest, kernel_state
+from mdrun.document.kernel_touched import names_in_code
+
+STATEMENTS = (
+    "a = [1]",
+    "b = a",
+    "a.append(2)",
+    "b.append(3)",
+    "c = {'k': a}",
+    "c['k'].append(4)",
+    "def f():\n    a.append(9)",
+    "def f():\n    global b\n    b = 5",
+    "def g():\n    f()",
+    "f()",
+    "g()",
+    "del a",
+    "a = a + [1]",
+    "class K:\n    def bump(self):\n        a.append(7)",
+    "k = K()",
+    "k.x = b",
+    "k.x.append(1)",
+    "k.bump()",
+    "import numpy as np\nn = np.zeros(3)",
+    "v = n[1:]",
+    "n[1] += 5",
+    "v[0] -= 1",
+    "t = (a, 1)",
+    "t[0].append(0)",
+    "s = 'text'",
+    "h = [f]",
+    "h[0]()",
+    "h = [lambda: a.append(1)]",
+    "def q():\n    b.append(5)\nq()",
+    "w = {'x': b}\nw['x'].append(6)",
+    "import random\nr = random.random()",
+)
+
+
+def _run_block(namespace: dict[str, Any], code: str, folder: Path) -> str:
+    """Run one block as the kernel would, and capture the state it leaves."""
+    kernel_state._note_execution()
+    kernel_state._note_cell_start(types.SimpleNamespace(raw_cell=code))
+    # A block may raise (a name deleted before): the state it leaves is captured too.
+    with contextlib.suppress(Exception):
+        exec(compile(code, "<block>", "exec"), namespace)
+    return _capture(namespace, folder)
+
+
+def _capture(namespace: dict[str, Any], folder: Path) -> str:
+    report = folder / "state.json"
+    kernel_state.capture(namespace, {"__builtins__"}, str(report), None)
+    return str(json.loads(report.read_text())["digest"])
+
+
+def _full_digest(namespace: dict[str, Any], folder: Path) -> str:
+    """The digest as a capture without a baseline computes it (every variable digested)."""
+    kernel_state._executions_since_capture[0] = 5
+    return _capture(namespace, folder)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_agent() -> None:
+    kernel_state._last_reaches.clear()
+    kernel_state._last_values.clear()
+    kernel_state._executions_since_capture[0] = 0
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from(STATEMENTS), min_size=1, max_size=12))
+def test_incremental_digest_equals_full_digest(tmp_path: Path, blocks: list[str]) -> None:
+    kernel_state._last_reaches.clear()
+    kernel_state._last_values.clear()
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    for code in blocks:
+        incremental = _run_block(namespace, code, tmp_path)
+        assert incremental == _full_digest(namespace, tmp_path), code
+
+
+def test_an_untouched_variable_is_not_digested_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    _run_block(namespace, "big = list(range(1000))\nsmall = 1", tmp_path)
+    digested: list[Any] = []
+    original = kernel_digest.value_digest
+
+    def counting(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
+        digested.append(value)
+        return original(value, memo)
+
+    monkeypatch.setattr(kernel_digest, "value_digest", counting)
+    _run_block(namespace, "small = [2]", tmp_path)
+    assert namespace["big"] not in digested
+    assert [2] in digested
+
+
+def test_code_that_reaches_names_dynamically_is_not_analysed() -> None:
+    assert names_in_code("x = 1\ny = x") == frozenset({"x", "y"})
+    assert names_in_code("from os import *") is None
+    assert names_in_code("globals()['x'] = 2") is None
+    assert names_in_code("exec('x = 2')") is None
+    assert names_in_code("%time x = 1") is None
+    assert names_in_code("from IPython import get_ipython as g") is None
+    assert names_in_code("from sys import modules") is None
+    assert names_in_code("from __main__ import x") is None
+    assert names_in_code("import os.path\nfor i in x: pass") == frozenset({"os", "i", "x"})
+
+
+def test_a_large_buffer_is_digested_by_its_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    numpy = pytest.importorskip("numpy")
+    hashed: list[int] = []
+    parallel = kernel_digest._parallel_digest
+
+    def counting(raw: memoryview) -> bytes:
+        hashed.append(len(raw))
+        return parallel(raw)
+
+    monkeypatch.setattr(kernel_digest, "_parallel_digest", counting)
+    array = numpy.zeros(kernel_digest.PARALLEL_BYTES + 5, dtype=numpy.uint8)
+    before = kernel_digest.value_digest(array)
+    assert hashed == [array.nbytes]  # out of band, in chunks
+    assert kernel_digest.value_digest(array.copy()) == before
+    array[-1] = 1  # the last chunk
+    assert kernel_digest.value_digest(array) != before
+    array[-1], array[kernel_digest.CHUNK_BYTES] = 0, 1  # the second chunk
+    assert kernel_digest.value_digest(array) != before
