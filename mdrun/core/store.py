@@ -31,7 +31,6 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mdrun.core.backend import StoreBackend
 from mdrun.core.config import Config, checked_config
@@ -50,7 +49,7 @@ from mdrun.core.creation import (
     default_store_root,
     open_store_root,
 )
-from mdrun.core.files import make_read_only, make_writable, remove_tree
+from mdrun.core.files import make_read_only, make_writable, remove_tree, write_new_file
 from mdrun.core.folder_backend import CONFIG_FILE, FolderBackend, disk_usage
 from mdrun.core.integrity import (
     BUILD_FILE,
@@ -66,11 +65,9 @@ from mdrun.core.integrity import (
     tree_problems,
 )
 from mdrun.core.lazy import forget_left_out, left_out
+from mdrun.core.locks import BuildLock
 from mdrun.core.refs import DRef, RRef, make_dref, make_rref, parse_dref, parse_rref
 from mdrun.errors import DamagedRealization, StoreError, os_error
-
-if TYPE_CHECKING:
-    from filelock import BaseFileLock
 
 __all__ = [
     "BUILD_FILE",
@@ -125,6 +122,8 @@ class Store:
         self._configs: dict[DRef, Config] = {}
         self._contexts: dict[RRef, bytes] = {}
         self._manifests: dict[RRef, Manifest] = {}
+        self._staged: dict[Path, Path] = {}
+        """Build folders made inside a staged derivation's folder, and that folder."""
         self._cache_lock = threading.Lock()
         self._locks_ready = False
         self.damaged: dict[str, DamagedRealization] = {}
@@ -311,7 +310,9 @@ class Store:
         """Remove the realizations of `dref` found damaged, if they still are when checked whole.
 
         Call it holding the derivation's lock, as a build does."""
-        removed = []
+        removed: list[RRef] = []
+        if not self.damaged:
+            return removed
         present = self.realizations_of(dref)
         for rref in [rref for rref in present if rref in self.damaged]:
             if self.realization_problems(rref):
@@ -328,10 +329,80 @@ class Store:
 
     # -- publication --------------------------------------------------------------------------
 
-    def new_build_folder(self, dref: DRef) -> Path:
-        """A fresh folder in `tmp/`, named after this process so leftovers can be cleaned."""
+    def new_build_folder(self, dref: DRef, config: Config | None = None) -> Path:
+        """A fresh folder in `tmp/`, named after this process so leftovers can be cleaned.
+
+        Given the derivation's config, for a derivation not in the store yet, the folder is
+        made inside a staging copy of the derivation's folder: `publish_records` then brings
+        in both with one rename (`discard_build_folder` drops both)."""
         _, name = parse_dref(dref)
-        return self.local.temporary_folder(f"build-{os.getpid()}-{name}-")
+        prefix = f"build-{os.getpid()}-{name}-"
+        if config is None or self.has_derivation(dref):
+            return self.local.temporary_folder(prefix)
+        staging = self.local.stage_derivation(prefix, config.canonical)
+        folder = staging / "realization"
+        try:
+            os.mkdir(folder)
+            os.chmod(folder, 0o755)
+        except OSError as err:
+            remove_tree(staging)
+            raise os_error(err, folder, "cannot make a build folder") from err
+        with self._cache_lock:
+            self._staged[folder] = staging
+        return folder
+
+    def discard_build_folder(self, folder: Path) -> None:
+        """Delete a build folder that was not published (and its staging folder, if any)."""
+        with self._cache_lock:
+            staging = self._staged.pop(folder, None)
+        remove_tree(folder if staging is None else staging)
+
+    def publish_records(
+        self,
+        config: Config,
+        folder: Path,
+        records: Mapping[str, bytes],
+        build_record: bytes,
+        *,
+        doing: str = "cannot write a build's records",
+    ) -> RRef:
+        """Publish a build folder as a realization of `config`'s derivation (in the empty
+        context), adding `records` (top-level files, written read-only from memory and hashed
+        without being read back) and its build record to what the builder left in it.
+
+        One pass over the folder hashes what is there; each record is written once, and the
+        realization (with its derivation, when `new_build_folder` staged one) is moved into
+        the store by one rename. Call it holding the derivation's lock. An OSError is said as
+        `doing`, naming the file."""
+        dref = make_dref(config.hash_part, config.name)
+        context_data = context_json({})
+        try:
+            manifest = manifest_of_tree(folder, {**records, CONTEXT_FILE: context_data})
+            for name, data in records.items():
+                write_new_file(folder / name, data)
+            write_new_file(folder / CONTEXT_FILE, context_data)
+            write_new_file(folder / BUILD_FILE, build_record)
+            write_new_file(folder / MANIFEST_FILE, manifest.data)
+            make_read_only(folder)
+        except OSError as err:
+            raise os_error(err, err.filename or folder, doing) from err
+        derivation_hash, name = parse_dref(dref)
+        rref = make_rref(manifest.realization_hash, derivation_hash, name)
+        staging = self._staged.get(folder)
+        if staging is None:
+            self.add_derivation(config)
+            self._put_in_place(rref, folder, manifest)
+        elif self.local.publish_staged(dref, staging, folder, manifest.realization_hash):
+            with self._cache_lock:
+                self._configs[dref] = config
+                self._manifests[rref] = manifest
+        else:  # the derivation appeared meanwhile: the realization goes into its folder
+            self._put_in_place(rref, staging / manifest.realization_hash, manifest)
+            remove_tree(staging)
+        with self._cache_lock:
+            self._staged.pop(folder, None)
+            self._contexts[rref] = context_data
+        return rref
 
     def publish_realization(
         self, dref: DRef, context: Mapping[DRef, list[RRef]], folder: Path
@@ -366,6 +437,10 @@ class Store:
             (folder / MANIFEST_FILE).write_bytes(manifest.data)
         except OSError as err:
             raise os_error(err, folder, "cannot write a build's records") from err
+        self._put_in_place(rref, folder, manifest)
+
+    def _put_in_place(self, rref: RRef, folder: Path, manifest: Manifest) -> None:
+        """Rename a finished realization folder into the store (read-only)."""
         target = self.realization_path(rref)
         if target.is_dir() and self.realization_problems(rref):
             # The store's copy is damaged: ours, freshly built, takes its place.
@@ -401,15 +476,13 @@ class Store:
 
     # -- locks --------------------------------------------------------------------------------
 
-    def lock(self, dref: DRef) -> BaseFileLock:
+    def lock(self, dref: DRef) -> BuildLock:
         """An inter-process lock for building `dref`; the OS releases it if we die."""
-        from filelock import FileLock
-
         if not self._locks_ready:
             self.locks.mkdir(parents=True, exist_ok=True)
             self._locks_ready = True
         derivation_hash, _ = parse_dref(dref)
-        return FileLock(str(self.locks / f"{derivation_hash}.lock"))
+        return BuildLock(str(self.locks / f"{derivation_hash}.lock"))
 
     def size_of(self, path: Path) -> int:
         """Bytes used by a file or folder (symlinks not followed)."""
