@@ -366,9 +366,11 @@ class Store:
         *,
         doing: str = "cannot write a build's records",
     ) -> RRef:
-        """Publish a build folder as a realization of `config`'s derivation (in the empty
-        context), adding `records` (top-level files, written read-only from memory and hashed
-        without being read back) and its build record to what the builder left in it.
+        """Publish a build folder with `records` added as a realization of `config`'s derivation.
+
+        The records (top-level files) are written read-only from memory and hashed without
+        being read back, beside the build record and what the builder left in the folder; the
+        realization's context is empty (a block's).
 
         One pass over the folder hashes what is there; each record is written once, and the
         realization (with its derivation, when `new_build_folder` staged one) is moved into
