@@ -200,7 +200,8 @@ def substituted(store: Store, config: Config) -> StoredResult | None:
     if one holds it; call it holding the derivation's lock, after the local lookup missed."""
     if not store.substituters:
         return None
-    chosen = substitute(store, derivation_ref(config), {}, block_matcher())
+    dref = store.add_derivation(config)  # (what is fetched is published into its folder)
+    chosen = substitute(store, dref, {}, block_matcher())
     if not chosen:
         return None
     try:
