@@ -1,16 +1,17 @@
 """Block results in the store: what a block's realization holds, the key chain, and failures.
 
-A block's realization holds `outputs.json` (its status, nbformat outputs and result key),
-`_execution.json` (seconds), `_state.json` (the state digest, the variables the block changed
-or removed, what could not be saved) and, where one was worth taking, `_snapshot.pickle`; all
-of them are in its hash. Each record is checked against the realization's manifest when it is
-read; the snapshot is checked by the kernel right before loading it, against the digest the
-manifest records. A block's config carries the *result key* of the block upstream of it (the
-digest of what that block produced and the state it left, see `result_key` and
-`plan.block_config`), not the upstream block's derivation. So looking a document up in the store
-walks each session in order: a block is cached when its upstream's result key is known and a
-sound realization of the config built from that key exists. Writing a result is a plain
-function of the executor's `BlockResult` (`store_result`, `record_failure`).
+A block's realization holds `outputs.json` (status, nbformat outputs, result key, seconds;
+earlier versions kept the seconds in `_execution.json`), `_state.json` (the state digest, the
+variables the block changed or removed, what could not be saved) and, where one was worth
+taking, `_snapshot.pickle`; all of them are in its hash. Each record is checked against the
+realization's manifest when it is read; the snapshot is checked by the kernel right before
+loading it, against the digest the manifest records. A block's config carries the *result key*
+of the block upstream of it (the digest of what that block produced and the state it left, see
+`result_key` and `plan.block_config`), not the upstream block's derivation. So looking a
+document up in the store walks each session in order: a block is cached when its upstream's
+result key is known and a sound realization of the config built from that key exists. Writing a
+result is a plain function of the executor's `BlockResult` (`store_result`, `record_failure`); a
+result is published in one pass, its records written from memory (`Store.publish_records`).
 """
 
 from __future__ import annotations
