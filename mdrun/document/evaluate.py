@@ -96,6 +96,9 @@ class Evaluator:
         """What is known of each block evaluated so far (its identity, result key, result)."""
         self.snapshot_rrefs: dict[Path, RRef] = {}
         """The realization of each snapshot a step may load (to fetch it from its cache)."""
+        self.cleaned = False
+        """Whether the store's leftovers (the build folders of killed runs) were cleaned: once,
+        before this evaluation's first build, not before every block's."""
 
     def evaluate(self) -> Evaluation:
         """Evaluate every block; executors (kernels) are closed whatever happens."""
@@ -166,6 +169,9 @@ class Evaluator:
     ) -> BlockOutcome:
         """Run a block and store its result (see `results.build_block`)."""
         dref = derivation_ref(config)
+        if not self.cleaned:
+            self.store.clean_leftovers()
+            self.cleaned = True
 
         def run(folder: Path) -> BlockResult:
             return self._execute(index, dref, folder)
