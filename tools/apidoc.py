@@ -107,9 +107,16 @@ def _entry(names: Sequence[str], value: object) -> str:
 
 
 def _members(cls: object) -> list[str]:
-    """A class's public methods and properties defined on it, with their first doc line."""
+    """A class's public methods and properties defined on it (or on an mdrun class it is made
+    of that is not public itself, as `Store` of `Publication`), with their first doc line."""
     rows: list[str] = []
-    for member_name, member in sorted(vars(cls).items()):
+    defined: dict[str, object] = {}
+    for base in reversed(inspect.getmro(cls) if isinstance(cls, type) else ()):
+        if base is cls or (
+            base.__module__.startswith("mdrun.") and base.__name__ not in mdrun.core.__all__
+        ):
+            defined.update(vars(base))
+    for member_name, member in sorted(defined.items()):
         if member_name.startswith("_"):
             continue
         if isinstance(member, property):

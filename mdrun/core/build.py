@@ -95,12 +95,17 @@ class Build:
         raise StoreError(f"{self.dref}: {refpath!r} is not a RefPath or a promise path")
 
 
-def write_build_metadata(folder: Path, start: float, stop: float | None) -> None:
-    """Record when and where a build ran (unhashed metadata)."""
+def build_metadata(start: float, stop: float | None) -> dict[str, JSONValue]:
+    """When and where a build ran: a realization's build record (unhashed metadata)."""
     data: dict[str, JSONValue] = {"start": start, "host": socket.gethostname(), "pid": os.getpid()}
     if stop is not None:
         data["stop"] = stop
-    (folder / BUILD_FILE).write_text(json.dumps(data))
+    return data
+
+
+def write_build_metadata(folder: Path, start: float, stop: float | None) -> None:
+    """Record when and where a build ran (unhashed metadata)."""
+    (folder / BUILD_FILE).write_text(json.dumps(build_metadata(start, stop)))
 
 
 def build_wrapper(function: Callable[[Build], None], nouts: int | None = None) -> Any:
@@ -217,6 +222,7 @@ __all__ = [
     "build_path",
     "build_paths",
     "build_setoutpaths",
+    "build_metadata",
     "build_wrapper",
     "write_build_metadata",
 ]

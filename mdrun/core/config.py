@@ -63,34 +63,68 @@ def validate_json(value: object, path: str = "config") -> JSONValue:
     Refused: tuples, sets, bytes, NaN and infinities, non-string keys, objects, and rrefs
     (a config names derivations; realizations are chosen by matchers, not written in configs).
     """
-    if value is None or isinstance(value, bool | int | str):
-        if isinstance(value, str) and is_rref(value):
-            raise ConfigError(
-                f"{path}: a realization reference ({value}) cannot be part of a config; "
+    try:
+        return _validated(value)
+    except _Refused as refused:
+        where = path
+        for key in reversed(refused.keys):
+            where = _field(where, key)
+        raise ConfigError(f"{where}{refused.reason}") from None
+
+
+class _Refused(Exception):
+    """A value that is not JSON data; `keys` (innermost first) say where, once it is known."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.keys: list[str | int] = []
+
+
+def _validated(value: object) -> JSONValue:
+    """`validate_json` without the field's name, which is made only for an error (a config is
+    checked every time it is made: a block's config once per block and run)."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        if value.startswith("rref:") and is_rref(value):
+            raise _Refused(
+                f": a realization reference ({value}) cannot be part of a config; "
                 "depend on its derivation instead"
             )
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ConfigError(f"{path}: {value!r} is not a JSON number")
+            raise _Refused(f": {value!r} is not a JSON number")
         return value
     if isinstance(value, list):
-        return [validate_json(item, _field(path, index)) for index, item in enumerate(value)]
+        items: list[JSONValue] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_validated(item))
+            except _Refused as refused:
+                refused.keys.append(index)
+                raise
+        return items
     if isinstance(value, dict):
         result: JSONObject = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ConfigError(f"{path}: key {key!r} is a {type(key).__name__}, not a string")
-            if is_rref(key):
-                raise ConfigError(
-                    f"{path}: a realization reference ({key}) cannot be part of a config, "
+                raise _Refused(f": key {key!r} is a {type(key).__name__}, not a string")
+            if key.startswith("rref:") and is_rref(key):
+                raise _Refused(
+                    f": a realization reference ({key}) cannot be part of a config, "
                     "not even as a key"
                 )
-            result[key] = validate_json(item, _field(path, key))
+            try:
+                result[key] = _validated(item)
+            except _Refused as refused:
+                refused.keys.append(key)
+                raise
         return result
     kind = type(value).__name__
     hint = " (use a list)" if isinstance(value, tuple) else ""
-    raise ConfigError(f"{path}: a {kind} is not JSON data{hint}")
+    raise _Refused(f": a {kind} is not JSON data{hint}")
 
 
 def walk_strings(value: JSONValue) -> Iterator[str]:

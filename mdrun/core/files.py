@@ -26,6 +26,7 @@ __all__ = [
     "replaced_atomically",
     "temporary_beside",
     "write_atomically",
+    "write_new_file",
 ]
 
 
@@ -94,13 +95,29 @@ def _sync(path: Path) -> None:
         os.close(descriptor)
 
 
+def write_new_file(path: Path, data: bytes, mode: int = 0o444) -> None:
+    """Create `path` (it must not exist) holding `data`, with `mode` from the start: a store's
+    record is written read-only in one go, not written, then made read-only."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+    except OSError as err:
+        err.filename = err.filename or str(path)  # (os.write does not say which file)
+        raise
+    finally:
+        os.close(descriptor)
+
+
 def make_read_only(root: Path) -> None:
-    """Clear every write bit under `root` (files and folders), keeping read and exec bits."""
+    """Clear every write bit under `root` (files and folders), keeping read and exec bits
+    (an entry made read-only already is left as it is)."""
     for folder, subfolders, files in os.walk(root, topdown=False):
         for name in files + subfolders:
             path = os.path.join(folder, name)
             info = os.lstat(path)
-            if not stat.S_ISLNK(info.st_mode):
+            if not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o222:
                 os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o222)
     os.chmod(root, stat.S_IMODE(os.lstat(root).st_mode) & ~0o222)
 

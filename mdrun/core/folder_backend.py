@@ -17,7 +17,7 @@ import stat
 import threading
 from pathlib import Path
 
-from mdrun.core.files import make_read_only, remove_tree
+from mdrun.core.files import make_read_only, remove_tree, write_new_file
 from mdrun.core.integrity import (
     BUILD_FILE,
     BUILD_RECORD_MAX_BYTES,
@@ -201,6 +201,37 @@ class FolderBackend:
             raise os_error(err, folder / CONFIG_FILE, "cannot store a config") from err
         finally:
             remove_tree(staging)
+
+    def stage_derivation(self, prefix: str, config: bytes) -> Path:
+        """A new derivation's folder made in `tmp/`, holding its config, for a build to be
+        made inside: `publish_staged` then brings the derivation and its first realization
+        into the store with one rename, instead of one for each."""
+        staging = self.temporary_folder(prefix)
+        try:
+            write_new_file(staging / CONFIG_FILE, config)
+        except OSError as err:
+            remove_tree(staging)
+            raise os_error(err, staging / CONFIG_FILE, "cannot store a config") from err
+        return staging
+
+    def publish_staged(self, dref: DRef, staging: Path, build: Path, name: str) -> bool:
+        """Publish a finished, read-only build folder made inside `staging` (`stage_derivation`)
+        as the realization `name` of `dref`: renamed to `name` there, and the staging folder to
+        the derivation's folder. When that folder appeared meanwhile (another process added the
+        derivation), False: the realization is left in the staging folder, as `name`, for the
+        caller to publish into the derivation's folder."""
+        try:
+            os.rename(build, staging / name)  # in the same folder: its own mode does not matter
+            try:
+                os.rename(staging, self.derivation_path(dref))
+            except FileNotFoundError:
+                self.objects.mkdir(parents=True, exist_ok=True)  # a new store's first build
+                os.rename(staging, self.derivation_path(dref))
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise os_error(err, self.derivation_path(dref), "cannot publish") from err
+            return False
+        return True
 
     def put_realization(self, dref: DRef, config: bytes, rref: RRef, folder: Path) -> None:
         """Copy a verified realization folder in, entry by entry as its manifest lists them,

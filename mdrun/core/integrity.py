@@ -48,9 +48,17 @@ class Manifest:
         return sha256_hex(self.data)[:32]
 
 
-def manifest_of_tree(folder: Path) -> Manifest:
-    """The manifest of a folder as it is on disk now (hashes every file)."""
+def manifest_of_tree(folder: Path, added: Mapping[str, bytes] | None = None) -> Manifest:
+    """The manifest of a folder as it is on disk now (hashes every file), with the top-level
+    files `added` (name: content, hashed from memory) that the caller is about to write."""
     entries = tree_entries(folder, UNHASHED_NAMES)
+    if added:
+        present = {entry.partition(" ")[2].rpartition(" ")[0] for entry in entries}
+        for name, data in added.items():
+            if name in present or name in UNHASHED_NAMES or "/" in name:
+                raise StoreError(f"{folder}: the build cannot be given a file {name!r}")
+            entries.append(f"file {name} {sha256_hex(data)}")
+        entries.sort()
     for entry in entries:
         if "\n" in entry or "\r" in entry:
             raise StoreError(f"{folder}: a file name holds a line break: {entry!r}")

@@ -9,7 +9,8 @@ Layout under a store root:
         __manifest__.txt                every entry with its digest: <rhash> is its SHA-256
         __build__.json                  start, stop, host (checked by type only, see integrity)
         <artifacts>
-    tmp/                            build folders (`build-<pid>-<random>`), trash
+    tmp/                            build folders (`build-<pid>-<random>`, a new derivation's
+                                    staged with its first build inside), trash
     locks/<dhash>.lock              one lock file per derivation, for builds across processes
     roots/<key>.json                GC roots recorded on use: a document's absolute path and the
                                     rrefs its last run used (`roots.py`); `mdrun gc` keeps them
@@ -26,12 +27,10 @@ This module knows nothing of registries, matchers or realizers.
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mdrun.core.backend import StoreBackend
 from mdrun.core.config import Config, checked_config
@@ -57,20 +56,17 @@ from mdrun.core.integrity import (
     MANIFEST_FILE,
     BuildRecordValue,
     Manifest,
-    build_record,
     check_digest,
     check_manifest,
     load_manifest,
-    manifest_of_tree,
     parse_build_record,
     tree_problems,
 )
 from mdrun.core.lazy import forget_left_out, left_out
-from mdrun.core.refs import DRef, RRef, make_dref, make_rref, parse_dref, parse_rref
-from mdrun.errors import DamagedRealization, StoreError, os_error
-
-if TYPE_CHECKING:
-    from filelock import BaseFileLock
+from mdrun.core.locks import BuildLock
+from mdrun.core.publication import RESERVED_NAMES, Publication
+from mdrun.core.refs import DRef, RRef, make_dref, parse_dref, parse_rref
+from mdrun.errors import DamagedRealization, StoreError
 
 __all__ = [
     "BUILD_FILE",
@@ -92,9 +88,6 @@ __all__ = [
     "warn_about_damage",
 ]
 
-RESERVED_NAMES = frozenset({CONTEXT_FILE, MANIFEST_FILE})
-"""Files the store writes into a realization; a realizer may not create them."""
-
 DamageObserver = Callable[[DamagedRealization], None]
 """Told about each damaged realization found (once per realization and Store object)."""
 
@@ -104,7 +97,7 @@ def warn_about_damage(damage: DamagedRealization) -> None:
     warnings.warn(str(damage), stacklevel=3)
 
 
-class Store:
+class Store(Publication):
     """One store root on disk, with in-memory caches of its immutable files.
 
     Its own folder is its first tier (`local`); `substituters` are the tiers that
@@ -125,6 +118,8 @@ class Store:
         self._configs: dict[DRef, Config] = {}
         self._contexts: dict[RRef, bytes] = {}
         self._manifests: dict[RRef, Manifest] = {}
+        self._staged: dict[Path, Path] = {}
+        """Build folders made inside a staged derivation's folder, and that folder."""
         self._cache_lock = threading.Lock()
         self._locks_ready = False
         self.damaged: dict[str, DamagedRealization] = {}
@@ -311,7 +306,9 @@ class Store:
         """Remove the realizations of `dref` found damaged, if they still are when checked whole.
 
         Call it holding the derivation's lock, as a build does."""
-        removed = []
+        removed: list[RRef] = []
+        if not self.damaged:
+            return removed
         present = self.realizations_of(dref)
         for rref in [rref for rref in present if rref in self.damaged]:
             if self.realization_problems(rref):
@@ -325,56 +322,6 @@ class Store:
         """Start, stop and host of a realization's build ({} when unknown or not a record)."""
         data = self.local.build_record_bytes(rref)
         return (parse_build_record(data) if data is not None else None) or {}
-
-    # -- publication --------------------------------------------------------------------------
-
-    def new_build_folder(self, dref: DRef) -> Path:
-        """A fresh folder in `tmp/`, named after this process so leftovers can be cleaned."""
-        _, name = parse_dref(dref)
-        return self.local.temporary_folder(f"build-{os.getpid()}-{name}-")
-
-    def publish_realization(
-        self, dref: DRef, context: Mapping[DRef, list[RRef]], folder: Path
-    ) -> RRef:
-        """Move a finished build folder into the store; equal content is already there."""
-        for name in RESERVED_NAMES:
-            if os.path.lexists(folder / name):
-                raise StoreError(f"{dref}: a realizer may not create {name!r} (reserved name)")
-        build = folder / BUILD_FILE
-        if os.path.lexists(build) and build_record(build) is None:
-            raise StoreError(
-                f"{dref}: {BUILD_FILE} must be a build record (a small JSON object of numbers "
-                "and strings, see write_build_metadata)"
-            )
-        context_data = context_json(context)
-        try:
-            (folder / CONTEXT_FILE).write_bytes(context_data)
-            manifest = manifest_of_tree(folder)
-        except OSError as err:
-            raise os_error(err, folder, "cannot write a build's records") from err
-        derivation_hash, name = parse_dref(dref)
-        rref = make_rref(manifest.realization_hash, derivation_hash, name)
-        self.publish_checked(rref, folder, manifest)
-        with self._cache_lock:
-            self._contexts[rref] = context_data
-        return rref
-
-    def publish_checked(self, rref: RRef, folder: Path, manifest: Manifest) -> None:
-        """Publish a folder whose tree `manifest` describes (its context file included) as
-        `rref`: the manifest is written, the folder made read-only and renamed into place."""
-        try:
-            (folder / MANIFEST_FILE).write_bytes(manifest.data)
-        except OSError as err:
-            raise os_error(err, folder, "cannot write a build's records") from err
-        target = self.realization_path(rref)
-        if target.is_dir() and self.realization_problems(rref):
-            # The store's copy is damaged: ours, freshly built, takes its place.
-            self.remove(target)
-        self.local.publish_read_only(folder, target)
-        with self._cache_lock:
-            self._manifests[rref] = manifest
-            self._contexts.pop(rref, None)
-            self.damaged.pop(rref, None)
 
     # -- removal ------------------------------------------------------------------------------
 
@@ -401,15 +348,13 @@ class Store:
 
     # -- locks --------------------------------------------------------------------------------
 
-    def lock(self, dref: DRef) -> BaseFileLock:
+    def lock(self, dref: DRef) -> BuildLock:
         """An inter-process lock for building `dref`; the OS releases it if we die."""
-        from filelock import FileLock
-
         if not self._locks_ready:
             self.locks.mkdir(parents=True, exist_ok=True)
             self._locks_ready = True
         derivation_hash, _ = parse_dref(dref)
-        return FileLock(str(self.locks / f"{derivation_hash}.lock"))
+        return BuildLock(str(self.locks / f"{derivation_hash}.lock"))
 
     def size_of(self, path: Path) -> int:
         """Bytes used by a file or folder (symlinks not followed)."""

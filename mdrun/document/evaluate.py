@@ -15,9 +15,10 @@ without it, those not in the store are not run. Other sessions go on.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mdrun.core.config import Config
@@ -64,6 +65,11 @@ class SessionProgress:
     """Why its later blocks do not run (a block failed); None while none has."""
     ran: bool = False
     """A block of it executed: a later block found in the store is kept by early cutoff."""
+    chain: list[int] = field(default_factory=list)
+    """The indexes of its blocks evaluated so far, first first (the chain of the next one)."""
+    steps: list[ChainStep] = field(default_factory=list)
+    """The first blocks of `chain` as its executor replays them (made once each, when a block
+    after them first runs), so that a long session costs linear time, not quadratic."""
 
 
 class Evaluator:
@@ -89,10 +95,13 @@ class Evaluator:
         """Each session's executor and progress."""
         self.known: dict[int, KnownBlock] = {}
         """What is known of each block evaluated so far (its identity, result key, result)."""
-        self.steps: dict[int, ChainStep] = {}
-        """The blocks an executor was given as a chain so far (made once from `known`)."""
+        self.session_blocks: dict[SessionKey, list[int]] = {}
+        """The positions of each session's executable blocks, in order (listed when needed)."""
         self.snapshot_rrefs: dict[Path, RRef] = {}
         """The realization of each snapshot a step may load (to fetch it from its cache)."""
+        self.cleaned = False
+        """Whether the store's leftovers (the build folders of killed runs) were cleaned: once,
+        before this evaluation's first build, not before every block's."""
 
     def evaluate(self) -> Evaluation:
         """Evaluate every block; executors (kernels) are closed whatever happens."""
@@ -103,7 +112,8 @@ class Evaluator:
             for index, planned in enumerate(self.plan.blocks):
                 outcome = self._evaluate_block(index, planned)
                 evaluation.outcomes.append(outcome)
-                if planned.executable:
+                if planned.executable and planned.session is not None:
+                    self.sessions[planned.session].chain.append(index)
                     self.reporter.block_finished(outcome)
         finally:
             for progress in self.sessions.values():
@@ -162,6 +172,9 @@ class Evaluator:
     ) -> BlockOutcome:
         """Run a block and store its result (see `results.build_block`)."""
         dref = derivation_ref(config)
+        if not self.cleaned:
+            self.store.clean_leftovers()
+            self.cleaned = True
 
         def run(folder: Path) -> BlockResult:
             return self._execute(index, dref, folder)
@@ -224,34 +237,36 @@ class Evaluator:
         planned = self.plan.blocks[index]
         self.reporter.block_started(planned)
         step = _step(planned, KnownBlock(identity))
-        before = tuple(self._step(earlier) for earlier in self._chain(index))
-        later = tuple(
-            block.code
-            for block in self.plan.blocks[index + 1 :]
-            if block.executable and block.session == planned.session
+        request = BlockRequest(
+            step, self._before(planned), folder, planned.options.snapshot, self._later(index)
         )
-        request = BlockRequest(step, before, folder, planned.options.snapshot, later)
         return self._executor(planned).run(request)
 
-    def _chain(self, index: int) -> list[int]:
-        """The indexes of the blocks before `index` in its session, first first."""
-        chain: list[int] = []
-        cursor = self.plan.blocks[index].upstream
-        while cursor is not None:
-            chain.append(cursor)
-            cursor = self.plan.blocks[cursor].upstream
-        return chain[::-1]
+    def _later(self, index: int) -> tuple[str, ...]:
+        """The code of the blocks after `index` in its session (what a restore must be able to
+        feed); the session's blocks are listed once, so a long session costs linear time."""
+        session = self.plan.blocks[index].session
+        if not self.session_blocks:
+            for position, block in enumerate(self.plan.blocks):
+                if block.executable and block.session is not None:
+                    self.session_blocks.setdefault(block.session, []).append(position)
+        positions = [] if session is None else self.session_blocks.get(session, [])
+        after = bisect.bisect_right(positions, index)
+        return tuple(self.plan.blocks[position].code for position in positions[after:])
 
-    def _step(self, index: int) -> ChainStep:
-        """A block as its session replays it; made once, so that replaying a long session does
-        not read every earlier block's records again."""
-        step = self.steps.get(index)
-        if step is None:
+    def _before(self, planned: PlannedBlock) -> tuple[ChainStep, ...]:
+        """The blocks before `planned` in its session (all evaluated already), as steps; each
+        made once, so that replaying a long session does not read every earlier block's
+        records again."""
+        assert planned.session is not None
+        progress = self.sessions[planned.session]
+        for index in progress.chain[len(progress.steps) :]:
             known = self.known.get(index, KnownBlock(f"unstored:{index}"))
-            step = self.steps[index] = _step(self.plan.blocks[index], known)
+            step = _step(self.plan.blocks[index], known)
             if step.snapshot is not None and known.stored is not None:
                 self.snapshot_rrefs[step.snapshot] = known.stored.rref
-        return step
+            progress.steps.append(step)
+        return tuple(progress.steps)
 
     def _executor(self, planned: PlannedBlock) -> Executor:
         assert planned.session is not None and planned.kernel is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -287,19 +288,31 @@ class JupyterExecutor:
                 self.chain.restored_from(before, preparation.restore)
             else:
                 session = self._restart()
-        for earlier in self.chain.to_replay(before):
-            self.setup.on_replay(earlier.block_id)
-            replay = session.execute(
-                earlier.code,
-                block_id=earlier.block_id,
-                timeout=earlier.timeout,
-                silent=True,
-                max_output=earlier.max_output,
-            )
-            self._ran(earlier, replay.status)
-            if not is_accepted(replay.status, earlier.allow_error):
-                return _replay_failed(earlier, replay)
-        return None
+        return self._replay(session, self.chain.to_replay(before))
+
+    def _replay(self, session: KernelSession, steps: Sequence[ChainStep]) -> BlockResult | None:
+        """Run `steps` again silently, their requests pipelined (see `KernelSession.replay`);
+        a failed replay is the result. When the kernel may still run requests sent after the
+        failed one, it is let go: its state is no longer one mdrun knows."""
+        if not steps:
+            return None
+        from mdrun.document.kernel import ReplayedBlock
+
+        for step in steps:
+            self.setup.on_replay(step.block_id)
+        blocks = [
+            ReplayedBlock(step.code, step.block_id, step.timeout, step.max_output, step.allow_error)
+            for step in steps
+        ]
+        results, in_flight = session.replay(blocks)
+        for step, replay in zip(steps, results, strict=False):
+            self._ran(step, replay.status)
+        failed, last = steps[len(results) - 1], results[-1]
+        if is_accepted(last.status, failed.allow_error):
+            return None
+        if in_flight:
+            self._let_go()
+        return _replay_failed(failed, last)
 
     def _restore(self, session: KernelSession, step: ChainStep, codes: list[str] | None) -> bool:
         """Load a step's snapshot; the kernel checks it against its digest first, and refuses

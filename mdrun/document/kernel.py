@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -24,13 +25,33 @@ from mdrun.document.kernel_client import BLOCK_NAMING_SETUP, KernelClient, Messa
 from mdrun.document.kernel_outputs import OutputCollector
 from mdrun.document.kernel_process import KernelProcess, start_retrying
 from mdrun.document.kernels import KernelChoice, startup_code
-from mdrun.document.status import ExecutionStatus
+from mdrun.document.status import ExecutionStatus, is_accepted
 from mdrun.errors import KernelDied, KernelError
 
 INTERRUPT_GRACE_SECONDS = 5.0
 """How long an interrupted kernel has to become idle before it is killed."""
 SHUTDOWN_WAIT_SECONDS = 2.0
 """How long a kernel asked to shut down has before it is killed."""
+
+
+REPLAY_WINDOW = 64
+"""How many replayed blocks' requests are sent ahead of the one the kernel runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedBlock:
+    """A block run again silently to restore a session's state (see `KernelSession.replay`)."""
+
+    code: str
+    """Its code."""
+    block_id: str
+    """Its id, which tracebacks name."""
+    timeout: float | None = None
+    """Its timeout in seconds, counted from when the block before it ended."""
+    max_output: int | None = None
+    """Characters of output it keeps (see `output_limit`)."""
+    may_raise: bool = False
+    """Raising is an accepted outcome for it (`allow_error`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +166,56 @@ class KernelSession:
         started = time.monotonic()
         collector = OutputCollector(errors_only=silent, max_output=max_output)
         msg_id = client.send_execute(code, block_id, after, max_output)
+        return self._finish(msg_id, collector, block_id, timeout, started, max_output=max_output)
+
+    def replay(self, blocks: Sequence[ReplayedBlock]) -> tuple[list[ExecutionResult], int]:
+        """Run blocks silently, one after another, as `execute(silent=True)` would, but with
+        their requests sent ahead (up to `REPLAY_WINDOW` in flight): the kernel goes from one
+        block to the next without waiting for mdrun to read the last one's messages.
+
+        Stops at the first block whose outcome is not accepted. Returns the results up to and
+        including that one, and how many requests were in flight then: when any were, the
+        kernel may run them still (a Python kernel aborts them), so its state is not known."""
+        if not self.alive:
+            raise KernelDied(f"the kernel {self.choice.display} is not running; restart it")
+        client = self._running_client()
+        in_flight: deque[tuple[str, OutputCollector]] = deque()
+        results: list[ExecutionResult] = []
+        started = time.monotonic()
+        while len(results) < len(blocks):
+            while len(results) + len(in_flight) < len(blocks) and len(in_flight) < REPLAY_WINDOW:
+                block = blocks[len(results) + len(in_flight)]
+                collector = OutputCollector(errors_only=True, max_output=block.max_output)
+                stop_on_error = not block.may_raise  # the blocks after an accepted error go on
+                msg_id = client.send_execute(
+                    block.code, block.block_id, None, block.max_output, stop_on_error=stop_on_error
+                )
+                in_flight.append((msg_id, collector))
+            block = blocks[len(results)]
+            msg_id, collector = in_flight.popleft()
+            # Its time starts when the block before it ended: the kernel runs them in order.
+            limit = block.max_output
+            result = self._finish(
+                msg_id, collector, block.block_id, block.timeout, started, max_output=limit
+            )
+            started = time.monotonic()
+            results.append(result)
+            if not is_accepted(result.status, block.may_raise):
+                return results, len(in_flight)
+        return results, 0
+
+    def _finish(
+        self,
+        msg_id: str,
+        collector: OutputCollector,
+        block_id: str,
+        timeout: float | None,
+        started: float,
+        *,
+        max_output: int | None,
+    ) -> ExecutionResult:
+        """Wait for a sent block to end (its timeout counted from `started`), and say how."""
+        client = self._running_client()
         deadline = None if timeout is None else started + timeout
         outcome = client.wait_until_idle(msg_id, collector.add, deadline, collector.is_runaway)
         status: ExecutionStatus

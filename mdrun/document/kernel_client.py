@@ -83,6 +83,10 @@ class KernelClient:
         client.load_connection_info(cast("KernelConnectionInfo", connection))
         client.start_channels()
         self._client: BlockingKernelClient = client
+        # The channels' own blocking reads: the client's `get_iopub_msg` wraps each read in an
+        # asyncio loop run, which costs more than reading a trivial block's messages.
+        self._iopub = client.iopub_channel
+        self._shell = client.shell_channel
 
     def language_info(self, timeout: float) -> dict[str, str]:
         """Ask for kernel_info until answered and iopub is connected (zmq's slow joiner); the
@@ -94,7 +98,7 @@ class KernelClient:
             if reply is None:
                 continue
             try:
-                self._client.get_iopub_msg(timeout=0.2)
+                self._iopub.get_msg(timeout=0.2)
             except queue.Empty:
                 continue
             info = json_object(json_object(reply.get("content")).get("language_info"))
@@ -116,17 +120,24 @@ class KernelClient:
         return f"{content.get('ename', 'Error')}: {content.get('evalue', '')}"
 
     def send_execute(
-        self, code: str, block_id: str, after: str | None = None, max_output: int | None = None
+        self,
+        code: str,
+        block_id: str,
+        after: str | None = None,
+        max_output: int | None = None,
+        *,
+        stop_on_error: bool = False,
     ) -> str:
         """Send an execute request that carries the block id, which the kernel names code by,
-        and its output limit, which Python kernels apply as the block writes; its msg_id."""
+        and its output limit, which Python kernels apply as the block writes; its msg_id.
+        `stop_on_error`: if the block raises, the kernel aborts the requests queued after it."""
         content = {
             "code": code,
             "silent": False,
             "store_history": True,
             "user_expressions": {} if after is None else {"mdrun": after},
             "allow_stdin": False,
-            "stop_on_error": False,
+            "stop_on_error": stop_on_error,
         }
         metadata: dict[str, object] = {BLOCK_ID_KEY: block_id}
         if max_output is not None:
@@ -150,7 +161,7 @@ class KernelClient:
                 if wait <= 0:
                     return "timeout"
             try:
-                message: Message = self._client.get_iopub_msg(timeout=wait)
+                message: Message = self._iopub.get_msg(timeout=wait)
             except queue.Empty:
                 if not self.process.alive:
                     return "died"
@@ -169,7 +180,7 @@ class KernelClient:
         if the process ends meanwhile."""
         while time.monotonic() < deadline:
             try:
-                reply: Message = self._client.get_shell_msg(timeout=POLL_SECONDS)
+                reply: Message = self._shell.get_msg(timeout=POLL_SECONDS)
             except queue.Empty:
                 if not self.process.alive:
                     raise KernelDied(

@@ -1,17 +1,18 @@
 """Block results in the store: what a block's realization holds, the key chain, and failures.
 
-A block's realization holds `outputs.json` (its status, nbformat outputs and result key),
-`_execution.json` (seconds), `_state.json` (the state digest, the variables the block changed
-or removed, what could not be saved) and, where one was worth taking, a snapshot (the index
-`_snapshot.json` and its files of variables, see `record_files`); all of them are in its hash.
-Each record is checked against the realization's manifest when it is read; the snapshot is
-checked by the kernel right before loading it: its index against the digest the manifest
-records, each file against the index. A block's config carries the *result key* of the block
-upstream of it (the digest of what that block produced and the state it left, see `result_key`
-and `plan.block_config`), not the upstream block's derivation. So looking a document up in the store
-walks each session in order: a block is cached when its upstream's result key is known and a
-sound realization of the config built from that key exists. Writing a result is a plain
-function of the executor's `BlockResult` (`store_result`, `record_failure`).
+A block's realization holds `outputs.json` (status, nbformat outputs, result key, seconds;
+earlier versions kept the seconds in `_execution.json`), `_state.json` (the state digest, the
+variables the block changed or removed, what could not be saved) and, where one was worth
+taking, a snapshot (the index `_snapshot.json` and its files of variables, see `record_files`);
+all of them are in its hash. Each record is checked against the realization's manifest when it
+is read; the snapshot is checked by the kernel right before loading it: its index against the
+digest the manifest records, each file against the index. A block's config carries the *result
+key* of the block upstream of it (the digest of what that block produced and the state it left,
+see `result_key` and `plan.block_config`), not the upstream block's derivation. So looking a
+document up in the store walks each session in order: a block is cached when its upstream's
+result key is known and a sound realization of the config built from that key exists. Writing a
+result is a plain function of the executor's `BlockResult` (`store_result`, `record_failure`); a
+result is published in one pass, its records written from memory (`Store.publish_records`).
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from mdrun.core.build import write_build_metadata
+from mdrun.core.build import build_metadata, write_build_metadata
 from mdrun.core.config import Config
 from mdrun.core.hashing import canonical_json, sha256_hex
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.core.matchers import match_latest
-from mdrun.core.realization import realize_derivation, run_realizer
+from mdrun.core.realization import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation, Matcher
-from mdrun.core.store import Context, Store, remove_tree
+from mdrun.core.store import Context, Store
 from mdrun.core.substitute import substitute
 from mdrun.document.block_result import BlockResult
 from mdrun.document.outputs import Output
@@ -78,9 +79,14 @@ class StoredResult:
     failed: bool = False
     """A failure record (see `record_failure`): what the block's last run produced, never
     reused as the block's own result."""
+    recorded_seconds: float | None = None
+    """How long the block took, as `outputs.json` records it (None: a realization made
+    before it did, whose `_execution.json` says)."""
 
     def seconds(self) -> float:
         """How long the block took to execute when it was built."""
+        if self.recorded_seconds is not None:
+            return self.recorded_seconds
         value = self._record(EXECUTION_FILE).get("seconds", 0.0)
         return float(value) if isinstance(value, int | float) else 0.0
 
@@ -127,7 +133,9 @@ def read_result(store: Store, rref: RRef) -> StoredResult:
     outputs = tuple(cast(list[Output], loaded["outputs"]))
     snapshot = store.recorded_digest(rref, SNAPSHOT_FILE)
     failed = loaded.get("failed") is True
-    return StoredResult(rref, loaded["key"], outputs, store, snapshot, failed)
+    seconds = loaded.get("seconds")
+    recorded = float(seconds) if isinstance(seconds, int | float) else None
+    return StoredResult(rref, loaded["key"], outputs, store, snapshot, failed, recorded)
 
 
 def lookup(store: Store, config: Config) -> StoredResult | None:
@@ -171,15 +179,14 @@ def build_block(
     stage: under the derivation's lock, looking up again first (another process may have
     built it while this one waited), in a build folder that nothing outlives but a published
     realization."""
-    dref = store.add_derivation(config)
-    store.clean_leftovers()
+    dref = derivation_ref(config)
     with store.lock(dref):
         found = None if force else lookup(store, config) or substituted(store, config)
         if found is not None:
             return Build(found)
         # Damaged realizations found while looking up go now, so the build replaces them.
         store.discard_damaged(dref)
-        folder = store.new_build_folder(dref)
+        folder = store.new_build_folder(dref, config)
         try:  # whatever fails (the block, a full disk), no partial build is left behind
             result = run(folder)
             if not result.is_accepted(allow_error):
@@ -187,7 +194,7 @@ def build_block(
             key = result_key(result, config)
             return Build(store_result(store, config, result, key), result)
         finally:
-            remove_tree(folder)  # gone already once published
+            store.discard_build_folder(folder)  # gone already once published
 
 
 def substituted(store: Store, config: Config) -> StoredResult | None:
@@ -195,7 +202,8 @@ def substituted(store: Store, config: Config) -> StoredResult | None:
     if one holds it; call it holding the derivation's lock, after the local lookup missed."""
     if not store.substituters:
         return None
-    chosen = substitute(store, derivation_ref(config), {}, block_matcher())
+    dref = store.add_derivation(config)  # (what is fetched is published into its folder)
+    chosen = substitute(store, dref, {}, block_matcher())
     if not chosen:
         return None
     try:
@@ -211,15 +219,30 @@ def store_result(store: Store, config: Config, result: BlockResult, key: str) ->
     Its build folder is the one the executor wrote the state record and snapshot into, if any.
     Call it holding the derivation's lock (`Store.lock`), as the build that ran the block did.
     """
-    dref = store.add_derivation(config)
+    started = time.time()
+    folder = result.folder
+    if folder is None:
+        folder = store.new_build_folder(derivation_ref(config), config)
+    elif store.tmp not in folder.parents:
+        raise InternalError(f"{config.name}: a block's build folder must be in the store: {folder}")
     record: JSONObject = {
         "status": result.status,
         "outputs": cast(list[JSONValue], list(result.outputs)),
         "key": key,
+        "seconds": result.seconds,
     }
-    realizer = _writer(record, {"seconds": result.seconds}, result.folder)
-    rrefs = run_realizer(store, Derivation(dref, config, block_matcher(), realizer), {}, {})
-    return read_result(store, rrefs[0])
+    data = json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    build = json.dumps(build_metadata(started, time.time())).encode("utf-8")
+    doing = "cannot store the block's result"
+    try:
+        rref = store.publish_records(config, folder, {OUTPUTS_FILE: data}, build, doing=doing)
+    except OSError as err:
+        raise os_error(err, err.filename or folder, doing) from err
+    finally:
+        if result.folder is None:
+            store.discard_build_folder(folder)  # gone already once published
+    snapshot = store.recorded_digest(rref, SNAPSHOT_FILE)
+    return StoredResult(rref, key, result.outputs, store, snapshot, False, result.seconds)
 
 
 def record_failure(store: Store, config: Config, result: BlockResult, key: str) -> StoredResult:

@@ -146,3 +146,36 @@ def test_building_a_block_stores_only_an_accepted_result_and_leaves_no_build_fol
     assert build_block(store, config, run, allow_error=True, force=False).result is None
     assert len(folders) == 2
     assert build_block(store, config, run, allow_error=True, force=True).result is not None
+
+
+def test_a_result_stored_before_seconds_were_in_its_outputs_reads_them_from_its_record(
+    tmp_path: Path,
+) -> None:
+    """Realizations made by earlier versions keep their time in `_execution.json`."""
+    import json
+
+    from mdrun.core.jsonvalue import JSONObject
+    from mdrun.core.realization import run_realizer
+    from mdrun.core.refs import DRef
+    from mdrun.core.registry import Derivation
+    from mdrun.core.store import Context
+    from mdrun.document.results import block_matcher, read_result
+
+    store = Store.initialize(tmp_path / "store")
+    config = _config("print('started')")
+    dref = store.add_derivation(config)
+
+    def old_writer(
+        store: Store, dref: DRef, context: Context, arguments: JSONObject
+    ) -> list[Path]:
+        del context, arguments
+        folder = store.new_build_folder(dref)
+        record = {"status": "ok", "outputs": [PRINTED], "key": "k"}
+        (folder / "outputs.json").write_text(json.dumps(record))
+        (folder / "_execution.json").write_text(json.dumps({"seconds": 4.5}))
+        return [folder]
+
+    derivation = Derivation(dref, config, block_matcher(), old_writer)
+    rref = run_realizer(store, derivation, {}, {})[0]
+    stored = read_result(Store(store.root), rref)
+    assert stored.outputs == (PRINTED,) and stored.seconds() == 4.5

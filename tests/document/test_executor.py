@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -235,3 +236,15 @@ def test_an_allowed_error_is_the_blocks_result_and_is_cached(runs: Runs) -> None
     evaluation, _text = runs.run(text)
     assert runs.calls == []
     assert set(statuses(evaluation).values()) == {"cached"}
+
+
+def test_a_run_that_builds_cleans_the_build_folders_a_killed_run_left(runs: Runs) -> None:
+    dead = 2**22 + 12345  # (above the kernel's default pid_max: no process has it)
+    leftover = runs.store.tmp / f"build-{dead}-b1-abcd1234"
+    (leftover / "realization").mkdir(parents=True)
+    (leftover / "config.json").write_text("{}")
+    mine = runs.store.tmp / f"build-{os.getpid()}-b9-abcd1234"  # a live process's: kept
+    mine.mkdir()
+    evaluation, _ = runs.run(DOCUMENT)
+    assert statuses(evaluation) == {"b1": "executed", "b2": "executed", "other-1": "executed"}
+    assert sorted(path.name for path in runs.store.tmp.iterdir()) == [mine.name]

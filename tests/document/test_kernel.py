@@ -18,7 +18,7 @@ import pytest
 
 from mdrun.document import kernel as kernel_module
 from mdrun.document import kernel_process
-from mdrun.document.kernel import KernelSession
+from mdrun.document.kernel import KernelSession, ReplayedBlock
 from mdrun.document.kernel_client import POLL_SECONDS
 from mdrun.document.kernels import DEFAULT_PYTHON_KERNEL, KernelChoice, resolve_kernel
 from mdrun.errors import KernelError, KernelNotFound
@@ -222,6 +222,47 @@ def test_silent_replay_reports_errors(session: KernelSession) -> None:
     assert [output["ename"] for output in result.outputs] == ["ValueError"]
 
 
+def test_a_pipelined_replay_runs_every_block_in_order_keeping_only_errors(
+    fresh_session: KernelSession,
+) -> None:
+    """Requests sent ahead (more than one window of them) run one after another, in order,
+    as separate requests would: each block sees what the one before it left."""
+    count = kernel_module.REPLAY_WINDOW + 6
+    blocks = [ReplayedBlock("order = [] ", "r0")] + [
+        ReplayedBlock(f"order.append({index})\nprint('noise')", f"r{index}")
+        for index in range(1, count)
+    ]
+    results, in_flight = fresh_session.replay(blocks)
+    assert in_flight == 0 and len(results) == count
+    assert all((result.status, result.outputs) == ("ok", ()) for result in results)
+    shown = fresh_session.execute(f"order == list(range(1, {count}))", block_id="check")
+    assert shown.outputs[0]["data"] == {"text/plain": "True"}
+
+
+def test_a_pipelined_replay_stops_at_a_failure_and_the_blocks_after_it_do_not_run(
+    fresh_session: KernelSession, tmp_path: Path
+) -> None:
+    """A block that raises where it may not: the blocks sent after it are aborted (a block's
+    side effects, as a file it writes, are what a user would see), unless raising was its
+    accepted outcome (`allow_error`), after which the replay goes on."""
+    marker = tmp_path / "ran"
+    blocks = [
+        ReplayedBlock("x = 1", "r1"),
+        ReplayedBlock("raise KeyError('expected')", "r2", may_raise=True),
+        ReplayedBlock("x = 2", "r3"),
+        ReplayedBlock("raise ValueError('not expected')", "r4"),
+        ReplayedBlock(f"open({str(marker)!r}, 'w').close()", "r5"),
+        ReplayedBlock("x = 3", "r6"),
+    ]
+    results, in_flight = fresh_session.replay(blocks)
+    assert [result.status for result in results] == ["ok", "error", "ok", "error"]
+    assert results[-1].error is not None and results[-1].error["ename"] == "ValueError"
+    assert in_flight == 2
+    time.sleep(0.5)  # (what the kernel would do with the requests in flight, it does now)
+    assert not marker.exists()
+    assert fresh_session.execute("x", block_id="check").outputs[0]["data"] == {"text/plain": "2"}
+
+
 def test_a_malformed_output_from_the_kernel_fails_the_block(session: KernelSession) -> None:
     """nbformat checks every output: one it refuses is an error, never stored as a result."""
     code = (
@@ -389,7 +430,7 @@ def test_no_orphan_kernel_after_sigkill(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import sys, time
-        from mdrun.document.kernel import KernelSession
+        from mdrun.document.kernel import KernelSession, ReplayedBlock
         from mdrun.document.kernels import resolve_kernel
         session = KernelSession(resolve_kernel("python", None), sys.argv[1])
         session.start()
@@ -444,7 +485,7 @@ def test_a_child_of_a_block_dies_when_mdrun_is_sigkilled(tmp_path: Path) -> None
     script = textwrap.dedent(
         f"""
         import sys, time
-        from mdrun.document.kernel import KernelSession
+        from mdrun.document.kernel import KernelSession, ReplayedBlock
         from mdrun.document.kernels import resolve_kernel
         session = KernelSession(resolve_kernel("python", None), sys.argv[1])
         session.start()

@@ -88,11 +88,11 @@ def test_a_flipped_byte_in_a_cached_blob_is_refused_and_the_block_built_here(
     outputs = [
         path
         for path in (cache / "blobs").iterdir()
-        if b'"outputs"' in (head := path.read_bytes()[:2000]) and b"285" in head
+        if b'"outputs"' in (head := path.read_bytes()[:2000]) and b'"285\\n"' in head
     ]
     assert len(outputs) == 1  # the first block's outputs.json (it prints 285)
     data = bytearray(outputs[0].read_bytes())
-    data[data.index(b"285")] ^= 1
+    data[data.index(b'"285\\n"') + 1] ^= 1
     outputs[0].write_bytes(bytes(data))
     laptop.write("doc.md", DOCUMENT)
     completed, report = laptop.run_reported("run", "doc.md", "--cache", str(cache))
