@@ -1,0 +1,252 @@
+"""The ways of running mdrun that the edit benchmark compares, and what it measures about mdrun.
+
+One-shot `mdrun run` without the per-user server, and with it (the server started by a warm-up
+run before a sequence, in a runtime folder of the sequence's own, and stopped after it). What
+the mdrun under test offers is read from its own `--help`, so the benchmark runs against a
+checkout from before the server existed too: the server variant is then skipped, with the reason.
+Also: the bytes a store holds on disk, counting a hard-linked file once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .measure import run_environment
+from .peers import Command, Tool
+
+psutil: Any = importlib.import_module("psutil")
+"""By name, as in `measure`: psutil ships no type information."""
+
+MDRUN_PROGRAM = str(Path(sys.executable).parent / "mdrun")
+NO_SERVER_FLAG = "--no-server"
+SERVER_VARIABLE = "MDRUN_SERVER"
+"""on or off: whether a one-shot command may use the server."""
+SERVER_FOLDER_VARIABLE = "MDRUN_SERVER_FOLDER"
+"""The servers' folder (their sockets), so that the benchmark's server is its own."""
+SERVER_IDLE_VARIABLE = "MDRUN_SERVER_IDLE_SECONDS"
+SERVER_IDLE_SECONDS = "300"
+"""Should the stop at the end of a sequence fail, the server still goes after this long idle."""
+WARM_UP_DOCUMENT = "# warm-up\n\n```python\nprint('warm')\n```\n"
+READY_SECONDS = 60.0
+STOP_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    """One column of the benchmark: a tool, and what must be up around a sequence of its runs."""
+
+    tool: Tool
+    around: Callable[[Path], AbstractContextManager[None]] = field(
+        default=lambda work: nullcontext()
+    )
+    """(the sequence's work folder) -> a context held while the sequence runs."""
+    check: Callable[[Path], str] = field(default=lambda work: "")
+    """(the work folder) -> what is wrong after a run, beyond its output ("" when nothing)."""
+
+    @property
+    def name(self) -> str:
+        return self.tool.name
+
+    @property
+    def label(self) -> str:
+        return self.tool.label
+
+
+def _help(*arguments: str) -> str:
+    done = subprocess.run(
+        [MDRUN_PROGRAM, *arguments, "--help"], capture_output=True, text=True, check=False
+    )
+    return done.stdout + done.stderr
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSupport:
+    """What the mdrun under test offers for its per-user server."""
+
+    no_server_flag: bool
+    """`mdrun run --no-server` exists."""
+    client: bool
+    """The server's client (`mdrun.server.client`) is installed."""
+    stop_command: bool
+    """`mdrun server stop` exists (else the server is stopped by its pid, SIGTERM)."""
+
+    @classmethod
+    def detect(cls) -> ServerSupport:
+        return cls(
+            NO_SERVER_FLAG in _help("run"),
+            importlib.util.find_spec("mdrun.server") is not None
+            and importlib.util.find_spec("mdrun.server.client") is not None,
+            "server" in _help().split(),
+        )
+
+    def unavailable(self) -> str:
+        """Why the server variant cannot be measured ("" when it can)."""
+        if not self.client or not self.no_server_flag:
+            return (
+                "this mdrun has no per-user server yet (no `mdrun.server.client`, or "
+                f"`mdrun run --help` offers no `{NO_SERVER_FLAG}`)"
+            )
+        return ""
+
+
+def _one_shot(environment: dict[str, str], *options: str) -> Callable[[Path, bool], list[Command]]:
+    def commands(work: Path, first: bool) -> list[Command]:
+        del first
+        argv = [MDRUN_PROGRAM, "--store", str(work / "store"), "run", *options, "doc.md",
+                "--report", "report.json"]  # fmt: skip
+        extra = {**environment, **({SERVER_FOLDER_VARIABLE: str(server_folder(work))}
+                                   if SERVER_FOLDER_VARIABLE in environment else {})}  # fmt: skip
+        return [Command(argv, env=extra)]
+
+    return commands
+
+
+SERVER_ON = {
+    SERVER_VARIABLE: "on", SERVER_FOLDER_VARIABLE: "", SERVER_IDLE_VARIABLE: SERVER_IDLE_SECONDS
+}
+"""The server variant's settings (the folder is filled in per sequence)."""
+
+
+def server_folder(work: Path) -> Path:
+    """The sequence's own servers' folder (short: a socket's path has a length limit)."""
+    return work / "srv"
+
+
+def server_pids(folder: Path) -> list[int]:
+    """The servers listed in the folder (each writes `<name>.json` with its pid once listening)."""
+    pids = []
+    for info in folder.glob("*.json"):
+        try:
+            pid = json.loads(info.read_text(encoding="utf-8")).get("pid")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(pid, int):
+            pids.append(pid)
+    return pids
+
+
+def _warm_up(environment: dict[str, str], scratch: Path) -> None:
+    (scratch / "warm.md").write_text(WARM_UP_DOCUMENT, encoding="utf-8")
+    subprocess.run(
+        [MDRUN_PROGRAM, "--store", str(scratch / "store"), "run", "warm.md"],
+        cwd=scratch, env=environment, capture_output=True, check=True,
+    )  # fmt: skip
+
+
+def _wait_until_listening(folder: Path) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while not server_pids(folder):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no server listened in {folder} {READY_SECONDS:.0f} s after "
+                               "the warm-up run")  # fmt: skip
+        time.sleep(0.05)
+
+
+def stop_servers(folder: Path, environment: dict[str, str], support: ServerSupport) -> None:
+    """`mdrun server stop` (when it exists), then SIGTERM and SIGKILL to what is left, by pid."""
+    if support.stop_command:
+        subprocess.run([MDRUN_PROGRAM, "server", "stop"], env=environment, capture_output=True,
+                       timeout=STOP_SECONDS, check=False)  # fmt: skip
+    for pid in server_pids(folder):
+        try:
+            process = psutil.Process(pid)
+            process.terminate()
+            process.wait(STOP_SECONDS)
+        except psutil.NoSuchProcess:
+            continue
+        except psutil.TimeoutExpired:
+            process.kill()
+
+
+def running_server(support: ServerSupport) -> Callable[[Path], AbstractContextManager[None]]:
+    """Around a sequence: warm-up runs start the server (untimed); it is stopped after."""
+
+    @contextmanager
+    def around(work: Path) -> Iterator[None]:
+        folder = server_folder(work)
+        environment = run_environment({**SERVER_ON, SERVER_FOLDER_VARIABLE: str(folder)})
+        scratch = Path(tempfile.mkdtemp(prefix="mdrun-bench-warm-up-"))
+        try:
+            _warm_up(environment, scratch)  # no server yet: runs in process, then starts one
+            _wait_until_listening(folder)
+            _warm_up(environment, scratch)  # through the server: its kernels are up
+            yield
+        finally:
+            stop_servers(folder, environment, support)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    return around
+
+
+def served_by_one_server(work: Path) -> str:
+    """After a run with the server: what went wrong if it was not the warm one (else "")."""
+    count = len(list(server_folder(work).glob("*.sock")))
+    if count != 1:
+        return (f"{count} servers listen in the sequence's folder (expected 1: the warm-up's); "
+                "the run did not go to the warm server")  # fmt: skip
+    return ""
+
+
+def one_shot_contenders(support: ServerSupport) -> list[Contender]:
+    """mdrun run without the server, and with it when this mdrun has one."""
+    no_server = (NO_SERVER_FLAG,) if support.no_server_flag else ()
+    contenders = [
+        Contender(Tool("mdrun run", "mdrun `run` (no server)", "plain", "doc.md", "doc.md",
+                       "each block (store)",
+                       _one_shot({SERVER_VARIABLE: "off"}, *no_server)))
+    ]  # fmt: skip
+    if not support.unavailable():
+        contenders.append(
+            Contender(
+                Tool("mdrun run+server", "mdrun `run` (server)", "plain", "doc.md", "doc.md",
+                     "each block (store), kernels in the server", _one_shot(SERVER_ON)),
+                running_server(support),
+                served_by_one_server,
+            )
+        )  # fmt: skip
+    return contenders
+
+
+def is_mdrun(contender: Contender) -> bool:
+    return contender.name.startswith("mdrun")
+
+
+# -- the store on disk -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSize:
+    """A store's files as the disk holds them: a hard-linked file counted once."""
+
+    bytes: int
+    """The sum of the distinct files' sizes."""
+    files: int
+    """Distinct files (inodes)."""
+    largest: tuple[int, ...]
+    """The five largest distinct files' sizes, largest first."""
+
+
+def store_size(folder: Path) -> StoreSize:
+    seen: dict[tuple[int, int], int] = {}
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            try:
+                status = os.lstat(os.path.join(directory, name))
+            except FileNotFoundError:
+                continue
+            seen[(status.st_dev, status.st_ino)] = status.st_size
+    sizes = sorted(seen.values(), reverse=True)
+    return StoreSize(sum(sizes), len(sizes), tuple(sizes[:5]))

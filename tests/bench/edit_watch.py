@@ -1,0 +1,116 @@
+"""The edit benchmark's `mdrun watch` column: save -> rewritten, through `edit_loop`'s measuring.
+
+The documents are `edit_loop`'s cases (its own shapes: every block alike, the edit appends a
+print to one block); where it has no case for a row of the benchmark, one of the same shape is
+made here from its `EditCase`. Each case's blocks are also timed on their own, in one plain
+interpreter, so that the aims that allow "the block's own time" have that time to add.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from mdrun.core.jsonvalue import JSONObject, JSONValue
+
+from . import edit_loop
+from .edit_loop import EditCase
+
+HEAVY_BLOCK = (
+    "import time\nx{index} = sum(k * k for k in range(4_000_000)) % 1_000_003\ntime.sleep(0.25)"
+)
+"""As the corpus's heavy blocks: about 0.25 s of CPU work, then a 0.25 s sleep."""
+FALLBACK_CASES: dict[tuple[str, str], EditCase] = {
+    ("heavy", "last"): EditCase("heavy (10 x 0.5 s), last", 10, HEAVY_BLOCK, 9),
+    ("heavy", "middle"): EditCase("heavy (10 x 0.5 s), middle", 10, HEAVY_BLOCK, 5),
+    ("large", "middle"): EditCase("large (300 trivial blocks), middle", 300, "x{index} = {index}",
+                                  150),
+    ("thousand", "middle"): EditCase("thousand (1,000 trivial blocks), middle", 1000,
+                                     "x{index} = {index}", 500),
+}  # fmt: skip
+"""Rows of the benchmark for which `edit_loop` has no case (yet): made here, same shape."""
+
+TIMING_SCRIPT = """\
+import contextlib, io, json, sys, time
+namespace = {}
+seconds = []
+with contextlib.redirect_stdout(io.StringIO()):
+    for code in json.load(sys.stdin):
+        start = time.perf_counter()
+        exec(compile(code, "<block>", "exec"), namespace)
+        seconds.append(time.perf_counter() - start)
+print(json.dumps(seconds))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRow:
+    """One row of the watch column: which document and edit, and the case that measures it."""
+
+    document: str
+    scenario: str
+    case: EditCase
+    source: str
+    """"edit_loop" (its own case) or "edit" (made here)."""
+
+
+def _key(case: EditCase) -> tuple[str, str]:
+    """("small", "last") from "small (10 trivial blocks), last"."""
+    return case.name.split(" ", 1)[0], case.name.rsplit(", ", 1)[-1]
+
+
+def watch_rows(wanted: list[tuple[str, str]]) -> list[WatchRow]:
+    """The cases for the wanted (document, scenario) rows: edit_loop's first, then made here."""
+    theirs = {_key(case): case for case in edit_loop.CASES}
+    rows = []
+    for key in wanted:
+        if key in theirs:
+            rows.append(WatchRow(*key, theirs[key], "edit_loop"))
+        elif key in FALLBACK_CASES:
+            rows.append(WatchRow(*key, FALLBACK_CASES[key], "edit"))
+    return rows
+
+
+def block_codes(case: EditCase) -> list[str]:
+    """The code of each block of the case's document after its first edit."""
+    return re.findall(r"```python\n(.*?)\n```", case.text(1), flags=re.DOTALL)
+
+
+def block_seconds(codes: list[str]) -> list[float]:
+    """Each block's own time, run one after the other in one plain interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", TIMING_SCRIPT], input=json.dumps(codes), capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    seconds = json.loads(done.stdout)
+    assert isinstance(seconds, list)
+    return [float(value) for value in seconds]
+
+
+def rerun_seconds(row: WatchRow, repeats: int) -> float:
+    """What must really run after the edit: the edited block and every block after it (the
+    edit changes the edited block's output, so each later block's key changes too); the
+    smallest of `repeats` timings."""
+    codes = block_codes(row.case)
+    timings = [sum(block_seconds(codes)[row.case.edited :]) for _ in range(repeats)]
+    return min(timings)
+
+
+def measure_row(row: WatchRow, edits: int, repeats: int) -> JSONObject:
+    """One watch row: each edit's save -> rewritten, and the blocks' own time to allow."""
+    record: JSONObject = {
+        "tool": "mdrun watch", "document": row.document, "scenario": row.scenario,
+        "case": row.case.name, "source": row.source, "blocks": row.case.blocks,
+        "edited": row.case.edited,
+    }  # fmt: skip
+    try:
+        timings = edit_loop.measure_case(edit_loop.default_command(), row.case, edits)
+    except (TimeoutError, OSError) as err:
+        record.update(ok=False, detail=f"{type(err).__name__}: {err}", seconds=[])
+        return record
+    record.update(ok=True, detail="", seconds=list[JSONValue](timings))
+    record["rerun_seconds"] = rerun_seconds(row, repeats)
+    return record
