@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -152,25 +153,40 @@ def run_sequence(
     return records
 
 
-def install_peers() -> dict[str, str]:
-    """Each peer's environment; Quarto's is tried too (a peer that cannot be installed is
-    reported, not fatal)."""
+QUARTO_HOST = "github.com"
+"""Where quarto-cli's build downloads the Quarto binary from (PyPI has only its sdist)."""
+
+
+def quarto_problem() -> str:
+    """Why Quarto's engine is not measured. Its build is tried only when its download host
+    resolves (else pip would spend half a minute to fail the same way)."""
     from .many import QUARTO, QUARTO_NOTE
 
+    try:
+        socket.getaddrinfo(QUARTO_HOST, 443)
+    except OSError as err:
+        return f"not installed{QUARTO_NOTE} ({QUARTO_HOST}: {err})"
+    try:
+        QUARTO.ensure()
+    except subprocess.CalledProcessError as err:
+        return f"cannot be installed from PyPI (pip exited {err.returncode}){QUARTO_NOTE}"
+    return (
+        "installed, but this benchmark has no contender for Quarto's engine with a warm kernel "
+        "(`execute: daemon`) yet: not measured"
+    )
+
+
+def install_peers() -> dict[str, str]:
+    """Each peer's environment (one that cannot be installed is reported, not fatal), and why
+    Quarto's engine is not measured."""
     problems: dict[str, str] = {}
-    for environment in (*PEER_ENVIRONMENTS, QUARTO):
+    for environment in PEER_ENVIRONMENTS:
         try:
             environment.ensure()
         except subprocess.CalledProcessError as err:
-            problems[environment.name] = (
-                f"cannot be installed from PyPI (pip exited {err.returncode})"
-                + QUARTO_NOTE * (environment is QUARTO)
-            )
-    if "quarto" not in problems:
-        problems["quarto"] = (
-            "installed, but this benchmark has no Quarto contender yet (Quarto's engine with a "
-            "warm kernel, `execute: daemon`): not measured"
-        )
+            why = f"cannot be installed from PyPI (pip exited {err.returncode})"
+            problems[environment.name] = why
+    problems["quarto"] = quarto_problem()
     return problems
 
 
@@ -213,12 +229,20 @@ def run(options: BenchOptions) -> None:
     load_before = os.getloadavg()
     problems = install_peers()
     support = ServerSupport.detect()
-    contenders = [*one_shot_contenders(support), *peer_contenders()]
+    peers = [peer for peer in peer_contenders() if peer.name not in problems]
+    contenders = [*one_shot_contenders(support), *peers]
     names = QUICK_DOCUMENTS if options.quick else tuple(name for name, _ in ROWS)
     documents = [d for d in edit_corpus() if d.name in names]
     documents.sort(key=lambda d: names.index(d.name))
     records = measure_documents(options, contenders, documents)
     watch = measure_watch(options)
+    versions: JSONObject = {
+        e.name: dict(e.versions()) for e in PEER_ENVIRONMENTS if e.name not in problems
+    }
+    about: JSONObject = {
+        d.name: {"blocks": d.size, "description": d.description, "edits": list(dict(ROWS)[d.name])}
+        for d in documents
+    }
     data: JSONObject = {
         "command": QUICK_COMMAND if options.quick else COMMAND,
         "quick": options.quick,
@@ -227,9 +251,8 @@ def run(options: BenchOptions) -> None:
             "load_average_before": list(load_before),
             "load_average_after": list(os.getloadavg()),
         },
-        "versions": {e.name: dict(e.versions()) for e in PEER_ENVIRONMENTS},
-        "documents": {d.name: {"blocks": d.size, "description": d.description,
-                               "edits": list(dict(ROWS)[d.name])} for d in documents},
+        "versions": versions,
+        "documents": about,
         "contenders": {c.name: c.label for c in contenders},
         "skipped": {"mdrun run+server": support.unavailable()} if support.unavailable() else {},
         "peer_problems": dict(problems),

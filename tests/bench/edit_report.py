@@ -191,7 +191,7 @@ def watch_aims(results: EditResults) -> list[list[str]]:
         rerun = float(found["rerun_seconds"])
         rows.append(limit_row(results, aim, WATCH, ("heavy", scenario), rerun + allowance,
                               f"the re-run blocks alone {seconds_text(rerun)}"))
-    return rows  # fmt: skip
+    return rows
 
 
 def server_aims(results: EditResults) -> list[list[str]]:
@@ -221,7 +221,7 @@ def large_document_aims(results: EditResults) -> list[list[str]]:
                                    "peer", tool, ("array", "last"), 1.0))
     for tool in ONE_SHOT:
         rows.append(store_row(results, tool))
-    return rows  # fmt: skip
+    return rows
 
 
 def store_row(results: EditResults, tool: str) -> list[str]:
