@@ -18,6 +18,7 @@ NONE = "\u2013"
 TIMES = "\u00d7"
 WATCH = "mdrun watch"
 NO_SERVER = "mdrun run"
+BEFORE = "mdrun before"
 SERVER = "mdrun run+server"
 ONE_SHOT = (NO_SERVER, SERVER)
 PEERS = ("nbclient", "codebraid", "markdown-exec")
@@ -37,7 +38,9 @@ random float64 in block 0, then 5 quick blocks each reading one element and the 
 value. An edit changes a constant that flows downstream, so no early cutoff helps. One sequence
 per contender and document, in a new folder: cold, then each edit (from the original). A run is
 the tool's process(es), timed from outside: `mdrun --store S run doc.md` (with `--no-server`
-when this mdrun has a server); with the server: the same, its server started by an untimed
+when this mdrun has a server); *before*: the same with mdrun's package as it was at the commit
+named (unpacked from git, same interpreter and libraries), so "no slower than before" is judged
+under the same load; with the server: the same, its server started by an untimed
 warm-up run before the sequence (its runtime folder the sequence's own) and stopped after;
 jupytext + nbclient `jupytext --to ipynb` then `jupyter execute --inplace`; codebraid `codebraid
 pandoc --from markdown --to markdown`; markdown-exec through Python-Markdown as MkDocs would
@@ -45,7 +48,9 @@ pandoc --from markdown --to markdown`; markdown-exec through Python-Markdown as 
 lines in what it wrote. *watch*: a real `mdrun watch`; each edit saved as an editor saves, the
 time until the document shows the edited block's new output (`tests/bench/edit_loop.py`; its
 documents have every block alike and the edit appends a print, so they are of the same shape,
-not the same code). Cells are medians over {repeats}; the watch cells over its edits. A
+not the same code); the blocks "that must re-run" are timed right after in a plain interpreter:
+the edited block, and each later one whose upstream block's output or state changed (mdrun's
+early cutoff). Cells are medians over {repeats}; the watch cells over its edits. A
 store's bytes count a hard-linked file once."""
 
 
@@ -129,9 +134,11 @@ def _row(aim: str, tool: str, measured: str, ratio: str, met: bool | None) -> li
 
 
 def _not_measured(results: EditResults, aim: str, tool: str, document: str) -> list[str]:
-    why = results.data["skipped"].get(tool, "")
-    if results.failed(tool, document, "cold") or why == "":
-        why = why or "failed or not run (see below)"
+    why = results.data["skipped"].get(tool)
+    if why is None:
+        ran = tool == WATCH and any(w["document"] == document for w in results.watch)
+        ran = ran or any(r["tool"] == tool and r["document"] == document for r in results.records)
+        why = "failed (see below)" if ran else "not run (not in this mode)"
     return _row(aim, tool, why, NONE, None)
 
 
@@ -159,7 +166,7 @@ def peer_ratio_row(
     measured = seconds_text(value) + "; " + ", ".join(
         f"{peer} {seconds_text(t)}" for peer, t in peers
     )
-    return _row(aim, tool, measured, f"every peer ≥ {smallest:.1f}{TIMES} slower",
+    return _row(aim, tool, measured, f"fastest peer ÷ mdrun {smallest:.2f}{TIMES}",
                 smallest >= at_least if at_least > 1 else smallest > 1)  # fmt: skip
 
 
@@ -235,27 +242,40 @@ def store_row(results: EditResults, tool: str) -> list[str]:
 
 
 def before_rows(results: EditResults) -> tuple[list[list[str]], bool | None]:
-    """`mdrun run` without the server against before; and whether every pair is within."""
-    before: dict[str, float] = results.data.get("before", {})
+    """`mdrun run` without the server against mdrun before, in this run (and, for reference,
+    the figures of another day: documents.json, issue 10's table); whether every one is within
+    `SLOWER_ALLOWED` (of this run's before, else of those figures)."""
+    figures: dict[str, float] = results.data.get("before", {})
+    same_run = BEFORE in results.data["contenders"]
     rows, verdicts = [], []
-    for key, then in before.items():
-        document, scenario = key.split(" ", 1)
-        now = results.seconds(NO_SERVER, document, scenario)
-        if now is None:
-            continue
-        ratio = now / then
-        verdicts.append(ratio <= SLOWER_ALLOWED)
-        rows.append([document, SCENARIO_LABELS.get(scenario, scenario), seconds_text(then),
-                     seconds_text(now), f"{ratio:.2f}{TIMES}", _verdict(verdicts[-1])])  # fmt: skip
+    for document, about in results.data["documents"].items():
+        for scenario in ("cold", *about["edits"]):
+            now = results.seconds(NO_SERVER, document, scenario)
+            then = results.seconds(BEFORE, document, scenario) if same_run else None
+            figure = figures.get(f"{document} {scenario}")
+            base = then if same_run else figure
+            if now is None or base is None:
+                continue
+            verdicts.append(now / base <= SLOWER_ALLOWED)
+            rows.append([document, SCENARIO_LABELS[scenario], seconds_text(then),
+                         seconds_text(now), f"{now / base:.2f}{TIMES}", _verdict(verdicts[-1]),
+                         seconds_text(figure), NONE if figure is None else
+                         f"{now / figure:.2f}{TIMES}"])  # fmt: skip
     return rows, (all(verdicts) if verdicts else None)
+
+
+BEFORE_HEADERS = ["document", "scenario", "before (this run)", "now", "now ÷ before", "verdict",
+                  "figure of another day", "now ÷ that"]  # fmt: skip
 
 
 def aims_table(results: EditResults) -> str:
     rows = [*watch_aims(results), *server_aims(results), *large_document_aims(results)]
     before, met = before_rows(results)
     within = sum(row[-1] == "met" for row in before)
+    base = "mdrun before, this run" if BEFORE in results.data["contenders"] else (
+        "documents.json's figures")
     rows.append(_row("without the server: no slower than before (≤ "
-                     f"{SLOWER_ALLOWED:.2f}{TIMES}, table below)", NO_SERVER,
+                     f"{SLOWER_ALLOWED:.2f}{TIMES} {base}, table below)", NO_SERVER,
                      f"{within} of {len(before)} within", NONE, met))  # fmt: skip
     return markdown_table(["aim", "mdrun", "measured (median)", "ratio", "verdict"], rows)
 
@@ -263,8 +283,10 @@ def aims_table(results: EditResults) -> str:
 def columns(results: EditResults) -> list[tuple[str, str]]:
     named = dict(results.data["contenders"])
     ordered = [(NO_SERVER, named.get(NO_SERVER, "mdrun `run` (no server)")),
+               (BEFORE, named.get(BEFORE, "mdrun `run` before")),
                (SERVER, named.get(SERVER, "mdrun `run` (server)")), (WATCH, "mdrun `watch`")]
-    return [*ordered, *[(n, label) for n, label in named.items() if n not in ONE_SHOT],
+    mine = {name for name, _ in ordered}
+    return [*ordered, *[(n, label) for n, label in named.items() if n not in mine],
             ("quarto", "Quarto's engine, warm kernel")]  # fmt: skip
 
 
@@ -292,7 +314,7 @@ def executed_lines(results: EditResults) -> list[str]:
     lines = []
     for document, about in results.data["documents"].items():
         for scenario in about["edits"]:
-            for tool in ONE_SHOT:
+            for tool in (NO_SERVER, BEFORE, SERVER):
                 statuses = [r.get("statuses", {}) for r in results.runs(tool, document, scenario)
                             if r["ok"]]  # fmt: skip
                 if statuses:
@@ -336,11 +358,11 @@ def render_markdown(data: JSONObject) -> str:
         "",
         time_table(results),
         "",
-        "## Without the server, against before (`mdrun run`: documents.json's medians; the 1,000-"
-        "block and array documents: issue 10's table)",
+        "## Without the server, against before (mdrun before, run in this run beside the others; "
+        "for reference, the figures of another day: documents.json's medians, and issue 10's "
+        "table for the 1,000-block and array documents)",
         "",
-        markdown_table(["document", "scenario", "before", "now", "now ÷ before", "verdict"],
-                       before) if before else "Nothing to compare.",
+        markdown_table(BEFORE_HEADERS, before) if before else "Nothing to compare.",
         "",
         "## What mdrun executed on each edit (its report)",
         "",

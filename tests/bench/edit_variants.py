@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .measure import run_environment
-from .peers import Command, Tool
+from .peers import ENVS_DIRECTORY, REPOSITORY, Command, Tool
 
 psutil: Any = importlib.import_module("psutil")
 """By name, as in `measure`: psutil ships no type information."""
@@ -218,6 +220,54 @@ def one_shot_contenders(support: ServerSupport) -> list[Contender]:
             )
         )  # fmt: skip
     return contenders
+
+
+BEFORE_VARIABLE = "MDRUN_BENCH_BEFORE"
+BEFORE_DEFAULT = "c7acc1775c939d712d2704c41140ce1d263198be"
+"""main before the second part of issue 10 (server, state, overhead, watch, this benchmark)."""
+IN_PROCESS_MAIN = "import sys; from mdrun.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def before_sources(reference: str) -> Path:
+    """mdrun's package at a commit, unpacked once under tests/bench/.envs (git-ignored)."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{reference}^{{commit}}"], cwd=REPOSITORY,
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    folder = ENVS_DIRECTORY / f"mdrun-{commit[:12]}"
+    if not (folder / "mdrun" / "__init__.py").is_file():
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit, "mdrun"], cwd=REPOSITORY,
+            capture_output=True, check=True,
+        ).stdout  # fmt: skip
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as unpacked:
+            unpacked.extractall(partial, filter="data")
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    return folder
+
+
+def before_contender() -> Contender | str:
+    """`mdrun run` as it was at $MDRUN_BENCH_BEFORE (default: before this part of issue 10),
+    in this environment, so "no slower than before" is measured under the same load; or why
+    it cannot be."""
+    reference = os.environ.get(BEFORE_VARIABLE, BEFORE_DEFAULT)
+    try:
+        sources = before_sources(reference)
+    except (subprocess.CalledProcessError, OSError, tarfile.TarError) as err:
+        return f"mdrun at {reference[:12]} cannot be unpacked: {err}"
+
+    def commands(work: Path, first: bool) -> list[Command]:
+        del first
+        argv = [sys.executable, "-c", IN_PROCESS_MAIN, "--store", str(work / "store"), "run",
+                "doc.md", "--report", "report.json"]  # fmt: skip
+        return [Command(argv, env={"PYTHONPATH": str(sources), SERVER_VARIABLE: "off"})]
+
+    label = f"mdrun `run` before ({reference[:7]})"
+    return Contender(Tool("mdrun before", label, "plain", "doc.md", "doc.md", "each block (store)",
+                          commands))  # fmt: skip
 
 
 def is_mdrun(contender: Contender) -> bool:

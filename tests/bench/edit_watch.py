@@ -34,16 +34,23 @@ FALLBACK_CASES: dict[tuple[str, str], EditCase] = {
 """Rows of the benchmark for which `edit_loop` has no case (yet): made here, same shape."""
 
 TIMING_SCRIPT = """\
-import contextlib, io, json, sys, time
+import contextlib, hashlib, io, json, sys, time, types
 namespace = {}
-seconds = []
-with contextlib.redirect_stdout(io.StringIO()):
-    for code in json.load(sys.stdin):
-        start = time.perf_counter()
+timed = []
+for code in json.load(sys.stdin):
+    printed = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(printed):
         exec(compile(code, "<block>", "exec"), namespace)
-        seconds.append(time.perf_counter() - start)
-print(json.dumps(seconds))
+    seconds = time.perf_counter() - start
+    state = sorted((name, repr(value)) for name, value in namespace.items()
+                   if not name.startswith("_") and not isinstance(value, types.ModuleType))
+    result = hashlib.sha256(json.dumps([printed.getvalue(), state]).encode()).hexdigest()
+    timed.append([seconds, result])
+print(json.dumps(timed))
 """
+"""Runs blocks one after the other in one namespace: each block's time, and a digest of what
+it printed and the state it left (what mdrun's early cutoff compares)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,28 +81,35 @@ def watch_rows(wanted: list[tuple[str, str]]) -> list[WatchRow]:
     return rows
 
 
-def block_codes(case: EditCase) -> list[str]:
-    """The code of each block of the case's document after its first edit."""
-    return re.findall(r"```python\n(.*?)\n```", case.text(1), flags=re.DOTALL)
+def block_codes(case: EditCase, edit: int) -> list[str]:
+    """The code of each block of the case's document after `edit` edits."""
+    return re.findall(r"```python\n(.*?)\n```", case.text(edit), flags=re.DOTALL)
 
 
-def block_seconds(codes: list[str]) -> list[float]:
-    """Each block's own time, run one after the other in one plain interpreter."""
+def timed_blocks(codes: list[str]) -> list[tuple[float, str]]:
+    """Each block's own time and result digest, run in one plain interpreter."""
     done = subprocess.run(
         [sys.executable, "-c", TIMING_SCRIPT], input=json.dumps(codes), capture_output=True,
         text=True, check=True,
     )  # fmt: skip
-    seconds = json.loads(done.stdout)
-    assert isinstance(seconds, list)
-    return [float(value) for value in seconds]
+    timed = json.loads(done.stdout)
+    assert isinstance(timed, list)
+    return [(float(seconds), str(result)) for seconds, result in timed]
 
 
 def rerun_seconds(row: WatchRow, repeats: int) -> float:
-    """What must really run after the edit: the edited block and every block after it (the
-    edit changes the edited block's output, so each later block's key changes too); the
-    smallest of `repeats` timings."""
-    codes = block_codes(row.case)
-    timings = [sum(block_seconds(codes)[row.case.edited :]) for _ in range(repeats)]
+    """The own time of the blocks that must really re-run after the edit: the edited block, and
+    each later block whose upstream block's result (output and state) changed, as mdrun's early
+    cutoff decides; the smallest of `repeats` timings."""
+    before = [result for _, result in timed_blocks(block_codes(row.case, 0))]
+    timings = []
+    for _ in range(repeats):
+        after = timed_blocks(block_codes(row.case, 1))
+        edited = row.case.edited
+        last = edited
+        while last + 1 < len(after) and after[last][1] != before[last][1]:
+            last += 1
+        timings.append(sum(seconds for seconds, _ in after[edited : last + 1]))
     return min(timings)
 
 
