@@ -133,6 +133,7 @@ def run_sequence(
                     render(document, version, tool.dialect), encoding="utf-8"
                 )
                 (work / "doc.py").write_text(script(document, version), encoding="utf-8")
+                time.sleep(contender.pause_seconds)
                 measured = run_commands(tool.commands(work, scenario == "cold"), work, scenario)
                 problem = missing_output(contender, work, expected[version]) or contender.check(
                     work

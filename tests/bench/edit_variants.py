@@ -10,16 +10,15 @@ Also: the bytes a store holds on disk, counting a hard-linked file once.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -32,7 +31,12 @@ from .peers import ENVS_DIRECTORY, REPOSITORY, Command, Tool
 psutil: Any = importlib.import_module("psutil")
 """By name, as in `measure`: psutil ships no type information."""
 
-MDRUN_PROGRAM = str(Path(sys.executable).parent / "mdrun")
+PROGRAM_VARIABLE = "MDRUN_BENCH_MDRUN"
+"""A command line that runs another mdrun's console script (e.g. a checkout's, through
+PYTHONPATH); by default the installed `mdrun`, as a user runs it."""
+MDRUN_PROGRAM: list[str] = shlex.split(os.environ.get(PROGRAM_VARIABLE, "")) or [
+    str(Path(sys.executable).parent / "mdrun")
+]
 NO_SERVER_FLAG = "--no-server"
 SERVER_VARIABLE = "MDRUN_SERVER"
 """on or off: whether a one-shot command may use the server."""
@@ -42,8 +46,11 @@ SERVER_IDLE_VARIABLE = "MDRUN_SERVER_IDLE_SECONDS"
 SERVER_IDLE_SECONDS = "300"
 """Should the stop at the end of a sequence fail, the server still goes after this long idle."""
 WARM_UP_DOCUMENT = "# warm-up\n\n```python\nprint('warm')\n```\n"
-READY_SECONDS = 60.0
-STOP_SECONDS = 60.0
+READY_SECONDS = 120.0
+STOP_SECONDS = 30.0
+PAUSE_SECONDS = 2.0
+"""Before each run with the server: an author reads and types (the server boots a spare kernel
+meanwhile, as `edit_loop` lets `watch` do)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,8 @@ class Contender:
     """(the sequence's work folder) -> a context held while the sequence runs."""
     check: Callable[[Path], str] = field(default=lambda work: "")
     """(the work folder) -> what is wrong after a run, beyond its output ("" when nothing)."""
+    pause_seconds: float = 0.0
+    """Before each run: an author's pause between saves, for what works in the background."""
 
     @property
     def name(self) -> str:
@@ -69,37 +78,30 @@ class Contender:
 
 def _help(*arguments: str) -> str:
     done = subprocess.run(
-        [MDRUN_PROGRAM, *arguments, "--help"], capture_output=True, text=True, check=False
+        [*MDRUN_PROGRAM, *arguments, "--help"], capture_output=True, text=True, check=False
     )
     return done.stdout + done.stderr
 
 
 @dataclass(frozen=True, slots=True)
 class ServerSupport:
-    """What the mdrun under test offers for its per-user server."""
+    """What the mdrun under test offers for its per-user server, read from its help."""
 
     no_server_flag: bool
     """`mdrun run --no-server` exists."""
-    client: bool
-    """The server's client (`mdrun.server.client`) is installed."""
-    stop_command: bool
-    """`mdrun server stop` exists (else the server is stopped by its pid, SIGTERM)."""
+    server_command: bool
+    """`mdrun server start|stop` exists."""
 
     @classmethod
     def detect(cls) -> ServerSupport:
-        return cls(
-            NO_SERVER_FLAG in _help("run"),
-            importlib.util.find_spec("mdrun.server") is not None
-            and importlib.util.find_spec("mdrun.server.client") is not None,
-            "server" in _help().split(),
-        )
+        return cls(NO_SERVER_FLAG in _help("run"), "server" in _help().split())
 
     def unavailable(self) -> str:
         """Why the server variant cannot be measured ("" when it can)."""
-        if not self.client or not self.no_server_flag:
+        if not self.no_server_flag or not self.server_command:
             return (
-                "this mdrun has no per-user server yet (no `mdrun.server.client`, or "
-                f"`mdrun run --help` offers no `{NO_SERVER_FLAG}`)"
+                f"this mdrun has no per-user server (`mdrun run --help` offers no "
+                f"`{NO_SERVER_FLAG}`, or `mdrun --help` no `server` command)"
             )
         return ""
 
@@ -107,7 +109,7 @@ class ServerSupport:
 def _one_shot(environment: dict[str, str], *options: str) -> Callable[[Path, bool], list[Command]]:
     def commands(work: Path, first: bool) -> list[Command]:
         del first
-        argv = [MDRUN_PROGRAM, "--store", str(work / "store"), "run", *options, "doc.md",
+        argv = [*MDRUN_PROGRAM, "--store", str(work / "store"), "run", *options, "doc.md",
                 "--report", "report.json"]  # fmt: skip
         extra = {**environment, **({SERVER_FOLDER_VARIABLE: str(server_folder(work))}
                                    if SERVER_FOLDER_VARIABLE in environment else {})}  # fmt: skip
@@ -140,28 +142,15 @@ def server_pids(folder: Path) -> list[int]:
     return pids
 
 
-def _warm_up(environment: dict[str, str], scratch: Path) -> None:
-    (scratch / "warm.md").write_text(WARM_UP_DOCUMENT, encoding="utf-8")
-    subprocess.run(
-        [MDRUN_PROGRAM, "--store", str(scratch / "store"), "run", "warm.md"],
-        cwd=scratch, env=environment, capture_output=True, check=True,
-    )  # fmt: skip
+def _mdrun(arguments: list[str], environment: dict[str, str], cwd: Path) -> None:
+    subprocess.run([*MDRUN_PROGRAM, *arguments], cwd=cwd, env=environment, capture_output=True,
+                   timeout=READY_SECONDS, check=True)  # fmt: skip
 
 
-def _wait_until_listening(folder: Path) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while not server_pids(folder):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no server listened in {folder} {READY_SECONDS:.0f} s after "
-                               "the warm-up run")  # fmt: skip
-        time.sleep(0.05)
-
-
-def stop_servers(folder: Path, environment: dict[str, str], support: ServerSupport) -> None:
-    """`mdrun server stop` (when it exists), then SIGTERM and SIGKILL to what is left, by pid."""
-    if support.stop_command:
-        subprocess.run([MDRUN_PROGRAM, "server", "stop"], env=environment, capture_output=True,
-                       timeout=STOP_SECONDS, check=False)  # fmt: skip
+def stop_servers(folder: Path, environment: dict[str, str]) -> None:
+    """`mdrun server stop`, then SIGTERM and SIGKILL to any left, by the pid each wrote."""
+    subprocess.run([*MDRUN_PROGRAM, "server", "stop"], env=environment, capture_output=True,
+                   timeout=STOP_SECONDS, check=False)  # fmt: skip
     for pid in server_pids(folder):
         try:
             process = psutil.Process(pid)
@@ -173,24 +162,21 @@ def stop_servers(folder: Path, environment: dict[str, str], support: ServerSuppo
             process.kill()
 
 
-def running_server(support: ServerSupport) -> Callable[[Path], AbstractContextManager[None]]:
-    """Around a sequence: warm-up runs start the server (untimed); it is stopped after."""
-
-    @contextmanager
-    def around(work: Path) -> Iterator[None]:
-        folder = server_folder(work)
-        environment = run_environment({**SERVER_ON, SERVER_FOLDER_VARIABLE: str(folder)})
-        scratch = Path(tempfile.mkdtemp(prefix="mdrun-bench-warm-up-"))
-        try:
-            _warm_up(environment, scratch)  # no server yet: runs in process, then starts one
-            _wait_until_listening(folder)
-            _warm_up(environment, scratch)  # through the server: its kernels are up
-            yield
-        finally:
-            stop_servers(folder, environment, support)
-            shutil.rmtree(scratch, ignore_errors=True)
-
-    return around
+@contextmanager
+def running_server(work: Path) -> Iterator[None]:
+    """Around a sequence: `mdrun server start`, then a warm-up run through it (its first
+    kernel), both untimed; the server is stopped after."""
+    folder = server_folder(work)
+    environment = run_environment({**SERVER_ON, SERVER_FOLDER_VARIABLE: str(folder)})
+    scratch = Path(tempfile.mkdtemp(prefix="mdrun-bench-warm-up-"))
+    try:
+        _mdrun(["server", "start"], environment, scratch)
+        (scratch / "warm.md").write_text(WARM_UP_DOCUMENT, encoding="utf-8")
+        _mdrun(["--store", str(scratch / "store"), "run", "warm.md"], environment, scratch)
+        yield
+    finally:
+        stop_servers(folder, environment)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def served_by_one_server(work: Path) -> str:
@@ -215,8 +201,9 @@ def one_shot_contenders(support: ServerSupport) -> list[Contender]:
             Contender(
                 Tool("mdrun run+server", "mdrun `run` (server)", "plain", "doc.md", "doc.md",
                      "each block (store), kernels in the server", _one_shot(SERVER_ON)),
-                running_server(support),
+                running_server,
                 served_by_one_server,
+                PAUSE_SECONDS,
             )
         )  # fmt: skip
     return contenders
