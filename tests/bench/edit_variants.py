@@ -142,9 +142,18 @@ def server_pids(folder: Path) -> list[int]:
     return pids
 
 
+class ServerSetUpError(OSError):
+    """Starting or warming the server up failed (with what mdrun said)."""
+
+
 def _mdrun(arguments: list[str], environment: dict[str, str], cwd: Path) -> None:
-    subprocess.run([*MDRUN_PROGRAM, *arguments], cwd=cwd, env=environment, capture_output=True,
-                   timeout=READY_SECONDS, check=True)  # fmt: skip
+    done = subprocess.run(
+        [*MDRUN_PROGRAM, *arguments], cwd=cwd, env=environment, capture_output=True, text=True,
+        timeout=READY_SECONDS, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise ServerSetUpError(f"`mdrun {' '.join(arguments)}` exited {done.returncode}: "
+                               f"{done.stderr.strip()[-800:]}")  # fmt: skip
 
 
 def stop_servers(folder: Path, environment: dict[str, str]) -> None:
