@@ -99,19 +99,25 @@ def timed_blocks(codes: list[str]) -> list[tuple[float, str]]:
     return [(float(seconds), str(result)) for seconds, result in timed]
 
 
+def rerun_blocks(before: list[str], after: list[str], edited: int) -> range:
+    """The blocks that must really re-run after an edit, from each block's result digest
+    before and after it: the edited block, and each later block whose upstream block's result
+    (output and state) changed, as mdrun's early cutoff decides."""
+    last = edited
+    while last + 1 < len(after) and after[last] != before[last]:
+        last += 1
+    return range(edited, last + 1)
+
+
 def rerun_seconds(row: WatchRow, repeats: int) -> float:
-    """The own time of the blocks that must really re-run after the edit: the edited block, and
-    each later block whose upstream block's result (output and state) changed, as mdrun's early
-    cutoff decides; the smallest of `repeats` timings."""
+    """The own time of the blocks that must really re-run after the case's edit (timed here);
+    the smallest of `repeats` timings."""
     before = [result for _, result in timed_blocks(block_codes(row.case, 0))]
     timings = []
     for _ in range(repeats):
         after = timed_blocks(block_codes(row.case, 1))
-        edited = row.case.edited
-        last = edited
-        while last + 1 < len(after) and after[last][1] != before[last][1]:
-            last += 1
-        timings.append(sum(seconds for seconds, _ in after[edited : last + 1]))
+        blocks = rerun_blocks(before, [result for _, result in after], row.case.edited)
+        timings.append(sum(after[index][0] for index in blocks))
     return min(timings)
 
 
