@@ -244,7 +244,7 @@ def store_row(results: EditResults, tool: str) -> list[str]:
 def before_rows(results: EditResults) -> tuple[list[list[str]], bool | None]:
     """`mdrun run` without the server against mdrun before, in this run (and, for reference,
     the figures of another day: documents.json, issue 10's table); whether every one is within
-    `SLOWER_ALLOWED` (of this run's before, else of those figures)."""
+    `SLOWER_ALLOWED` of this run's before (of the figure where before did not run)."""
     figures: dict[str, float] = results.data.get("before", {})
     same_run = BEFORE in results.data["contenders"]
     rows, verdicts = [], []
@@ -253,7 +253,7 @@ def before_rows(results: EditResults) -> tuple[list[list[str]], bool | None]:
             now = results.seconds(NO_SERVER, document, scenario)
             then = results.seconds(BEFORE, document, scenario) if same_run else None
             figure = figures.get(f"{document} {scenario}")
-            base = then if same_run else figure
+            base = figure if then is None else then
             if now is None or base is None:
                 continue
             verdicts.append(now / base <= SLOWER_ALLOWED)
