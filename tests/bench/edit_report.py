@@ -185,7 +185,8 @@ def relative_row(
 def watch_aims(results: EditResults) -> list[list[str]]:
     rows = []
     for document in ("small", "medium"):
-        peer = seconds_text(results.seconds("markdown-exec", document, "last"))
+        theirs = results.seconds("markdown-exec", document, "last")
+        peer = "not run in this mode" if theirs is None else seconds_text(theirs)
         rows.append(limit_row(results, f"{document}, last block edited ≤ 0.15 s", WATCH,
                               (document, "last"), 0.15, f"markdown-exec's whole run {peer}"))
     for scenario, allowance in (("last", 0.15), ("middle", 0.2)):
