@@ -341,7 +341,7 @@ def render_markdown(data: JSONObject) -> str:
     machine = results.data["machine"]
     load = machine["load_average_before"][0], machine["load_average_after"][0]
     before, _ = before_rows(results)
-    repeats = "one sequence" if results.data["quick"] else "3-5 sequences (small: 5)"
+    repeats = "one sequence" if results.data["quick"] else "3 sequences (small 5, large 2)"
     return "\n".join([
         "# Edit benchmark: one block edited, mdrun and the peers side by side",
         "",
