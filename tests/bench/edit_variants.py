@@ -1,10 +1,11 @@
 """The ways of running mdrun that the edit benchmark compares, and what it measures about mdrun.
 
-One-shot `mdrun run` without the per-user server, and with it (the server started by a warm-up
-run before a sequence, in a runtime folder of the sequence's own, and stopped after it). What
-the mdrun under test offers is read from its own `--help`, so the benchmark runs against a
-checkout from before the server existed too: the server variant is then skipped, with the reason.
-Also: the bytes a store holds on disk, counting a hard-linked file once.
+One-shot `mdrun run` without the per-user server; with it (`mdrun server start` and a warm-up
+run before a sequence, in a servers' folder of the sequence's own, `mdrun server stop` after);
+and as it was at an earlier commit (unpacked from git, run in this environment). What the mdrun
+under test offers is read from its own `--help`, so the benchmark runs against a checkout from
+before the server existed too: the server variant is then skipped, with the reason. Also: the
+bytes a store holds on disk, counting a hard-linked file once.
 """
 
 from __future__ import annotations
