@@ -40,8 +40,9 @@ per contender and document, in a new folder: cold, then each edit (from the orig
 the tool's process(es), timed from outside: `mdrun --store S run doc.md` (with `--no-server`
 when this mdrun has a server); *before*: the same with mdrun's package as it was at the commit
 named (unpacked from git, same interpreter and libraries), so "no slower than before" is judged
-under the same load; with the server: the same, its server started by an untimed
-warm-up run before the sequence (its runtime folder the sequence's own) and stopped after;
+under the same load; with the server: the same, after `mdrun server start` and a warm-up run
+(untimed, in a servers' folder of the sequence's own; `mdrun server stop` after), with an
+author's 2 s pause before each run;
 jupytext + nbclient `jupytext --to ipynb` then `jupyter execute --inplace`; codebraid `codebraid
 pandoc --from markdown --to markdown`; markdown-exec through Python-Markdown as MkDocs would
 (`session="doc"`). Every run is checked: exit code 0, and the edited block's and the last block's
