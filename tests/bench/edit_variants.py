@@ -10,9 +10,7 @@ bytes a store holds on disk, counting a hard-linked file once.
 
 from __future__ import annotations
 
-import importlib
 import io
-import json
 import os
 import shlex
 import shutil
@@ -24,13 +22,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .measure import run_environment
 from .peers import ENVS_DIRECTORY, REPOSITORY, Command, Tool
-
-psutil: Any = importlib.import_module("psutil")
-"""By name, as in `measure`: psutil ships no type information."""
 
 PROGRAM_VARIABLE = "MDRUN_BENCH_MDRUN"
 """A command line that runs another mdrun's console script (e.g. a checkout's, through
@@ -130,19 +124,6 @@ def server_folder(work: Path) -> Path:
     return work / "srv"
 
 
-def server_pids(folder: Path) -> list[int]:
-    """The servers listed in the folder (each writes `<name>.json` with its pid once listening)."""
-    pids = []
-    for info in folder.glob("*.json"):
-        try:
-            pid = json.loads(info.read_text(encoding="utf-8")).get("pid")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(pid, int):
-            pids.append(pid)
-    return pids
-
-
 class ServerSetUpError(OSError):
     """Starting or warming the server up failed (with what mdrun said)."""
 
@@ -158,18 +139,14 @@ def _mdrun(arguments: list[str], environment: dict[str, str], cwd: Path) -> None
 
 
 def stop_servers(folder: Path, environment: dict[str, str]) -> None:
-    """`mdrun server stop`, then SIGTERM and SIGKILL to any left, by the pid each wrote."""
+    """`mdrun server stop`; then any server still answering in the folder is stopped (and
+    killed if it does not go) through the server's own control module."""
+    from mdrun.server import control
+
     subprocess.run([*MDRUN_PROGRAM, "server", "stop"], env=environment, capture_output=True,
                    timeout=STOP_SECONDS, check=False)  # fmt: skip
-    for pid in server_pids(folder):
-        try:
-            process = psutil.Process(pid)
-            process.terminate()
-            process.wait(STOP_SECONDS)
-        except psutil.NoSuchProcess:
-            continue
-        except psutil.TimeoutExpired:
-            process.kill()
+    for server in control.servers(str(folder)):
+        control.stop(server)
 
 
 @contextmanager
