@@ -18,9 +18,11 @@ BENCHMARKS: tuple[str, ...] = (
     "tests.bench.store_chains",
     "tests.bench.documents",
     "tests.bench.many",
-    "tests.bench.edit_loop",
+    "tests.bench.edit",
 )
-"""Modules run in this order; each has NAME, DESCRIPTION and run(options: BenchOptions)."""
+"""Modules run in this order; each has NAME, DESCRIPTION and run(options: BenchOptions).
+`edit` measures `mdrun watch` through `edit_loop` (which still runs alone: `python -m
+tests.bench.edit_loop`)."""
 
 
 def load_benchmarks() -> list[ModuleType]:

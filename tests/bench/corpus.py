@@ -8,7 +8,11 @@ Every document exists in three versions (*original*, *middle*: one block in the 
 - *medium*: 50 blocks of about 20 ms of CPU work each, each using the previous block's variable;
 - *large*: 300 trivial blocks;
 - *heavy*: 10 blocks of about 0.5 s each (about 0.25 s of CPU work, then a 0.25 s sleep), each
-  using the previous block's variable.
+  using the previous block's variable;
+- *thousand* (the edit benchmark's, `edit_corpus`): 1,000 trivial blocks;
+- *array* (the edit benchmark's): block 0 makes a 500 MB array of random numbers (incompressible,
+  so a store's bytes say how many copies it keeps), then 5 quick blocks, each reading one of its
+  elements and the previous block's variable.
 
 An edit changes a value that flows downstream (the middle block's constant), so every later
 block's output changes too: the edit cannot be absorbed by early cutoff.
@@ -28,6 +32,9 @@ MEDIUM_WORK = 300_000
 HEAVY_WORK = 4_000_000
 """About 0.25 s of CPU work per heavy block on the same machine."""
 HEAVY_SLEEP = 0.25
+ARRAY_BYTES = 500_000_000
+"""The array document's first block makes a float64 array of this many bytes."""
+ARRAY_QUICK_BLOCKS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,21 @@ def _heavy(index: int, edited: bool) -> str:
     )
 
 
+def _array(index: int, edited: bool) -> str:
+    bonus = 7 if edited else 1
+    if index == 0:
+        return (
+            "import numpy\n"
+            f"big = numpy.random.default_rng({bonus}).random({ARRAY_BYTES // 8})\n"
+            "value0 = 0\n"
+            "print('block 0:', big.nbytes)\n"
+        )
+    return (
+        f"value{index} = (value{index - 1} + int(big[{index}] * 1000) + {bonus}) % 1_000_003\n"
+        f"print('block {index}:', value{index})\n"
+    )
+
+
 def _document(name: str, description: str, count: int, block: object) -> Document:
     assert callable(block)
     middle = count // 2
@@ -89,6 +111,18 @@ def corpus() -> tuple[Document, ...]:
         _document("large", "300 trivial blocks", 300, _trivial),
         _document("heavy", "10 blocks of ~0.5 s (CPU + sleep), chained", 10, _heavy),
     )
+
+
+def edit_corpus() -> tuple[Document, ...]:
+    """The edit benchmark's documents: the four above, 1,000 trivial blocks, the 500 MB array."""
+    return (
+        *corpus(),
+        _document("thousand", "1,000 trivial blocks", 1000, _trivial),
+        _document(
+            "array", f"a 500 MB array in block 0, then {ARRAY_QUICK_BLOCKS} quick blocks",
+            ARRAY_QUICK_BLOCKS + 1, _array,
+        ),
+    )  # fmt: skip
 
 
 def _fence(code: str, dialect: Dialect) -> str:

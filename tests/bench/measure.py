@@ -67,14 +67,20 @@ class _TreeSampler(threading.Thread):
             self.sample()
 
 
+def run_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a run: the benchmark's, with `extra`. As on a user's machine, compiled
+    modules are written once and reused (a session that sets PYTHONDONTWRITEBYTECODE would make
+    an editable install recompile every run)."""
+    environment = {**os.environ, **extra}
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    return environment
+
+
 def run_commands(commands: list[Command], cwd: Path, log_stem: str) -> Measurement:
     """Run the commands in `cwd` one after the other; stop at the first that fails."""
     measurement = Measurement()
     for index, command in enumerate(commands):
-        environment = {**os.environ, **command.env}
-        # As on a user's machine: compiled modules are written once and reused (a session that
-        # sets PYTHONDONTWRITEBYTECODE would make an editable install recompile every run).
-        environment.pop("PYTHONDONTWRITEBYTECODE", None)
+        environment = run_environment(command.env)
         stdout_path = cwd / f"{log_stem}.{index}.out"
         stderr_path = cwd / f"{log_stem}.{index}.err"
         with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:

@@ -66,11 +66,14 @@ class Environment:
         return {str(k): str(v) for k, v in versions.items()}
 
 
-NBCLIENT = Environment("nbclient", ("jupytext", "nbclient", "ipykernel"))
+# numpy: the edit benchmark's array document needs it in every peer's kernel.
+NBCLIENT = Environment("nbclient", ("jupytext", "nbclient", "ipykernel", "numpy"))
 JUPYTER_CACHE = Environment("jupyter-cache", ("jupyter-cache", "jupytext", "ipykernel"))
 PAPERMILL = Environment("papermill", ("papermill", "jupytext", "ipykernel"))
-CODEBRAID = Environment("codebraid", ("codebraid", "pypandoc-binary"))
-MARKDOWN_EXEC = Environment("markdown-exec", ("markdown-exec", "pymdown-extensions", "markdown"))
+CODEBRAID = Environment("codebraid", ("codebraid", "pypandoc-binary", "numpy"))
+MARKDOWN_EXEC = Environment(
+    "markdown-exec", ("markdown-exec", "pymdown-extensions", "markdown", "numpy")
+)
 ENVIRONMENTS = (NBCLIENT, JUPYTER_CACHE, PAPERMILL, CODEBRAID, MARKDOWN_EXEC)
 
 
