@@ -150,8 +150,9 @@ def source_fingerprint() -> str:
     while pending:
         with os.scandir(pending.pop()) as listing:
             for entry in listing:
-                if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
-                    pending.append(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        pending.append(entry.path)
                 elif not entry.name.endswith(".pyc"):
                     status = entry.stat()
                     entries.append(f"{entry.path}:{status.st_size}:{status.st_mtime_ns}")

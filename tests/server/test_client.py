@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mdrun.server import protocol
+from mdrun.server import address, protocol
 from mdrun.server.address import FolderError, ensure_private_folder, server_name
 from mdrun.server.client import served_command
 from mdrun.server.settings import SettingError, server_wanted
@@ -115,3 +115,23 @@ def test_protocol_frames_round_trip_and_refuse_oversized_ones() -> None:
         left.close()
         with pytest.raises(protocol.ConnectionClosed):
             protocol.receive(right)
+
+
+def test_server_name_stays_put_when_bytecode_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python writing bytecode after an install must not rename the server (a server started
+    right after would see other "sources" and exit), while an edited source must."""
+    package = tmp_path / "mdrun"
+    (package / "document").mkdir(parents=True)
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    source = package / "document" / "plan.py"
+    source.write_text("x = 1\n", encoding="utf-8")
+    monkeypatch.setattr(address.mdrun, "__file__", str(package / "__init__.py"))
+    before = address.source_fingerprint()
+    for folder in (package, package / "document"):
+        (folder / "__pycache__").mkdir()
+        (folder / "__pycache__" / "plan.cpython-311.pyc").write_bytes(b"bytecode")
+    assert address.source_fingerprint() == before
+    source.write_text("x = 22\n", encoding="utf-8")
+    assert address.source_fingerprint() != before
