@@ -192,3 +192,8 @@ class KernelNotFound(KernelError):
 
 class KernelDied(KernelError):
     """The kernel process ended while a block was running."""
+
+
+class KernelPortsTaken(KernelDied):
+    """A kernel being started could not have the ports chosen for it: another process took them
+    between their choice and the kernel's bind, so what answers there is not this kernel."""

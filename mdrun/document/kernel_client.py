@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from mdrun.document.kernel_output_limit import LIMIT_KEY
 from mdrun.document.kernel_process import KernelProcess
-from mdrun.errors import KernelDied, KernelError
+from mdrun.errors import KernelDied, KernelError, KernelPortsTaken
 
 if TYPE_CHECKING:
     from jupyter_client.blocking.client import BlockingKernelClient
@@ -29,6 +29,8 @@ went far past its limit, or the kernel process ended."""
 
 POLL_SECONDS = 0.1
 """How long to wait for a message before checking that the kernel process still lives."""
+FOREIGN_SIGNATURE = "Invalid Signature"
+"""What jupyter_client says of a message signed with another key than the kernel's."""
 REPLY_GRACE_SECONDS = 5.0
 """How long to wait for an execute reply once the kernel said it is idle."""
 BLOCK_ID_KEY = "mdrun_block_id"
@@ -94,13 +96,20 @@ class KernelClient:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             msg_id = str(self._client.kernel_info())
-            reply = self.shell_reply(msg_id, min(deadline, time.monotonic() + 1.0))
-            if reply is None:
-                continue
             try:
+                reply = self.shell_reply(msg_id, min(deadline, time.monotonic() + 1.0))
+                if reply is None:
+                    continue
                 self._iopub.get_msg(timeout=0.2)
             except queue.Empty:
                 continue
+            except ValueError as error:
+                if FOREIGN_SIGNATURE not in str(error):
+                    raise
+                raise KernelPortsTaken(
+                    f"the kernel {self.display} got a message signed with another key on its"
+                    " ports: another kernel took them before it could"
+                ) from error
             info = json_object(json_object(reply.get("content")).get("language_info"))
             return {"name": str(info.get("name", "")), "version": str(info.get("version", ""))}
         raise KernelError(

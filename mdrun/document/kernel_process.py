@@ -25,7 +25,7 @@ from mdrun.document.kernel_launcher import (
     launcher_argv,
 )
 from mdrun.document.kernels import KernelChoice, kernel_environment
-from mdrun.errors import KernelDied, KernelError
+from mdrun.errors import KernelDied, KernelError, KernelPortsTaken
 
 START_ATTEMPTS = 3
 """How many times a kernel is started when the ports chosen for it were taken meanwhile."""
@@ -147,7 +147,8 @@ def start_retrying(start_once: Callable[[], None], clean_up: Callable[[], None])
             return
         except KernelDied as died:
             clean_up()
-            if PORT_TAKEN not in str(died) or attempt == START_ATTEMPTS:
+            taken = isinstance(died, KernelPortsTaken) or PORT_TAKEN in str(died)
+            if not taken or attempt == START_ATTEMPTS:
                 raise
         except BaseException:
             clean_up()

@@ -13,11 +13,12 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mdrun.document import kernel as kernel_module
-from mdrun.document import kernel_process
+from mdrun.document import kernel_client, kernel_process
 from mdrun.document.kernel import KernelSession, ReplayedBlock
 from mdrun.document.kernel_client import POLL_SECONDS
 from mdrun.document.kernels import DEFAULT_PYTHON_KERNEL, KernelChoice, resolve_kernel
@@ -542,3 +543,56 @@ def test_a_kernel_whose_ports_were_taken_meanwhile_is_started_again(
     finally:
         taken.close()
     assert len(calls) == 2
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("loser", ["kernel", "client"])
+def test_a_kernel_whose_ports_another_kernel_took_is_started_on_others(
+    loser: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ports are chosen free, then bound by the kernel: many kernels starting at once can take
+    each other's. The new kernel's first attempt here meets a running kernel's ports (which has
+    a key of its own): either its bind fails ("kernel"), or its client's iopub channel connects
+    there and hears the other kernel's messages, signed with another key ("client"). Either way
+    the start goes on with other ports, to a kernel of its own."""
+    original_info, original_client = kernel_process.connection_info, kernel_client.KernelClient
+    chosen: list[dict[str, Any]] = []
+    clients: list[dict[str, Any]] = []
+
+    def other_ports(connection: dict[str, Any], names: str = "_port") -> dict[str, Any]:
+        return {**connection, **{k: v for k, v in chosen[0].items() if k.endswith(names)}}
+
+    def connection_info(kernel_name: str) -> dict[str, Any]:
+        connection = original_info(kernel_name)
+        if loser == "kernel" and len(chosen) == 1:
+            connection = other_ports(connection)
+        chosen.append(connection)
+        return connection
+
+    def client(process: Any, connection: dict[str, Any]) -> Any:
+        clients.append(connection)
+        if loser == "client" and len(clients) == 2:
+            connection = other_ports(connection, "iopub_port")
+        return original_client(process, connection)
+
+    monkeypatch.setattr(kernel_process, "connection_info", connection_info)
+    monkeypatch.setattr("mdrun.document.kernel.KernelClient", client)
+    pid = "import os; print(os.getpid())"
+    with KernelSession(PYTHON, tmp_path) as other:
+        other_pid = other.execute(pid, block_id="pid").outputs[0]["text"]
+        # The other kernel keeps publishing, as a busy one does, while the new one starts.
+        chatter = textwrap.dedent(
+            """
+            import threading, time
+            def chatter():
+                for _ in range(3000):
+                    print(".", end="", flush=True)
+                    time.sleep(0.002)
+            threading.Thread(target=chatter, daemon=True).start()
+            """
+        )
+        other.execute(chatter, block_id="chatter")
+        with KernelSession(PYTHON, tmp_path) as new:
+            new_pid = new.execute(pid, block_id="pid").outputs[0]["text"]
+    assert len(chosen) == 3, "the new kernel did not start again on other ports"
+    assert new_pid != other_pid

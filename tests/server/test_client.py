@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import mdrun
 from mdrun.server import address, protocol
 from mdrun.server.address import FolderError, ensure_private_folder, server_name
 from mdrun.server.client import served_command
@@ -127,7 +128,7 @@ def test_server_name_stays_put_when_bytecode_is_written(
     (package / "__init__.py").write_text("", encoding="utf-8")
     source = package / "document" / "plan.py"
     source.write_text("x = 1\n", encoding="utf-8")
-    monkeypatch.setattr(address.mdrun, "__file__", str(package / "__init__.py"))
+    monkeypatch.setattr(mdrun, "__file__", str(package / "__init__.py"))
     before = address.source_fingerprint()
     for folder in (package, package / "document"):
         (folder / "__pycache__").mkdir()
