@@ -154,6 +154,7 @@ def running_server(work: Path) -> Iterator[None]:
     """Around a sequence: `mdrun server start`, then a warm-up run through it (its first
     kernel), both untimed; the server is stopped after."""
     folder = server_folder(work)
+    _served_before.pop(folder, None)  # a new server: its warm-up is its first command
     environment = run_environment({**SERVER_ON, SERVER_FOLDER_VARIABLE: str(folder)})
     scratch = Path(tempfile.mkdtemp(prefix="mdrun-bench-warm-up-"))
     try:
@@ -166,12 +167,28 @@ def running_server(work: Path) -> Iterator[None]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+_served_before: dict[Path, int] = {}
+"""The commands each sequence's server had run at the last check (the warm-up's first)."""
+
+
 def served_by_one_server(work: Path) -> str:
-    """After a run with the server: what went wrong if it was not the warm one (else "")."""
-    count = len(list(server_folder(work).glob("*.sock")))
+    """After a run with the server: what went wrong if it was not the warm one that ran it
+    (else ""): one server listens, and it counts one command more than at the last check (a
+    client that ran the command in process, an old console script for one, must not pass)."""
+    from mdrun.server import control
+
+    folder = server_folder(work)
+    count = len(list(folder.glob("*.sock")))
     if count != 1:
         return (f"{count} servers listen in the sequence's folder (expected 1: the warm-up's); "
                 "the run did not go to the warm server")  # fmt: skip
+    answering = control.servers(str(folder))
+    served = answering[0].requests if len(answering) == 1 else 0
+    before = _served_before.get(folder, 1)
+    _served_before[folder] = served
+    if served <= before:
+        return (f"the warm server counts {served} commands, as before this run: the run did not "
+                "go to it (ran in process)")  # fmt: skip
     return ""
 
 
