@@ -110,7 +110,7 @@ class KeptExecutors(WarmExecutors):
     def _kept_pids(self) -> list[int]:
         pids = []
         for executor in self._idle.values():
-            session = executor._session
+            session = executor.kernel
             if session is not None and session.pid is not None:
                 pids.append(session.pid)
         return pids
