@@ -177,3 +177,11 @@ def installed_mdrun(
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture
+def document(tmp_path: Path) -> Path:
+    """Where a watched document lives (its folder exists; the store can go beside it)."""
+    folder = tmp_path / "doc"
+    folder.mkdir()
+    return folder / "doc.md"

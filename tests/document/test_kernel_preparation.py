@@ -56,13 +56,6 @@ def without_pids(text: str) -> str:
     return re.sub(r"pid \d+", "pid N", text)
 
 
-@pytest.fixture
-def document(tmp_path: Path) -> Path:
-    folder = tmp_path / "doc"
-    folder.mkdir()
-    return folder / "doc.md"
-
-
 @pytest.mark.kernel
 @pytest.mark.timeout(180)
 def test_an_edit_runs_in_the_kernel_prepared_for_it_without_replaying(

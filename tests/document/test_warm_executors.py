@@ -54,13 +54,6 @@ def runs(recorder: Recorder, count: int) -> None:
     wait_for(lambda: len(recorder.finished) >= count, f"run {count}")
 
 
-@pytest.fixture
-def document(tmp_path: Path) -> Path:
-    folder = tmp_path / "doc"
-    folder.mkdir()
-    return folder / "doc.md"
-
-
 @pytest.mark.kernel
 @pytest.mark.timeout(180)
 def test_watch_keeps_the_kernel_between_saves(document: Path) -> None:

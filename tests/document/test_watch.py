@@ -119,14 +119,6 @@ def python_document(code: str, options: str = "") -> str:
     return f"# Watched\n\n```python {options}\n{code}\n```\n"
 
 
-@pytest.fixture
-def document(tmp_path: Path) -> Path:
-    """Where the watched document lives (its folder exists; the store is beside it)."""
-    folder = tmp_path / "doc"
-    folder.mkdir()
-    return folder / "doc.md"
-
-
 @pytest.mark.kernel
 @pytest.mark.timeout(180)
 def test_a_save_reruns_the_document_and_the_preview_follows(document: Path) -> None:
