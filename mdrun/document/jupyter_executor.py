@@ -28,6 +28,7 @@ from mdrun.document.session_chain import (
     REPLAY_OVERHEAD_SECONDS,
     SNAPSHOT_AFTER_SECONDS,
     SNAPSHOT_BYTES_PER_SECOND,
+    Preparation,
     SessionChain,
 )
 from mdrun.document.status import is_accepted
@@ -89,11 +90,19 @@ class CaptureRequest:
 
 def _state_agent_setup() -> str:
     """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`, with
-    the modules it uses (`kernel_touched`, `kernel_digest`, `kernel_snapshot`)."""
-    from mdrun.document import kernel_digest, kernel_snapshot, kernel_state, kernel_touched
+    the modules it uses (`kernel_touched`, `kernel_digest`, `kernel_snapshot`,
+    `kernel_rollback`)."""
+    from mdrun.document import (
+        kernel_digest,
+        kernel_rollback,
+        kernel_snapshot,
+        kernel_state,
+        kernel_touched,
+    )
 
     return (
         installer(kernel_touched, "_mdrun_touched")
+        + installer(kernel_rollback, "_mdrun_rollback")
         + installer(kernel_digest, "_mdrun_digest")
         + installer(kernel_snapshot, "_mdrun_snapshot")
         + installer(kernel_state, "_mdrun_state", "watch_initial_states()")
@@ -208,6 +217,9 @@ class JupyterExecutor:
         if result.status == "error" and session.alive:
             # The state a block that raised leaves is digested too, in a request of its own.
             session.run_hidden(capture.expression(after_error=True))
+        undo = capture.report().get("undo") if result.status in ("ok", "error") else None
+        if isinstance(undo, list) and all(isinstance(name, str) for name in undo):
+            self.chain.undoable(undo)
         snapshot = self._kept_snapshot(capture, request.snapshot, result.seconds)
         return BlockResult.of(
             result.status,
@@ -275,7 +287,7 @@ class JupyterExecutor:
         replayed after it can read; all of it when `codes` is None."""
         session = self._kernel()
         preparation = self.chain.prepare(before)
-        if preparation.restart:
+        if preparation.restart or not self._roll_back(session, preparation):
             session = self._restart()
         if preparation.restore is not None:
             if self.chain.history:
@@ -289,6 +301,20 @@ class JupyterExecutor:
             else:
                 session = self._restart()
         return self._replay(session, self.chain.to_replay(before))
+
+    def _roll_back(self, session: KernelSession, preparation: Preparation) -> bool:
+        """Undo the kernel's last blocks the preparation names by deleting what they added (see
+        `kernel_rollback`), unless a snapshot is to be loaded anyway; False if the kernel
+        refused (then it must restart)."""
+        count = preparation.roll_back
+        if not count or preparation.restore is not None:
+            return True
+        names = self.chain.names_to_roll_back(count)
+        code = f"__import__('_mdrun_state').roll_back(get_ipython().user_ns, {names!r})"
+        if session.run_hidden(code) is not None:
+            return False
+        self.chain.rolled_back_by(count)
+        return True
 
     def _replay(self, session: KernelSession, steps: Sequence[ChainStep]) -> BlockResult | None:
         """Run `steps` again silently, their requests pipelined (see `KernelSession.replay`);

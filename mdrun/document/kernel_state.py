@@ -145,9 +145,11 @@ def watch_initial_states() -> None:
     with contextlib.suppress(ImportError, AttributeError):
         from IPython import get_ipython
 
-        events = get_ipython().events
+        shell = get_ipython()
+        events = shell.events
         events.register("pre_run_cell", _note_cell_start)
         events.register("pre_execute", _note_execution)
+        _rollback_module().note_start(shell.user_ns, shell.user_ns_hidden)
     for name, module in list(sys.modules.items()):
         if isinstance(module, types.ModuleType):
             _module_globals[name] = _global_ids(module)
@@ -242,6 +244,11 @@ def _digest_module() -> Any:
     return _companion("_mdrun_digest", "kernel_digest")
 
 
+def _rollback_module() -> Any:
+    """`kernel_rollback`, which says whether deleting what a block added undoes it."""
+    return _companion("_mdrun_rollback", "kernel_rollback")
+
+
 def capture(
     namespace: dict[str, Any],
     hidden: set[str] | dict[str, Any],
@@ -291,9 +298,12 @@ def capture(
     state = hashlib.sha256(json.dumps(digests, sort_keys=True).encode())
     if opaque:
         state.update(secrets.token_bytes(16))
+    changes = _changes(digests, opaque, only_the_block)
+    undo = _rollback_module().note_capture(namespace, hidden, changes["changed"], only_the_block)
     result: dict[str, Any] = {
         "digest": state.hexdigest(),
-        **_changes(digests, opaque, only_the_block),
+        **changes,
+        "undo": undo,
         "opaque": opaque,
         "capture_seconds": time.perf_counter() - started,
         "cell_seconds": cell_seconds,
@@ -421,3 +431,20 @@ def forget_last_capture() -> None:
     _last_capture.clear()
     _last_reaches.clear()
     _last_values.clear()
+    _rollback_module().forget_all()
+
+
+def roll_back(namespace: dict[str, Any], names: list[str]) -> None:
+    """Undo the last blocks captured, which only added `names` (`kernel_rollback`): delete them,
+    and make the state before those blocks the baseline of the next capture, as if it had
+    captured that state and run nothing since."""
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        raise KeyError(f"cannot roll back: {', '.join(missing)} no longer defined")
+    for name in names:
+        del namespace[name]
+    for recorded in (_last_values, _last_reaches, *_last_capture):
+        for name in names:
+            recorded.pop(name, None)
+    _rollback_module().forget(names)
+    _executions_since_capture[0] = 0

@@ -52,6 +52,9 @@ class Preparation:
     """Restart the kernel first: it ran something else than those blocks."""
     restore: int | None
     """The index (in `before`) of the step whose snapshot to load, then replay from there."""
+    roll_back: int = 0
+    """Undo the kernel's last blocks first (it holds blocks after those wanted, and each of
+    them only added names: see `kernel_rollback`), instead of restarting."""
 
 
 class SessionChain:
@@ -62,6 +65,11 @@ class SessionChain:
         """Whether the kernel's state can be digested and snapshotted (Python kernels)."""
         self.history: list[str] = []
         """The identities of the blocks the kernel ran since it started, in order."""
+        self.undo: list[tuple[str, ...] | None] = []
+        """For each block of `history`: the names deleting which undoes it, or None when that
+        would not (it changed what existed, or was not captured: replayed, restored)."""
+        self.rolled_back = 0
+        """How many blocks were undone by deleting what they added."""
         self.refused: set[Path] = set()
         """Snapshots that did not match their digest: never tried again in this run."""
         self.restored = 0
@@ -70,14 +78,35 @@ class SessionChain:
     def started(self) -> None:
         """The kernel is fresh: it holds no block's state."""
         self.history = []
+        self.undo = []
 
     def ran(self, step: ChainStep) -> None:
         """The kernel ran a block (executed, replayed)."""
         self.history.append(step.identity)
+        self.undo.append(None)
+
+    def undoable(self, names: Sequence[str]) -> None:
+        """The capture of the block just run says deleting `names` undoes it."""
+        self.undo[-1] = tuple(names)
+
+    def names_to_roll_back(self, count: int) -> list[str]:
+        """What deleting undoes the last `count` blocks (each of them is undoable)."""
+        names: list[str] = []
+        for entry in self.undo[len(self.undo) - count :]:
+            assert entry is not None
+            names.extend(entry)
+        return names
+
+    def rolled_back_by(self, count: int) -> None:
+        """The kernel deleted what its last `count` blocks added."""
+        del self.history[len(self.history) - count :]
+        del self.undo[len(self.undo) - count :]
+        self.rolled_back += count
 
     def restored_from(self, before: Sequence[ChainStep], index: int) -> None:
         """The kernel loaded the snapshot taken after `before[index]`."""
         self.history = [step.identity for step in before[: index + 1]]
+        self.undo = [None] * len(self.history)
         self.restored += 1
 
     def refuse(self, snapshot: Path) -> None:
@@ -87,9 +116,27 @@ class SessionChain:
     def prepare(self, before: Sequence[ChainStep]) -> Preparation:
         """What to do before running the block that follows `before`."""
         wanted = [step.identity for step in before]
-        restart = self.history != wanted[: len(self.history)]
-        held = 0 if restart else len(self.history)
-        return Preparation(restart, self._restore_point(before, held))
+        if self.history == wanted[: len(self.history)]:
+            held = len(self.history)
+            return Preparation(False, self._restore_point(before, held))
+        held = self.common_prefix(wanted)
+        if any(entry is None for entry in self.undo[held:]):
+            return Preparation(True, self._restore_point(before, 0))
+        return Preparation(False, self._restore_point(before, held), len(self.history) - held)
+
+    def common_prefix(self, wanted: Sequence[str]) -> int:
+        """How many first blocks the kernel's history shares with `wanted`."""
+        held = 0
+        for ran, needed in zip(self.history, wanted, strict=False):
+            if ran != needed:
+                break
+            held += 1
+        return held
+
+    def can_roll_back_to(self, wanted: Sequence[str]) -> bool:
+        """Whether undoing its last blocks (or none) leaves the kernel holding `wanted` exactly."""
+        held = self.common_prefix(wanted)
+        return held == len(wanted) and all(entry is not None for entry in self.undo[held:])
 
     def to_replay(self, before: Sequence[ChainStep]) -> Sequence[ChainStep]:
         """The blocks to run again silently after what the kernel holds."""

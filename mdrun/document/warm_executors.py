@@ -319,16 +319,24 @@ class WarmExecutors:
                 self._idle[key] = executor  # the most recently used last
                 self._targets.pop(key, None)
                 if setup is not None and before:
-                    self._keep_for(Target(key, before), setup, retired)
+                    self._keep_for(Target(key, before), setup, retired, executor)
         for old in retired:
             old.close()
 
-    def _keep_for(self, target: Target, setup: ExecutorSetup, old: list[JupyterExecutor]) -> None:
+    def _keep_for(
+        self,
+        target: Target,
+        setup: ExecutorSetup,
+        old: list[JupyterExecutor],
+        kept: JupyterExecutor,
+    ) -> None:
         """Under the lock: keep the one of `old` that holds the most of `target` (and nothing
-        else) as prepared, and note what remains to prepare."""
-        if not self.prepare:
-            return
+        else) as prepared, and note what remains to prepare; nothing when the `kept` executor
+        reaches the target by undoing its last blocks (see `kernel_rollback`): a second kernel
+        would only double the session's memory."""
         identities = target.identities
+        if not self.prepare or kept.chain.can_roll_back_to(identities):
+            return
         usable = [executor for executor in old if holds_prefix(executor.chain.history, identities)]
         base = max(usable, key=lambda executor: len(executor.chain.history), default=None)
         if base is not None:

@@ -92,13 +92,17 @@ SLOW_REPLAY = """# Slow
 import time
 time.sleep(1.5)
 x = 3
+seen = []
 ```
 
 ```python
+seen.append(x)
 print(x * 2, "first")
 ```
 """
-"""Block 1 has no snapshot: preparing a kernel for block 2 replays it for 1.5 s."""
+"""Block 1 has no snapshot: preparing a kernel for block 2 replays it for 1.5 s. Block 2 changes
+a list block 1 made, so deleting what it added would not undo it (`kernel_rollback`): the kernel
+that ran it cannot serve an edit of it, a prepared one does."""
 
 
 @pytest.mark.kernel
@@ -132,11 +136,12 @@ def test_saves_during_a_preparation_wait_for_it_or_cut_it_short(
 @pytest.mark.kernel
 @pytest.mark.timeout(120)
 def test_ctrl_c_during_a_preparation_leaves_no_kernel(tmp_path: Path) -> None:
-    # Block 1 is quick when it runs, and slow (60 s) when replayed once `slow` exists.
+    # Block 1 is quick when it runs, and slow (60 s) when replayed once `slow` exists; block 2
+    # changes its list, so only a prepared kernel can serve an edit of it (see SLOW_REPLAY).
     slow_once_flagged = (
         "# Flagged\n\n```python snapshot=false\nimport os, time\n"
-        "if os.path.exists('slow'):\n    time.sleep(60)\nx = 1\n```\n\n"
-        "```python\nprint(x, 'first')\n```\n"
+        "if os.path.exists('slow'):\n    time.sleep(60)\nx = 1\nseen = []\n```\n\n"
+        "```python\nseen.append(x)\nprint(x, 'first')\n```\n"
     )
     document = tmp_path / "doc.md"
     document.write_text(slow_once_flagged, encoding="utf-8")

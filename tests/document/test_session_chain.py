@@ -135,3 +135,41 @@ def test_a_snapshot_that_loads_slower_than_its_blocks_rerun_is_dropped() -> None
     keep = SessionChain.snapshot_worth_keeping
     assert not keep(500 * MB, None, replay_cost=0.05, seconds=0.3)
     assert keep(500 * MB, None, replay_cost=0.05, seconds=3.0)
+
+
+def test_a_kernel_holding_undoable_blocks_after_those_wanted_rolls_back() -> None:
+    chain = SessionChain(inspects_state=True)
+    for name, added in (("a", None), ("b", ("y",)), ("c", ("z", "_w"))):
+        chain.ran(step(name))
+        if added is not None:
+            chain.undoable(added)
+    before = [step("a"), step("b2")]  # block b was edited: undo c, then b
+    preparation = chain.prepare(before[:1])
+    assert not preparation.restart and preparation.roll_back == 2
+    assert chain.names_to_roll_back(2) == ["y", "z", "_w"]
+    assert chain.can_roll_back_to(["a"]) and not chain.can_roll_back_to(["a", "x"])
+    chain.rolled_back_by(2)
+    assert chain.history == ["a"] and chain.rolled_back == 2
+    assert list(chain.to_replay(before)) == [before[1]]
+
+
+def test_a_kernel_holding_a_block_that_changed_what_existed_restarts() -> None:
+    chain = SessionChain(inspects_state=True)
+    chain.ran(step("a"))
+    chain.ran(step("b"))  # not undoable: it rebound or changed a name (or was replayed)
+    chain.ran(step("c"))
+    chain.undoable(("z",))
+    preparation = chain.prepare([step("a")])
+    assert preparation.restart and preparation.roll_back == 0
+    assert not chain.can_roll_back_to(["a"])
+    # Undoing c alone reaches a prefix of [a, b]: no restart.
+    assert chain.prepare([step("a"), step("b")]).roll_back == 1
+
+
+def test_a_restored_kernel_cannot_roll_back_past_the_restore() -> None:
+    chain = SessionChain(inspects_state=True)
+    before = [step("a", snapshot=True), step("b")]
+    chain.restored_from(before, 0)
+    chain.ran(before[1])
+    chain.undoable(("y",))
+    assert chain.can_roll_back_to(["a"]) and not chain.can_roll_back_to([])
