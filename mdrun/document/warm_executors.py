@@ -11,9 +11,11 @@ is a prefix of the blocks a block needs; otherwise it is replaced (by the spare)
 is restored or replayed, as in any run: incremental still equals fresh.
 
 After a run, the kernel that ran it holds the blocks up to the last one run, which an edit of
-that block cannot use. So once the document is written (`prepare_ahead`), a kernel is brought to
-the state the blocks before the edited one leave (`kernel_preparation`, off the critical path),
-and the next edit of it runs that block alone; the kept kernel still serves blocks added after.
+that block can use only after undoing the blocks from it on, which it can when they only added
+names (`kernel_rollback`: the chain says so). When it cannot, once the document is written
+(`prepare_ahead`), a second kernel is brought to the state the blocks before the edited one
+leave (`kernel_preparation`, off the critical path), and the next edit of it runs that block
+alone; the kept kernel still serves blocks added after.
 
 Linux kills a kernel when the thread that started it ends (see `kernel_launcher`), so spares are
 started by one thread that lives as long as the pool; `close` ends everything the pool holds.

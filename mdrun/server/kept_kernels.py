@@ -5,7 +5,8 @@ A server keeps at most `KEPT_SESSIONS` sessions' kernels between runs (the least
 goes first), evicts them oldest first while the kept kernels together use more than
 `KEPT_MEMORY_BYTES` of memory, and keeps spare kernels only for the `SPARE_KINDS` folders it was
 asked for most recently. Which kernel a run may use is still the pool's rule: fresh, or one whose
-history is a prefix of what the run needs.
+history is a prefix of what the run needs, once it undid the blocks after that prefix that only
+added names (`kernel_rollback`).
 """
 
 from __future__ import annotations
