@@ -344,6 +344,10 @@ def _digest_incrementally(
     bytes digested."""
     touched_module = _touched_module()
     code_touched = None if code is None else touched_module.names_in_code(code)
+    if code is not None and code_touched is not None:
+        code_touched = code_touched - _companion("_mdrun_reads", "kernel_reads").only_read_arrays(
+            code, values
+        )
     previous = dict(_last_reaches) if code_touched is not None else {}
     current: dict[str, Any] = {}
     fresh: dict[str, tuple[str, int] | str] = {}

@@ -107,7 +107,7 @@ def reach_of(objects: list[Any]) -> tuple[frozenset[int], frozenset[str]]:
     ids: set[int] = set()
     names: set[str] = set()
     for item in objects:
-        if isinstance(item, _IMMUTABLE_TYPES) or _is_foreign_global(item):
+        if isinstance(item, _IMMUTABLE_TYPES) or _is_foreign_global(item) or _is_numpy_fact(item):
             # The code of a session function is pickled (by value): that of a library's
             # function is not, and what it uses is the library's business.
             if isinstance(item, types.CodeType):
@@ -118,6 +118,15 @@ def reach_of(objects: list[Any]) -> tuple[frozenset[int], frozenset[str]]:
         ids.add(id(item))
         _add_bases(item, ids)
     return frozenset(ids), frozenset(names)
+
+
+def _is_numpy_fact(item: Any) -> bool:
+    """A numpy dtype or scalar: immutable, and a dtype is shared by every array of its kind (an
+    array and a float computed from another would otherwise seem to share an object)."""
+    return any(
+        base.__module__ == "numpy" and base.__name__ in ("dtype", "generic")
+        for base in type(item).__mro__
+    )
 
 
 def _is_foreign_global(item: Any) -> bool:

@@ -48,6 +48,25 @@ STATEMENTS = (
     "def q():\n    b.append(5)\nq()",
     "w = {'x': b}\nw['x'].append(6)",
     "import random\nr = random.random()",
+    # Arrays that a block only reads keep their digest (`kernel_reads`); every way of changing
+    # one must still be seen.
+    "import numpy as np\nm = np.arange(6.0)",
+    "print(m[2] * 3, m.sum(), len(m), m.shape, f'{m[0]}', m.T[1] > 0)",
+    "x = m[1:3]",
+    "x[0] = 42.0",
+    "m.T[0] = 7.0",
+    "m.sort()",
+    "m.reshape(2, 3)[0, 0] = 1.0",
+    "m.clip(0, 1, out=m)",
+    "np.negative(m, m)",
+    "mm = m\nmm += 1",
+    "for row in m.reshape(3, 2):\n    row[0] = 0",
+    "[r.fill(1) for r in m.reshape(3, 2)]",
+    "m[m > 3] = 0",
+    "del m[0]",
+    "m2 = m.copy()\nm2[0] = 5",
+    "mo = np.array([[1], [2]], dtype=object)\nprint(mo[0])",
+    "mo[0].append(3)",
 )
 
 
@@ -121,6 +140,30 @@ def test_code_that_reaches_names_dynamically_is_not_analysed() -> None:
     assert names_in_code("from sys import modules") is None
     assert names_in_code("from __main__ import x") is None
     assert names_in_code("import os.path\nfor i in x: pass") == frozenset({"os", "i", "x"})
+
+
+def test_an_array_a_block_only_reads_is_not_digested_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numpy = pytest.importorskip("numpy")
+    namespace: dict[str, Any] = {"__name__": "__main__", "np": numpy}
+    _run_block(namespace, "big = np.arange(100.0)\ntotal = 0", tmp_path)
+    digested: list[Any] = []
+    original = kernel_digest.value_digest
+
+    def counting(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
+        digested.append(value)
+        return original(value, memo)
+
+    monkeypatch.setattr(kernel_digest, "value_digest", counting)
+    reads = "total = int(big[5] * 1000) + len(big) + big.sum()\nprint(big.shape, big[1:3] + 1)"
+    _run_block(namespace, reads, tmp_path)
+    assert not any(value is namespace["big"] for value in digested)
+    before = _full_digest(namespace, tmp_path)
+    digested.clear()
+    _run_block(namespace, "big.sort()", tmp_path)  # a method that may change it: digested
+    assert any(value is namespace["big"] for value in digested)
+    assert _full_digest(namespace, tmp_path) == before  # (sorted already: same content)
 
 
 def test_a_large_buffer_is_digested_by_its_content(monkeypatch: pytest.MonkeyPatch) -> None:
