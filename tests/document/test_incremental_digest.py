@@ -112,11 +112,8 @@ def test_incremental_digest_equals_full_digest(tmp_path: Path, blocks: list[str]
         assert incremental == _full_digest(namespace, tmp_path), code
 
 
-def test_an_untouched_variable_is_not_digested_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    namespace: dict[str, Any] = {"__name__": "__main__"}
-    _run_block(namespace, "big = list(range(1000))\nsmall = 1", tmp_path)
+def counting_digests(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """From now on, every value digested, in order."""
     digested: list[Any] = []
     original = kernel_digest.value_digest
 
@@ -125,6 +122,15 @@ def test_an_untouched_variable_is_not_digested_again(
         return original(value, memo)
 
     monkeypatch.setattr(kernel_digest, "value_digest", counting)
+    return digested
+
+
+def test_an_untouched_variable_is_not_digested_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    _run_block(namespace, "big = list(range(1000))\nsmall = 1", tmp_path)
+    digested = counting_digests(monkeypatch)
     _run_block(namespace, "small = [2]", tmp_path)
     assert namespace["big"] not in digested
     assert [2] in digested
@@ -148,14 +154,7 @@ def test_an_array_a_block_only_reads_is_not_digested_again(
     numpy = pytest.importorskip("numpy")
     namespace: dict[str, Any] = {"__name__": "__main__", "np": numpy}
     _run_block(namespace, "big = np.arange(100.0)\ntotal = 0", tmp_path)
-    digested: list[Any] = []
-    original = kernel_digest.value_digest
-
-    def counting(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
-        digested.append(value)
-        return original(value, memo)
-
-    monkeypatch.setattr(kernel_digest, "value_digest", counting)
+    digested = counting_digests(monkeypatch)
     reads = "total = int(big[5] * 1000) + len(big) + big.sum()\nprint(big.shape, big[1:3] + 1)"
     _run_block(namespace, reads, tmp_path)
     assert not any(value is namespace["big"] for value in digested)
