@@ -349,6 +349,12 @@ def _defer(files: dict[str, dict[str, Any]]) -> None:
     _deferred_files.update(files)
 
 
+def any_deferred() -> bool:
+    """Whether variables of the last snapshot loaded are still unloaded (or were, until a
+    block bound one of their group: see `still_deferred`)."""
+    return bool(_deferred_files)
+
+
 def still_deferred(namespace: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The deferred files none of whose variables a block has bound since."""
     for name, entry in list(_deferred_files.items()):

@@ -279,7 +279,10 @@ def capture(
     values = {name: namespace[name] for name in user_variables(namespace, hidden)}
     code = _cell_code[0] if _cell_code and only_the_block else None
     digests, opaque, kept, modules, size = _digest_incrementally(values, code)
-    deferred = _companion("_mdrun_snapshot", "kernel_snapshot").still_deferred(namespace)
+    snapshots = _companion("_mdrun_snapshot", "kernel_snapshot")
+    # Deleting a name a block bound over a deferred one would lose the deferred one.
+    undoable = only_the_block and not snapshots.any_deferred()
+    deferred = snapshots.still_deferred(namespace)
     for entry in deferred.values():
         digests.update(entry["digests"])
         size += int(entry.get("bytes") or 0)
@@ -299,7 +302,7 @@ def capture(
     if opaque:
         state.update(secrets.token_bytes(16))
     changes = _changes(digests, opaque, only_the_block)
-    undo = _rollback_module().note_capture(namespace, hidden, changes["changed"], only_the_block)
+    undo = _rollback_module().note_capture(namespace, hidden, changes["changed"], undoable)
     result: dict[str, Any] = {
         "digest": state.hexdigest(),
         **changes,
@@ -317,7 +320,6 @@ def capture(
         if replay - load < snapshot_after:
             snapshot_path = None
     if snapshot_path is not None and not opaque:
-        snapshots = _companion("_mdrun_snapshot", "kernel_snapshot")
         previous = snapshots.previous_files(previous_snapshot, previous_sha256)
         reaches = dict(_last_reaches)
         result.update(

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdrun.document import kernel_digest, kernel_state
+from mdrun.document import kernel_digest, kernel_rollback, kernel_snapshot, kernel_state
 from mdrun.document.kernel_touched import names_in_code
 
 STATEMENTS = (
@@ -183,3 +183,29 @@ def test_a_large_buffer_is_digested_by_its_content(monkeypatch: pytest.MonkeyPat
     assert kernel_digest.value_digest(array) != before
     array[-1], array[kernel_digest.CHUNK_BYTES] = 0, 1  # the second chunk
     assert kernel_digest.value_digest(array) != before
+
+
+def _undo(folder: Path) -> Any:
+    return json.loads((folder / "state.json").read_text())["undo"]
+
+
+def test_a_block_is_undoable_only_while_no_restored_variable_is_unloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    kernel_state.forget_last_capture()  # a fresh kernel
+    kernel_rollback.note_start(namespace, {"__builtins__"})
+    # (This process's working folder and environment differ from what a kernel starts with.)
+    _run_block(namespace, "pass", tmp_path)
+    _run_block(namespace, "x = 1", tmp_path)
+    assert _undo(tmp_path) == ["x"]
+    _run_block(namespace, "y = [x]", tmp_path)
+    assert _undo(tmp_path) == ["y"]
+    _run_block(namespace, "y.append(2)", tmp_path)
+    assert _undo(tmp_path) is None  # it changed a value that existed
+    # After a partial restore, binding a name of an unloaded group drops the group: deleting
+    # the name again would lose the group's digest.
+    unloaded = {"names": ["big"], "digests": {"big": "0" * 64}, "bytes": 0}
+    monkeypatch.setitem(kernel_snapshot._deferred_files, "group", unloaded)
+    _run_block(namespace, "big = 2", tmp_path)
+    assert _undo(tmp_path) is None
