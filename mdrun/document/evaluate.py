@@ -97,6 +97,9 @@ class Evaluator:
         """What is known of each block evaluated so far (its identity, result key, result)."""
         self.session_blocks: dict[SessionKey, list[int]] = {}
         """The positions of each session's executable blocks, in order (listed when needed)."""
+        self.session_codes: dict[SessionKey, tuple[str, ...]] = {}
+        """The code of each session's executable blocks, in order (a slice of it is what a
+        block's request carries: copying the codes one by one cost quadratic time)."""
         self.snapshot_rrefs: dict[Path, RRef] = {}
         """The realization of each snapshot a step may load (to fetch it from its cache)."""
         self.cleaned = False
@@ -250,9 +253,11 @@ class Evaluator:
             for position, block in enumerate(self.plan.blocks):
                 if block.executable and block.session is not None:
                     self.session_blocks.setdefault(block.session, []).append(position)
+            for key, positions in self.session_blocks.items():
+                self.session_codes[key] = tuple(self.plan.blocks[at].code for at in positions)
         positions = [] if session is None else self.session_blocks.get(session, [])
         after = bisect.bisect_right(positions, index)
-        return tuple(self.plan.blocks[position].code for position in positions[after:])
+        return () if session is None else self.session_codes.get(session, ())[after:]
 
     def _before(self, planned: PlannedBlock) -> tuple[ChainStep, ...]:
         """The blocks before `planned` in its session (all evaluated already), as steps; each
