@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,25 @@ if TYPE_CHECKING:
 
 RESERVED_NAMES = frozenset({CONTEXT_FILE, MANIFEST_FILE})
 """Files the store writes into a realization; a realizer may not create them."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRecords:
+    """A build folder hashed with the records to add to it, not yet published (see
+    `Publication.prepare_records`)."""
+
+    config: Config
+    """The derivation's config."""
+    folder: Path
+    """The build folder."""
+    records: Mapping[str, bytes]
+    """The top-level files to write into it."""
+    context: bytes
+    """Its context file's content."""
+    manifest: Manifest
+    """The manifest of the folder with the records and the context."""
+    rref: RRef
+    """The reference it is published as."""
 
 
 class Publication:
@@ -94,21 +114,55 @@ class Publication:
         realization (with its derivation, when `new_build_folder` staged one) is moved into
         the store by one rename. Call it holding the derivation's lock. An OSError is said as
         `doing`, naming the file."""
-        dref = make_dref(config.hash_part, config.name)
+        prepared = self.prepare_records(config, folder, records, doing=doing)
+        return self.finish_records(prepared, build_record, doing=doing)
+
+    def prepare_records(
+        self,
+        config: Config,
+        folder: Path,
+        records: Mapping[str, bytes],
+        *,
+        doing: str = "cannot write a build's records",
+    ) -> PreparedRecords:
+        """The first half of `publish_records`: hash the folder and the records, which gives
+        the realization's reference; nothing is written. The builder must not change the folder
+        before `finish_records` publishes it (which another thread may do)."""
         context_data = context_json({})
         try:
             manifest = manifest_of_tree(folder, {**records, CONTEXT_FILE: context_data})
-            for name, data in records.items():
+        except OSError as err:
+            raise os_error(err, err.filename or folder, doing) from err
+        derivation_hash, name = parse_dref(make_dref(config.hash_part, config.name))
+        rref = make_rref(manifest.realization_hash, derivation_hash, name)
+        return PreparedRecords(config, folder, dict(records), context_data, manifest, rref)
+
+    def finish_records(
+        self,
+        prepared: PreparedRecords,
+        build_record: bytes,
+        *,
+        doing: str = "cannot write a build's records",
+    ) -> RRef:
+        """The second half of `publish_records`: write the records and publish the folder."""
+        config, folder, manifest, rref = (
+            prepared.config,
+            prepared.folder,
+            prepared.manifest,
+            prepared.rref,
+        )
+        dref = make_dref(config.hash_part, config.name)
+        try:
+            for name, data in prepared.records.items():
                 write_new_file(folder / name, data)
-            write_new_file(folder / CONTEXT_FILE, context_data)
+            write_new_file(folder / CONTEXT_FILE, prepared.context)
             write_new_file(folder / BUILD_FILE, build_record)
             write_new_file(folder / MANIFEST_FILE, manifest.data)
             make_read_only(folder)
         except OSError as err:
             raise os_error(err, err.filename or folder, doing) from err
-        derivation_hash, name = parse_dref(dref)
-        rref = make_rref(manifest.realization_hash, derivation_hash, name)
-        staging = self._staged.get(folder)
+        with self._cache_lock:
+            staging = self._staged.get(folder)
         if staging is None:
             self.add_derivation(config)
             self._put_in_place(rref, folder, manifest)
@@ -121,7 +175,7 @@ class Publication:
             remove_tree(staging)
         with self._cache_lock:
             self._staged.pop(folder, None)
-            self._contexts[rref] = context_data
+            self._contexts[rref] = prepared.context
         return rref
 
     def publish_realization(

@@ -24,6 +24,7 @@ from pathlib import Path
 from mdrun.core.config import Config
 from mdrun.core.refs import RRef
 from mdrun.core.store import Store
+from mdrun.document.background_publication import BackgroundPublisher
 from mdrun.document.block_result import BlockResult
 from mdrun.document.executor import (
     BlockRequest,
@@ -97,8 +98,15 @@ class Evaluator:
         """What is known of each block evaluated so far (its identity, result key, result)."""
         self.session_blocks: dict[SessionKey, list[int]] = {}
         """The positions of each session's executable blocks, in order (listed when needed)."""
+        self.session_codes: dict[SessionKey, tuple[str, ...]] = {}
+        """The code of each session's executable blocks, in order (a slice of it is what a
+        block's request carries: copying the codes one by one cost quadratic time)."""
         self.snapshot_rrefs: dict[Path, RRef] = {}
         """The realization of each snapshot a step may load (to fetch it from its cache)."""
+        self.publisher = BackgroundPublisher()
+        """Publishes executed blocks' results while the kernel runs the next block."""
+        self.evaluation = Evaluation(plan)
+        """The evaluation under way (its outcomes are settled as publications end)."""
         self.cleaned = False
         """Whether the store's leftovers (the build folders of killed runs) were cleaned: once,
         before this evaluation's first build, not before every block's."""
@@ -108,14 +116,21 @@ class Evaluator:
         started = time.monotonic()
         evaluation = Evaluation(self.plan)
         self.reporter.planned(sum(1 for planned in self.plan.blocks if planned.executable))
+        self.evaluation = evaluation
         try:
             for index, planned in enumerate(self.plan.blocks):
                 outcome = self._evaluate_block(index, planned)
                 evaluation.outcomes.append(outcome)
                 if planned.executable and planned.session is not None:
                     self.sessions[planned.session].chain.append(index)
-                    self.reporter.block_finished(outcome)
+                if self.publisher.pending not in (None, index):
+                    self._settle_publication(after=index)
+                reported = planned.executable and planned.session is not None
+                if reported and self.publisher.pending != index:
+                    self.reporter.block_finished(evaluation.outcomes[index])
+            self._settle_publication()
         finally:
+            self.publisher.close()
             for progress in self.sessions.values():
                 if progress.executor is not None:
                     evaluation.snapshots_restored += progress.executor.snapshots_restored
@@ -177,11 +192,28 @@ class Evaluator:
             self.cleaned = True
 
         def run(folder: Path) -> BlockResult:
-            return self._execute(index, dref, folder)
+            result = self._execute(index, dref, folder)
+            # The block before was published while this one ran: if that failed, this one's
+            # config names a result the store does not hold.
+            if self._settle_publication() == planned.session:
+                raise _UpstreamUnpublished(result)
+            return result
+
+        def publish_later(job: Callable[[], None]) -> None:
+            self.publisher.submit(index, job)
 
         allow_error = planned.options.allow_error
         try:
-            build = build_block(self.store, config, run, allow_error=allow_error, force=forced)
+            build = build_block(
+                self.store,
+                config,
+                run,
+                allow_error=allow_error,
+                force=forced,
+                publish_later=publish_later,
+            )
+        except _UpstreamUnpublished as lost:
+            return self._after_unpublished(index, planned, lost.result, progress)
         except (BuildError, NoSpaceError) as failure:
             self.known[index] = KnownBlock(dref, failed=True)
             progress.broken = progress.broken or _broken(planned)
@@ -197,6 +229,48 @@ class Evaluator:
         return BlockOutcome(
             planned, "executed", stored.outputs, result.seconds, stored.rref, key=stored.key
         )
+
+    def _settle_publication(self, after: int | None = None) -> SessionKey | None:
+        """Wait for the result being published (see `background_publication`) and say its
+        block is done; if publishing failed, the block failed (as when it is published at once)
+        and so does its session: that session, else None. `after`: the block evaluated since,
+        which then did not run (a block after a failed one does not show the store's result)."""
+        settled = self.publisher.settle()
+        if settled is None:
+            return None
+        index, error = settled
+        outcomes = self.evaluation.outcomes
+        if error is None:
+            self.reporter.block_finished(outcomes[index])
+            return None
+        if not isinstance(error, BuildError | NoSpaceError):
+            raise error
+        planned = self.plan.blocks[index]
+        assert planned.session is not None
+        progress = self.sessions[planned.session]
+        self.known[index] = KnownBlock(self.known[index].identity, failed=True)
+        progress.broken = progress.broken or _broken(planned)
+        outcomes[index] = BlockOutcome(planned, "failed", (), 0.0, None, error.message)
+        self.reporter.block_finished(outcomes[index])
+        if after is not None and self.plan.blocks[after].session == planned.session:
+            self.known[after] = KnownBlock(f"unstored:{after}", failed=True)
+            outcomes[after] = BlockOutcome(self.plan.blocks[after], "not-run", note=progress.broken)
+        return planned.session
+
+    def _after_unpublished(
+        self, index: int, planned: PlannedBlock, result: BlockResult, progress: SessionProgress
+    ) -> BlockOutcome:
+        """A block that ran while the result of the block before it failed to be published:
+        it is not stored; it counts as run without a config (`_run_unstored`) when the session
+        goes on after failures, else as not run."""
+        if not self.keep_going:
+            self.known[index] = KnownBlock(f"unstored:{index}", failed=True)
+            return BlockOutcome(planned, "not-run", note=progress.broken or "")
+        if result.is_accepted(planned.options.allow_error):
+            self.known[index] = KnownBlock(f"unstored:{index}")
+            return BlockOutcome(planned, "executed", result.outputs, result.seconds)
+        self.known[index] = KnownBlock(f"unstored:{index}", failed=True)
+        return BlockOutcome(planned, "failed", result.outputs, result.seconds, None, result.note)
 
     def _failed(
         self,
@@ -250,9 +324,11 @@ class Evaluator:
             for position, block in enumerate(self.plan.blocks):
                 if block.executable and block.session is not None:
                     self.session_blocks.setdefault(block.session, []).append(position)
+            for key, positions in self.session_blocks.items():
+                self.session_codes[key] = tuple(self.plan.blocks[at].code for at in positions)
         positions = [] if session is None else self.session_blocks.get(session, [])
         after = bisect.bisect_right(positions, index)
-        return tuple(self.plan.blocks[position].code for position in positions[after:])
+        return () if session is None else self.session_codes.get(session, ())[after:]
 
     def _before(self, planned: PlannedBlock) -> tuple[ChainStep, ...]:
         """The blocks before `planned` in its session (all evaluated already), as steps; each
@@ -298,6 +374,14 @@ class Evaluator:
                 consequence="it was not loaded: the blocks before were run again instead",
             )
         )
+
+
+class _UpstreamUnpublished(Exception):
+    """The block before this one in its session failed to be published while it ran."""
+
+    def __init__(self, result: BlockResult) -> None:
+        super().__init__("the block before was not published")
+        self.result = result
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,12 +154,15 @@ class OutputCollector:
         self._outputs.append(output)
 
     def _settle(self) -> None:
-        """Join the last stream's pieces into its output, as nbformat builds it."""
+        """Join the last stream's pieces into its output, as nbformat builds it: a stream
+        whose name and text are strings always passes nbformat's check (a millisecond, more
+        than a trivial block costs the kernel), so it is built directly (`stream_output`)."""
         if self._pieces:
             last = self._outputs[-1]
-            content = {"name": last["name"], "text": str(last["text"]) + "".join(self._pieces)}
+            self._outputs[-1] = stream_output(
+                str(last["name"]), str(last["text"]) + "".join(self._pieces)
+            )
             self._pieces = []
-            self._outputs[-1] = output_from_message("stream", content)
 
     def _clear(self) -> None:
         self._outputs.clear()
@@ -172,6 +175,12 @@ def prepare() -> None:
     """Import nbformat and build its schema validator now (while a kernel boots, say) rather
     than at the first output."""
     output_from_message("stream", {"name": "stdout", "text": ""})
+
+
+def stream_output(name: str, text: str) -> JSONObject:
+    """The nbformat stream output of a name and a text, as `output_from_message` builds it
+    (the schema asks nothing more of a stream than two strings)."""
+    return {"output_type": "stream", "name": name, "text": text}
 
 
 def output_from_message(kind: str, content: dict[str, Any]) -> JSONObject:

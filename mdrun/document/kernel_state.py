@@ -21,11 +21,14 @@ unchanged) and prevents the snapshot, so state is then restored by replaying blo
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import importlib.abc
 import importlib.util
+import itertools
 import json
+import operator
 import os
 import pickle
 import secrets
@@ -39,6 +42,8 @@ IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 _initial_states: dict[str, bytes] = {}
 """Generator states as the process started them, before any block ran."""
 _initial_environment: dict[str, str] = {}
+_initial_environment_data: list[dict[Any, Any]] = []
+"""The environment as the process holds it (encoded), to see at once that it did not change."""
 _initial_folder: list[str] = []
 _initial_path: list[str] = []
 _module_globals: dict[str, dict[str, int]] = {}
@@ -52,10 +57,10 @@ _executions_since_capture: list[int] = [0]
 requests included): 1 when only the block being captured did."""
 _last_capture: list[dict[str, str | None]] = []
 """The digest of each name at the last capture, while it can serve as the baseline."""
-_last_values: dict[str, tuple[str, int]] = {}
-"""Each variable's digest and size at the last capture (see `_digest_incrementally`)."""
-_last_reaches: dict[str, Any] = {}
-"""Each variable's `kernel_touched.Reach` at the last capture."""
+_variables: list[Any] = []
+"""What the last capture knew of each variable (`_Variables`), once one ran."""
+_reach_cache: list[Any] = []
+"""The modules `_modules_in_reach` found last, with what they depended on."""
 _imported_later: set[str] = set()
 """Modules imported after the kernel started."""
 GLOBAL_PREFIX = "<global "
@@ -140,6 +145,9 @@ def watch_initial_states() -> None:
 
     _initial_states["<random>"] = pickle.dumps(random.getstate())
     _initial_environment.update(os.environ)
+    raw = getattr(os.environ, "_data", None)
+    if isinstance(raw, dict):
+        _initial_environment_data[:] = [dict(raw)]
     _initial_path[:] = sys.path
     _initial_folder[:] = [os.getcwd()]
     with contextlib.suppress(ImportError, AttributeError):
@@ -165,26 +173,40 @@ def user_variables(namespace: dict[str, Any], hidden: set[str] | dict[str, Any])
     )
 
 
-def _modules_in_reach(namespace: dict[str, Any]) -> list[str]:
+def _modules_in_reach(namespace: dict[str, Any], roots: set[str] | None = None) -> list[str]:
     """The modules whose globals a block may have rebound: those imported since the kernel
-    started, and those (with their submodules) that the session's variables come from.
-    Scanning every module of the process after every block would cost more than the block."""
-    roots: set[str] = set()
-    for value in namespace.values():
-        module_name = value.__name__ if isinstance(value, types.ModuleType) else None
-        module_name = module_name or getattr(type(value), "__module__", None)
-        if isinstance(value, types.FunctionType | type):
-            module_name = value.__module__
-        if isinstance(module_name, str) and module_name not in ("__main__", "builtins"):
-            roots.add(module_name.partition(".")[0])
-    return [
+    started, and those (with their submodules) that the session's variables come from (their
+    `roots`, when the caller knows them). Scanning every module of the process after every
+    block would cost more than the block; the list is kept until an import or the roots change
+    it, as scanning `sys.modules` costs a millisecond in a kernel."""
+    if roots is None:
+        roots = {root for root in map(_module_root, namespace.values()) if root is not None}
+    depends_on = (frozenset(roots), len(_imported_later))
+    if _reach_cache and _reach_cache[0] == depends_on and sys.modules.keys() == _reach_cache[1]:
+        return list(_reach_cache[2])
+    names = list(sys.modules)
+    found = [
         name
-        for name in list(sys.modules)
-        if name in _imported_later or name.partition(".")[0] in roots
+        for name in names
+        if (name in _imported_later or name.partition(".")[0] in roots)
+        and not _is_kernel_module(name)
     ]
+    _reach_cache[:] = [depends_on, set(names), found]
+    return list(found)
 
 
-def module_states(namespace: dict[str, Any]) -> dict[str, Any]:
+def _module_root(value: Any) -> str | None:
+    """The top-level package a value comes from (None: the session's own, or builtins)."""
+    module_name = value.__name__ if isinstance(value, types.ModuleType) else None
+    module_name = module_name or getattr(type(value), "__module__", None)
+    if isinstance(value, types.FunctionType | type):
+        module_name = value.__module__
+    if isinstance(module_name, str) and module_name not in ("__main__", "builtins"):
+        return module_name.partition(".")[0]
+    return None
+
+
+def module_states(namespace: dict[str, Any], roots: set[str] | None = None) -> dict[str, Any]:
     """State held by modules rather than variables, which a snapshot must carry too.
 
     A generator still in the state the process started it in is left out: it was not used."""
@@ -202,26 +224,54 @@ def module_states(namespace: dict[str, Any]) -> dict[str, Any]:
     for name, state in generators.items():
         if pickle.dumps(state) != _initial_states.get(name):
             states[name] = state
+    states.update(_environment_state())
+    if sys.path != _initial_path:
+        states["<sys.path>"] = list(sys.path)
+    for module_name in _modules_in_reach(namespace, roots):
+        baseline = _module_globals.get(module_name)
+        module = sys.modules.get(module_name)
+        if baseline is None or module is None:
+            continue
+        for name, value in _rebound_globals(module, baseline):
+            states[f"{GLOBAL_PREFIX}{module_name}.{name}>"] = value
+    return states
+
+
+def _environment_state() -> dict[str, Any]:
+    """The environment variables blocks changed, if they changed any. Compared first as the
+    bytes the process holds (one pass of C code; decoding each variable costs more)."""
+    raw = getattr(os.environ, "_data", None)
+    if isinstance(raw, dict) and _initial_environment_data and raw == _initial_environment_data[0]:
+        return {}
     environment = {
         key: value for key, value in os.environ.items() if _initial_environment.get(key) != value
     }
     removed = sorted(set(_initial_environment) - set(os.environ))
     if environment or removed:
-        states["<environ>"] = (environment, removed)
-    if sys.path != _initial_path:
-        states["<sys.path>"] = list(sys.path)
-    for module_name in _modules_in_reach(namespace):
-        baseline = _module_globals.get(module_name)
-        module = sys.modules.get(module_name)
-        if baseline is None or module is None or _is_kernel_module(module_name):
-            continue
-        for name, value in list(vars(module).items()):
-            # Rebound names only: libraries add names lazily all the time (submodules, plugin
-            # registries), while a block that configures a module rebinds one of its globals.
-            rebound = name in baseline and baseline[name] != id(value)
-            if rebound and not isinstance(value, types.ModuleType):
-                states[f"{GLOBAL_PREFIX}{module_name}.{name}>"] = value
-    return states
+        return {"<environ>": (environment, removed)}
+    return {}
+
+
+def _rebound_globals(module: types.ModuleType, baseline: dict[str, int]) -> list[tuple[str, Any]]:
+    """A module's globals bound to another object than right after its import (not modules),
+    in the module's order. Rebound names only: libraries add names lazily all the time
+    (submodules, plugin registries), while a block that configures a module rebinds one of its
+    globals. Compared in a few passes of C code: most modules have many globals, none rebound."""
+    try:
+        globals_now = vars(module)
+    except TypeError:
+        return []
+    names = list(baseline)
+    now = list(map(id, map(globals_now.get, names)))
+    changed = set(itertools.compress(names, map(operator.ne, now, baseline.values())))
+    rebound = changed & globals_now.keys()  # (a name the module dropped is not rebound)
+    if not rebound:
+        return []
+    return [
+        (name, value)
+        for name, value in list(globals_now.items())
+        if name in rebound and not isinstance(value, types.ModuleType)
+    ]
 
 
 def _companion(installed_as: str, name: str) -> Any:
@@ -276,32 +326,24 @@ def capture(
     cell_seconds = started - _cell_started[0] if _cell_started else 0.0
     only_the_block = _executions_since_capture[0] == (2 if after_error else 1)
     _executions_since_capture[0] = 0
-    values = {name: namespace[name] for name in user_variables(namespace, hidden)}
+    table = _table()
+    # Taken out until `_changes` puts this capture's in: one that fails leaves no baseline.
+    baseline = _last_capture.pop() if _last_capture and only_the_block else None
+    _last_capture.clear()
+    values = _user_values(namespace, hidden)
     code = _cell_code[0] if _cell_code and only_the_block else None
-    digests, opaque, kept, modules, size = _digest_incrementally(values, code)
     snapshots = _companion("_mdrun_snapshot", "kernel_snapshot")
     # Deleting a name a block bound over a deferred one would lose the deferred one.
     undoable = only_the_block and not snapshots.any_deferred()
-    deferred = snapshots.still_deferred(namespace)
-    for entry in deferred.values():
-        digests.update(entry["digests"])
-        size += int(entry.get("bytes") or 0)
-    for name, value in module_states(dict(values)).items():
-        try:
-            digests[name], value_size = _digest_module().digest_value(value)
-        except Exception as err:
-            opaque[name] = f"{type(value).__name__} ({type(err).__name__})"
-            continue
-        kept[name] = value
-        size += value_size
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is not None and pyplot.get_fignums():
-        # pyplot's figure registry lives in the module: a snapshot would lose it.
-        opaque["<matplotlib.pyplot>"] = f"{len(pyplot.get_fignums())} open figures"
-    state = hashlib.sha256(json.dumps(digests, sort_keys=True).encode())
+    fresh = _digest_incrementally(table, values, code)
+    opaque = {name: table.opaque[name] for name in sorted(table.opaque)}
+    others, kept_states, size = _other_digests(namespace, values, table, opaque)
+    state = hashlib.sha256(table.digests_json(others).encode())
     if opaque:
         state.update(secrets.token_bytes(16))
-    changes = _changes(digests, opaque, only_the_block)
+    digests = {**table.digests, **others}
+    candidates = None if fresh is None else fresh | others.keys() | opaque.keys()
+    changes = _changes(digests, opaque, baseline, candidates)
     undo = _rollback_module().note_capture(namespace, hidden, changes["changed"], undoable)
     result: dict[str, Any] = {
         "digest": state.hexdigest(),
@@ -321,75 +363,123 @@ def capture(
             snapshot_path = None
     if snapshot_path is not None and not opaque:
         previous = snapshots.previous_files(previous_snapshot, previous_sha256)
-        reaches = dict(_last_reaches)
+        kept = {name: values[name] for name in table.known if name not in table.modules}
         result.update(
             snapshots.write(
                 snapshot_path,
-                kept,
-                modules=modules,
+                {**kept, **kept_states},
+                modules=dict(table.modules),
                 digests=digests,
-                reaches=reaches,
+                reaches=dict(table.index.reaches),
                 previous=previous,
-                deferred=dict(deferred),
+                deferred=dict(snapshots.still_deferred(namespace)),
             )
         )
     with open(result_path, "w") as stream:
         json.dump(result, stream)
 
 
-def _digest_incrementally(
-    values: dict[str, Any], code: str | None
-) -> tuple[dict[str, str], dict[str, str], dict[str, Any], dict[str, str], int]:
-    """Each variable's digest, computed again only for those the block may have touched (see
-    `kernel_touched`; all of them when `code` is None or cannot be analysed); the variables that
-    cannot be digested (opaque), those a snapshot keeps, the modules (kept by name) and the
-    bytes digested."""
+def _other_digests(
+    namespace: dict[str, Any], values: dict[str, Any], table: Any, opaque: dict[str, str]
+) -> tuple[dict[str, str], dict[str, Any], int]:
+    """The digests of the state that is not in variables: those of the variables a restore
+    left in their snapshot files, and of what modules hold (see `module_states`); the values
+    of the latter, and the size of the whole state. What cannot be digested goes to `opaque`."""
+    others: dict[str, str] = {}
+    kept: dict[str, Any] = {}
+    size = table.size
+    deferred = _companion("_mdrun_snapshot", "kernel_snapshot").still_deferred(namespace)
+    for entry in deferred.values():
+        others.update(entry["digests"])
+        size += int(entry.get("bytes") or 0)
+    roots = {root for root in table.roots.values() if root is not None}
+    for name, value in module_states(values, roots).items():
+        try:
+            others[name], value_size = _digest_module().digest_value(value)
+        except Exception as err:
+            opaque[name] = f"{type(value).__name__} ({type(err).__name__})"
+            continue
+        kept[name] = value
+        size += value_size
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None and pyplot.get_fignums():
+        # pyplot's figure registry lives in the module: a snapshot would lose it.
+        opaque["<matplotlib.pyplot>"] = f"{len(pyplot.get_fignums())} open figures"
+    return others, kept, size
+
+
+def _table() -> Any:
+    """What the last capture knew of each variable (a `kernel_touched.Variables`)."""
+    if not _variables:
+        _variables.append(_touched_module().Variables())
+    return _variables[0]
+
+
+_user_names: list[Any] = []
+"""The user names at the last capture (sorted), with the namespace's names and the hidden ones
+they were chosen from."""
+
+
+def _user_values(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> dict[str, Any]:
+    """The user variables and their values, by name in order (as `user_variables` lists them);
+    found from the names the namespace gained and lost since the last capture."""
+    hidden_now = hidden.keys() if isinstance(hidden, dict) else hidden
+    hidden_changed = True
+    if _user_names:
+        # IPython hides each block's input (`_i12`) as it runs: only other names count.
+        hidden_keys = _user_names[2]
+        hidden_changed = any(
+            not name.startswith("_")
+            for name in (hidden_keys - hidden_now) | (hidden_now - hidden_keys)
+        )
+    if hidden_changed:
+        names, keys = user_variables(namespace, hidden), set(namespace)
+    else:
+        names, keys = _user_names[0], _user_names[1]
+        gone, added = keys - namespace.keys(), namespace.keys() - keys
+        keys -= gone
+        keys |= added
+        gone_names = set(user_variables(dict.fromkeys(gone), hidden))
+        if gone_names:
+            names = [name for name in names if name not in gone_names]
+        for name in user_variables(dict.fromkeys(added), hidden):
+            bisect.insort(names, name)
+    _user_names[:] = [names, keys, set(hidden_now)]
+    return dict(zip(names, map(namespace.__getitem__, names), strict=True))
+
+
+def _digest_incrementally(table: Any, values: dict[str, Any], code: str | None) -> set[str] | None:
+    """Digest again the variables the block may have touched (see `kernel_touched`; all of them
+    when `code` is None or cannot be analysed), and bring `table` up to date; the names digested
+    again (None: all of them)."""
     touched_module = _touched_module()
     code_touched = None if code is None else touched_module.names_in_code(code)
     if code is not None and code_touched is not None:
         code_touched = code_touched - _companion("_mdrun_reads", "kernel_reads").only_read_arrays(
             code, values
         )
-    previous = dict(_last_reaches) if code_touched is not None else {}
     current: dict[str, Any] = {}
     fresh: dict[str, tuple[str, int] | str] = {}
-    pending: set[str] | None = set(values)
+    pending: set[str] | None = None
     if code_touched is not None:
-        pending = touched_module.touched_names(values, code_touched, previous, current)
+        pending = touched_module.touched_names(values, code_touched, table.index, current)
     while True:
-        for name in (set(values) if pending is None else pending & set(values)) - set(fresh):
+        for name in (values.keys() if pending is None else pending & values.keys()) - fresh.keys():
             fresh[name] = _digest_one(values[name], name, current)
-        if pending is None or code_touched is None:
+        if pending is None:
             break
-        grown = touched_module.touched_names(values, code_touched, previous, current)
+        grown = touched_module.touched_names(values, code_touched, table.index, current)
         if grown is None:
             pending = None
-        elif grown & set(values) <= set(fresh):
+        elif grown & values.keys() <= fresh.keys():
             break
         else:
             pending = grown
-    digests: dict[str, str] = {}
-    opaque: dict[str, str] = {}
-    kept: dict[str, Any] = {}
-    modules: dict[str, str] = {}
-    size = 0
-    last_values = dict(_last_values)
-    _last_values.clear()
-    _last_reaches.clear()
-    for name, value in values.items():
-        known = fresh[name] if name in fresh else last_values[name]
-        if isinstance(known, str):
-            opaque[name] = known
-            continue
-        digests[name], value_size = known
-        _last_values[name] = known
-        _last_reaches[name] = current.get(name) or previous[name]
-        if isinstance(value, types.ModuleType):
-            modules[name] = value.__name__
-        else:
-            kept[name] = value
-            size += value_size
-    return digests, opaque, kept, modules, size
+    for name in table.names() - values.keys():
+        table.discard(name)
+    for name, known in fresh.items():
+        table.put(name, values[name], known, current[name], _module_root(values[name]))
+    return None if pending is None else set(fresh)
 
 
 def _digest_one(value: Any, name: str, reaches: dict[str, Any]) -> tuple[str, int] | str:
@@ -408,35 +498,37 @@ def _digest_one(value: Any, name: str, reaches: dict[str, Any]) -> tuple[str, in
 
 
 def _changes(
-    digests: dict[str, str], opaque: dict[str, str], only_the_block: bool
+    digests: dict[str, str],
+    opaque: dict[str, str],
+    baseline: dict[str, str | None] | None,
+    candidates: set[str] | None = None,
 ) -> dict[str, Any]:
     """What the record lists: the names whose values changed since the block before this one,
     and those it removed. Listing every name after every block would make a long document's
     records grow with the square of its length. The block before is the baseline only when
     this kernel captured it and ran nothing else since (no replay, no restore); otherwise
-    every name is listed, and `since` says so."""
+    every name is listed, and `since` says so (`baseline` is None). `candidates`: the only
+    names whose digests may differ from the baseline's (those digested again); None: any."""
     current: dict[str, str | None] = {**digests, **dict.fromkeys(opaque)}
-    baseline = _last_capture[0] if _last_capture and only_the_block else None
     _last_capture[:] = [current]
     if baseline is None:
         return {"since": "nothing", "changed": sorted(current), "removed": []}
     changed = [
         name
-        for name, digest in current.items()
-        if digest is None or baseline.get(name, "") != digest
+        for name in (current.keys() if candidates is None else candidates & current.keys())
+        if current[name] is None or baseline.get(name, "") != current[name]
     ]
     return {
         "since": "the block before",
         "changed": sorted(changed),
-        "removed": sorted(set(baseline) - set(current)),
+        "removed": sorted(baseline.keys() - current.keys()),
     }
 
 
 def forget_last_capture() -> None:
     """The session's state is no longer what the last capture saw (a snapshot was loaded)."""
     _last_capture.clear()
-    _last_reaches.clear()
-    _last_values.clear()
+    _variables.clear()
     _rollback_module().forget_all()
 
 
@@ -447,10 +539,11 @@ def roll_back(namespace: dict[str, Any], names: list[str]) -> None:
     missing = [name for name in names if name not in namespace]
     if missing:
         raise KeyError(f"cannot roll back: {', '.join(missing)} no longer defined")
+    table = _table()
     for name in names:
         del namespace[name]
-    for recorded in (_last_values, _last_reaches, *_last_capture):
-        for name in names:
+        table.discard(name)
+        for recorded in _last_capture:
             recorded.pop(name, None)
     _rollback_module().forget(names)
     _executions_since_capture[0] = 0

@@ -11,6 +11,9 @@ digest everything.
 from __future__ import annotations
 
 import ast
+import itertools
+import json
+import operator
 import types
 from typing import Any
 
@@ -168,10 +171,80 @@ class Reach:
         """The global names its functions use."""
 
 
+class ReachIndex:
+    """The reaches of a session's variables at the last capture, indexed both ways: the names
+    whose pickle went through each object, and the names whose functions use each global. A
+    block touches few names; finding those that share with them must not cost a pass over all
+    of a long session's variables after every block."""
+
+    __slots__ = ("_rebound", "by_global", "by_object", "object_ids", "reaches", "unknown")
+
+    def __init__(self, reaches: dict[str, Reach] | None = None) -> None:
+        self.reaches: dict[str, Reach] = {}
+        """Each name's reach."""
+        self.object_ids: dict[str, int] = {}
+        """Each name's object id (compared with the namespace's in one pass, see `rebound`)."""
+        self.unknown: set[str] = set()
+        """The names whose reach is unknown (`Reach.ids` is None)."""
+        self.by_object: dict[int, set[str]] = {}
+        self.by_global: dict[str, set[str]] = {}
+        self._rebound: tuple[dict[str, Any], set[str]] | None = None
+        for name, reach in (reaches or {}).items():
+            self.put(name, reach)
+
+    def put(self, name: str, reach: Reach) -> None:
+        """Record a name's reach, in place of the one it had."""
+        self.discard(name)
+        self._rebound = None
+        self.reaches[name] = reach
+        self.object_ids[name] = reach.object_id
+        if reach.ids is None:
+            self.unknown.add(name)
+        else:
+            for object_id in reach.ids:
+                self.by_object.setdefault(object_id, set()).add(name)
+        for used in reach.names:
+            self.by_global.setdefault(used, set()).add(name)
+
+    def discard(self, name: str) -> None:
+        """Forget a name."""
+        self._rebound = None
+        reach = self.reaches.pop(name, None)
+        if reach is None:
+            return
+        del self.object_ids[name]
+        self.unknown.discard(name)
+        for object_id in reach.ids or ():
+            _unlist(self.by_object, object_id, name)
+        for used in reach.names:
+            _unlist(self.by_global, used, name)
+
+    def rebound(self, values: dict[str, Any]) -> set[str]:
+        """The names of `values` bound to another object than the one recorded (or to none
+        recorded), and those whose reach is unknown; compared in a few passes of C code."""
+        if self._rebound is not None and self._rebound[0] is values:
+            return self._rebound[1]  # (asked again in one capture: nothing was put since)
+        names = list(values)
+        now = list(map(id, values.values()))
+        recorded = list(map(self.object_ids.get, names))
+        changed = set(itertools.compress(names, map(operator.ne, now, recorded)))
+        changed |= self.unknown & values.keys()
+        self._rebound = (values, changed)
+        return changed
+
+
+def _unlist(index: dict[Any, set[str]], key: Any, name: str) -> None:
+    names = index.get(key)
+    if names is not None:
+        names.discard(name)
+        if not names:
+            del index[key]
+
+
 def touched_names(
     values: dict[str, Any],
     code_touched: frozenset[str],
-    previous: dict[str, Reach],
+    previous: dict[str, Reach] | ReachIndex,
     current: dict[str, Reach],
 ) -> set[str] | None:
     """The names whose digests may have changed since `previous` was taken (with names that
@@ -180,37 +253,100 @@ def touched_names(
     `code_touched` are the names the block's code names; `current` holds what is known of the
     values digested again so far (the caller digests the answer, then asks again with the new
     reaches until the answer stops growing). None: digest everything."""
+    index = previous if isinstance(previous, ReachIndex) else ReachIndex(previous)
     # Names the code names or that are gone count too (a function that uses one changes),
     # though only those in `values` are digested.
-    touched = set(code_touched) | (set(previous) - set(values))
-    for name, value in values.items():
-        entry = previous.get(name)
-        if entry is None or entry.ids is None or entry.object_id != id(value):
-            touched.add(name)
+    touched = set(code_touched) | (index.reaches.keys() - values.keys()) | index.rebound(values)
     reached_ids: set[int] = set()
     frontier = list(touched)
-    while True:
-        while frontier:
-            name = frontier.pop()
-            for entry in (previous.get(name), current.get(name)):
-                if entry is None:
-                    continue
-                if entry.ids is None:
-                    return None
-                reached_ids |= entry.ids
-                if entry.names & DYNAMIC_NAMES:
-                    return None
-                for other in entry.names - touched:
-                    if other in values:
-                        touched.add(other)
-                        frontier.append(other)
-        for name, entry in previous.items():
-            if name in touched or name not in values:
+
+    def reach(name: str) -> None:
+        if name not in touched and name in values:
+            touched.add(name)
+            frontier.append(name)
+
+    while frontier:
+        name = frontier.pop()
+        for entry in (index.reaches.get(name), current.get(name)):
+            if entry is None:
                 continue
-            # Sharing an object with a touched name, or a function that uses one (a pickled
-            # function carries the values of the globals it uses).
-            if (entry.ids and entry.ids & reached_ids) or entry.names & touched:
-                touched.add(name)
-                frontier.append(name)
-        if not frontier:
-            return touched
+            if entry.ids is None or entry.names & DYNAMIC_NAMES:
+                return None
+            for other in entry.names:
+                reach(other)
+            # Sharing an object with a touched name: what the last capture saw of the others.
+            for object_id in entry.ids - reached_ids:
+                for other in index.by_object.get(object_id, ()):
+                    reach(other)
+            reached_ids |= entry.ids
+        # A function that uses a touched name (a pickled function carries the values of the
+        # globals it uses).
+        for other in index.by_global.get(name, ()):
+            reach(other)
+    return touched
+
+
+class Variables:
+    """What the last capture knew of each of a session's variables (digest, size, reach, the
+    package it comes from), kept up to date name by name: a block touches few of a long
+    session's names, and a capture must not pass over all of them in Python after every one."""
+
+    def __init__(self) -> None:
+        self.index = ReachIndex()
+        """The reach of each variable that could be digested."""
+        self.known: dict[str, tuple[str, int]] = {}
+        """Each variable's digest and size (those that could be digested)."""
+        self.digests: dict[str, str] = {}
+        """Each variable's digest (as `known`)."""
+        self.encoded: dict[str, str] = {}
+        """Each variable's entry in the digests' JSON text (see `digests_json`)."""
+        self.opaque: dict[str, str] = {}
+        """Why each variable that cannot be digested cannot."""
+        self.modules: dict[str, str] = {}
+        """The variables that hold a module: its name."""
+        self.roots: dict[str, str | None] = {}
+        """The package each variable's value comes from (see `kernel_state._module_root`)."""
+        self.size = 0
+        """The bytes of the digested values that are not modules."""
+
+    def names(self) -> set[str]:
+        """Every variable it knows."""
+        return self.known.keys() | self.opaque.keys()
+
+    def put(
+        self, name: str, value: Any, known: tuple[str, int] | str, reach: Reach, root: str | None
+    ) -> None:
+        """Record what digesting a variable gave: a digest and size, or why it has none."""
+        self.discard(name)
+        self.roots[name] = root
+        if isinstance(known, str):
+            self.opaque[name] = known
+            return
+        self.known[name] = known
+        self.digests[name] = known[0]
+        self.encoded[name] = f"{json.dumps(name)}: {json.dumps(known[0])}"
+        self.index.put(name, reach)
+        if isinstance(value, types.ModuleType):
+            self.modules[name] = value.__name__
+        else:
+            self.size += known[1]
+
+    def discard(self, name: str) -> None:
+        """Forget a variable."""
+        known = self.known.pop(name, None)
+        if known is not None and self.modules.pop(name, None) is None:
+            self.size -= known[1]
+        self.digests.pop(name, None)
+        self.encoded.pop(name, None)
+        self.opaque.pop(name, None)
+        self.roots.pop(name, None)
+        self.index.discard(name)
+
+    def digests_json(self, others: dict[str, str]) -> str:
+        """`json.dumps({**self.digests, **others}, sort_keys=True)`, from the entries kept for
+        each variable: the text the state digest hashes, made without encoding every entry
+        again."""
+        entries = dict(self.encoded)
+        for name, digest in others.items():
+            entries[name] = f"{json.dumps(name)}: {json.dumps(digest)}"
+        return "{" + ", ".join(map(entries.__getitem__, sorted(entries))) + "}"

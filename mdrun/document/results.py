@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,6 +29,7 @@ from mdrun.core.config import Config
 from mdrun.core.hashing import canonical_json, sha256_hex
 from mdrun.core.jsonvalue import JSONObject, JSONValue
 from mdrun.core.matchers import match_latest
+from mdrun.core.publication import PreparedRecords
 from mdrun.core.realization import realize_derivation
 from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation, Matcher
@@ -172,15 +173,34 @@ class Build:
     """What running it produced; None when it was found in the store."""
 
 
+Publish = Callable[[Callable[[], None]], None]
+"""Runs a publication job later (in a thread of its own, see `evaluate`); the job raises what
+publishing raised."""
+
+
 def build_block(
-    store: Store, config: Config, run: BlockRun, *, allow_error: bool, force: bool
+    store: Store,
+    config: Config,
+    run: BlockRun,
+    *,
+    allow_error: bool,
+    force: bool,
+    publish_later: Publish | None = None,
 ) -> Build:
     """Run a block and store its result when it is accepted, as `realize_derivation` builds a
     stage: under the derivation's lock, looking up again first (another process may have
     built it while this one waited), in a build folder that nothing outlives but a published
-    realization."""
+    realization.
+
+    With `publish_later`, a result without a snapshot is hashed now (its reference is known)
+    and written into the store by the job handed to it, which releases the lock and removes
+    what is left of the build folder: the kernel runs the next block meanwhile. A snapshot is
+    published at once: the next block's may link its files."""
     dref = derivation_ref(config)
-    with store.lock(dref):
+    lock = store.lock(dref)
+    lock.acquire()
+    handed_over = False
+    try:
         found = None if force else lookup(store, config) or substituted(store, config)
         if found is not None:
             return Build(found)
@@ -192,9 +212,26 @@ def build_block(
             if not result.is_accepted(allow_error):
                 return Build(None, result)
             key = result_key(result, config)
-            return Build(store_result(store, config, result, key), result)
+            if publish_later is None or result.snapshot is not None or result.folder is None:
+                return Build(store_result(store, config, result, key), result)
+            pending = prepare_result(store, config, result, key)
+
+            def publish() -> None:
+                try:
+                    publish_result(store, pending)
+                finally:
+                    store.discard_build_folder(folder)
+                    lock.release()
+
+            publish_later(publish)
+            handed_over = True
+            return Build(pending.stored, result)
         finally:
-            store.discard_build_folder(folder)  # gone already once published
+            if not handed_over:
+                store.discard_build_folder(folder)  # gone already once published
+    finally:
+        if not handed_over:
+            lock.release()
 
 
 def substituted(store: Store, config: Config) -> StoredResult | None:
@@ -219,11 +256,35 @@ def store_result(store: Store, config: Config, result: BlockResult, key: str) ->
     Its build folder is the one the executor wrote the state record and snapshot into, if any.
     Call it holding the derivation's lock (`Store.lock`), as the build that ran the block did.
     """
+    temporary = result.folder is None
+    if temporary:
+        result = replace(result, folder=store.new_build_folder(derivation_ref(config), config))
+    try:
+        pending = prepare_result(store, config, result, key)
+        publish_result(store, pending)
+    finally:
+        if temporary and result.folder is not None:
+            store.discard_build_folder(result.folder)  # gone already once published
+    return pending.stored
+
+
+@dataclass(frozen=True, slots=True)
+class PendingResult:
+    """A block result hashed for publication (its reference known), not yet in the store."""
+
+    prepared: PreparedRecords
+    """The build folder and records, hashed."""
+    build: bytes
+    """The build record."""
+    stored: StoredResult
+    """The result as the store will hold it."""
+
+
+def prepare_result(store: Store, config: Config, result: BlockResult, key: str) -> PendingResult:
+    """The first half of `store_result`: the records made and hashed with the build folder."""
     started = time.time()
     folder = result.folder
-    if folder is None:
-        folder = store.new_build_folder(derivation_ref(config), config)
-    elif store.tmp not in folder.parents:
+    if folder is None or store.tmp not in folder.parents:
         raise InternalError(f"{config.name}: a block's build folder must be in the store: {folder}")
     record: JSONObject = {
         "status": result.status,
@@ -233,16 +294,23 @@ def store_result(store: Store, config: Config, result: BlockResult, key: str) ->
     }
     data = json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8")
     build = json.dumps(build_metadata(started, time.time())).encode("utf-8")
-    doing = "cannot store the block's result"
+    prepared = store.prepare_records(config, folder, {OUTPUTS_FILE: data}, doing=_DOING)
+    snapshot = prepared.manifest.files.get(SNAPSHOT_FILE)
+    rref = prepared.rref
+    stored = StoredResult(rref, key, result.outputs, store, snapshot, False, result.seconds)
+    return PendingResult(prepared, build, stored)
+
+
+def publish_result(store: Store, pending: PendingResult) -> None:
+    """The second half of `store_result`: the records written, the realization published."""
+    folder = pending.prepared.folder
     try:
-        rref = store.publish_records(config, folder, {OUTPUTS_FILE: data}, build, doing=doing)
+        store.finish_records(pending.prepared, pending.build, doing=_DOING)
     except OSError as err:
-        raise os_error(err, err.filename or folder, doing) from err
-    finally:
-        if result.folder is None:
-            store.discard_build_folder(folder)  # gone already once published
-    snapshot = store.recorded_digest(rref, SNAPSHOT_FILE)
-    return StoredResult(rref, key, result.outputs, store, snapshot, False, result.seconds)
+        raise os_error(err, err.filename or folder, _DOING) from err
+
+
+_DOING = "cannot store the block's result"
 
 
 def record_failure(store: Store, config: Config, result: BlockResult, key: str) -> StoredResult:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdrun.document import kernel_digest, kernel_rollback, kernel_snapshot, kernel_state
-from mdrun.document.kernel_touched import names_in_code
+from mdrun.document.kernel_touched import Reach, Variables, names_in_code
 
 STATEMENTS = (
     "a = [1]",
@@ -94,8 +94,7 @@ def _full_digest(namespace: dict[str, Any], folder: Path) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_agent() -> None:
-    kernel_state._last_reaches.clear()
-    kernel_state._last_values.clear()
+    kernel_state.forget_last_capture()
     kernel_state._executions_since_capture[0] = 0
 
 
@@ -104,8 +103,7 @@ def _fresh_agent() -> None:
 )
 @given(st.lists(st.sampled_from(STATEMENTS), min_size=1, max_size=12))
 def test_incremental_digest_equals_full_digest(tmp_path: Path, blocks: list[str]) -> None:
-    kernel_state._last_reaches.clear()
-    kernel_state._last_values.clear()
+    kernel_state.forget_last_capture()
     namespace: dict[str, Any] = {"__name__": "__main__"}
     for code in blocks:
         incremental = _run_block(namespace, code, tmp_path)
@@ -209,3 +207,57 @@ def test_a_block_is_undoable_only_while_no_restored_variable_is_unloaded(
     monkeypatch.setitem(kernel_snapshot._deferred_files, "group", unloaded)
     _run_block(namespace, "big = 2", tmp_path)
     assert _undo(tmp_path) is None
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from(STATEMENTS), min_size=1, max_size=10))
+def test_the_changed_names_are_those_whose_digest_changed(
+    tmp_path: Path, blocks: list[str]
+) -> None:
+    # The record lists only the names digested again; it must say what comparing every name
+    # with the block before would say.
+    kernel_state.forget_last_capture()
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    before: dict[str, str | None] | None = None
+    for code in blocks:
+        _run_block(namespace, code, tmp_path)
+        record = json.loads((tmp_path / "state.json").read_text())
+        after = dict(kernel_state._last_capture[0])
+        if before is not None:
+            changed = [name for name, digest in after.items() if before.get(name, "") != digest]
+            assert record["since"] == "the block before"
+            assert record["changed"] == sorted(changed), code
+            assert record["removed"] == sorted(set(before) - set(after)), code
+        before = after
+
+
+@given(
+    st.dictionaries(st.text(max_size=6), st.text(max_size=8), max_size=12),
+    st.dictionaries(st.text(max_size=6), st.text(max_size=8), max_size=4),
+)
+def test_the_digests_text_is_the_sorted_json_of_every_digest(
+    variables: dict[str, str], others: dict[str, str]
+) -> None:
+    # The state digest hashes this text: it must stay what json.dumps made, or every stored
+    # result key would change.
+    table = Variables()
+    for name, digest in variables.items():
+        table.put(name, 0, (digest, 1), Reach(0, frozenset(), frozenset()), None)
+    expected = json.dumps({**variables, **others}, sort_keys=True)
+    assert table.digests_json(others) == expected
+
+
+def test_a_long_session_digests_only_what_each_block_touched(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    for index in range(50):
+        _run_block(namespace, f"v{index} = [{index}]", tmp_path)
+    table = kernel_state._table()
+    assert sorted(table.known) == sorted(f"v{index}" for index in range(50))
+    assert table.size == sum(kernel_digest.value_digest([index])[1] for index in range(50))
+    _run_block(namespace, "del v3\nv7.append(1)", tmp_path)
+    record = json.loads((tmp_path / "state.json").read_text())
+    assert (record["changed"], record["removed"]) == (["v7"], ["v3"])
+    assert "v3" not in table.known and "v3" not in table.index.reaches
+    assert _run_block(namespace, "pass", tmp_path) == _full_digest(namespace, tmp_path)

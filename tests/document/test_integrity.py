@@ -270,6 +270,49 @@ def test_a_file_size_limit_fails_the_block_naming_the_path(tmp_path: Path) -> No
     assert "File too large" in (tmp_path / "doc.md").read_text(encoding="utf-8")
 
 
+AFTER_BIG_OUTPUT = """\
+```python
+print("x" * 600_000)
+```
+
+```python
+print("after" + "wards")
+```
+
+```python session=other
+print("small")
+```
+"""
+"""As `BIG_OUTPUT`, with a block after the one that cannot be stored, in its session."""
+
+
+@pytest.mark.kernel
+def test_a_result_that_fails_to_publish_while_the_next_block_runs_stops_its_session(
+    tmp_path: Path,
+) -> None:
+    # A result is published in the background while the kernel runs the next block: a failure
+    # found then fails the block, and the block after it does not count as run (nothing of it
+    # stored or shown), as when each result is published before the next block starts.
+    from tests.document.conftest import INSTALLED_MDRUN
+
+    (tmp_path / "doc.md").write_text(AFTER_BIG_OUTPUT, encoding="utf-8")
+    store = tmp_path / "store"
+    done = subprocess.run(
+        [str(INSTALLED_MDRUN), "--store", str(store), "run", "doc.md"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=_limit_file_size,
+    )
+    _assert_the_block_failed_cleanly(tmp_path, store, done.returncode, done.stderr)
+    text = shown(tmp_path / "doc.md")
+    assert "afterwards" not in text and "this block did not run" in text
+    outputs = [path.read_text() for path in (store / "store").rglob("outputs.json")]
+    assert len(outputs) == 1 and "small" in outputs[0]  # only the other session's block
+
+
 def _can_mount_a_tmpfs() -> bool:
     if shutil.which("unshare") is None or shutil.which("mount") is None:
         return False

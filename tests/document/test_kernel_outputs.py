@@ -8,9 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mdrun.document.kernel_output_limit import REPORT_MIME
-from mdrun.document.kernel_outputs import PROTOCOL_ERROR, OutputCollector
+from mdrun.document.kernel_outputs import (
+    PROTOCOL_ERROR,
+    OutputCollector,
+    output_from_message,
+    stream_output,
+)
 from mdrun.document.output_limit import dropped_characters
 
 RECORDED = json.loads((Path(__file__).parent / "kernel_messages.json").read_text())
@@ -125,6 +132,20 @@ def test_the_limit_counts_across_joined_pieces_and_a_cleared_output_starts_it_ag
     collector.add(message("clear_output", wait=False))
     collector.add(stream("fresh"))
     assert collector.finish() == ({"output_type": "stream", "name": "stdout", "text": "fresh"},)
+
+
+@given(
+    name=st.text(max_size=8),
+    pieces=st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=4),
+)
+def test_a_stream_built_without_nbformat_is_the_output_nbformat_builds(
+    name: str, pieces: list[str]
+) -> None:
+    # Stored outputs are hashed into result keys: the fast path must not change one byte.
+    expected = output_from_message("stream", {"name": name, "text": "".join(pieces)})
+    assert stream_output(name, "".join(pieces)) == expected
+    (joined,) = collected([stream(piece, name) for piece in pieces]).finish()
+    assert json.dumps(joined, sort_keys=True) == json.dumps(expected, sort_keys=True)
 
 
 def test_the_kernels_own_count_is_not_an_output_even_in_a_silent_replay() -> None:
