@@ -100,11 +100,18 @@ class CaptureRequest:
 
 def _state_agent_setup() -> str:
     """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`, with
-    the modules it uses (`kernel_touched`, `kernel_digest`, `kernel_snapshot`)."""
-    from mdrun.document import kernel_digest, kernel_snapshot, kernel_state, kernel_touched
+    the modules it uses (`kernel_touched`, `kernel_reads`, `kernel_digest`, `kernel_snapshot`)."""
+    from mdrun.document import (
+        kernel_digest,
+        kernel_reads,
+        kernel_snapshot,
+        kernel_state,
+        kernel_touched,
+    )
 
     return (
         installer(kernel_touched, "_mdrun_touched")
+        + installer(kernel_reads, "_mdrun_reads")
         + installer(kernel_digest, "_mdrun_digest")
         + installer(kernel_snapshot, "_mdrun_snapshot")
         + installer(kernel_state, "_mdrun_state", "watch_initial_states()")

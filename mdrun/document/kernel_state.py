@@ -334,6 +334,9 @@ def _digest_incrementally(
     bytes digested."""
     touched_module = _touched_module()
     code_touched = None if code is None else touched_module.names_in_code(code)
+    if code_touched is not None and code is not None:
+        # A large array the block only read is not digested again (see `kernel_reads`).
+        code_touched -= _companion("_mdrun_reads", "kernel_reads").only_read(code, values)
     previous = dict(_last_reaches) if code_touched is not None else {}
     current: dict[str, Any] = {}
     fresh: dict[str, tuple[str, int] | str] = {}
