@@ -28,6 +28,7 @@ from mdrun.document.session_chain import (
     REPLAY_OVERHEAD_SECONDS,
     SNAPSHOT_AFTER_SECONDS,
     SNAPSHOT_BYTES_PER_SECOND,
+    SNAPSHOT_WRITE_BYTES_PER_SECOND,
     SessionChain,
 )
 from mdrun.document.status import is_accepted
@@ -64,7 +65,9 @@ class CaptureRequest:
             "__import__('_mdrun_state').capture(get_ipython().user_ns, "
             f"get_ipython().user_ns_hidden, {report!r}, {snapshot!r}, "
             f"replay_cost={self.replay_cost!r}, snapshot_after={after!r}, "
-            f"load_bytes_per_second={SNAPSHOT_BYTES_PER_SECOND!r}, after_error={after_error!r}, "
+            f"load_bytes_per_second={SNAPSHOT_BYTES_PER_SECOND!r}, "
+            f"write_bytes_per_second={SNAPSHOT_WRITE_BYTES_PER_SECOND!r}, "
+            f"after_error={after_error!r}, "
             f"previous_snapshot={index!r}, previous_sha256={sha256!r})"
         )
 

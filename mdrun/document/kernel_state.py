@@ -251,6 +251,7 @@ def capture(
     replay_cost: float = 0.0,
     snapshot_after: float | None = None,
     load_bytes_per_second: float | None = None,
+    write_bytes_per_second: float | None = None,
     after_error: bool = False,
     previous_snapshot: str | None = None,
     previous_sha256: str | None = None,
@@ -261,7 +262,8 @@ def capture(
     this state without it costs `replay_cost` (replaying the blocks before this one, or
     loading an earlier snapshot and replaying those after it) plus this block's own time,
     measured here since it started; with it, loading it back (its size at
-    `load_bytes_per_second`).
+    `load_bytes_per_second`), and it must pay for writing it (the bytes not linked from the
+    previous snapshot, at `write_bytes_per_second`).
     `after_error`: the capture runs in a request of its own, after the block raised.
     `previous_snapshot`: the index of the session's latest snapshot (and its recorded digest),
     whose unchanged files the new one links rather than pickles again."""
@@ -299,16 +301,20 @@ def capture(
         "cell_seconds": cell_seconds,
         "size": size,
     }
+    snapshots = _companion("_mdrun_snapshot", "kernel_snapshot")
+    previous: dict[str, Any] = {}
+    if snapshot_path is not None and not opaque:
+        previous = snapshots.previous_files(previous_snapshot, previous_sha256)
     if snapshot_after is not None:
         # Worth it when loading it saves that much over reaching this state without it (a
-        # snapshot just after a large one saves only the blocks between them).
+        # snapshot just after a large one saves only the blocks between them), writing paid.
         replay = replay_cost + cell_seconds
         load = 0.0 if load_bytes_per_second is None else size / load_bytes_per_second
-        if replay - load < snapshot_after:
+        written = size - snapshots.linked_bytes(previous, _last_values, deferred)
+        write = 0.0 if write_bytes_per_second is None else written / write_bytes_per_second
+        if replay - load - write < snapshot_after:
             snapshot_path = None
     if snapshot_path is not None and not opaque:
-        snapshots = _companion("_mdrun_snapshot", "kernel_snapshot")
-        previous = snapshots.previous_files(previous_snapshot, previous_sha256)
         reaches = dict(_last_reaches)
         result.update(
             snapshots.write(
