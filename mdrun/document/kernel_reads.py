@@ -1,130 +1,123 @@
-"""Code that runs inside a Python kernel: the numpy arrays a block only read.
+"""Which numpy arrays a block only reads, so that a large one is not digested again after it.
 
-The incremental digest (`kernel_state`, `kernel_touched`) digests again every name a block's
-code names. A block that only reads a large array (`big[5] * 1000`, `big.mean()`, `len(big)`)
-would pay for hashing all of it again: half a second for 500 MB, after every such block. This
-module finds the arrays whose every use in the block is one that cannot change them, so their
-digest is kept.
-
-A use counts as a read only where numpy guarantees it: the array, or a view of it taken by
-indexing (`big[1:5]`, `big.T`), is an operand of arithmetic or a comparison, an argument of a
-builtin that only looks (`print`, `len`, `float`...), the receiver of a method that returns a new
-value (`sum`, `mean`, `copy`..., never with `out=`), a data attribute (`shape`, `dtype`...), in an
-f-string, or the value assigned to a name (a view bound to a name shares the array's memory, and
-the incremental digest follows sharing: a later change through it touches the array). Anything
-else (another function's argument, iteration, a method not listed, an assignment into it) is a
-possible change, and the array is digested again. Arrays of Python objects (dtype=object) are
-always digested again: their elements are mutable.
+Runs inside the kernel with `kernel_state` (sent as source, standard library only). A name
+counts as only read when every place the block names it is a read whose result is new memory:
+the array or an element or slice of it straight into arithmetic with literal numbers or with
+reads of the same array, a comparison with them, or an f-string (`int(big[i] * 1000)`,
+`big[0] < 0.5`, `big * 2`, `f"{big[0]}"`), or a few attributes (`big.shape`). A slice is a view
+of the array's memory: one that could be written through (bound to a name, given to a function,
+its method called) makes the name touched, as does any use not listed here. The value must be a
+plain `numpy.ndarray` of numbers, whose indexing and arithmetic run no code of the session's.
+What a block reaches in other ways (a session function that uses the array, a variable sharing
+its memory) is still found by `kernel_touched`, which is given the narrowed names.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from typing import Any
 
-LOOKING_BUILTINS = frozenset(
-    {"print", "len", "int", "float", "bool", "str", "repr", "abs", "round", "format", "type"}
-    | {"isinstance", "id", "hash", "min", "max", "sum", "complex"}
-)
-"""Builtins that read an array of numbers without changing it."""
-DATA_ATTRIBUTES = frozenset({"shape", "dtype", "size", "ndim", "nbytes", "itemsize", "strides"})
-"""Array attributes whose values are immutable facts about it."""
-VIEW_ATTRIBUTES = frozenset({"T", "real", "imag"})
-"""Array attributes that are views of it (consumed like the array itself)."""
-NEW_VALUE_METHODS = frozenset(
-    {"sum", "mean", "std", "var", "min", "max", "argmin", "argmax", "any", "all", "prod"}
-    | {"cumsum", "cumprod", "copy", "tolist", "item", "tobytes", "round", "dot", "nonzero"}
-    | {"ptp", "trace", "flatten", "clip"}
-)
-"""Array methods that return a new value, never a view (not `reshape`, `ravel`, `astype(...,
-copy=False)`: what is done to their result would have to be followed too), and write nowhere
-unless given `out=`."""
+SAFE_ATTRIBUTES = frozenset({"shape", "ndim", "size", "nbytes", "itemsize"})
+"""Attributes of an array that give back a new, immutable value."""
+_UNARY = (ast.USub, ast.UAdd, ast.Invert, ast.Not)
 
 
-def only_read_arrays(code: str, values: dict[str, Any]) -> frozenset[str]:
-    """The names among `values` holding numeric numpy arrays that `code` only reads."""
-    arrays = {name for name, value in values.items() if _is_numeric_array(value)}
-    if not arrays:
+def only_read(code: str, values: dict[str, Any]) -> frozenset[str]:
+    """The names among `values` that `code` only reads, as plain numpy arrays of numbers (see
+    the module's docstring); the empty set when the code does not parse."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return frozenset()
+    candidates = {
+        name
+        for name, value in values.items()
+        if type(value) is numpy.ndarray and not value.dtype.hasobject
+    }
+    if not candidates:
         return frozenset()
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
         return frozenset()
-    parents: dict[ast.AST, ast.AST] = {}
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    read: set[str] = set()
+    written: set[str] = set()
     for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            parents[child] = node
-    changed: set[str] = set()
-    used: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Global | ast.Nonlocal):
-            changed.update(node.names)
-        elif isinstance(node, ast.Name) and node.id in arrays:
-            used.add(node.id)
-            if not _is_read(node, parents, values):
-                changed.add(node.id)
-    return frozenset(used - changed)
+        if isinstance(node, ast.Name):
+            if node.id in candidates and _is_safe_read(node, parents):
+                read.add(node.id)
+            else:
+                written.add(node.id)
+        else:
+            written.update(_bound_names(node))
+    return frozenset(read - written)
 
 
-def _is_numeric_array(value: Any) -> bool:
-    kind = type(value)
-    if kind.__name__ != "ndarray" or kind.__module__ != "numpy":
-        return False
-    return not value.dtype.hasobject
+def _bound_names(node: ast.AST) -> list[str]:
+    """Names a statement binds or declares other than through a Name node."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    if isinstance(node, ast.Global | ast.Nonlocal):
+        return list(node.names)
+    if isinstance(node, ast.alias):
+        return [node.asname or node.name.partition(".")[0]]
+    if isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar):
+        return [node.name] if node.name is not None else []
+    if isinstance(node, ast.MatchMapping):
+        return [node.rest] if node.rest is not None else []
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    return []
 
 
-def _is_read(name: ast.Name, parents: dict[ast.AST, ast.AST], values: dict[str, Any]) -> bool:
-    """Whether this use of an array's name cannot change it (see the module's docstring)."""
+def _is_safe_read(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> bool:
+    """`name` is loaded as the array of an element read or a safe attribute, and the result
+    cannot be written through."""
     if not isinstance(name.ctx, ast.Load):
         return False
-    current: ast.AST = name
-    parent = parents.get(current)
-    # Climb through views: indexing and view attributes, read (not assigned into).
-    while _is_view_of(parent, current):
-        assert isinstance(parent, ast.Subscript | ast.Attribute)
+    parent = parents.get(name)
+    if isinstance(parent, ast.Attribute):
+        return parent.value is name and parent.attr in SAFE_ATTRIBUTES
+    read = _element_read(name, parents)
+    return read is not None and _consumes_without_writing(read, parents.get(read), name.id)
+
+
+def _element_read(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> ast.AST | None:
+    """The outermost of the subscripts that read from `name` (`big[i][j]`; `name` itself when
+    none does), or None when one is written to."""
+    node: ast.AST = name
+    parent = parents.get(name)
+    while isinstance(parent, ast.Subscript) and parent.value is node:
         if not isinstance(parent.ctx, ast.Load):
-            return False
-        current, parent = parent, parents.get(parent)
-    return _consumes_without_changing(current, parent, parents, values)
+            return None
+        node, parent = parent, parents.get(parent)
+    return node
 
 
-def _is_view_of(parent: ast.AST | None, current: ast.AST) -> bool:
-    if isinstance(parent, ast.Subscript):
-        return parent.value is current
-    return (
-        isinstance(parent, ast.Attribute)
-        and parent.value is current
-        and parent.attr in VIEW_ATTRIBUTES
-    )
-
-
-def _consumes_without_changing(
-    current: ast.AST,
-    parent: ast.AST | None,
-    parents: dict[ast.AST, ast.AST],
-    values: dict[str, Any],
-) -> bool:
-    if isinstance(parent, ast.BinOp | ast.UnaryOp | ast.Compare | ast.FormattedValue | ast.Expr):
-        return True
-    if isinstance(parent, ast.Assign):
-        return parent.value is current and all(isinstance(t, ast.Name) for t in parent.targets)
-    if isinstance(parent, ast.Attribute) and parent.value is current:
-        if not isinstance(parent.ctx, ast.Load):
-            return False
-        if parent.attr in DATA_ATTRIBUTES:
-            return True
-        call = parents.get(parent)
-        return (
-            parent.attr in NEW_VALUE_METHODS
-            and isinstance(call, ast.Call)
-            and call.func is parent
-            and all(keyword.arg not in (None, "out") for keyword in call.keywords)
-        )
-    if isinstance(parent, ast.Call) and current in parent.args:
-        function = parent.func
-        return (
-            isinstance(function, ast.Name)
-            and function.id in LOOKING_BUILTINS
-            and function.id not in values  # not shadowed by one of the session's
-        )
+def _consumes_without_writing(node: ast.AST, parent: Any, array: str) -> bool:
+    """`parent` makes a new value of `node` (an element or a view of `array`) and keeps nothing
+    of it. An operand of an arithmetic operation or comparison could run the session's code
+    with the view (its reflected method): only literal numbers and reads of the same array."""
+    if isinstance(parent, ast.BinOp):
+        other = parent.right if parent.left is node else parent.left
+        return _is_plain_operand(other, array)
+    if isinstance(parent, ast.UnaryOp):
+        return isinstance(parent.op, _UNARY)
+    if isinstance(parent, ast.Compare):
+        operands = [parent.left, *parent.comparators]
+        return all(_is_plain_operand(operand, array) for operand in operands if operand is not node)
+    if isinstance(parent, ast.FormattedValue):
+        return parent.value is node
     return False
+
+
+def _is_plain_operand(node: ast.AST, array: str) -> bool:
+    """A literal number, or an element read of `array`: numpy's code only."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        node = node.operand
+    if isinstance(node, ast.Constant):
+        return type(node.value) in (int, float, complex, bool)
+    while isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == array

@@ -131,6 +131,21 @@ def previous_files(index_path: str | None, expected_sha256: str | None) -> dict[
     }
 
 
+def linked_bytes(
+    previous: dict[str, Any], values: dict[str, tuple[str, int]], deferred: dict[str, Any]
+) -> int:
+    """The bytes of a new snapshot that would be linked, not written: the variables (`values`:
+    each one's digest and size) that `previous` (see `previous_files`) holds with the same
+    digest, and the files a partial restore left unloaded."""
+    held = {
+        (name, digest)
+        for entry in previous.values()
+        for name, digest in (entry.get("digests") or {}).items()
+    }
+    same = sum(size for name, (digest, size) in values.items() if (name, digest) in held)
+    return same + sum(int(entry.get("bytes") or 0) for entry in deferred.values())
+
+
 def _link(source: str, target: str) -> bool:
     """Hard-link an earlier snapshot's file (a copy across file systems)."""
     if not os.path.isfile(source) or os.path.islink(source):

@@ -308,6 +308,7 @@ def capture(
     replay_cost: float = 0.0,
     snapshot_after: float | None = None,
     load_bytes_per_second: float | None = None,
+    write_bytes_per_second: float | None = None,
     after_error: bool = False,
     previous_snapshot: str | None = None,
     previous_sha256: str | None = None,
@@ -318,7 +319,8 @@ def capture(
     this state without it costs `replay_cost` (replaying the blocks before this one, or
     loading an earlier snapshot and replaying those after it) plus this block's own time,
     measured here since it started; with it, loading it back (its size at
-    `load_bytes_per_second`).
+    `load_bytes_per_second`), and it must pay for writing it (the bytes not linked from the
+    previous snapshot, at `write_bytes_per_second`).
     `after_error`: the capture runs in a request of its own, after the block raised.
     `previous_snapshot`: the index of the session's latest snapshot (and its recorded digest),
     whose unchanged files the new one links rather than pickles again."""
@@ -354,15 +356,20 @@ def capture(
         "cell_seconds": cell_seconds,
         "size": size,
     }
-    if snapshot_after is not None:
-        # Worth it when loading it saves that much over reaching this state without it (a
-        # snapshot just after a large one saves only the blocks between them).
-        replay = replay_cost + cell_seconds
-        load = 0.0 if load_bytes_per_second is None else size / load_bytes_per_second
-        if replay - load < snapshot_after:
-            snapshot_path = None
+    previous: dict[str, Any] = {}
     if snapshot_path is not None and not opaque:
         previous = snapshots.previous_files(previous_snapshot, previous_sha256)
+    if snapshot_after is not None:
+        # Worth it when loading it saves that much over reaching this state without it (a
+        # snapshot just after a large one saves only the blocks between them), writing paid.
+        replay = replay_cost + cell_seconds
+        load = 0.0 if load_bytes_per_second is None else size / load_bytes_per_second
+        deferred = snapshots.still_deferred(namespace)
+        written = size - snapshots.linked_bytes(previous, table.known, deferred)
+        write = 0.0 if write_bytes_per_second is None else written / write_bytes_per_second
+        if replay - load - write < snapshot_after:
+            snapshot_path = None
+    if snapshot_path is not None and not opaque:
         kept = {name: values[name] for name in table.known if name not in table.modules}
         result.update(
             snapshots.write(
@@ -454,10 +461,9 @@ def _digest_incrementally(table: Any, values: dict[str, Any], code: str | None) 
     again (None: all of them)."""
     touched_module = _touched_module()
     code_touched = None if code is None else touched_module.names_in_code(code)
-    if code is not None and code_touched is not None:
-        code_touched = code_touched - _companion("_mdrun_reads", "kernel_reads").only_read_arrays(
-            code, values
-        )
+    if code_touched is not None and code is not None:
+        # A large array the block only read is not digested again (see `kernel_reads`).
+        code_touched -= _companion("_mdrun_reads", "kernel_reads").only_read(code, values)
     current: dict[str, Any] = {}
     fresh: dict[str, tuple[str, int] | str] = {}
     pending: set[str] | None = None

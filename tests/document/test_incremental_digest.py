@@ -146,23 +146,6 @@ def test_code_that_reaches_names_dynamically_is_not_analysed() -> None:
     assert names_in_code("import os.path\nfor i in x: pass") == frozenset({"os", "i", "x"})
 
 
-def test_an_array_a_block_only_reads_is_not_digested_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    numpy = pytest.importorskip("numpy")
-    namespace: dict[str, Any] = {"__name__": "__main__", "np": numpy}
-    _run_block(namespace, "big = np.arange(100.0)\ntotal = 0", tmp_path)
-    digested = counting_digests(monkeypatch)
-    reads = "total = int(big[5] * 1000) + len(big) + big.sum()\nprint(big.shape, big[1:3] + 1)"
-    _run_block(namespace, reads, tmp_path)
-    assert not any(value is namespace["big"] for value in digested)
-    before = _full_digest(namespace, tmp_path)
-    digested.clear()
-    _run_block(namespace, "big.sort()", tmp_path)  # a method that may change it: digested
-    assert any(value is namespace["big"] for value in digested)
-    assert _full_digest(namespace, tmp_path) == before  # (sorted already: same content)
-
-
 def test_a_large_buffer_is_digested_by_its_content(monkeypatch: pytest.MonkeyPatch) -> None:
     numpy = pytest.importorskip("numpy")
     hashed: list[int] = []

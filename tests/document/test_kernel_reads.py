@@ -1,87 +1,140 @@
-"""Which numpy arrays a block only reads (`kernel_reads`): those keep their digest, so a block
-that reads a large array does not pay for hashing it again; every use that may change an array
-counts as a change."""
+"""A numpy array that a block only reads is not digested again, and one it may write to (through
+a view, a function, an operand's code) is: checked in this process, as `kernel_state` runs in
+the kernel, against the full digest and against the array's bytes."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import types
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from mdrun.document.kernel_reads import only_read_arrays
+from mdrun.document import kernel_state
+from mdrun.document.kernel_reads import only_read
+from tests.document.test_incremental_digest import counting_digests
 
 numpy = pytest.importorskip("numpy")
 
-
-def session() -> dict[str, Any]:
-    return {
-        "big": numpy.arange(10.0),
-        "grid": numpy.zeros((2, 3)),
-        "n": 3,
-        "objects": numpy.array([[1], [2]], dtype=object),
-    }
-
-
-@pytest.mark.parametrize(
-    "code",
-    [
-        "x = int(big[5] * 1000)",
-        "print(big, len(big), big.shape, big.dtype, big.nbytes)",
-        "total = big.sum() + big.mean() + big[2:4].max()",
-        "view = big[1:3]",
-        "print(f'{big[0]:.2f}', big.T[1] > 0, -big)",
-        "big[3]",
-        "copy = big.copy()\ncopy[0] = 1",
-        # A view bound to a name: a change through it is seen by the digest's sharing rule
-        # (`kernel_touched`; the property in test_incremental_digest covers it).
-        "alias = big\nalias[0] = 5",
-        "flags = big > 0.5\nprint(big[big > 0.5])",
-        "print(grid[0, 1] + grid.T[2, 0])",
-    ],
+READS = (
+    "x = int(big[1] * 1000)",
+    "x = (x + int(big[2] * 1000) + 1) % 1_000_003",
+    "y = big[2] < 0.5",
+    "y = 0.5 >= big[3] > -1",
+    "z = f'{big[3]} {big[4]!r:>10}'",
+    "s = big.shape, big.nbytes, big.ndim",
+    "u = -big[1]",
+    "w = big[1:3] * 2",
+    "w = big[0:2] + big[2:4]",
+    "q = big[1][()] ** 2",
+    "e = big * 2",
+    "n = not big[5]",
+    "k = [big[i] * 2 for i in range(3)]",
+    "def r():\n    return big[8] * 2",
 )
-def test_reads(code: str) -> None:
-    assert "big" in only_read_arrays(code, session()) or "grid" in only_read_arrays(code, session())
-
-
-@pytest.mark.parametrize(
-    "code",
-    [
-        "big[0] = 1",
-        "big += 1",
-        "big[1:3] *= 2",
-        "big.T[0] = 1",
-        "big.sort()",
-        "big.fill(0)",
-        "big.reshape(2, 5)[0, 0] = 1",
-        "big.ravel()[0] = 1",
-        "big.astype(float, copy=False)[0] = 1",
-        "big.clip(0, 1, out=big)",
-        "big.sum(**options)",
-        "numpy.negative(big, big)",
-        "numpy.random.default_rng().shuffle(big)",
-        "helper(big)",
-        "a, b = big[:2], big",
-        "items = [big]",
-        "for value in big:\n    pass",
-        "[row.fill(0) for row in grid]",
-        "del big",
-        "global big",
-        "f = lambda: big",
-        "def f():\n    big[0] = 1",
-        "big.shape = (5, 2)",
-        "big.flags.writeable = False",
-        "len = lambda x: x.fill(0)\nlen(big)",
-        "big = big * 2",
-    ],
+"""Blocks that only read `big`."""
+WRITES = (
+    "big[0:2].fill(7)",
+    "v = big[4:6]",
+    "v[0] = -1",
+    "big[5] += 1",
+    "big[1:3][0] = 9",
+    "(t := big[6:8]).fill(3)",
+    "def m():\n    big[7] = 9",
+    "m()",
+    "q = r()",
+    "numpy.add(1, 1, out=big[9:10])",
+    "pair = big.reshape(2, 6)",
+    "pair[1][1] = 11",
+    "box = [big]",
+    "box[0][10] = 4",
+    "big.sort()",
+    "class Operand:\n    def __radd__(self, other):\n        other[0] = 5\n        return 0\n"
+    "operand = Operand()",
+    "o = big[0:3] + operand",
+    "big.T[0] = 1",
+    "for row in big.reshape(3, 4):\n    row[0] = 2",
+    "def f(big):\n    return big[0] * 2",
+    "big = big.copy()",
+    "del big\nbig = numpy.arange(12.0)",
 )
-def test_possible_changes(code: str) -> None:
-    values = session()
-    if code.startswith("len ="):
-        values["len"] = lambda x: x.fill(0)  # a builtin's name, shadowed by the session
-    assert "big" not in only_read_arrays(code, values)
+"""Blocks that write to `big`, rebind it, or may (or set up a later write)."""
 
 
-def test_only_numeric_arrays_are_exempted() -> None:
-    # An array of Python objects hands out its mutable elements; other values are not arrays.
-    assert only_read_arrays("print(objects[0], n + 1)", session()) == frozenset()
-    assert only_read_arrays("print(big[0]) +", session()) == frozenset()  # does not parse
+def _values() -> dict[str, Any]:
+    return {"big": numpy.arange(12.0), "other": numpy.ones(3), "x": 1}
+
+
+def test_plain_reads_of_an_array_leave_it_untouched() -> None:
+    for code in READS:
+        assert only_read(code, _values()) == {"big"}, code
+
+
+def test_every_other_use_of_an_array_touches_it() -> None:
+    for code in WRITES:
+        assert only_read(code, _values()) == frozenset(), code
+    assert only_read("print(big[0])", _values()) == frozenset()  # print could be rebound
+    assert only_read("y = big[0] * other[0]", _values()) == frozenset()
+    assert only_read("y = big[0] * x", _values()) == frozenset()  # x's type is not known
+    assert only_read("y = big[0] +", _values()) == frozenset()  # does not parse
+
+
+def test_only_plain_arrays_of_numbers_count() -> None:
+    code = "y = big[0] * 2"
+    assert only_read(code, {"big": numpy.array([object()], dtype=object)}) == frozenset()
+    assert only_read(code, {"big": numpy.ma.masked_array([1.0, 2.0])}) == frozenset()
+    assert only_read(code, {"big": [1.0, 2.0]}) == frozenset()
+
+
+def _run_block(namespace: dict[str, Any], code: str, folder: Path) -> str:
+    """Run one block as the kernel would, and capture the state it leaves."""
+    kernel_state._note_execution()
+    kernel_state._note_cell_start(types.SimpleNamespace(raw_cell=code))
+    with contextlib.suppress(Exception):
+        exec(compile(code, "<block>", "exec"), namespace)
+    return _capture(namespace, folder)
+
+
+def _capture(namespace: dict[str, Any], folder: Path) -> str:
+    report = folder / "state.json"
+    kernel_state.capture(namespace, {"__builtins__"}, str(report), None)
+    return str(json.loads(report.read_text())["digest"])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_agent() -> None:
+    kernel_state.forget_last_capture()
+    kernel_state._executions_since_capture[0] = 0
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from(READS + WRITES), min_size=1, max_size=10))
+def test_incremental_digest_with_array_reads_equals_full_digest(
+    tmp_path: Path, blocks: list[str]
+) -> None:
+    kernel_state.forget_last_capture()
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    _run_block(namespace, "import numpy\nbig = numpy.arange(12.0)\nx = 0", tmp_path)
+    for code in blocks:
+        incremental = _run_block(namespace, code, tmp_path)
+        kernel_state._executions_since_capture[0] = 5  # no baseline: every variable digested
+        assert incremental == _capture(namespace, tmp_path), code
+
+
+def test_a_large_array_a_block_only_reads_is_not_digested_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    _run_block(namespace, "import numpy\nbig = numpy.zeros(1_000_000)\nx = 0", tmp_path)
+    digested = counting_digests(monkeypatch)
+    unchanged = _run_block(namespace, "x = int(big[1] * 1000)", tmp_path)
+    assert all(value is not namespace["big"] for value in digested)
+    changed = _run_block(namespace, "big[1:2].fill(5)\nx = int(big[1] * 1000)", tmp_path)
+    assert any(value is namespace["big"] for value in digested)
+    assert changed != unchanged

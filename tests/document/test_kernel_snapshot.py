@@ -223,3 +223,36 @@ def test_an_automatic_snapshot_is_taken_only_when_it_saves_enough(tmp_path: Path
         )  # fmt: skip
         taken[replay_cost] = (folder / "_snapshot.json").exists()
     assert taken == {2.05: False, 3.0: True}
+
+
+def test_an_automatic_snapshot_must_pay_for_writing_what_it_does_not_link(
+    tmp_path: Path,
+) -> None:
+    # Loading saves 1 s over replaying; writing `big` would cost 2 s, on this run's critical
+    # path: not taken. Once a snapshot holds `big`, a new one links it and writes only `small`.
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec("big = list(range(100_000))\nsmall = 1", namespace)
+    kernel_state._executions_since_capture[0] = 5
+    probe = tmp_path / "probe.json"
+    kernel_state.capture(namespace, {"__builtins__"}, str(probe), None)
+    size = json.loads(probe.read_text())["size"]
+
+    def capture(folder: Path, previous: Path | None) -> bool:
+        folder.mkdir()
+        sha256 = None if previous is None else hashlib.sha256(previous.read_bytes()).hexdigest()
+        kernel_state._executions_since_capture[0] = 5
+        kernel_state._cell_started[:] = [time.perf_counter()]
+        kernel_state.capture(
+            namespace, {"__builtins__"}, str(folder / "state.json"),
+            str(folder / "_snapshot.json"), replay_cost=3.0, snapshot_after=0.25,
+            load_bytes_per_second=size / 2.0, write_bytes_per_second=size / 2.0,
+            previous_snapshot=None if previous is None else str(previous),
+            previous_sha256=sha256,
+        )  # fmt: skip
+        return (folder / "_snapshot.json").exists()
+
+    assert not capture(tmp_path / "alone", None)
+    first = _capture(namespace, "small = 2", tmp_path / "first", None)  # always taken
+    assert capture(tmp_path / "linked", first)
+    record = json.loads((tmp_path / "linked" / "state.json").read_text())
+    assert record["snapshot_linked"] > record["snapshot_written"]

@@ -329,3 +329,25 @@ def test_a_restore_loads_only_what_is_read_and_a_block_that_reaches_more_runs_ag
     assert "NameError" not in mdrun.read("doc.md")
     # Loaded twice: only what the block names, then everything.
     assert "2 state restored from snapshots" in completed.err, completed.err
+
+
+def test_a_blocks_recorded_time_leaves_out_the_digest_of_the_state_it_leaves(
+    mdrun: Mdrun,
+) -> None:
+    # The state after the second block is digested in its request, but replaying the block
+    # costs only its own time: counted in, 500 MB digested after each quick block made the cost
+    # model snapshot an array that the first block rebuilds faster than it loads.
+    document = (
+        "```python\nimport numpy\nbig = numpy.ones(25_000_000)\n```\n\n"
+        "```python\nbig[0] += 1\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0, completed.err
+    (state,) = _state_records(mdrun, "b2")
+    (outputs,) = (mdrun.store / "store").glob("*-b2/*/outputs.json")
+    seconds = json.loads(outputs.read_text(encoding="utf-8"))["seconds"]
+    assert isinstance(state["capture_seconds"], float)
+    assert seconds < state["capture_seconds"], (seconds, state)
+    assert report.records[1]["seconds"] == pytest.approx(seconds, abs=1e-5)
+    assert not list((mdrun.store / "store").glob("*/*/_snapshot.json"))
