@@ -4,9 +4,6 @@ the kernel, against the full digest and against the array's bytes."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import types
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ from hypothesis import strategies as st
 
 from mdrun.document import kernel_state
 from mdrun.document.kernel_reads import only_read
-from tests.document.test_incremental_digest import counting_digests
+from tests.document.test_incremental_digest import _full_digest, _run_block, counting_digests
 
 numpy = pytest.importorskip("numpy")
 
@@ -90,21 +87,6 @@ def test_only_plain_arrays_of_numbers_count() -> None:
     assert only_read(code, {"big": [1.0, 2.0]}) == frozenset()
 
 
-def _run_block(namespace: dict[str, Any], code: str, folder: Path) -> str:
-    """Run one block as the kernel would, and capture the state it leaves."""
-    kernel_state._note_execution()
-    kernel_state._note_cell_start(types.SimpleNamespace(raw_cell=code))
-    with contextlib.suppress(Exception):
-        exec(compile(code, "<block>", "exec"), namespace)
-    return _capture(namespace, folder)
-
-
-def _capture(namespace: dict[str, Any], folder: Path) -> str:
-    report = folder / "state.json"
-    kernel_state.capture(namespace, {"__builtins__"}, str(report), None)
-    return str(json.loads(report.read_text())["digest"])
-
-
 @pytest.fixture(autouse=True)
 def _fresh_agent() -> None:
     kernel_state.forget_last_capture()
@@ -123,8 +105,7 @@ def test_incremental_digest_with_array_reads_equals_full_digest(
     _run_block(namespace, "import numpy\nbig = numpy.arange(12.0)\nx = 0", tmp_path)
     for code in blocks:
         incremental = _run_block(namespace, code, tmp_path)
-        kernel_state._executions_since_capture[0] = 5  # no baseline: every variable digested
-        assert incremental == _capture(namespace, tmp_path), code
+        assert incremental == _full_digest(namespace, tmp_path), code
 
 
 def test_a_large_array_a_block_only_reads_is_not_digested_again(
