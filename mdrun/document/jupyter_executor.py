@@ -329,7 +329,10 @@ class JupyterExecutor:
         if not count or preparation.restore is not None:
             return True
         names = self.chain.names_to_roll_back(count)
-        code = f"__import__('_mdrun_state').roll_back(get_ipython().user_ns, {names!r})"
+        code = (
+            "__import__('_mdrun_state').roll_back(get_ipython().user_ns, "
+            f"get_ipython().user_ns_hidden, {names!r}, {count!r})"
+        )
         if session.run_hidden(code) is not None:
             return False
         self.chain.rolled_back_by(count)

@@ -1,18 +1,21 @@
-"""Code that runs inside a Python kernel: which blocks can be undone by deleting what they added.
+"""Code that runs inside a Python kernel: which blocks can be undone, and undoing them.
 
 A kept kernel that ran blocks 1..n cannot serve an edit of block n as it is: it holds block n's
-effects. When block n only added names (it rebound, deleted and changed nothing that existed
-before it), the state before it is the state after it without those names, so deleting them
-undoes it in a millisecond, without a fresh kernel and without replaying blocks 1..n-1.
+effects. When block n only added names, or rebound (or deleted) names whose old values were
+small immutable ones (numbers, short strings), and changed nothing else that existed before it,
+the state before it is the state after it with those names deleted and those values put back.
+Undoing it takes a millisecond, without a fresh kernel and without replaying blocks 1..n-1.
 
 `kernel_state.capture` asks `note_capture` after each block: it compares the namespace's names
 and the identities of their values with those at the previous capture, and the digests that
 changed (which the incremental digest computes anyway, mutations seen through other names
-included). The answer, the names to delete or None, goes to the host with the state record; the
-host undoes a block only on that answer, and only when this kernel captured the block before it
-with nothing run in between (`only_the_block`), so the comparison is exact.
+included). An undoable block's entry (the names it added, the old values to put back) is kept
+here, and the names it added go to the host with the state record. The host undoes blocks only
+on that answer, and only when this kernel captured the block before it with nothing run in
+between (`only_the_block`), so the comparison is exact. Only small immutable old values are
+kept: keeping a large one alive would cost the memory its rebinding freed.
 
-What deleting does not undo, and a fresh kernel would not hold (the digest does not cover it
+What undoing does not undo, and a fresh kernel would not hold (the digest does not cover it
 either, so the early cutoff treats it alike): modules the undone blocks imported stay imported,
 and IPython's output history (`_`, `Out`) keeps their results.
 """
@@ -27,18 +30,41 @@ IPYTHON_NAMES = re.compile(
 )
 """Names IPython itself binds and rebinds on every request (output and input history,
 builtins, the module's dunders): never a block's own."""
+KEPT_TYPES = (int, float, complex, bool, type(None), range)
+"""Values small and immutable whatever they hold: kept, so that a rebinding can be undone."""
+KEPT_TEXT = 1 << 16
+"""Strings and bytes up to this length are kept too."""
+STACK_LIMIT = 100_000
+"""Entries kept for undoing (the most recent ones)."""
 
-_last_identities: list[dict[str, int]] = []
-"""Each tracked name's value's identity at the last capture, while it can serve as baseline."""
+
+class _NotKept:
+    """The old value of a binding was not kept (see `KEPT_TYPES`)."""
 
 
-def tracked_identities(
-    namespace: dict[str, Any], hidden: set[str] | dict[str, Any]
-) -> dict[str, int]:
-    """Every name a block may have bound (private ones too: `_cache = {}` is the user's), with
-    its value's identity."""
+NOT_KEPT = _NotKept()
+Bindings = dict[str, tuple[int, Any]]
+"""Each tracked name: its value's identity, and the value itself if it is kept."""
+Entry = tuple[list[str], dict[str, Any]]
+"""How to undo one block: the names it added, and the old values of those it rebound."""
+
+_last_bindings: list[Bindings] = []
+"""The bindings at the last capture, while they can serve as baseline."""
+_undo: list[Entry | None] = []
+"""One entry per capture since the kernel started (None: that block cannot be undone)."""
+
+
+def _kept(value: Any) -> Any:
+    kind = type(value)
+    if kind in KEPT_TYPES or (kind in (str, bytes) and len(value) <= KEPT_TEXT):
+        return value
+    return NOT_KEPT
+
+
+def bindings(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> Bindings:
+    """Every name a block may have bound (private ones too: `_cache = {}` is the user's)."""
     return {
-        name: id(value)
+        name: (id(value), _kept(value))
         for name, value in namespace.items()
         if name not in hidden
         and not IPYTHON_NAMES.fullmatch(name)
@@ -48,7 +74,8 @@ def tracked_identities(
 
 def note_start(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> None:
     """The kernel is fresh: its namespace is the baseline of the first block's capture."""
-    _last_identities[:] = [tracked_identities(namespace, hidden)]
+    _last_bindings[:] = [bindings(namespace, hidden)]
+    _undo.clear()
 
 
 def note_capture(
@@ -57,32 +84,59 @@ def note_capture(
     changed: list[str],
     only_the_block: bool,
 ) -> list[str] | None:
-    """The names the block just captured added, if deleting them undoes it exactly; else None.
+    """The names the block just captured added, if it can be undone (see the module's
+    docstring); else None.
 
     `changed` lists the names (and module states such as `<random>`) whose digest changed since
     the previous capture (or all of them, for the first); `only_the_block`: that capture was of
     the block before (or the kernel is fresh), and nothing ran since."""
-    current = tracked_identities(namespace, hidden)
-    before = _last_identities[0] if _last_identities and only_the_block else None
-    _last_identities[:] = [current]
-    if before is None:
-        return None
-    added = set(current) - set(before)
-    if any(name not in current or current[name] != identity for name, identity in before.items()):
-        return None  # a name was deleted or rebound: its old value is gone
-    if not set(changed) <= added:
+    current = bindings(namespace, hidden)
+    before = _last_bindings[0] if _last_bindings and only_the_block else None
+    _last_bindings[:] = [current]
+    entry = None if before is None else _entry(before, current, changed)
+    _undo.append(entry)
+    del _undo[:-STACK_LIMIT]
+    return None if entry is None else entry[0]
+
+
+def _entry(before: Bindings, current: Bindings, changed: list[str]) -> Entry | None:
+    added = current.keys() - before.keys()
+    old_values: dict[str, Any] = {}
+    for name, (identity, value) in before.items():
+        now = current.get(name)
+        if now is not None and now[0] == identity:
+            continue
+        if value is NOT_KEPT:
+            return None  # a name deleted or rebound whose old value is gone
+        old_values[name] = value
+    if not set(changed) <= added | old_values.keys():
         return None  # a value that existed changed in place, or a module's state did
-    return sorted(added)
+    return sorted(added), old_values
 
 
-def forget(names: list[str]) -> None:
-    """The names were deleted: the baseline is the state before the blocks that added them."""
-    if _last_identities:
-        _last_identities[0] = {
-            name: identity for name, identity in _last_identities[0].items() if name not in names
-        }
+def undo(
+    namespace: dict[str, Any], hidden: set[str] | dict[str, Any], count: int, added: list[str]
+) -> dict[str, Any]:
+    """Undo the last `count` blocks captured, newest first; `added` is what the host knows they
+    added (refused unless it is what they did). The values put back, by name."""
+    if count > len(_undo) or any(entry is None for entry in _undo[len(_undo) - count :]):
+        raise RuntimeError(f"cannot undo the last {count} blocks: not all are undoable")
+    entries = [entry for entry in _undo[len(_undo) - count :] if entry is not None]
+    if sorted(name for names, _values in entries for name in names) != sorted(added):
+        raise RuntimeError("cannot undo: the host's record of the blocks is not this kernel's")
+    put_back: dict[str, Any] = {}
+    for names, old_values in reversed(entries):
+        for name in names:
+            del namespace[name]
+            put_back.pop(name, None)
+        namespace.update(old_values)
+        put_back.update(old_values)
+    del _undo[len(_undo) - count :]
+    _last_bindings[:] = [bindings(namespace, hidden)]
+    return put_back
 
 
 def forget_all() -> None:
     """The state is no longer what the last capture saw (a snapshot was loaded)."""
-    _last_identities.clear()
+    _last_bindings.clear()
+    _undo.clear()

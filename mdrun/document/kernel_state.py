@@ -538,18 +538,22 @@ def forget_last_capture() -> None:
     _rollback_module().forget_all()
 
 
-def roll_back(namespace: dict[str, Any], names: list[str]) -> None:
-    """Undo the last blocks captured, which only added `names` (`kernel_rollback`): delete them,
-    and make the state before those blocks the baseline of the next capture, as if it had
-    captured that state and run nothing since."""
-    missing = [name for name in names if name not in namespace]
-    if missing:
-        raise KeyError(f"cannot roll back: {', '.join(missing)} no longer defined")
+def roll_back(
+    namespace: dict[str, Any], hidden: set[str] | dict[str, Any], names: list[str], count: int
+) -> None:
+    """Undo the last `count` blocks captured, which added `names` (`kernel_rollback`): delete
+    those, put back the small values they rebound, and make the state before those blocks the
+    baseline of the next capture, as if it had captured that state and run nothing since."""
+    put_back = _rollback_module().undo(namespace, hidden, count, names)
     table = _table()
     for name in names:
-        del namespace[name]
         table.discard(name)
         for recorded in _last_capture:
             recorded.pop(name, None)
-    _rollback_module().forget(names)
+    reaches: dict[str, Any] = {}
+    for name, value in put_back.items():
+        known = _digest_one(value, name, reaches)
+        table.put(name, value, known, reaches[name], _module_root(value))
+        for recorded in _last_capture:
+            recorded[name] = None if isinstance(known, str) else known[0]
     _executions_since_capture[0] = 0

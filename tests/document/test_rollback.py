@@ -56,10 +56,26 @@ def test_an_edit_of_blocks_that_only_added_names_rolls_the_kernel_back(tmp_path:
     assert second.text == fresh
 
 
+def test_blocks_that_rebound_small_values_are_undone_by_putting_them_back(
+    tmp_path: Path,
+) -> None:
+    # Block 2 rebinds n (an int: kept) and adds a label; block 3 rebinds n and deletes it.
+    first = blocks(
+        "n = 1\ntext = 'one'",
+        "n = n + 1\nlabel = 'two'\nprint(n)",
+        "n += 10\ndel text\nprint(n, label)",
+    )
+    edited = first.replace("n = n + 1", "print('seen:', n, text, 'label' in globals())\nn = n + 5")
+    second, pool, fresh = edit_and_compare(tmp_path, first, edited)
+    assert pool.counts().kernels_started == 1  # blocks 3 then 2 undone in the kept kernel
+    assert "seen: 1 one False" in second.text
+    assert "16 two" in second.text
+    assert second.text == fresh
+
+
 @pytest.mark.parametrize(
     ("changing", "why"),
     [
-        ("x = 2", "rebinds a name"),
         ("items.append(3)", "changes a value in place"),
         ("alias.append(3)", "changes a value through another name"),
         ("del items", "deletes a name"),
