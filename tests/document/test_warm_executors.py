@@ -21,9 +21,11 @@ from tests.document.test_kernel import is_running
 from tests.document.test_watch import Recorder, wait_for, watching
 
 THREE_BLOCKS = (
-    "# Chain\n\n```python\nx = 1\n```\n\n```python\nx = x + 10\n```\n\n```python\nprint(x)\n```\n"
+    "# Chain\n\n```python\nx = [1]\n```\n\n```python\nx = x + [10]\n```\n\n"
+    "```python\nprint(sum(x))\n```\n"
 )
-"""Block 1 sets a variable, block 2 changes it, block 3 prints it."""
+"""Block 1 sets a variable, block 2 changes it, block 3 prints it. Block 2 rebinds a list,
+whose old value the kernel does not keep, so it cannot be undone (`kernel_rollback`)."""
 
 
 def kernel_children(parent: int) -> set[int]:
@@ -81,7 +83,7 @@ def test_a_middle_edit_under_watch_equals_a_fresh_run_and_takes_the_spare(
         assert "11" in document.read_text(encoding="utf-8")
         # The spare is being started (or ready): the session that must start again takes it.
         wait_for(lambda: pool.counts().kernels_started == 2, "the spare kernel")
-        save(document, document.read_text(encoding="utf-8").replace("x = x + 10", "x = x * 5"))
+        save(document, document.read_text(encoding="utf-8").replace("x = x + [10]", "x = x * 5"))
         runs(recorder, 2)
         counts = pool.counts()
     watched = document.read_text(encoding="utf-8")
@@ -90,7 +92,7 @@ def test_a_middle_edit_under_watch_equals_a_fresh_run_and_takes_the_spare(
     assert recorder.finished[-1][0].evaluation.count("executed") == 2
     fresh = tmp_path / "fresh" / "doc.md"
     fresh.parent.mkdir()
-    fresh.write_text(THREE_BLOCKS.replace("x = x + 10", "x = x * 5"), encoding="utf-8")
+    fresh.write_text(THREE_BLOCKS.replace("x = x + [10]", "x = x * 5"), encoding="utf-8")
     run(str(fresh), Store.initialize(tmp_path / "fresh-store"))
     assert watched == fresh.read_text(encoding="utf-8")
     assert re.search(r"^5$", watched, re.MULTILINE)
