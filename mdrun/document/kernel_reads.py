@@ -4,12 +4,13 @@ Runs inside the kernel with `kernel_state` (sent as source, standard library onl
 counts as only read when every place the block names it is a read whose result is new memory:
 the array or an element or slice of it straight into arithmetic with literal numbers or with
 reads of the same array, a comparison with them, or an f-string (`int(big[i] * 1000)`,
-`big[0] < 0.5`, `big * 2`, `f"{big[0]}"`), or a few attributes (`big.shape`). A slice is a view
-of the array's memory: one that could be written through (bound to a name, given to a function,
-its method called) makes the name touched, as does any use not listed here. The value must be a
-plain `numpy.ndarray` of numbers, whose indexing and arithmetic run no code of the session's.
-What a block reaches in other ways (a session function that uses the array, a variable sharing
-its memory) is still found by `kernel_touched`, which is given the narrowed names.
+`big[0] < 0.5`, `big * 2`, `f"{big[0]}"`), a few attributes (`big.shape`), or a reduction or a
+copy with no `out` (`big[:10].sum()`). A slice is a view of the array's memory: one that could
+be written through (bound to a name, given to a function, any other method called) makes the
+name touched, as does any use not listed here. The value must be a plain `numpy.ndarray` of
+numbers, whose indexing, arithmetic and reductions run no code of the session's. What a block
+reaches in other ways (a session function that uses the array, a variable sharing its memory)
+is still found by `kernel_touched`, which is given the narrowed names.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from typing import Any
 
 SAFE_ATTRIBUTES = frozenset({"shape", "ndim", "size", "nbytes", "itemsize"})
 """Attributes of an array that give back a new, immutable value."""
+SAFE_METHODS = frozenset(
+    {"sum", "mean", "min", "max", "std", "var", "prod", "any", "all", "argmin", "argmax"}
+    | {"copy", "item", "tolist", "tobytes"}
+)
+"""Methods of an array that give back new memory (reductions, copies), given no `out`."""
 _UNARY = (ast.USub, ast.UAdd, ast.Invert, ast.Not)
 
 
@@ -76,11 +82,30 @@ def _is_safe_read(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> bool:
     cannot be written through."""
     if not isinstance(name.ctx, ast.Load):
         return False
-    parent = parents.get(name)
-    if isinstance(parent, ast.Attribute):
-        return parent.value is name and parent.attr in SAFE_ATTRIBUTES
     read = _element_read(name, parents)
-    return read is not None and _consumes_without_writing(read, parents.get(read), name.id)
+    if read is None:
+        return False
+    parent = parents.get(read)
+    if isinstance(parent, ast.Attribute):
+        return _is_safe_attribute(parent, parents.get(parent))
+    return _consumes_without_writing(read, parent, name.id)
+
+
+def _is_safe_attribute(attribute: ast.Attribute, parent: Any) -> bool:
+    """`big.shape`, or a call of a method that gives back new memory (`big[:10].sum(0)`), with
+    no way to name where to write: no `out`, at most one positional argument (an axis)."""
+    if not isinstance(attribute.ctx, ast.Load):
+        return False
+    if attribute.attr in SAFE_ATTRIBUTES:
+        return True
+    return (
+        attribute.attr in SAFE_METHODS
+        and isinstance(parent, ast.Call)
+        and parent.func is attribute
+        and len(parent.args) <= 1
+        and not any(isinstance(argument, ast.Starred) for argument in parent.args)
+        and all(keyword.arg not in (None, "out") for keyword in parent.keywords)
+    )
 
 
 def _element_read(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> ast.AST | None:

@@ -32,6 +32,7 @@ READS = (
     "n = not big[5]",
     "k = [big[i] * 2 for i in range(3)]",
     "def r():\n    return big[8] * 2",
+    "m = big.mean(), big[0:6].sum(0), big.max(axis=0, initial=0.0), big.copy().tolist()",
 )
 """Blocks that only read `big`."""
 WRITES = (
@@ -54,6 +55,9 @@ WRITES = (
     "operand = Operand()",
     "o = big[0:3] + operand",
     "big.T[0] = 1",
+    "big.max(0, big[11:12].reshape(()))",
+    "big[0:4].sum(axis=0, out=big[11:12].reshape(()))",
+    "big.fill(1.5)",
     "for row in big.reshape(3, 4):\n    row[0] = 2",
     "def f(big):\n    return big[0] * 2",
     "big = big.copy()",
@@ -78,6 +82,10 @@ def test_every_other_use_of_an_array_touches_it() -> None:
     assert only_read("y = big[0] * other[0]", _values()) == frozenset()
     assert only_read("y = big[0] * x", _values()) == frozenset()  # x's type is not known
     assert only_read("y = big[0] +", _values()) == frozenset()  # does not parse
+    assert only_read("m = big.sum(out=other)", _values()) == frozenset()
+    assert only_read("m = big.max(0, other)", _values()) == frozenset()  # `out`, by position
+    assert only_read("m = big.sum\nm()", _values()) == frozenset()
+    assert only_read("big.shape = (3, 4)", _values()) == frozenset()
 
 
 def test_only_plain_arrays_of_numbers_count() -> None:
