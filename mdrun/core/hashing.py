@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Collection
 from pathlib import Path
 
@@ -32,46 +33,80 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike[str]) -> str:
     """The SHA-256 of a file, read in chunks so large artifacts are not held in memory."""
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
+    with open(path, "rb") as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def tree_entries(root: Path, leave_out: Collection[str] = ()) -> list[str]:
+FileIdentity = tuple[int, int, int, int]
+"""What identifies a file's content without reading it: device, inode, size, modification
+time (nanoseconds)."""
+SETTLED_NANOSECONDS = 2_500_000_000
+"""A file modified this recently may be modified again within the same tick of the file
+system's clock (which would not change its identity): its digest is not remembered."""
+
+
+class KnownDigests:
+    """The digests of files this process hashed, by identity (`FileIdentity`), so that a file
+    linked into a new build from a realization already hashed (a snapshot's unchanged
+    variables, linked by the next snapshot) is not read again. For publishing only: a check of
+    a realization reads every byte."""
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self.limit = limit
+        self._digests: dict[FileIdentity, str] = {}
+
+    def file_sha256(self, path: str, info: os.stat_result) -> str:
+        """The file's SHA-256, remembered if the file has settled."""
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        digest = self._digests.get(identity)
+        if digest is None:
+            digest = file_sha256(path)
+            if time.time_ns() - info.st_mtime_ns > SETTLED_NANOSECONDS:
+                if len(self._digests) >= self.limit:
+                    self._digests.clear()
+                self._digests[identity] = digest
+        return digest
+
+
+def tree_entries(
+    root: Path, leave_out: Collection[str] = (), known: KnownDigests | None = None
+) -> list[str]:
     """One line per entry of the tree: kind, relative path, content digest; sorted.
 
     Names and layout take part (a renamed file changes the digest), and so does the exec bit.
     Symlinks are hashed by their target text, never followed, so a dangling link is fine.
     `leave_out` names top-level files that are not part of the tree (never nested ones).
+    `known`: digests of files already hashed that may be used (see `KnownDigests`).
     """
     entries: list[str] = []
-    for folder, subfolders, files in os.walk(root, followlinks=False):
-        relative_folder = Path(folder).relative_to(root)
-        at_top = folder == str(root)
+    top = str(Path(root))
+    for folder, subfolders, files in os.walk(top, followlinks=False):
+        at_top = folder == top
+        prefix = "" if at_top else os.path.relpath(folder, top).replace(os.sep, "/") + "/"
         for name in subfolders:
-            path = Path(folder, name)
-            relative = (relative_folder / name).as_posix()
-            if path.is_symlink():
-                entries.append(f"link {relative} {sha256_hex(os.readlink(path).encode())}")
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                entries.append(f"link {prefix}{name} {sha256_hex(os.readlink(path).encode())}")
             else:
-                entries.append(f"dir {relative} -")
+                entries.append(f"dir {prefix}{name} -")
         for name in files:
             if at_top and name in leave_out:
                 continue
-            path = Path(folder, name)
-            relative = (relative_folder / name).as_posix()
-            info = path.lstat()
+            path = os.path.join(folder, name)
+            info = os.lstat(path)
             if stat.S_ISLNK(info.st_mode):
-                entries.append(f"link {relative} {sha256_hex(os.readlink(path).encode())}")
+                entries.append(f"link {prefix}{name} {sha256_hex(os.readlink(path).encode())}")
             elif stat.S_ISREG(info.st_mode):
                 kind = "exec" if info.st_mode & stat.S_IXUSR else "file"
-                entries.append(f"{kind} {relative} {file_sha256(path)}")
+                digest = file_sha256(path) if known is None else known.file_sha256(path, info)
+                entries.append(f"{kind} {prefix}{name} {digest}")
             else:
-                entries.append(f"other {relative} -")
+                entries.append(f"other {prefix}{name} -")
     entries.sort()
     return entries
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mdrun.core.hashing import entries_text, sha256_hex, tree_entries
+from mdrun.core.hashing import KnownDigests, entries_text, sha256_hex, tree_entries
 from mdrun.errors import DamagedRealization, StoreError
 
 MANIFEST_FILE = "__manifest__.txt"
@@ -48,10 +48,14 @@ class Manifest:
         return sha256_hex(self.data)[:32]
 
 
-def manifest_of_tree(folder: Path, added: Mapping[str, bytes] | None = None) -> Manifest:
+def manifest_of_tree(
+    folder: Path, added: Mapping[str, bytes] | None = None, known: KnownDigests | None = None
+) -> Manifest:
     """The manifest of a folder as it is on disk now (hashes every file), with the top-level
-    files `added` (name: content, hashed from memory) that the caller is about to write."""
-    entries = tree_entries(folder, UNHASHED_NAMES)
+    files `added` (name: content, hashed from memory) that the caller is about to write.
+    `known`: digests of files hashed before that may be used (when publishing, never when
+    checking a realization)."""
+    entries = tree_entries(folder, UNHASHED_NAMES, known)
     if added:
         present = {entry.partition(" ")[2].rpartition(" ")[0] for entry in entries}
         for name, data in added.items():

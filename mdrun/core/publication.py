@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from mdrun.core.config import Config
 from mdrun.core.context import CONTEXT_FILE, context_json
 from mdrun.core.files import make_read_only, remove_tree, write_new_file
+from mdrun.core.hashing import KnownDigests
 from mdrun.core.integrity import BUILD_FILE, MANIFEST_FILE, Manifest, build_record, manifest_of_tree
 from mdrun.core.refs import DRef, RRef, make_dref, make_rref, parse_dref
 from mdrun.errors import DamagedRealization, StoreError, os_error
@@ -26,6 +27,9 @@ from mdrun.errors import DamagedRealization, StoreError, os_error
 if TYPE_CHECKING:
     from mdrun.core.folder_backend import FolderBackend
 
+PUBLISHED_DIGESTS = KnownDigests()
+"""The files this process hashed to publish them: a block's snapshot links the unchanged files
+of the one before, which need not be read again (see `KnownDigests`)."""
 RESERVED_NAMES = frozenset({CONTEXT_FILE, MANIFEST_FILE})
 """Files the store writes into a realization; a realizer may not create them."""
 
@@ -130,7 +134,8 @@ class Publication:
         before `finish_records` publishes it (which another thread may do)."""
         context_data = context_json({})
         try:
-            manifest = manifest_of_tree(folder, {**records, CONTEXT_FILE: context_data})
+            added = {**records, CONTEXT_FILE: context_data}
+            manifest = manifest_of_tree(folder, added, PUBLISHED_DIGESTS)
         except OSError as err:
             raise os_error(err, err.filename or folder, doing) from err
         derivation_hash, name = parse_dref(make_dref(config.hash_part, config.name))

@@ -163,3 +163,57 @@ def test_build_metadata_does_not_change_the_rref(store: Store) -> None:
     first = _published(store, {"a": "1", "__build__.json": '{"start": 1}'})
     second = _published(store, {"a": "1", "__build__.json": '{"start": 2}'})
     assert first == second
+
+
+def _settle(path: Path) -> None:
+    """Date a file's last change back a minute, as if written long ago."""
+    info = path.stat()
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns - 60 * 10**9))
+
+
+def test_a_file_linked_from_one_already_hashed_is_not_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mdrun.core import hashing
+
+    first = make_tree(tmp_path / "first", {"a.pickle": "values", "new.txt": "fresh"})
+    _settle(first / "a.pickle")
+    known = hashing.KnownDigests()
+    entries = hashing.tree_entries(first, known=known)
+    assert entries == hashing.tree_entries(first)  # the same lines as without it
+    second = make_tree(tmp_path / "second", {})
+    os.link(first / "a.pickle", second / "a.pickle")  # as a snapshot links its unchanged files
+    os.link(first / "new.txt", second / "new.txt")
+    read: list[str] = []
+    original = hashing.file_sha256
+
+    def counting(path: str | os.PathLike[str]) -> str:
+        read.append(os.path.basename(path))
+        return original(path)
+
+    monkeypatch.setattr(hashing, "file_sha256", counting)
+    assert hashing.tree_entries(second, known=known) == hashing.tree_entries(second)
+    # Without `known` both are read; with it, only the file changed too recently to be sure of.
+    assert read == ["new.txt", "a.pickle", "new.txt"]
+
+
+def test_a_changed_file_is_hashed_again_and_a_check_never_trusts_remembered_digests(
+    tmp_path: Path,
+) -> None:
+    from mdrun.core import hashing
+    from mdrun.core.integrity import manifest_of_tree, tree_problems
+
+    tree = make_tree(tmp_path / "tree", {"a.pickle": "values"})
+    _settle(tree / "a.pickle")
+    known = hashing.KnownDigests()
+    manifest = manifest_of_tree(tree, known=known)
+    # A change that keeps the file's identity (same size, its time put back by hand) is not
+    # seen through remembered digests, but a check of the realization reads the bytes.
+    info = (tree / "a.pickle").stat()
+    (tree / "a.pickle").write_text("VALUES")
+    os.utime(tree / "a.pickle", ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert manifest_of_tree(tree, known=known) == manifest
+    assert tree_problems(tree, manifest) == ["a.pickle: changed"]
+    # Any ordinary change (a new time, here a new size too) is hashed again.
+    (tree / "a.pickle").write_text("values, changed")
+    assert manifest_of_tree(tree, known=known) == manifest_of_tree(tree) != manifest
