@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 from mdrun.core.config import Config
 from mdrun.core.context import CONTEXT_FILE, context_json
 from mdrun.core.files import make_read_only, remove_tree, write_new_file
+from mdrun.core.folder_backend import CONFIG_FILE
 from mdrun.core.hashing import KnownDigests
 from mdrun.core.integrity import BUILD_FILE, MANIFEST_FILE, Manifest, build_record, manifest_of_tree
 from mdrun.core.refs import DRef, RRef, make_dref, make_rref, parse_dref
-from mdrun.errors import DamagedRealization, StoreError, os_error
+from mdrun.errors import DamagedRealization, MdrunError, StoreError, os_error
 
 if TYPE_CHECKING:
     from mdrun.core.folder_backend import FolderBackend
@@ -59,6 +60,7 @@ class Publication:
     if TYPE_CHECKING:  # what they use of the store
         local: FolderBackend
         _staged: dict[Path, Path]
+        _spare_folders: list[tuple[Path, Path]]
         _cache_lock: threading.Lock
         _configs: dict[DRef, Config]
         _manifests: dict[RRef, Manifest]
@@ -81,7 +83,38 @@ class Publication:
         prefix = f"build-{os.getpid()}-{name}-"
         if config is None or self.has_derivation(dref):
             return self.local.temporary_folder(prefix)
-        staging = self.local.stage_derivation(prefix, config.canonical)
+        with self._cache_lock:
+            spare = self._spare_folders.pop() if self._spare_folders else None
+        if spare is not None:  # its config is written when it is published
+            staging, folder = spare
+        else:
+            staging = self.local.stage_derivation(prefix, config.canonical)
+            folder = self._realization_folder(staging)
+        with self._cache_lock:
+            self._staged[folder] = staging
+        return folder
+
+    def prepare_build_folder(self) -> None:
+        """Make the next new derivation's build folder ahead of time (in a thread of its own:
+        making folders takes milliseconds on a busy disk); `discard_spare_build_folders`
+        removes what is left unused. A failure is left for `new_build_folder` to meet."""
+        try:
+            staging = self.local.temporary_folder(f"build-{os.getpid()}-next-")
+            folder = self._realization_folder(staging)
+        except MdrunError:
+            return
+        with self._cache_lock:
+            self._spare_folders.append((staging, folder))
+
+    def discard_spare_build_folders(self) -> None:
+        """Remove the build folders made ahead of time and not used."""
+        with self._cache_lock:
+            spares, self._spare_folders[:] = list(self._spare_folders), []
+        for staging, _folder in spares:
+            remove_tree(staging)
+
+    def _realization_folder(self, staging: Path) -> Path:
+        """The build folder inside a staging folder (removed with it if it cannot be made)."""
         folder = staging / "realization"
         try:
             os.mkdir(folder)
@@ -89,8 +122,6 @@ class Publication:
         except OSError as err:
             remove_tree(staging)
             raise os_error(err, folder, "cannot make a build folder") from err
-        with self._cache_lock:
-            self._staged[folder] = staging
         return folder
 
     def discard_build_folder(self, folder: Path) -> None:
@@ -168,6 +199,11 @@ class Publication:
             raise os_error(err, err.filename or folder, doing) from err
         with self._cache_lock:
             staging = self._staged.get(folder)
+        if staging is not None and not os.path.lexists(staging / CONFIG_FILE):
+            try:  # a folder made ahead of time (`prepare_build_folder`)
+                write_new_file(staging / CONFIG_FILE, config.canonical)
+            except OSError as err:
+                raise os_error(err, staging / CONFIG_FILE, "cannot store a config") from err
         if staging is None:
             self.add_derivation(config)
             self._put_in_place(rref, folder, manifest)

@@ -119,6 +119,7 @@ class Store(Publication):
         self._contexts: dict[RRef, bytes] = {}
         self._manifests: dict[RRef, Manifest] = {}
         self._staged: dict[Path, Path] = {}
+        self._spare_folders: list[tuple[Path, Path]] = []
         """Build folders made inside a staged derivation's folder, and that folder."""
         self._cache_lock = threading.Lock()
         self._locks_ready = False

@@ -70,6 +70,9 @@ class BlockResult:
     """The snapshot of the session state after the block, when one was kept (in `folder`)."""
     error: ExecutionError | None = None
     """How it failed (`execution_error`); None when the status is ok."""
+    records: tuple[tuple[str, bytes], ...] = ()
+    """Records of the block's build given from memory rather than written into `folder` (the
+    state record the kernel handed back in its reply), stored with the result."""
 
     @classmethod
     def of(
@@ -81,11 +84,12 @@ class BlockResult:
         state: str | None = None,
         folder: Path | None = None,
         snapshot: Path | None = None,
+        records: tuple[tuple[str, bytes], ...] = (),
     ) -> BlockResult:
         """A result, with its error built from the kernel's message when it failed."""
         outputs = tuple(outputs)
         error = None if status == "ok" else execution_error(status, outputs)
-        return cls(status, outputs, seconds, state, folder, snapshot, error)
+        return cls(status, outputs, seconds, state, folder, snapshot, error, records)
 
     @classmethod
     def kernel_lost(cls, ename: str, message: str) -> BlockResult:

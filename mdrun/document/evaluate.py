@@ -131,6 +131,7 @@ class Evaluator:
             self._settle_publication()
         finally:
             self.publisher.close()
+            self.store.discard_spare_build_folders()
             for progress in self.sessions.values():
                 if progress.executor is not None:
                     evaluation.snapshots_restored += progress.executor.snapshots_restored

@@ -53,10 +53,11 @@ class CaptureRequest:
     previous: ChainStep | None = None
     """The latest block before with a snapshot: its unchanged files are linked, not written."""
 
-    def expression(self, after_error: bool = False) -> str:
+    def expression(self, after_error: bool = False, in_reply: bool = False) -> str:
         """The call the kernel evaluates (see `kernel_state.capture`); `after_error`: in a
-        request of its own, after the block raised."""
-        report = str(self.folder / STATE_FILE)
+        request of its own, after the block raised; `in_reply`: the record is the value of
+        the expression (`ExecutionResult.after_value`), not a file."""
+        report = None if in_reply else str(self.folder / STATE_FILE)
         snapshot = None if self.snapshot is False else str(self.folder / SNAPSHOT_FILE)
         after = SNAPSHOT_AFTER_SECONDS if self.snapshot is None else None
         previous = self.previous
@@ -77,17 +78,19 @@ class CaptureRequest:
         for path in self.folder.glob(SNAPSHOT_FILES):
             path.unlink()
 
-    def report(self) -> dict[str, Any]:
-        """What the capture wrote ({} if it did not run)."""
+    def report(self, record: str | None = None) -> dict[str, Any]:
+        """What the capture wrote, or handed back as `record` ({} if it did not run)."""
         try:
-            data = json.loads((self.folder / STATE_FILE).read_text(encoding="utf-8"))
+            if record is None:
+                record = (self.folder / STATE_FILE).read_text(encoding="utf-8")
+            data = json.loads(record)
         except (FileNotFoundError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
 
-    def digest(self) -> str | None:
+    def digest(self, record: str | None = None) -> str | None:
         """The digest of the state the block left, if the capture ran."""
-        digest = self.report().get("digest")
+        digest = self.report(record).get("digest")
         return digest if isinstance(digest, str) else None
 
     @staticmethod
@@ -223,7 +226,7 @@ class JupyterExecutor:
             step.code,
             block_id=step.block_id,
             timeout=step.timeout,
-            after=None if capture is None else capture.expression(),
+            after=None if capture is None else capture.expression(in_reply=True),
             max_output=step.max_output,
         )
         self._ran(step, result.status)
@@ -233,7 +236,8 @@ class JupyterExecutor:
         if result.status == "error" and session.alive:
             # The state a block that raised leaves is digested too, in a request of its own.
             session.run_hidden(capture.expression(after_error=True))
-        report = capture.report()
+        record = result.after_value  # the record, when the capture ran in the block's request
+        report = capture.report(record)
         undo = report.get("undo") if result.status in ("ok", "error") else None
         if isinstance(undo, list) and all(isinstance(name, str) for name in undo):
             self.chain.undoable(undo)
@@ -244,9 +248,10 @@ class JupyterExecutor:
             result.status,
             outputs,
             seconds,
-            state=capture.digest() if result.status in ("ok", "error") else None,
+            state=capture.digest(record) if result.status in ("ok", "error") else None,
             folder=request.folder,
             snapshot=snapshot,
+            records=() if record is None else ((STATE_FILE, record.encode("utf-8")),),
         )
 
     def _kept_snapshot(

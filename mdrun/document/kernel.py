@@ -66,6 +66,9 @@ class ExecutionResult:
     past the block's limit is dropped, and a note at the end says how much."""
     seconds: float
     """Wall-clock time from sending the code to the kernel becoming idle."""
+    after_value: str | None = None
+    """The plain text of what `execute`'s `after` evaluated to, when it was evaluated (the
+    block ran without error) and did not raise."""
 
     @property
     def error(self) -> JSONObject | None:
@@ -219,8 +222,10 @@ class KernelSession:
         deadline = None if timeout is None else started + timeout
         outcome = client.wait_until_idle(msg_id, collector.add, deadline, collector.is_runaway)
         status: ExecutionStatus
+        after_value = None
         if outcome == "idle":
-            status = client.reply_status(msg_id) or ("error" if collector.has_error else "ok")
+            replied, after_value = client.execute_reply(msg_id)
+            status = replied or ("error" if collector.has_error else "ok")
             if collector.malformed:
                 status = "error"  # what the kernel sent cannot be shown as it meant it
         elif outcome == "died":
@@ -237,7 +242,8 @@ class KernelSession:
             status = "timeout"
             reason = f"after {timeout or 0.0:g} s (its timeout)"
             collector.add_error("Timeout", self._interrupt(msg_id, block_id, reason))
-        return ExecutionResult(status, collector.finish(), time.monotonic() - started)
+        seconds = time.monotonic() - started
+        return ExecutionResult(status, collector.finish(), seconds, after_value)
 
     # -- start and stop ----------------------------------------------------------------------
 

@@ -203,13 +203,25 @@ class KernelClient:
 
     def reply_status(self, msg_id: str) -> Literal["ok", "error"] | None:
         """The status of an execute reply that should come soon; None if it does not."""
+        return self.execute_reply(msg_id)[0]
+
+    def execute_reply(self, msg_id: str) -> tuple[Literal["ok", "error"] | None, str | None]:
+        """An execute reply that should come soon: its status (None if it does not come) and
+        the plain text of its user expression `mdrun` (see `send_execute`'s `after`), if that
+        was evaluated without error."""
         try:
             reply = self.shell_reply(msg_id, time.monotonic() + REPLY_GRACE_SECONDS)
         except KernelDied:
-            return None
+            return None, None
         if reply is None:
-            return None
-        return "ok" if json_object(reply.get("content")).get("status") == "ok" else "error"
+            return None, None
+        content = json_object(reply.get("content"))
+        if content.get("status") != "ok":
+            return "error", None
+        expression = json_object(json_object(content.get("user_expressions")).get("mdrun"))
+        text = json_object(expression.get("data")).get("text/plain")
+        evaluated = expression.get("status") == "ok" and isinstance(text, str)
+        return "ok", text if evaluated else None
 
     def send_interrupt_request(self) -> None:
         """Ask the kernel to interrupt (kernels whose spec says `interrupt_mode: message`)."""

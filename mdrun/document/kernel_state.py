@@ -302,7 +302,7 @@ def _rollback_module() -> Any:
 def capture(
     namespace: dict[str, Any],
     hidden: set[str] | dict[str, Any],
-    result_path: str,
+    result_path: str | None,
     snapshot_path: str | None,
     *,
     replay_cost: float = 0.0,
@@ -312,8 +312,9 @@ def capture(
     after_error: bool = False,
     previous_snapshot: str | None = None,
     previous_sha256: str | None = None,
-) -> None:
-    """Digest the session's state into `result_path`; maybe snapshot it into `snapshot_path`.
+) -> StateRecord | None:
+    """Digest the session's state into `result_path` (None: the record is returned, to be the
+    execute reply's user expression); maybe snapshot it into `snapshot_path`.
 
     With `snapshot_after`, the snapshot is taken only if it saves that many seconds: reaching
     this state without it costs `replay_cost` (replaying the blocks before this one, or
@@ -382,8 +383,26 @@ def capture(
                 deferred=dict(snapshots.still_deferred(namespace)),
             )
         )
+    text = json.dumps(result)
+    if result_path is None:
+        return StateRecord(text)
     with open(result_path, "w") as stream:
-        json.dump(result, stream)
+        stream.write(text)
+    return None
+
+
+class StateRecord:
+    """A capture's record handed back in the execute reply (a user expression's value): its
+    plain text is the record's JSON text, so no file is written and read back per block."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, printer: Any, _cycle: bool) -> None:
+        printer.text(self.text)
 
 
 def _other_digests(

@@ -222,6 +222,7 @@ def build_block(
                 finally:
                     store.discard_build_folder(folder)
                     lock.release()
+                store.prepare_build_folder()  # the next block's, while its kernel still runs
 
             publish_later(publish)
             handed_over = True
@@ -294,7 +295,8 @@ def prepare_result(store: Store, config: Config, result: BlockResult, key: str) 
     }
     data = json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8")
     build = json.dumps(build_metadata(started, time.time())).encode("utf-8")
-    prepared = store.prepare_records(config, folder, {OUTPUTS_FILE: data}, doing=_DOING)
+    records = {**dict(result.records), OUTPUTS_FILE: data}
+    prepared = store.prepare_records(config, folder, records, doing=_DOING)
     snapshot = prepared.manifest.files.get(SNAPSHOT_FILE)
     rref = prepared.rref
     stored = StoredResult(rref, key, result.outputs, store, snapshot, False, result.seconds)

@@ -54,6 +54,27 @@ def test_a_new_derivation_arrives_with_its_first_realization(store: Store) -> No
     assert tmp_entries(store) == []
 
 
+def test_a_build_folder_made_ahead_of_time_publishes_as_one_made_when_asked(
+    store: Store,
+) -> None:
+    store.prepare_build_folder()  # as the publication thread does for the next block
+    made_ahead = staged_build(store)
+    rref = store.publish_records(CONFIG, made_ahead, {"outputs.json": b"[1]"}, BUILD_RECORD)
+    fresh = Store(store.root)
+    dref = make_dref(CONFIG.hash_part, CONFIG.name)
+    assert fresh.config_of(dref) == CONFIG  # its config, written when it was published
+    assert fresh.realization_problems(rref) == []
+    other = Config({**CONFIG.data, "code": "x = 2"})
+    store.prepare_build_folder()
+    store.prepare_build_folder()
+    discarded = staged_build(store, other)  # a block that failed: nothing published
+    store.discard_build_folder(discarded)
+    assert len(tmp_entries(store)) == 1  # the one not used
+    store.discard_spare_build_folders()
+    assert tmp_entries(store) == []
+    assert fresh.realizations_in_context(make_dref(other.hash_part, other.name), {}) == []
+
+
 def test_a_derivation_that_appeared_meanwhile_receives_the_realization(store: Store) -> None:
     folder = staged_build(store)
     other = Store(store.root)  # another process adds the derivation, and one realization
