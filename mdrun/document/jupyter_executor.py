@@ -73,6 +73,11 @@ class CaptureRequest:
             f"previous_snapshot={index!r}, previous_sha256={sha256!r})"
         )
 
+    def discard(self) -> None:
+        """Remove what the capture wrote: the snapshot, and the record when it is a file."""
+        self.discard_snapshot()
+        (self.folder / STATE_FILE).unlink(missing_ok=True)
+
     def discard_snapshot(self) -> None:
         """Remove the snapshot the capture wrote (its index and files of variables)."""
         for path in self.folder.glob(SNAPSHOT_FILES):
@@ -203,7 +208,7 @@ class JupyterExecutor:
             # A block reached a variable the restore left unloaded (by a way the analysis
             # does not see): run it again in a kernel restored with everything.
             if request.folder is not None:
-                CaptureRequest(request.folder, False).discard_snapshot()
+                CaptureRequest(request.folder, False).discard()
             self._restart()
             result = self._run_once(request, partial=False)
         return result
