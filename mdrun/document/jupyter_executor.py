@@ -112,10 +112,11 @@ class CaptureRequest:
 
 def _state_agent_setup() -> str:
     """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`, with
-    the modules it uses (`kernel_touched`, `kernel_digest`, `kernel_snapshot`,
+    the modules it uses (`kernel_modules`, `kernel_touched`, `kernel_digest`, `kernel_snapshot`,
     `kernel_rollback`, `kernel_reads`)."""
     from mdrun.document import (
         kernel_digest,
+        kernel_modules,
         kernel_reads,
         kernel_rollback,
         kernel_snapshot,
@@ -124,7 +125,8 @@ def _state_agent_setup() -> str:
     )
 
     return (
-        installer(kernel_touched, "_mdrun_touched")
+        installer(kernel_modules, "_mdrun_modules")
+        + installer(kernel_touched, "_mdrun_touched")
         + installer(kernel_rollback, "_mdrun_rollback")
         + installer(kernel_reads, "_mdrun_reads")
         + installer(kernel_digest, "_mdrun_digest")

@@ -1,11 +1,12 @@
 """Code that runs inside a Python kernel: digest the session's state after a block.
 
 mdrun sends this module's source to the kernel once per session (it needs nothing but the
-standard library, plus cloudpickle when the kernel has it), with `kernel_touched` (what a block
-may have touched: only that is digested again) and `kernel_snapshot` (snapshots, written by
-`capture` and loaded by `kernel_snapshot.restore`), then calls `_mdrun_state.capture` after a
-block executes. Results go
-to JSON files whose paths mdrun chooses, so no output of the kernel is ever polluted.
+standard library, plus cloudpickle when the kernel has it), with `kernel_modules` (the state
+modules hold), `kernel_touched` (what a block may have touched: only that is digested again) and
+`kernel_snapshot` (snapshots, written by `capture` and loaded by `kernel_snapshot.restore`), then
+calls `_mdrun_state.capture` after a block executes. Its record comes back as the value of that
+call in the execute reply, or goes to a JSON file whose path mdrun chooses, so no output of the
+kernel is ever polluted.
 
 The digest covers every user variable (functions and classes by value, so editing a function
 changes it) and state that lives outside them: `random`'s and numpy's generators (once a block
@@ -24,13 +25,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import hashlib
-import importlib.abc
-import importlib.util
-import itertools
 import json
-import operator
-import os
-import pickle
 import secrets
 import sys
 import time
@@ -39,15 +34,6 @@ from typing import Any
 
 IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 """IPython's own names in the user namespace."""
-_initial_states: dict[str, bytes] = {}
-"""Generator states as the process started them, before any block ran."""
-_initial_environment: dict[str, str] = {}
-_initial_environment_data: list[dict[Any, Any]] = []
-"""The environment as the process holds it (encoded), to see at once that it did not change."""
-_initial_folder: list[str] = []
-_initial_path: list[str] = []
-_module_globals: dict[str, dict[str, int]] = {}
-"""For each module imported since the kernel started: its globals' ids right after import."""
 _cell_started: list[float] = []
 """When the block being run started (IPython's pre_run_cell event)."""
 _cell_code: list[str] = []
@@ -59,77 +45,6 @@ _last_capture: list[dict[str, str | None]] = []
 """The digest of each name at the last capture, while it can serve as the baseline."""
 _variables: list[Any] = []
 """What the last capture knew of each variable (`_Variables`), once one ran."""
-_reach_cache: list[Any] = []
-"""The modules `_modules_in_reach` found last, with what they depended on."""
-_imported_later: set[str] = set()
-"""Modules imported after the kernel started."""
-GLOBAL_PREFIX = "<global "
-KERNEL_MODULES = (
-    "IPython",
-    "ipykernel",
-    "jupyter_client",
-    "jupyter_core",
-    "zmq",
-    "tornado",
-    "traitlets",
-    "comm",
-    "debugpy",
-    "asyncio",
-    "prompt_toolkit",
-    "matplotlib_inline",
-    "_mdrun_state",
-    "builtins",
-    "sys",
-    "getpass",
-    "matplotlib.pyplot",
-)
-"""Modules whose globals the kernel itself rebinds on every request (sys.excepthook,
-builtins.input...): never part of the session's state. `sys.path` is followed on its own, and
-pyplot's state through its open figures."""
-
-
-def _is_kernel_module(name: str) -> bool:
-    return any(name == prefix or name.startswith(prefix + ".") for prefix in KERNEL_MODULES)
-
-
-def _global_ids(module: types.ModuleType) -> dict[str, int]:
-    try:
-        return {name: id(value) for name, value in vars(module).items() if name[:2] != "__"}
-    except TypeError:
-        return {}
-
-
-class _ImportWatcher(importlib.abc.MetaPathFinder):
-    """Notes each module's globals right after it is imported, so a later rebinding shows."""
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
-                continue
-            spec = find(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        loader = spec.loader
-        # Loaders that are classes (builtins, frozen modules) are shared: never wrap those.
-        if loader is None or isinstance(loader, type) or not hasattr(loader, "exec_module"):
-            return spec
-        original = loader.exec_module
-
-        def exec_module(module: types.ModuleType) -> None:
-            original(module)
-            _module_globals[module.__name__] = _global_ids(module)
-            _imported_later.add(module.__name__)
-            if module.__name__ == "numpy.random.mtrand":
-                _initial_states["<numpy.random>"] = pickle.dumps(module.get_state())
-
-        with contextlib.suppress(AttributeError, TypeError):
-            loader.exec_module = exec_module
-        return spec
-
-
 def _note_cell_start(info: Any) -> None:
     _cell_started[:] = [time.perf_counter()]
     _cell_code[:] = [getattr(info, "raw_cell", None) or ""]
@@ -141,15 +56,8 @@ def _note_execution() -> None:
 
 def watch_initial_states() -> None:
     """Called once when the kernel starts, before any block runs."""
-    import random
-
-    _initial_states["<random>"] = pickle.dumps(random.getstate())
-    _initial_environment.update(os.environ)
-    raw = getattr(os.environ, "_data", None)
-    if isinstance(raw, dict):
-        _initial_environment_data[:] = [dict(raw)]
-    _initial_path[:] = sys.path
-    _initial_folder[:] = [os.getcwd()]
+    modules = _modules()
+    modules.note_initial_states()
     with contextlib.suppress(ImportError, AttributeError):
         from IPython import get_ipython
 
@@ -158,10 +66,7 @@ def watch_initial_states() -> None:
         events.register("pre_run_cell", _note_cell_start)
         events.register("pre_execute", _note_execution)
         _rollback_module().note_start(shell.user_ns, shell.user_ns_hidden)
-    for name, module in list(sys.modules.items()):
-        if isinstance(module, types.ModuleType):
-            _module_globals[name] = _global_ids(module)
-    sys.meta_path.insert(0, _ImportWatcher())
+    modules.watch_imports()
 
 
 def user_variables(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> list[str]:
@@ -173,107 +78,6 @@ def user_variables(namespace: dict[str, Any], hidden: set[str] | dict[str, Any])
     )
 
 
-def _modules_in_reach(namespace: dict[str, Any], roots: set[str] | None = None) -> list[str]:
-    """The modules whose globals a block may have rebound: those imported since the kernel
-    started, and those (with their submodules) that the session's variables come from (their
-    `roots`, when the caller knows them). Scanning every module of the process after every
-    block would cost more than the block; the list is kept until an import or the roots change
-    it, as scanning `sys.modules` costs a millisecond in a kernel."""
-    if roots is None:
-        roots = {root for root in map(_module_root, namespace.values()) if root is not None}
-    depends_on = (frozenset(roots), len(_imported_later))
-    if _reach_cache and _reach_cache[0] == depends_on and sys.modules.keys() == _reach_cache[1]:
-        return list(_reach_cache[2])
-    names = list(sys.modules)
-    found = [
-        name
-        for name in names
-        if (name in _imported_later or name.partition(".")[0] in roots)
-        and not _is_kernel_module(name)
-    ]
-    _reach_cache[:] = [depends_on, set(names), found]
-    return list(found)
-
-
-def _module_root(value: Any) -> str | None:
-    """The top-level package a value comes from (None: the session's own, or builtins)."""
-    module_name = value.__name__ if isinstance(value, types.ModuleType) else None
-    module_name = module_name or getattr(type(value), "__module__", None)
-    if isinstance(value, types.FunctionType | type):
-        module_name = value.__module__
-    if isinstance(module_name, str) and module_name not in ("__main__", "builtins"):
-        return module_name.partition(".")[0]
-    return None
-
-
-def module_states(namespace: dict[str, Any], roots: set[str] | None = None) -> dict[str, Any]:
-    """State held by modules rather than variables, which a snapshot must carry too.
-
-    A generator still in the state the process started it in is left out: it was not used."""
-    states: dict[str, Any] = {}
-    if [os.getcwd()] != _initial_folder:
-        # Only a folder a block moved to: the document's own folder is where every run starts,
-        # and leaving it out keeps keys the same when the document's folder is moved.
-        states["<cwd>"] = os.getcwd()
-    import random
-
-    generators: dict[str, Any] = {"<random>": random.getstate()}
-    mtrand = sys.modules.get("numpy.random.mtrand")
-    if mtrand is not None:
-        generators["<numpy.random>"] = mtrand.get_state()
-    for name, state in generators.items():
-        if pickle.dumps(state) != _initial_states.get(name):
-            states[name] = state
-    states.update(_environment_state())
-    if sys.path != _initial_path:
-        states["<sys.path>"] = list(sys.path)
-    for module_name in _modules_in_reach(namespace, roots):
-        baseline = _module_globals.get(module_name)
-        module = sys.modules.get(module_name)
-        if baseline is None or module is None:
-            continue
-        for name, value in _rebound_globals(module, baseline):
-            states[f"{GLOBAL_PREFIX}{module_name}.{name}>"] = value
-    return states
-
-
-def _environment_state() -> dict[str, Any]:
-    """The environment variables blocks changed, if they changed any. Compared first as the
-    bytes the process holds (one pass of C code; decoding each variable costs more)."""
-    raw = getattr(os.environ, "_data", None)
-    if isinstance(raw, dict) and _initial_environment_data and raw == _initial_environment_data[0]:
-        return {}
-    environment = {
-        key: value for key, value in os.environ.items() if _initial_environment.get(key) != value
-    }
-    removed = sorted(set(_initial_environment) - set(os.environ))
-    if environment or removed:
-        return {"<environ>": (environment, removed)}
-    return {}
-
-
-def _rebound_globals(module: types.ModuleType, baseline: dict[str, int]) -> list[tuple[str, Any]]:
-    """A module's globals bound to another object than right after its import (not modules),
-    in the module's order. Rebound names only: libraries add names lazily all the time
-    (submodules, plugin registries), while a block that configures a module rebinds one of its
-    globals. Compared in a few passes of C code: most modules have many globals, none rebound."""
-    try:
-        globals_now = vars(module)
-    except TypeError:
-        return []
-    names = list(baseline)
-    now = list(map(id, map(globals_now.get, names)))
-    changed = set(itertools.compress(names, map(operator.ne, now, baseline.values())))
-    rebound = changed & globals_now.keys()  # (a name the module dropped is not rebound)
-    if not rebound:
-        return []
-    return [
-        (name, value)
-        for name, value in list(globals_now.items())
-        if name in rebound and not isinstance(value, types.ModuleType)
-    ]
-
-
 def _companion(installed_as: str, name: str) -> Any:
     """A module installed beside this one in the kernel (imported from mdrun on the host)."""
     module = sys.modules.get(installed_as)
@@ -282,6 +86,11 @@ def _companion(installed_as: str, name: str) -> Any:
 
         module = importlib.import_module(f"mdrun.document.{name}")
     return module
+
+
+def _modules() -> Any:
+    """`kernel_modules`, which says what state modules hold."""
+    return _companion("_mdrun_modules", "kernel_modules")
 
 
 def _touched_module() -> Any:
@@ -409,8 +218,9 @@ def _other_digests(
     namespace: dict[str, Any], values: dict[str, Any], table: Any, opaque: dict[str, str]
 ) -> tuple[dict[str, str], dict[str, Any], int]:
     """The digests of the state that is not in variables: those of the variables a restore
-    left in their snapshot files, and of what modules hold (see `module_states`); the values
-    of the latter, and the size of the whole state. What cannot be digested goes to `opaque`."""
+    left in their snapshot files, and of what modules hold (`kernel_modules.module_states`);
+    the values of the latter, and the size of the whole state. What cannot be digested goes
+    to `opaque`."""
     others: dict[str, str] = {}
     kept: dict[str, Any] = {}
     size = table.size
@@ -419,7 +229,7 @@ def _other_digests(
         others.update(entry["digests"])
         size += int(entry.get("bytes") or 0)
     roots = {root for root in table.roots.values() if root is not None}
-    for name, value in module_states(values, roots).items():
+    for name, value in _modules().module_states(values, roots).items():
         try:
             others[name], value_size = _digest_module().digest_value(value)
         except Exception as err:
@@ -502,8 +312,9 @@ def _digest_incrementally(table: Any, values: dict[str, Any], code: str | None) 
             pending = grown
     for name in table.names() - values.keys():
         table.discard(name)
+    module_root = _modules().module_root
     for name, known in fresh.items():
-        table.put(name, values[name], known, current[name], _module_root(values[name]))
+        table.put(name, values[name], known, current[name], module_root(values[name]))
     return None if pending is None else set(fresh)
 
 
@@ -572,7 +383,7 @@ def roll_back(
     reaches: dict[str, Any] = {}
     for name, value in put_back.items():
         known = _digest_one(value, name, reaches)
-        table.put(name, value, known, reaches[name], _module_root(value))
+        table.put(name, value, known, reaches[name], _modules().module_root(value))
         for recorded in _last_capture:
             recorded[name] = None if isinstance(known, str) else known[0]
     _executions_since_capture[0] = 0

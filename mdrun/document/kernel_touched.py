@@ -305,7 +305,7 @@ class Variables:
         self.modules: dict[str, str] = {}
         """The variables that hold a module: its name."""
         self.roots: dict[str, str | None] = {}
-        """The package each variable's value comes from (see `kernel_state._module_root`)."""
+        """The package each variable's value comes from (see `kernel_modules.module_root`)."""
         self.size = 0
         """The bytes of the digested values that are not modules."""
 
