@@ -95,9 +95,11 @@ class Publication:
         return folder
 
     def prepare_build_folder(self) -> None:
-        """Make the next new derivation's build folder ahead of time (in a thread of its own:
-        making folders takes milliseconds on a busy disk); `discard_spare_build_folders`
-        removes what is left unused. A failure is left for `new_build_folder` to meet."""
+        """Make the next new derivation's build folder ahead of time.
+
+        Called in a thread of its own: making folders takes milliseconds on a busy disk.
+        `discard_spare_build_folders` removes what is left unused; a failure is left for
+        `new_build_folder` to meet."""
         try:
             staging = self.local.temporary_folder(f"build-{os.getpid()}-next-")
             folder = self._realization_folder(staging)
@@ -160,9 +162,10 @@ class Publication:
         *,
         doing: str = "cannot write a build's records",
     ) -> PreparedRecords:
-        """The first half of `publish_records`: hash the folder and the records, which gives
-        the realization's reference; nothing is written. The builder must not change the folder
-        before `finish_records` publishes it (which another thread may do)."""
+        """Hash a build folder and its records: the first half of `publish_records`.
+
+        That gives the realization's reference; nothing is written. The builder must not
+        change the folder before `finish_records` publishes it (which another thread may do)."""
         context_data = context_json({})
         try:
             added = {**records, CONTEXT_FILE: context_data}
