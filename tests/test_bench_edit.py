@@ -98,6 +98,7 @@ def test_aims_are_judged_from_the_medians() -> None:
     rows, met = before_rows(results)
     assert met is False  # 1.0 s against 0.8 s before, in the same run: 1.25x
     assert [row[4] for row in rows] == ["1.25\u00d7", "1.00\u00d7"]
+    assert "| 1 of 2 within |" in table  # the cold run is not, the edit is
 
 
 def test_a_failed_run_is_reported_not_measured() -> None:
