@@ -251,21 +251,26 @@ def _assert_the_block_failed_cleanly(folder: Path, store: Path, code: int, err: 
     assert list((store / "tmp").iterdir()) == []  # no partial build keeps the disk full
 
 
-@pytest.mark.kernel
-def test_a_file_size_limit_fails_the_block_naming_the_path(tmp_path: Path) -> None:
+def _run_with_file_size_limit(folder: Path, store: Path) -> subprocess.CompletedProcess[str]:
+    """`mdrun run doc.md` in `folder`, in a process that cannot write files past the limit."""
     from tests.document.conftest import INSTALLED_MDRUN
 
-    (tmp_path / "doc.md").write_text(BIG_OUTPUT, encoding="utf-8")
-    store = tmp_path / "store"
-    done = subprocess.run(
+    return subprocess.run(
         [str(INSTALLED_MDRUN), "--store", str(store), "run", "doc.md"],
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
         preexec_fn=_limit_file_size,
     )
+
+
+@pytest.mark.kernel
+def test_a_file_size_limit_fails_the_block_naming_the_path(tmp_path: Path) -> None:
+    (tmp_path / "doc.md").write_text(BIG_OUTPUT, encoding="utf-8")
+    store = tmp_path / "store"
+    done = _run_with_file_size_limit(tmp_path, store)
     _assert_the_block_failed_cleanly(tmp_path, store, done.returncode, done.stderr)
     assert "File too large" in (tmp_path / "doc.md").read_text(encoding="utf-8")
 
@@ -293,19 +298,9 @@ def test_a_result_that_fails_to_publish_while_the_next_block_runs_stops_its_sess
     # A result is published in the background while the kernel runs the next block: a failure
     # found then fails the block, and the block after it does not count as run (nothing of it
     # stored or shown), as when each result is published before the next block starts.
-    from tests.document.conftest import INSTALLED_MDRUN
-
     (tmp_path / "doc.md").write_text(AFTER_BIG_OUTPUT, encoding="utf-8")
     store = tmp_path / "store"
-    done = subprocess.run(
-        [str(INSTALLED_MDRUN), "--store", str(store), "run", "doc.md"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        preexec_fn=_limit_file_size,
-    )
+    done = _run_with_file_size_limit(tmp_path, store)
     _assert_the_block_failed_cleanly(tmp_path, store, done.returncode, done.stderr)
     text = shown(tmp_path / "doc.md")
     assert "afterwards" not in text and "this block did not run" in text
