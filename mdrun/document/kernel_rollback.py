@@ -61,15 +61,24 @@ def _kept(value: Any) -> Any:
     return NOT_KEPT
 
 
+IPYTHON_PLAIN_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
+"""`IPYTHON_NAMES` that do not start with an underscore (the pattern is tried only on those)."""
+
+
 def bindings(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> Bindings:
     """Every name a block may have bound (private ones too: `_cache = {}` is the user's)."""
     return {
         name: (id(value), _kept(value))
         for name, value in namespace.items()
-        if name not in hidden
-        and not IPYTHON_NAMES.fullmatch(name)
-        and not name.startswith("_mdrun")  # mdrun's installer, gone once it ran
+        if name not in hidden and _is_users(name)
     }
+
+
+def _is_users(name: str) -> bool:
+    if name[:1] != "_":
+        return name not in IPYTHON_PLAIN_NAMES
+    # Not IPython's, nor mdrun's installer (gone once it ran).
+    return not IPYTHON_NAMES.fullmatch(name) and not name.startswith("_mdrun")
 
 
 def note_start(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> None:
