@@ -93,9 +93,11 @@ class CaptureRequest:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def digest(self, record: str | None = None) -> str | None:
-        """The digest of the state the block left, if the capture ran."""
-        digest = self.report(record).get("digest")
+    @staticmethod
+    def digest(report: dict[str, Any]) -> str | None:
+        """The digest of the state the block left, from the capture's `report` (None if it did
+        not run)."""
+        digest = report.get("digest")
         return digest if isinstance(digest, str) else None
 
     @staticmethod
@@ -255,7 +257,7 @@ class JupyterExecutor:
             result.status,
             outputs,
             seconds,
-            state=capture.digest(record) if result.status in ("ok", "error") else None,
+            state=capture.digest(report) if result.status in ("ok", "error") else None,
             folder=request.folder,
             snapshot=snapshot,
             records=() if record is None else ((STATE_FILE, record.encode("utf-8")),),
