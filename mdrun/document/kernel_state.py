@@ -45,6 +45,8 @@ _last_capture: list[dict[str, str | None]] = []
 """The digest of each name at the last capture, while it can serve as the baseline."""
 _variables: list[Any] = []
 """What the last capture knew of each variable (`_Variables`), once one ran."""
+
+
 def _note_cell_start(info: Any) -> None:
     _cell_started[:] = [time.perf_counter()]
     _cell_code[:] = [getattr(info, "raw_cell", None) or ""]
@@ -190,6 +192,7 @@ def capture(
                 reaches=dict(table.index.reaches),
                 previous=previous,
                 deferred=dict(snapshots.still_deferred(namespace)),
+                sizes={name: size for name, (_digest, size) in table.known.items()},
             )
         )
     text = json.dumps(result)

@@ -75,12 +75,32 @@ def test_an_unchanged_variable_is_linked_not_written_again(tmp_path: Path) -> No
 
 def test_variables_that_share_an_object_still_share_it_once_restored(tmp_path: Path) -> None:
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    index = _capture(namespace, "a = b = []\nc = {'a': a}\nd = [1]", tmp_path / "1", None)
+    code = "a = b = []\nc = {'a': a}\nd = list(range(100_000))"
+    index = _capture(namespace, code, tmp_path / "1", None)
     groups = [entry["names"] for entry in json.loads(index.read_text())["files"].values()]
     assert ["a", "b", "c"] in groups and ["d"] in groups
     restored, _report = _restore(index)
     restored["a"].append(5)
-    assert restored["b"] == [5] and restored["c"] == {"a": [5]} and restored["d"] == [1]
+    assert restored["b"] == [5] and restored["c"] == {"a": [5]}
+    assert restored["d"] == list(range(100_000))
+
+
+def test_small_variables_share_a_file_and_a_large_one_keeps_its_own(tmp_path: Path) -> None:
+    """A file per small variable made a long session's snapshots cost a file per variable."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    code = "\n".join(f"v{number} = {number}" for number in range(300)) + "\nbig = [0.5] * 50_000"
+    first = _capture(namespace, code, tmp_path / "1", None)
+    files = json.loads(first.read_text())["files"]
+    names = sorted(tuple(entry["names"]) for entry in files.values())
+    assert ("big",) in names and len(names) <= 3  # big, the small ones, `<random>`
+    second = _capture(namespace, "v7 = 'seven'", tmp_path / "2", first)
+    both = set(files) & set(json.loads(second.read_text())["files"])
+    kept = [name for name in both if not files[name]["names"][0].startswith("<")]
+    assert [files[name]["names"] for name in kept] == [["big"]]  # the small ones' file changed
+    (big,) = kept
+    assert (tmp_path / "1" / big).samefile(tmp_path / "2" / big)  # linked, not written again
+    restored, _report = _restore(second)
+    assert restored["v7"] == "seven" and restored["v299"] == 299 and len(restored["big"]) == 50_000
 
 
 class Payload:
@@ -132,7 +152,10 @@ def _restore_for(index: Path, codes: list[str] | None) -> tuple[dict[str, Any], 
 
 def test_a_restore_loads_only_what_the_blocks_after_it_read(tmp_path: Path) -> None:
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    code = "big = list(range(1000))\nsmall = 2\ndef total():\n    return helper + small\nhelper = 1"
+    # (`big` is large enough for a file of its own: small variables share one.)
+    code = (
+        "big = list(range(100_000))\nsmall = 2\ndef total():\n    return helper + small\nhelper = 1"
+    )
     index = _capture(namespace, code, tmp_path / "1", None)
     restored, report = _restore_for(index, ["print(total())"])
     # What total() uses, transitively.
@@ -145,7 +168,7 @@ def test_a_restore_loads_only_what_the_blocks_after_it_read(tmp_path: Path) -> N
 
 def test_the_digest_after_a_partial_restore_equals_a_full_one(tmp_path: Path) -> None:
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    index = _capture(namespace, "big = list(range(1000))\nsmall = 2", tmp_path / "1", None)
+    index = _capture(namespace, "big = list(range(100_000))\nsmall = 2", tmp_path / "1", None)
     after: dict[str, str] = {}
     for codes in (["print(small)"], None):
         restored, _report = _restore_for(index, codes)
@@ -166,7 +189,7 @@ def test_the_digest_after_a_partial_restore_equals_a_full_one(tmp_path: Path) ->
     assert after["partial"] == after["full"]
     # The snapshot taken after the partial restore holds the deferred variable too (linked).
     full, _report = _restore_for(tmp_path / "partial" / "_snapshot.json", None)
-    assert full["big"] == list(range(1000)) and full["small"] == 3
+    assert full["big"] == list(range(100_000)) and full["small"] == 3
 
 
 def _with_an_older_snapshot(build: Build) -> None:
