@@ -38,15 +38,68 @@ STACK_LIMIT = 100_000
 """Entries kept for undoing (the most recent ones)."""
 
 
+Entry = tuple[list[str], dict[str, Any]]
+"""How to undo one block: the names it added, and the old values of those it rebound."""
+
+
+class Bindings:
+    """Each name a block may have bound (private ones too: `_cache = {}` is the user's), with
+    its value's identity, and the value itself where it is kept (see `KEPT_TYPES`). Brought up
+    to date by `update` in passes of C code, plus Python work only for the names a block added
+    or rebound: a capture after every block must not cost a pass in Python over all of a long
+    session's names."""
+
+    __slots__ = ("hidden", "ids", "kept", "keys", "names")
+
+    def __init__(self, namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> None:
+        self.keys = set(namespace)
+        """The namespace's names (IPython's and hidden ones included)."""
+        self.hidden = set(hidden)
+        self.names = {name for name in self.keys - self.hidden if _is_users(name)}
+        """The names tracked."""
+        self.ids = _identities(namespace, self.names)
+        self.kept: dict[str, Any] = {}
+        """The values kept, of the names bound to a value of `KEPT_TYPES`."""
+        for name in self.names:
+            _keep(self.kept, name, namespace[name])
+
+    def update(
+        self, namespace: dict[str, Any], hidden: set[str] | dict[str, Any]
+    ) -> tuple[set[str], set[str], dict[str, Any]]:
+        """Take the namespace's bindings now; the names added, the names rebound or gone, and
+        the kept values those had before."""
+        hidden_now = hidden.keys() if isinstance(hidden, dict) else hidden
+        keys_now = namespace.keys()
+        if hidden_now != self.hidden:
+            self.hidden = set(hidden_now)
+            self.names = {name for name in keys_now - self.hidden if _is_users(name)}
+        else:
+            self.names -= self.keys - keys_now
+            self.names.update(
+                name for name in keys_now - self.keys if name not in self.hidden and _is_users(name)
+            )
+        self.keys = set(keys_now)
+        ids = _identities(namespace, self.names)
+        different = {name for name, _identity in ids.items() - self.ids.items()}
+        added = different - self.ids.keys()
+        replaced = (different - added) | (self.ids.keys() - ids.keys())
+        old_values = {name: self.kept.pop(name, NOT_KEPT) for name in replaced}
+        for name in different:
+            _keep(self.kept, name, namespace[name])
+        self.ids = ids
+        return added, replaced, old_values
+
+
+def _identities(namespace: dict[str, Any], names: set[str]) -> dict[str, int]:
+    ordered = list(names)
+    return dict(zip(ordered, map(id, map(namespace.__getitem__, ordered)), strict=True))
+
+
 class _NotKept:
     """The old value of a binding was not kept (see `KEPT_TYPES`)."""
 
 
 NOT_KEPT = _NotKept()
-Bindings = dict[str, tuple[int, Any]]
-"""Each tracked name: its value's identity, and the value itself if it is kept."""
-Entry = tuple[list[str], dict[str, Any]]
-"""How to undo one block: the names it added, and the old values of those it rebound."""
 
 _last_bindings: list[Bindings] = []
 """The bindings at the last capture, while they can serve as baseline."""
@@ -54,24 +107,14 @@ _undo: list[Entry | None] = []
 """One entry per capture since the kernel started (None: that block cannot be undone)."""
 
 
-def _kept(value: Any) -> Any:
+def _keep(kept: dict[str, Any], name: str, value: Any) -> None:
     kind = type(value)
     if kind in KEPT_TYPES or (kind in (str, bytes) and len(value) <= KEPT_TEXT):
-        return value
-    return NOT_KEPT
+        kept[name] = value
 
 
 IPYTHON_PLAIN_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 """`IPYTHON_NAMES` that do not start with an underscore (the pattern is tried only on those)."""
-
-
-def bindings(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> Bindings:
-    """Every name a block may have bound (private ones too: `_cache = {}` is the user's)."""
-    return {
-        name: (id(value), _kept(value))
-        for name, value in namespace.items()
-        if name not in hidden and _is_users(name)
-    }
 
 
 def _is_users(name: str) -> bool:
@@ -83,7 +126,7 @@ def _is_users(name: str) -> bool:
 
 def note_start(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> None:
     """The kernel is fresh: its namespace is the baseline of the first block's capture."""
-    _last_bindings[:] = [bindings(namespace, hidden)]
+    _last_bindings[:] = [Bindings(namespace, hidden)]
     _undo.clear()
 
 
@@ -99,26 +142,23 @@ def note_capture(
     `changed` lists the names (and module states such as `<random>`) whose digest changed since
     the previous capture (or all of them, for the first); `only_the_block`: that capture was of
     the block before (or the kernel is fresh), and nothing ran since."""
-    current = bindings(namespace, hidden)
-    before = _last_bindings[0] if _last_bindings and only_the_block else None
-    _last_bindings[:] = [current]
-    entry = None if before is None else _entry(before, current, changed)
+    entry = None
+    if _last_bindings and only_the_block:
+        added, replaced, old_values = _last_bindings[0].update(namespace, hidden)
+        entry = _entry(added, replaced, old_values, changed)
+    else:
+        _last_bindings[:] = [Bindings(namespace, hidden)]
     _undo.append(entry)
     del _undo[:-STACK_LIMIT]
     return None if entry is None else entry[0]
 
 
-def _entry(before: Bindings, current: Bindings, changed: list[str]) -> Entry | None:
-    added = current.keys() - before.keys()
-    old_values: dict[str, Any] = {}
-    for name, (identity, value) in before.items():
-        now = current.get(name)
-        if now is not None and now[0] == identity:
-            continue
-        if value is NOT_KEPT:
-            return None  # a name deleted or rebound whose old value is gone
-        old_values[name] = value
-    if not set(changed) <= added | old_values.keys():
+def _entry(
+    added: set[str], replaced: set[str], old_values: dict[str, Any], changed: list[str]
+) -> Entry | None:
+    if any(value is NOT_KEPT for value in old_values.values()):
+        return None  # a name deleted or rebound whose old value is gone
+    if not set(changed) <= added | replaced:
         return None  # a value that existed changed in place, or a module's state did
     return sorted(added), old_values
 
@@ -141,7 +181,7 @@ def undo(
         namespace.update(old_values)
         put_back.update(old_values)
     del _undo[len(_undo) - count :]
-    _last_bindings[:] = [bindings(namespace, hidden)]
+    _last_bindings[:] = [Bindings(namespace, hidden)]
     return put_back
 
 
