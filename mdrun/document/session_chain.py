@@ -7,8 +7,9 @@ which blocks) and tells it what it did, so every decision about a session's stat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 from mdrun.document.executor import ChainStep
@@ -47,7 +48,23 @@ def load_cost(size: int) -> float:
 
 def replay_seconds(steps: Sequence[ChainStep]) -> float:
     """Seconds that replaying `steps` takes: their own recorded time and mdrun's per block."""
-    return sum(step.seconds + REPLAY_OVERHEAD_SECONDS for step in steps)
+    own: float = sum(map(_SECONDS, steps))
+    return own + REPLAY_OVERHEAD_SECONDS * len(steps)
+
+
+def _replay_seconds_up_to(steps: Sequence[ChainStep], limit: float) -> float:
+    """`replay_seconds(steps)`, or a number over `limit` as soon as the sum passes it: asked
+    after every block of a long session, the whole sum would cost a pass over all of them."""
+    total = 0.0
+    for step in steps:
+        total += step.seconds + REPLAY_OVERHEAD_SECONDS
+        if total > limit:
+            break
+    return total
+
+
+_SECONDS: Callable[[ChainStep], float] = attrgetter("seconds")
+_IDENTITY = attrgetter("identity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +97,9 @@ class SessionChain:
         """Snapshots that did not match their digest: never tried again in this run."""
         self.restored = 0
         """How many times a snapshot was loaded."""
+        self._latest: tuple[int, ChainStep, int | None] | None = None
+        """The last scan for a loadable snapshot: the position and step it started from, and
+        what it found (see `_latest_loadable`)."""
 
     def started(self) -> None:
         """The kernel is fresh: it holds no block's state."""
@@ -118,10 +138,11 @@ class SessionChain:
     def refuse(self, snapshot: Path) -> None:
         """A snapshot did not match its digest: the chain will replay instead of loading it."""
         self.refused.add(snapshot)
+        self._latest = None
 
     def prepare(self, before: Sequence[ChainStep]) -> Preparation:
         """What to do before running the block that follows `before`."""
-        wanted = [step.identity for step in before]
+        wanted = list(map(_IDENTITY, before))
         if self.history == wanted[: len(self.history)]:
             held = len(self.history)
             return Preparation(False, self._restore_point(before, held))
@@ -169,10 +190,31 @@ class SessionChain:
     def latest_snapshot(self, before: Sequence[ChainStep]) -> ChainStep | None:
         """The latest step with a snapshot here (not left on a remote cache), whose unchanged
         files a new snapshot links."""
-        for step in reversed(before):
+        latest = self._latest_loadable(before)
+        if latest is None:
+            return None
+        for step in reversed(before[: latest + 1]):
             if self._loadable(step) and step.snapshot is not None and step.snapshot.exists():
                 return step
         return None
+
+    def _latest_loadable(self, before: Sequence[ChainStep]) -> int | None:
+        """The index of the last step of `before` with a loadable snapshot. Asked after every
+        block, it starts from the last answer when `before` grew from the sequence it was
+        found in (a session's steps are made once and only appended to), so that a long
+        session without snapshots is not passed over whole after each block."""
+        found: int | None = None
+        known = self._latest
+        for index in range(len(before) - 1, -1, -1):
+            if known is not None and known[0] == index and known[1] is before[index]:
+                found = known[2]
+                break
+            if self._loadable(before[index]):
+                found = index
+                break
+        if before:
+            self._latest = (len(before) - 1, before[-1], found)
+        return found
 
     def _loadable(self, step: ChainStep) -> bool:
         return (
@@ -184,12 +226,13 @@ class SessionChain:
     def replay_cost(self, before: Sequence[ChainStep]) -> float:
         """What replaying the blocks before a block since the last snapshot would cost, and
         loading that snapshot (the cheaper of the two when the snapshot is large)."""
-        for index in range(len(before) - 1, -1, -1):
-            if self._loadable(before[index]):
-                after = replay_seconds(before[index + 1 :])
-                from_start = replay_seconds(before)
-                return min(from_start, load_cost(before[index].snapshot_bytes) + after)
-        return replay_seconds(before)
+        index = self._latest_loadable(before)
+        if index is None:
+            return replay_seconds(before)
+        after = replay_seconds(before[index + 1 :])
+        load = load_cost(before[index].snapshot_bytes)
+        # Replaying from the start instead costs `after` plus the blocks up to it.
+        return after + min(load, _replay_seconds_up_to(before[: index + 1], load))
 
     @staticmethod
     def snapshot_worth_keeping(

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from mdrun.document.executor import ChainStep
 from mdrun.document.session_chain import (
     REPLAY_OVERHEAD_SECONDS,
@@ -173,3 +177,39 @@ def test_a_restored_kernel_cannot_roll_back_past_the_restore() -> None:
     chain.ran(before[1])
     chain.undoable(("y",))
     assert chain.can_roll_back_to(["a"]) and not chain.can_roll_back_to([])
+
+
+def _replay_cost_by_scanning(chain: SessionChain, before: list[ChainStep]) -> float:
+    """What `replay_cost` means, computed the plain way."""
+    from_start = sum(item.seconds + REPLAY_OVERHEAD_SECONDS for item in before)
+    for index in range(len(before) - 1, -1, -1):
+        item = before[index]
+        if item.snapshot is not None and item.snapshot not in chain.refused:
+            after = sum(later.seconds + REPLAY_OVERHEAD_SECONDS for later in before[index + 1 :])
+            return min(from_start, load_cost(item.snapshot_bytes) + after)
+    return from_start
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0.0, 2.0), st.booleans(), st.integers(0, 2_000 * MB), st.booleans()),
+        max_size=30,
+    )
+)
+def test_the_cost_of_reaching_a_state_is_the_same_asked_after_every_block(
+    blocks: list[tuple[float, bool, int, bool]],
+) -> None:
+    # The chain remembers its last scan for a snapshot, to answer in constant time after each
+    # block of a long session: its answers must equal a scan of every block each time, with
+    # snapshots refused on the way.
+    chain = SessionChain(inspects_state=True)
+    before: list[ChainStep] = []
+    for number, (seconds, snapshot, size, refuse) in enumerate(blocks):
+        before.append(step(f"b{number}", seconds, snapshot, size))
+        cost = chain.replay_cost(before)
+        assert cost == pytest.approx(_replay_cost_by_scanning(chain, before))
+        if refuse:  # the latest snapshot (the one the chain found last) turns out bad
+            latest = [item.snapshot for item in before if item.snapshot is not None]
+            if latest:
+                chain.refuse(latest[-1])
