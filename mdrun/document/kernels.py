@@ -108,12 +108,28 @@ def resolve_kernel(language: str, kernel_name: str | None) -> KernelChoice:
     return _kernel_for_language(language)
 
 
+IPYKERNEL_SETTINGS = ("--HistoryManager.enabled=False", "--Kernel._execute_sleep=0")
+"""How mdrun's own Python kernel runs blocks faster than a notebook's, with nothing a block
+sees changed. IPython's history database (an SQLite write per block, on the shell's thread)
+gives way to its in-memory history (`In`, `%history` still work); ipykernel's pause of half a
+millisecond or more before each reply, for clients that take the reply as the end of the
+outputs, is not needed: mdrun waits for the kernel's idle status, which follows them. A block
+of trivial code took 16-20 ms on the 2-core machine before, about 12 after."""
+
+
 def default_python_kernel() -> KernelChoice:
     """ipykernel in the interpreter running mdrun: no kernelspec needs to be installed."""
     return KernelChoice(
         name=DEFAULT_PYTHON_KERNEL,
         language="python",
-        argv=(sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"),
+        argv=(
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            *IPYKERNEL_SETTINGS,
+        ),
         display=f"Python {python_version()} ({sys.executable})",
     )
 

@@ -198,6 +198,19 @@ def test_silence_does_not_truncate_output(session: KernelSession) -> None:
     assert result.seconds >= pause
 
 
+def test_blocks_see_their_input_history_and_stay_out_of_the_users_ipython_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mdrun's kernel keeps IPython's history in memory (an SQLite write per block cost
+    # milliseconds): blocks still see `In`, and the user's history database is not touched.
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    with KernelSession(PYTHON, tmp_path) as session:
+        session.execute("answer = 6 * 7", block_id="first")
+        result = session.execute("print(In[-2])\n%history -n 1", block_id="second")
+    assert result.outputs[0]["text"] == "answer = 6 * 7\n   1: answer = 6 * 7\n"
+    assert not list((tmp_path / "ipython").rglob("history.sqlite"))
+
+
 def test_kernel_runs_in_the_given_directory(tmp_path: Path) -> None:
     with KernelSession(resolve_kernel("python", "python3"), tmp_path) as session:
         result = session.execute("import os\nprint(os.getcwd())", block_id="cwd")
