@@ -26,6 +26,7 @@ from mdrun.core.refs import RRef
 from mdrun.core.store import Store
 from mdrun.document.background_publication import BackgroundPublisher
 from mdrun.document.block_result import BlockResult
+from mdrun.document.chain_steps import KnownBlock, chain_step
 from mdrun.document.executor import (
     BlockRequest,
     ChainStep,
@@ -35,7 +36,7 @@ from mdrun.document.executor import (
 )
 from mdrun.document.outcome import BlockOutcome, Evaluation, Reporter
 from mdrun.document.plan import Plan, PlannedBlock, SessionKey, block_config, derivation_ref
-from mdrun.document.remote_cache import fetch_snapshot, usable_snapshot
+from mdrun.document.remote_cache import fetch_snapshot
 from mdrun.document.results import (
     StoredResult,
     build_block,
@@ -311,7 +312,7 @@ class Evaluator:
         """Run a block through its session's executor, in the state the blocks before leave."""
         planned = self.plan.blocks[index]
         self.reporter.block_started(planned)
-        step = _step(planned, KnownBlock(identity))
+        step = chain_step(planned, KnownBlock(identity))
         request = BlockRequest(
             step, self._before(planned), folder, planned.options.snapshot, self._later(index)
         )
@@ -339,7 +340,7 @@ class Evaluator:
         progress = self.sessions[planned.session]
         for index in progress.chain[len(progress.steps) :]:
             known = self.known.get(index, KnownBlock(f"unstored:{index}"))
-            step = _step(self.plan.blocks[index], known)
+            step = chain_step(self.plan.blocks[index], known)
             if step.snapshot is not None and known.stored is not None:
                 self.snapshot_rrefs[step.snapshot] = known.stored.rref
             progress.steps.append(step)
@@ -383,48 +384,6 @@ class _UpstreamUnpublished(Exception):
     def __init__(self, result: BlockResult) -> None:
         super().__init__("the block before was not published")
         self.result = result
-
-
-@dataclass(frozen=True, slots=True)
-class KnownBlock:
-    """What the evaluation knows of a block it has been through."""
-
-    identity: str
-    """Its dref (`unstored:N` for a block run without a config: its upstream has no result)."""
-    key: str | None = None
-    """Its result key (of its stored result or of its failure); None when it has none, and the
-    blocks after it in its session cannot be looked up."""
-    stored: StoredResult | None = None
-    """Its result in the store, if it has one."""
-    failed: bool = False
-    """It failed in this run: replaying it to restore a state may raise."""
-
-
-def _step(planned: PlannedBlock, known: KnownBlock) -> ChainStep:
-    """A block as an executor runs or replays it. A snapshot from a remote cache is offered
-    only if its realization is signed by a trusted key (see `remote_cache`)."""
-    stored = known.stored
-    snapshot = None
-    if stored is not None and stored.snapshot is not None:
-        snapshot = usable_snapshot(stored.store, stored.rref, stored.snapshot)
-    return ChainStep(
-        identity=known.identity,
-        code=planned.code,
-        block_id=planned.block_id,
-        timeout=planned.options.timeout,
-        allow_error=planned.options.allow_error or known.failed,
-        seconds=0.0 if stored is None else stored.seconds(),
-        snapshot=snapshot,
-        snapshot_sha256=None if stored is None or snapshot is None else stored.snapshot_sha256,
-        snapshot_bytes=0 if stored is None or snapshot is None else _state_bytes(stored),
-        max_output=planned.options.max_output,
-    )
-
-
-def _state_bytes(stored: StoredResult) -> int:
-    """The size of the state a block's snapshot holds, as its state record says."""
-    size = stored.state().get("size")
-    return size if isinstance(size, int) else 0
 
 
 def _broken(planned: PlannedBlock) -> str:
