@@ -6,6 +6,11 @@ is pending: the evaluator hands one over (`results.build_block` hashed it, so it
 known), runs the next block, then settles it (waits, and learns whether it failed) before
 storing anything else or saying the block is done. What the job writes is the store's usual
 one-rename publication, so a failure (a full disk) leaves nothing half-written.
+
+A job handed over starts only when the evaluator says the next block is about to be sent
+(`start`), or when it is settled: started at once, it competed for the interpreter with the
+evaluator's own work between two blocks (looking the next one up, locking it), while the kernel
+sat idle waiting for that work.
 """
 
 from __future__ import annotations
@@ -19,24 +24,39 @@ class BackgroundPublisher:
 
     def __init__(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
+        self._held: tuple[int, Callable[[], None]] | None = None
+        """The publication handed over, not started yet."""
         self._pending: tuple[int, Future[None]] | None = None
+        """The publication started."""
 
     @property
     def pending(self) -> int | None:
         """The index of the block whose result is being published, if one is."""
-        return None if self._pending is None else self._pending[0]
+        handed = self._held or self._pending
+        return None if handed is None else handed[0]
 
     def submit(self, index: int, job: Callable[[], None]) -> None:
-        """Start publishing block `index`'s result (settle the one before first)."""
-        if self._pending is not None:
-            raise RuntimeError(f"block {self._pending[0]}'s publication is not settled")
+        """Hand over block `index`'s publication (the one before must be settled); it starts
+        at `start` or `settle`."""
+        if self.pending is not None:
+            raise RuntimeError(f"block {self.pending}'s publication is not settled")
+        self._held = (index, job)
+
+    def start(self) -> None:
+        """Start the publication handed over, if one waits: the evaluator is about to wait for
+        the kernel."""
+        if self._held is None:
+            return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="mdrun-publication")
+        index, job = self._held
+        self._held = None
         self._pending = (index, self._executor.submit(job))
 
     def settle(self) -> tuple[int, BaseException | None] | None:
-        """Wait for the pending publication: its block's index and what it raised (None: it
-        is in the store); None when none was pending."""
+        """Wait for the pending publication (starting it if it has not started): its block's
+        index and what it raised (None: it is in the store); None when none was pending."""
+        self.start()
         if self._pending is None:
             return None
         index, future = self._pending

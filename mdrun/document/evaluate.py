@@ -316,7 +316,9 @@ class Evaluator:
         request = BlockRequest(
             step, self._before(planned), folder, planned.options.snapshot, self._later(index)
         )
-        return self._executor(planned).run(request)
+        executor = self._executor(planned)
+        self.publisher.start()  # the block before is published while this one runs
+        return executor.run(request)
 
     def _later(self, index: int) -> tuple[str, ...]:
         """The code of the blocks after `index` in its session (what a restore must be able to
