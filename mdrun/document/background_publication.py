@@ -7,10 +7,11 @@ known), runs the next block, then settles it (waits, and learns whether it faile
 storing anything else or saying the block is done. What the job writes is the store's usual
 one-rename publication, so a failure (a full disk) leaves nothing half-written.
 
-A job handed over starts only when the evaluator says the next block is about to be sent
-(`start`), or when it is settled: started at once, it competed for the interpreter with the
-evaluator's own work between two blocks (looking the next one up, locking it), while the kernel
-sat idle waiting for that work.
+A job handed over starts only once the next block's request is sent (`start`, see
+`BlockRequest.on_sent`), or when it is settled. Started at once, it competed for the interpreter
+with the evaluator's own work between two blocks (looking the next one up, locking it, sending
+it: each frame sent lets the other thread take the interpreter for up to its switch interval),
+while the kernel sat idle waiting for that work.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class BackgroundPublisher:
         self._held = (index, job)
 
     def start(self) -> None:
-        """Start the publication handed over, if one waits: the evaluator is about to wait for
-        the kernel."""
+        """Start the publication handed over, if one waits: the evaluator now waits for the
+        kernel."""
         if self._held is None:
             return
         if self._executor is None:

@@ -314,11 +314,14 @@ class Evaluator:
         self.reporter.block_started(planned)
         step = chain_step(planned, KnownBlock(identity))
         request = BlockRequest(
-            step, self._before(planned), folder, planned.options.snapshot, self._later(index)
+            step,
+            self._before(planned),
+            folder,
+            planned.options.snapshot,
+            self._later(index),
+            on_sent=self.publisher.start,  # the block before is published while this one runs
         )
-        executor = self._executor(planned)
-        self.publisher.start()  # the block before is published while this one runs
-        return executor.run(request)
+        return self._executor(planned).run(request)
 
     def _later(self, index: int) -> tuple[str, ...]:
         """The code of the blocks after `index` in its session (what a restore must be able to

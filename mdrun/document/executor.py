@@ -61,6 +61,9 @@ class BlockRequest:
     later: tuple[str, ...] = ()
     """The code of the blocks after it in its session: a snapshot restored before it loads only
     what they and it can read."""
+    on_sent: Callable[[], None] | None = None
+    """Called once the block's request is on its way to the kernel: work of mdrun's own that
+    would compete with sending it (publishing the block before) starts then."""
 
 
 @dataclass(frozen=True, slots=True)

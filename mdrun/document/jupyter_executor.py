@@ -157,6 +157,7 @@ class JupyterExecutor:
             timeout=step.timeout,
             after=None if capture is None else capture.expression(in_reply=True),
             max_output=step.max_output,
+            on_sent=request.on_sent,
         )
         self._ran(step, result.status)
         outputs = cast(tuple[Output, ...], result.outputs)

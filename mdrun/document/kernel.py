@@ -153,8 +153,10 @@ class KernelSession:
         silent: bool = False,
         after: str | None = None,
         max_output: int | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> ExecutionResult:
-        """Run `code` as block `block_id` and wait until the kernel is idle again.
+        """Run `code` as block `block_id` and wait until the kernel is idle again; `on_sent` is
+        called once the request is sent.
 
         `after` is an expression of mdrun's own that the kernel evaluates once the code ran
         without error, in the same request (a user expression: no output, no extra round trip).
@@ -169,6 +171,8 @@ class KernelSession:
         started = time.monotonic()
         collector = OutputCollector(errors_only=silent, max_output=max_output)
         msg_id = client.send_execute(code, block_id, after, max_output)
+        if on_sent is not None:
+            on_sent()
         return self._finish(msg_id, collector, block_id, timeout, started, max_output=max_output)
 
     def replay(self, blocks: Sequence[ReplayedBlock]) -> tuple[list[ExecutionResult], int]:
