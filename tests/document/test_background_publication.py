@@ -16,11 +16,13 @@ def test_a_publication_starts_when_the_next_block_is_sent_and_is_settled_once() 
     publisher = BackgroundPublisher()
     try:
         publisher.submit(3, lambda: ran.append(threading.current_thread().name))
-        assert ran == [] and publisher.pending == 3  # handed over, not started
+        handed_over = publisher.pending
+        assert ran == [] and handed_over == 3  # handed over, not started
         publisher.start()
         assert publisher.settle() == (3, None)
         assert len(ran) == 1 and ran[0].startswith("mdrun-publication")
-        assert publisher.pending is None and publisher.settle() is None
+        left = publisher.pending
+        assert left is None and publisher.settle() is None
     finally:
         publisher.close()
 
