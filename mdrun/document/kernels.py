@@ -113,8 +113,8 @@ IPYKERNEL_SETTINGS = ("--HistoryManager.enabled=False", "--Kernel._execute_sleep
 sees changed. IPython's history database (an SQLite write per block, on the shell's thread)
 gives way to its in-memory history (`In`, `%history` still work); ipykernel's pause of half a
 millisecond or more before each reply, for clients that take the reply as the end of the
-outputs, is not needed: mdrun waits for the kernel's idle status, which follows them. A block
-of trivial code took 16-20 ms on the 2-core machine before, about 12 after."""
+outputs, is not needed: mdrun waits for the kernel's idle status, which follows them. On the
+shared 2-core machine (load 2.5-3), a trivial block's request took 16-21 ms before, 12-16 after."""
 
 
 def default_python_kernel() -> KernelChoice:
