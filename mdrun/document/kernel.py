@@ -9,6 +9,7 @@ imported only when a session starts: a fully cached run never pays for it.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import time
 from collections import deque
@@ -139,6 +140,24 @@ class KernelSession:
         if self._language_info is None:
             raise KernelError(f"the kernel {self.choice.display} is not started")
         return dict(self._language_info)
+
+    def move_to(self, folder: Path) -> str | None:
+        """Move a fresh Python kernel (no block run in it yet) to `folder`, as if it had been
+        started there (see `kernel_folder`); None once it is, else why it cannot be."""
+        from mdrun.document import kernel_folder
+
+        after = kernel_folder.expression(str(folder))
+        result = self.execute("", block_id="mdrun-move", after=after, silent=True)
+        try:
+            answer = ast.literal_eval(result.after_value or "None")
+        except (ValueError, SyntaxError):
+            answer = None
+        if not isinstance(answer, str) or result.status != "ok":
+            return f"the kernel did not move ({result.status})"
+        if answer:
+            return answer
+        self.cwd = self._process.cwd = Path(folder)
+        return None
 
     def run_hidden(self, code: str, timeout: float = 600.0) -> str | None:
         """Run mdrun's own code (no history, no outputs); None, or the error it raised."""

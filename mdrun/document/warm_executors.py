@@ -78,23 +78,58 @@ class SpareKernels:
         self._thread: threading.Thread | None = None
 
     def fresh(self, choice: KernelChoice, cwd: Path) -> KernelSession:
-        """The spare of this kind if one is ready (or almost), else a kernel started now."""
+        """The spare of this kind if one is ready (or almost); else a ready spare of the same
+        Python kernel started in another folder, moved to this one (a run in a new folder
+        starts no kernel either); else a kernel started now."""
         kind = (choice, cwd)
         with self._condition:
             if self.keep_spares and kind not in self._wanted and not self._closed:
                 self._wanted.append(kind)
                 self._start_thread()
-            while self._starting == kind:
+            while self._booting_for(kind):
                 self._condition.wait()  # it is booting: sooner ready than one started now
             spare = self._ready.pop(kind, None)
+            elsewhere = None if spare is not None else self._movable(choice)
             self._condition.notify_all()  # the thread starts the next spare
             if spare is not None and spare.alive:
                 self.taken += 1
                 return spare
             if spare is not None:
                 self.shutdowns.shut_down(spare)
+        if elsewhere is not None and elsewhere.alive and elsewhere.move_to(cwd) is None:
+            with self._condition:
+                self.taken += 1
+            return elsewhere
+        with self._condition:
+            if elsewhere is not None:
+                self.shutdowns.shut_down(elsewhere)
             self.started += 1
         return start_kernel(choice, cwd)
+
+    @property
+    def ready(self) -> int:
+        """How many spares are ready."""
+        with self._condition:
+            return len(self._ready)
+
+    def _booting_for(self, kind: KernelKind) -> bool:
+        """Under the lock: whether a spare that `kind` will take is booting, and none it could
+        take now is ready (one of its kind, or one of its Python kernel to move: `_movable`)."""
+        choice, starting = kind[0], self._starting
+        movable = choice.language.lower() == "python"
+        if kind in self._ready or (movable and any(ready[0] == choice for ready in self._ready)):
+            return False
+        return starting == kind or (movable and starting is not None and starting[0] == choice)
+
+    def _movable(self, choice: KernelChoice) -> KernelSession | None:
+        """Under the lock: a ready spare of `choice` started in another folder, taken out, if
+        it can be moved (a Python kernel: see `KernelSession.move_to`)."""
+        if choice.language.lower() != "python":
+            return None
+        for kind in self._ready:
+            if kind[0] == choice:
+                return self._ready.pop(kind)
+        return None
 
     def retire(self, session: KernelSession) -> None:
         """Shut a kernel down in the background."""

@@ -67,9 +67,13 @@ class RecentSpares(SpareKernels):
                 while len(self._wanted) >= SPARE_KINDS:
                     old = self._wanted.pop(0)
                     self._failed.discard(old)
-            # Spares of the kinds forgotten would wait for nobody.
+            # Spares of the kinds forgotten would wait for nobody, but one of this kernel may
+            # be moved to this folder (see `SpareKernels.fresh`).
+            movable = kind not in self._ready
             for other in [known for known in self._ready if known not in self._wanted]:
-                if other != kind:
+                if movable and other[0] == choice:
+                    movable = False
+                elif other != kind:
                     dropped.append(self._ready.pop(other))
         for spare in dropped:
             self.retire(spare)
