@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from mdrun.core.store import Store
     from mdrun.document.formats.settings import Settings
     from mdrun.document.pipeline import RunResult
-    from mdrun.document.plan import PlannedBlock
+    from mdrun.document.plan import Plan, PlannedBlock
 
 
 def add_run_command(commands: Commands) -> None:
@@ -204,22 +204,46 @@ def report_if_up_to_date(
 
 
 def _run(arguments: argparse.Namespace, store: Store, settings: Settings, check: bool) -> RunResult:
-    """The run itself; `check` writes nothing."""
+    """The run itself; `check` writes nothing. Without executors from elsewhere (the server's),
+    the first block's kernel is launched before the evaluation's modules are imported, when
+    that block must run (`kernel_head_start`)."""
+    from mdrun.document.kernel_head_start import HeadStart
+
+    source: str = arguments.document
+    force = _forced(arguments.force, source, settings)
+    factory = getattr(arguments, "executor_factory", None)
+    plan, head_start = None, HeadStart()
+    if factory is None and source != STDIO:
+        plan = plan_file(source, settings)
+        head_start = HeadStart.for_plan(plan, store, force)
+        factory = head_start.factory
     from mdrun.document.pipeline import run
 
-    force = _forced(arguments.force, arguments.document, settings)
-    with terminal_reporter() as reporter:
-        return run(
-            arguments.document,
-            store,
-            output=None if check else arguments.output,
-            write=not check,
-            force=force,
-            keep_going=arguments.keep_going,
-            reporter=reporter,
-            settings=settings,
-            executor_factory=getattr(arguments, "executor_factory", None),
-        )
+    try:
+        with terminal_reporter() as reporter:
+            return run(
+                source,
+                store,
+                output=None if check else arguments.output,
+                write=not check,
+                force=force,
+                keep_going=arguments.keep_going,
+                reporter=reporter,
+                settings=settings,
+                executor_factory=factory,
+                plan=plan,
+            )
+    finally:
+        head_start.close()
+
+
+def plan_file(source: str, settings: Settings) -> Plan:
+    """A document file's plan, as `pipeline.make_plan` makes it, without importing what
+    evaluates it."""
+    from mdrun.document.parse import read_document
+    from mdrun.document.plan import plan_document
+
+    return plan_document(read_document(Path(source)), Path(source).absolute().parent, settings)
 
 
 def _exit_code(source: str, result: RunResult, check: bool) -> int:

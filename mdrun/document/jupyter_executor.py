@@ -57,11 +57,14 @@ def _state_agent_setup() -> str:
     )
 
 
-def start_kernel(choice: KernelChoice, cwd: Path) -> KernelSession:
-    """A fresh kernel, ready to run blocks (a Python one has the state agent)."""
+def start_kernel(
+    choice: KernelChoice, cwd: Path, launched: KernelSession | None = None
+) -> KernelSession:
+    """A fresh kernel, ready to run blocks (a Python one has the state agent); `launched`: its
+    process, launched ahead (see `KernelSession.launch`)."""
     from mdrun.document.kernel import KernelSession
 
-    session = KernelSession(choice, cwd)
+    session = launched or KernelSession(choice, cwd)
     session.start()
     if choice.language.lower() == "python":
         error = session.run_hidden(_state_agent_setup())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.document import kernel_outputs
@@ -97,6 +99,8 @@ class KernelSession:
         self._process = KernelProcess(choice, self.cwd)
         self._client: KernelClient | None = None
         self._language_info: dict[str, str] | None = None
+        self._launched: dict[str, Any] | None = None
+        """The connection of a process launched ahead (`launch`), until `start` connects."""
 
     def __enter__(self) -> KernelSession:
         self.start()
@@ -120,11 +124,27 @@ class KernelSession:
         """The kernel's process id, while it has one."""
         return self._process.pid
 
-    def start(self) -> None:
-        """Start the kernel and wait until it answers; raise KernelError if it cannot."""
+    def launch(self) -> None:
+        """Start the kernel's process only; `start` connects to it later, so that what mdrun
+        does meanwhile overlaps the kernel's boot."""
         if self._process.launched:
             raise KernelError(f"the kernel {self.choice.display} is already started")
-        start_retrying(self._start_once, lambda: self._stop(graceful=False))
+        self._launched = self._process.launch()
+
+    def start(self) -> None:
+        """Start the kernel (or connect to the one `launch` started) and wait until it answers;
+        raise KernelError if it cannot."""
+        launched, self._launched = self._launched, None
+        if launched is None and self._process.launched:
+            raise KernelError(f"the kernel {self.choice.display} is already started")
+
+        def start_once() -> None:
+            nonlocal launched
+            connection = self._process.launch() if launched is None else launched
+            launched = None  # a retry launches a kernel on other ports
+            self._connect(connection)
+
+        start_retrying(start_once, lambda: self._stop(graceful=False))
 
     def restart(self) -> None:
         """Replace the kernel by a fresh one: every variable is gone."""
@@ -270,12 +290,12 @@ class KernelSession:
 
     # -- start and stop ----------------------------------------------------------------------
 
-    def _start_once(self) -> None:
-        """Start the kernel process first, then load jupyter_client while it boots: the two
-        take about as long, so a kernel is ready sooner than with jupyter_client's manager."""
-        connection = self._process.launch()
+    def _connect(self, connection: dict[str, Any]) -> None:
+        """Connect to the kernel process launched with `connection`, loading jupyter_client
+        while it boots (the two take about as long, so a kernel is ready sooner than with
+        jupyter_client's manager), and set it up."""
         client = self._client = KernelClient(self._process, connection)
-        kernel_outputs.prepare()  # while the kernel boots, too
+        _prepare_outputs()
         self._language_info = client.language_info(self.startup_timeout)
         self._process.remove_connection_file()
         if self._language_info["name"].lower() == "python":
@@ -287,6 +307,7 @@ class KernelSession:
     def _stop(self, *, graceful: bool = True) -> None:
         """Stop the kernel: ask it to shut down (so its atexit handlers run), else kill it."""
         client, self._client, self._language_info = self._client, None, None
+        self._launched = None
         asked = False
         if graceful and client is not None and self._process.alive:
             with contextlib.suppress(Exception):
@@ -335,6 +356,26 @@ class KernelSession:
         if self._client is None:
             raise KernelError(f"the kernel {self.choice.display} is not started")
         return self._client
+
+
+_preparing: list[threading.Thread] = []
+"""The thread that prepares nbformat (`kernel_outputs.prepare`), once started."""
+
+
+def _prepare_outputs() -> None:
+    """Import nbformat and build its validator in a thread, once per process, while mdrun
+    waits for the kernel (its boot, its setup, the first block): done before waiting, it made
+    mdrun the slower of the two when the machine is busy. The first output that needs it
+    waits for the import, if it comes first."""
+    if not _preparing:
+
+        def prepare() -> None:
+            with contextlib.suppress(Exception):
+                kernel_outputs.prepare()
+
+        thread = threading.Thread(target=prepare, name="mdrun-prepare-outputs", daemon=True)
+        _preparing.append(thread)
+        thread.start()
 
 
 def _output_limit_setup() -> str:

@@ -148,10 +148,12 @@ def run(
     reporter: Reporter | None = None,
     settings: Settings | None = None,
     executor_factory: ExecutorFactory | None = None,
+    plan: Plan | None = None,
 ) -> RunResult:
     """Run a document; with `write`, write the result as `write_result` does. The sessions'
-    executors come from `executor_factory` (default: a Jupyter kernel each, see `evaluate`)."""
-    plan = make_plan(source, settings)
+    executors come from `executor_factory` (default: a Jupyter kernel each, see `evaluate`).
+    `plan`: the document's, when the caller made it already (`make_plan`)."""
+    plan = plan or make_plan(source, settings)
     evaluator = Evaluator(plan, store, force=force, keep_going=keep_going, reporter=reporter)
     if executor_factory is not None:
         evaluator.executor_factory = executor_factory

@@ -1,0 +1,68 @@
+"""The kernel a run launches before importing what evaluates the document: launched only when
+the first block must run, taken by its session (one kernel for the run), killed when unused."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from mdrun.core.store import Store
+from mdrun.document.formats.settings import Settings
+from mdrun.document.kernel_head_start import HeadStart
+from mdrun.document.pipeline import make_plan, run
+from tests.document.test_kernel import is_running
+
+TWO_BLOCKS = "# Two\n\n```python\nx = 6\n```\n\n```python\nprint(x * 7)\n```\n"
+
+
+def _head_start(document: Path, store: Store) -> HeadStart:
+    return HeadStart.for_plan(make_plan(str(document), Settings()), store, lambda _planned: False)
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(120)
+def test_a_cold_run_takes_the_kernel_launched_ahead(tmp_path: Path) -> None:
+    document = tmp_path / "doc.md"
+    document.write_text(TWO_BLOCKS, encoding="utf-8")
+    store = Store.initialize(tmp_path / "store")
+    head_start = _head_start(document, store)
+    assert head_start.launched
+    try:
+        result = run(str(document), store, executor_factory=head_start.factory)
+        assert head_start.pid is None  # the session took it: no second kernel started
+    finally:
+        head_start.close()
+    assert result.evaluation.count("executed") == 2
+    assert "42" in document.read_text(encoding="utf-8")
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(120)
+def test_no_kernel_is_launched_ahead_when_the_first_block_is_stored(tmp_path: Path) -> None:
+    document = tmp_path / "doc.md"
+    document.write_text(TWO_BLOCKS, encoding="utf-8")
+    store = Store.initialize(tmp_path / "store")
+    run(str(document), store)
+    document.write_text(TWO_BLOCKS.replace("x * 7", "x * 8"), encoding="utf-8")
+    head_start = _head_start(document, store)
+    assert not head_start.launched
+    result = run(str(document), store, executor_factory=head_start.factory)
+    assert result.evaluation.count("executed") == 1  # block 1 replayed in a kernel started then
+    assert "48" in document.read_text(encoding="utf-8")
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(120)
+def test_a_kernel_launched_for_nothing_is_killed_when_the_run_ends(tmp_path: Path) -> None:
+    document = tmp_path / "doc.md"
+    document.write_text(TWO_BLOCKS, encoding="utf-8")
+    head_start = _head_start(document, Store.initialize(tmp_path / "store"))
+    pid = head_start.pid
+    assert pid is not None and is_running(pid)
+    head_start.close()
+    deadline = time.monotonic() + 10
+    while is_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_running(pid)
