@@ -26,7 +26,7 @@ from mdrun.document import kernel_outputs
 from mdrun.document.kernel_agents import installer
 from mdrun.document.kernel_client import BLOCK_NAMING_SETUP, KernelClient, Message
 from mdrun.document.kernel_outputs import OutputCollector
-from mdrun.document.kernel_process import KernelProcess, start_retrying
+from mdrun.document.kernel_process import KernelProcess, folder_identity, start_retrying
 from mdrun.document.kernels import KernelChoice, startup_code
 from mdrun.document.status import ExecutionStatus, is_accepted
 from mdrun.errors import KernelDied, KernelError
@@ -161,6 +161,12 @@ class KernelSession:
             raise KernelError(f"the kernel {self.choice.display} is not started")
         return dict(self._language_info)
 
+    def runs_in(self, folder: Path) -> bool:
+        """Whether the kernel runs in `folder` as it is now (not in one removed since and made
+        again under its name, which a kernel started there now would not be in)."""
+        identity = self._process.folder
+        return identity is not None and identity == folder_identity(Path(folder))
+
     def move_to(self, folder: Path) -> str | None:
         """Move a fresh Python kernel (no block run in it yet) to `folder`, as if it had been
         started there (see `kernel_folder`); None once it is, else why it cannot be."""
@@ -177,6 +183,7 @@ class KernelSession:
         if answer:
             return answer
         self.cwd = self._process.cwd = Path(folder)
+        self._process.folder = folder_identity(self.cwd)
         return None
 
     def run_hidden(self, code: str, timeout: float = 600.0) -> str | None:

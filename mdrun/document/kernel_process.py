@@ -43,6 +43,8 @@ class KernelProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._connection_file: Path | None = None
         self._log: IO[bytes] | None = None
+        self.folder: tuple[int, int] | None = None
+        """The identity (device, inode) of the folder the kernel was started in."""
 
     @property
     def alive(self) -> bool:
@@ -73,6 +75,7 @@ class KernelProcess:
             )
             for part in launcher_argv(self.choice.argv)
         ]
+        self.folder = folder_identity(self.cwd)
         try:
             self._process = subprocess.Popen(
                 argv,
@@ -174,3 +177,13 @@ def connection_info(kernel_name: str) -> dict[str, Any]:
         "signature_scheme": "hmac-sha256",
         "kernel_name": kernel_name,
     }
+
+
+def folder_identity(folder: Path) -> tuple[int, int] | None:
+    """A folder's device and inode (None if it is gone): a folder removed and made again under
+    the same name is another folder, which a kernel started in the old one is not in."""
+    try:
+        status = os.stat(folder)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino

@@ -4,6 +4,7 @@ and the run starts a kernel of its own."""
 
 from __future__ import annotations
 
+import shutil
 import types
 from pathlib import Path
 
@@ -102,3 +103,25 @@ def test_a_kernel_refuses_to_move_when_a_kernel_started_there_could_differ(
 ) -> None:
     reason = obstacle("/a", "/b", {"numpy": _module("numpy", path)}, old_names, new_names)
     assert reason.startswith(said)
+
+
+LISTING = "# Listing\n\n```python\nimport os\nprint(sorted(os.listdir('.')))\n```\n"
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(180)
+def test_no_kernel_of_a_folder_removed_since_serves_the_folder_made_again(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    with WarmExecutors() as pool:
+        for version, extra in enumerate(("first.txt", "second.txt")):
+            if folder.exists():
+                shutil.rmtree(folder)  # as `rm -rf project && git clone ... project` does
+            folder.mkdir()
+            (folder / "doc.md").write_text(LISTING, encoding="utf-8")
+            (folder / extra).write_text("", encoding="utf-8")
+            store = Store.initialize(tmp_path / f"store-{version}")
+            run(str(folder / "doc.md"), store, executor_factory=pool.factory)
+            wait_for(lambda: pool.kernels.ready == 1, "the spare kernel")
+    assert "['doc.md', 'second.txt']" in (folder / "doc.md").read_text(encoding="utf-8")
+    # The block's state was digested, as in any kernel in its folder.
+    assert list((tmp_path / "store-1").glob("store/*/*/_state.json"))
