@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from mdrun.core.store import Store
 from mdrun.document.kernels import KernelChoice
 from mdrun.document.plan import Plan, PlannedBlock, block_config, derivation_ref
+from mdrun.errors import KernelError
 
 if TYPE_CHECKING:
     from mdrun.document.executor import Executor, ExecutorSetup
@@ -41,7 +42,10 @@ class HeadStart:
         from mdrun.document.kernel import KernelSession
 
         session = KernelSession(first.kernel, plan.base_dir)
-        session.launch()
+        try:
+            session.launch()
+        except KernelError:
+            return cls()  # the session starts its kernel itself, and says why it cannot
         return cls(session)
 
     @property

@@ -11,7 +11,9 @@ import pytest
 from mdrun.core.store import Store
 from mdrun.document.formats.settings import Settings
 from mdrun.document.kernel_head_start import HeadStart
+from mdrun.document.kernel_process import KernelProcess
 from mdrun.document.pipeline import make_plan, run
+from mdrun.errors import KernelError
 from tests.document.test_kernel import is_running
 
 TWO_BLOCKS = "# Two\n\n```python\nx = 6\n```\n\n```python\nprint(x * 7)\n```\n"
@@ -66,3 +68,16 @@ def test_a_kernel_launched_for_nothing_is_killed_when_the_run_ends(tmp_path: Pat
     while is_running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not is_running(pid)
+
+
+def test_a_kernel_that_cannot_be_launched_ahead_is_left_to_the_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(_process: KernelProcess) -> None:
+        raise KernelError("could not start the kernel")
+
+    monkeypatch.setattr(KernelProcess, "launch", refuse)
+    document = tmp_path / "doc.md"
+    document.write_text(TWO_BLOCKS, encoding="utf-8")
+    # The session tries again and its block fails saying why, as without a head start.
+    assert not _head_start(document, Store.initialize(tmp_path / "store")).launched
