@@ -23,11 +23,17 @@ def _head_start(document: Path, store: Store) -> HeadStart:
     return HeadStart.for_plan(make_plan(str(document), Settings()), store, lambda _planned: False)
 
 
+@pytest.fixture
+def document(tmp_path: Path) -> Path:
+    """A document of two blocks, the second using the first."""
+    path = tmp_path / "doc.md"
+    path.write_text(TWO_BLOCKS, encoding="utf-8")
+    return path
+
+
 @pytest.mark.kernel
 @pytest.mark.timeout(120)
-def test_a_cold_run_takes_the_kernel_launched_ahead(tmp_path: Path) -> None:
-    document = tmp_path / "doc.md"
-    document.write_text(TWO_BLOCKS, encoding="utf-8")
+def test_a_cold_run_takes_the_kernel_launched_ahead(tmp_path: Path, document: Path) -> None:
     store = Store.initialize(tmp_path / "store")
     head_start = _head_start(document, store)
     assert head_start.launched
@@ -42,9 +48,9 @@ def test_a_cold_run_takes_the_kernel_launched_ahead(tmp_path: Path) -> None:
 
 @pytest.mark.kernel
 @pytest.mark.timeout(120)
-def test_no_kernel_is_launched_ahead_when_the_first_block_is_stored(tmp_path: Path) -> None:
-    document = tmp_path / "doc.md"
-    document.write_text(TWO_BLOCKS, encoding="utf-8")
+def test_no_kernel_is_launched_ahead_when_the_first_block_is_stored(
+    tmp_path: Path, document: Path
+) -> None:
     store = Store.initialize(tmp_path / "store")
     run(str(document), store)
     document.write_text(TWO_BLOCKS.replace("x * 7", "x * 8"), encoding="utf-8")
@@ -57,9 +63,9 @@ def test_no_kernel_is_launched_ahead_when_the_first_block_is_stored(tmp_path: Pa
 
 @pytest.mark.kernel
 @pytest.mark.timeout(120)
-def test_a_kernel_launched_for_nothing_is_killed_when_the_run_ends(tmp_path: Path) -> None:
-    document = tmp_path / "doc.md"
-    document.write_text(TWO_BLOCKS, encoding="utf-8")
+def test_a_kernel_launched_for_nothing_is_killed_when_the_run_ends(
+    tmp_path: Path, document: Path
+) -> None:
     head_start = _head_start(document, Store.initialize(tmp_path / "store"))
     pid = head_start.pid
     assert pid is not None and is_running(pid)
@@ -71,13 +77,11 @@ def test_a_kernel_launched_for_nothing_is_killed_when_the_run_ends(tmp_path: Pat
 
 
 def test_a_kernel_that_cannot_be_launched_ahead_is_left_to_the_session(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, document: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(_process: KernelProcess) -> None:
         raise KernelError("could not start the kernel")
 
     monkeypatch.setattr(KernelProcess, "launch", refuse)
-    document = tmp_path / "doc.md"
-    document.write_text(TWO_BLOCKS, encoding="utf-8")
     # The session tries again and its block fails saying why, as without a head start.
     assert not _head_start(document, Store.initialize(tmp_path / "store")).launched
