@@ -8,9 +8,10 @@ from the kernel's error message, when the result is made.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mdrun.document.outputs import ErrorOutput, Output, error_summary
 from mdrun.document.status import ExecutionStatus, is_accepted
@@ -73,6 +74,8 @@ class BlockResult:
     records: tuple[tuple[str, bytes], ...] = ()
     """Records of the block's build given from memory rather than written into `folder` (the
     state record the kernel handed back in its reply), stored with the result."""
+    state_record: Mapping[str, Any] | None = None
+    """The state record, read (what `session_state` follows); None when no capture ran."""
 
     @classmethod
     def of(
@@ -85,11 +88,12 @@ class BlockResult:
         folder: Path | None = None,
         snapshot: Path | None = None,
         records: tuple[tuple[str, bytes], ...] = (),
+        state_record: Mapping[str, Any] | None = None,
     ) -> BlockResult:
         """A result, with its error built from the kernel's message when it failed."""
         outputs = tuple(outputs)
         error = None if status == "ok" else execution_error(status, outputs)
-        return cls(status, outputs, seconds, state, folder, snapshot, error, records)
+        return cls(status, outputs, seconds, state, folder, snapshot, error, records, state_record)
 
     @classmethod
     def kernel_lost(cls, ename: str, message: str) -> BlockResult:

@@ -24,6 +24,10 @@ class KnownBlock:
     """Its result in the store, if it has one."""
     failed: bool = False
     """It failed in this run: replaying it to restore a state may raise."""
+    pure: bool = False
+    """It was keyed by what it reads (`block_keys`): its stored result key is not this run's."""
+    snapshot_usable: bool = True
+    """Its stored snapshot holds this run's state (a pure block's may hold another run's)."""
 
 
 def chain_step(planned: PlannedBlock, known: KnownBlock) -> ChainStep:
@@ -31,7 +35,7 @@ def chain_step(planned: PlannedBlock, known: KnownBlock) -> ChainStep:
     only if its realization is signed by a trusted key (see `remote_cache`)."""
     stored = known.stored
     snapshot = None
-    if stored is not None and stored.snapshot is not None:
+    if stored is not None and stored.snapshot is not None and known.snapshot_usable:
         snapshot = usable_snapshot(stored.store, stored.rref, stored.snapshot)
     return ChainStep(
         identity=known.identity,

@@ -4,7 +4,10 @@ Blocks are taken in document order. A block's config is complete once the *resul
 block upstream of it in its session is known: `plan.block_config` puts that key (a digest of
 what the upstream block produced and the state it left), not the upstream block's derivation,
 into the config, so a block that re-runs and produces the same keeps the blocks after it cached
-(early cutoff). If the store holds a realization of the config, it is read; else the block's
+(early cutoff). A pure block (plain computations on plain data, see `pure_blocks`) is keyed
+instead by the digests of the names it mentions (`block_keys`, `session_state`), so an edit keeps
+every later block cached that reads nothing it changed. If the store holds a realization of the
+config, it is read; else the block's
 session executor runs it (see `executor`) and returns a `BlockResult`; when `is_accepted`, the
 result is stored (`results.store_result`). A failure is shown in the block's region and is not
 stored as the block's result: the block runs again next time. What it produced is recorded apart
@@ -21,10 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mdrun.core.config import Config
 from mdrun.core.refs import RRef
 from mdrun.core.store import Store
 from mdrun.document.background_publication import BackgroundPublisher
+from mdrun.document.block_keys import (
+    KeyedConfig,
+    Upstream,
+    followed,
+    keyed_config,
+    stored_pure_key,
+)
 from mdrun.document.block_result import BlockResult
 from mdrun.document.chain_steps import KnownBlock, chain_step
 from mdrun.document.executor import (
@@ -35,7 +44,7 @@ from mdrun.document.executor import (
     ExecutorSetup,
 )
 from mdrun.document.outcome import BlockOutcome, Evaluation, Reporter
-from mdrun.document.plan import Plan, PlannedBlock, SessionKey, block_config, derivation_ref
+from mdrun.document.plan import Plan, PlannedBlock, SessionKey, derivation_ref
 from mdrun.document.remote_cache import fetch_snapshot
 from mdrun.document.results import (
     StoredResult,
@@ -44,6 +53,7 @@ from mdrun.document.results import (
     record_failure,
     result_key,
 )
+from mdrun.document.session_state import SessionState
 from mdrun.document.status import BlockStatus
 from mdrun.errors import BuildError, DamagedRealization, NoSpaceError
 
@@ -72,6 +82,8 @@ class SessionProgress:
     steps: list[ChainStep] = field(default_factory=list)
     """The first blocks of `chain` as its executor replays them (made once each, when a block
     after them first runs), so that a long session costs linear time, not quadratic."""
+    state: SessionState | None = field(default_factory=SessionState)
+    """What the blocks evaluated so far leave (see `session_state`); None once not known."""
 
 
 class Evaluator:
@@ -145,36 +157,64 @@ class Evaluator:
             return BlockOutcome(planned, "skipped")
         progress = self.sessions.setdefault(planned.session, SessionProgress())
         stopped = progress.broken is not None and not self.keep_going
-        upstream = None if planned.upstream is None else self.known.get(planned.upstream)
-        if planned.upstream is not None and (upstream is None or upstream.key is None):
+        keyed = keyed_config(planned, progress.state, self._upstream(planned))
+        if keyed is None:
+            progress.state = None
             if stopped:
                 return BlockOutcome(planned, "not-run", note=progress.broken or "")
             return self._run_unstored(index, planned, progress)
-        config = block_config(planned, None if upstream is None else upstream.key)
         if stopped:
             # Nothing more runs in this session; what the store holds for it is still shown.
-            cached = lookup(self.store, config) if planned.options.cache else None
+            cached = lookup(self.store, keyed.config) if planned.options.cache else None
             if cached is None or self.force(planned):
+                progress.state = None
                 return BlockOutcome(planned, "not-run", note=progress.broken or "")
-            return self._cached(index, planned, config, cached, cutoff=True)
+            return self._cached(index, planned, keyed, cached, cutoff=True)
         # cache=false: never reuse a stored result, always run the block again.
         forced = self.force(planned) or not planned.options.cache
-        cached = None if forced else lookup(self.store, config)
+        cached = None if forced else lookup(self.store, keyed.config)
         if cached is not None:
-            return self._cached(index, planned, config, cached, cutoff=progress.ran)
-        return self._build(index, planned, config, forced, progress)
+            return self._cached(index, planned, keyed, cached, cutoff=progress.ran)
+        return self._build(index, planned, keyed, forced, progress)
+
+    def _upstream(self, planned: PlannedBlock) -> Upstream | None:
+        """What is known of the block before `planned` in its session (None: nothing)."""
+        known = None if planned.upstream is None else self.known.get(planned.upstream)
+        return None if known is None else Upstream(known.identity, known.key, known.pure)
 
     def _cached(
         self,
         index: int,
         planned: PlannedBlock,
-        config: Config,
+        keyed: KeyedConfig,
         stored: StoredResult,
         *,
         cutoff: bool,
     ) -> BlockOutcome:
-        """A block found in the store (`cutoff`: although a block before it ran)."""
-        self.known[index] = KnownBlock(derivation_ref(config), stored.key, stored)
+        """A block found in the store (`cutoff`: although a block before it ran). A pure
+        block's result may come from a run whose other variables differed: its result key
+        and snapshot are used only as far as they hold this run's state."""
+        assert planned.session is not None
+        progress = self.sessions[planned.session]
+        record = stored.state()
+        state = followed(progress.state, record, keyed.pure)
+        progress.state = state
+        pure = keyed.pure is not None
+        usable = not pure or stored.snapshot_sha256 is None
+        if not usable and state is not None:
+            usable = record.get("digest") == state.state_digest()
+        dref = derivation_ref(keyed.config)
+        self.known[index] = KnownBlock(
+            dref,
+            (
+                stored_pure_key(dref, planned, self._upstream(planned), stored.key)
+                if pure
+                else stored.key
+            ),
+            stored,
+            pure=pure,
+            snapshot_usable=usable,
+        )
         return BlockOutcome(
             planned, "cached", stored.outputs, 0.0, stored.rref, cutoff=cutoff, key=stored.key
         )
@@ -183,11 +223,12 @@ class Evaluator:
         self,
         index: int,
         planned: PlannedBlock,
-        config: Config,
+        keyed: KeyedConfig,
         forced: bool,
         progress: SessionProgress,
     ) -> BlockOutcome:
         """Run a block and store its result (see `results.build_block`)."""
+        config = keyed.config
         dref = derivation_ref(config)
         if not self.cleaned:
             self.store.clean_leftovers()
@@ -219,15 +260,17 @@ class Evaluator:
         except (BuildError, NoSpaceError) as failure:
             self.known[index] = KnownBlock(dref, failed=True)
             progress.broken = progress.broken or _broken(planned)
+            progress.state = None
             return BlockOutcome(planned, "failed", (), 0.0, None, failure.message)
         stored, result = build.stored, build.result
         if result is None and stored is not None:  # another process stored it meanwhile
-            return self._cached(index, planned, config, stored, cutoff=progress.ran)
+            return self._cached(index, planned, keyed, stored, cutoff=progress.ran)
         assert result is not None
         if stored is None:
-            return self._failed(index, planned, config, result, progress)
+            return self._failed(index, planned, keyed, result, progress)
         progress.ran = True
-        self.known[index] = KnownBlock(dref, stored.key, stored)
+        progress.state = followed(progress.state, result.state_record, None)
+        self.known[index] = KnownBlock(dref, stored.key, stored, pure=keyed.pure is not None)
         return BlockOutcome(
             planned, "executed", stored.outputs, result.seconds, stored.rref, key=stored.key
         )
@@ -252,6 +295,7 @@ class Evaluator:
         progress = self.sessions[planned.session]
         self.known[index] = KnownBlock(self.known[index].identity, failed=True)
         progress.broken = progress.broken or _broken(planned)
+        progress.state = None
         outcomes[index] = BlockOutcome(planned, "failed", (), 0.0, None, error.message)
         self.reporter.block_finished(outcomes[index])
         if after is not None and self.plan.blocks[after].session == planned.session:
@@ -265,6 +309,7 @@ class Evaluator:
         """A block that ran while the result of the block before it failed to be published:
         it is not stored; it counts as run without a config (`_run_unstored`) when the session
         goes on after failures, else as not run."""
+        progress.state = None
         if not self.keep_going:
             self.known[index] = KnownBlock(f"unstored:{index}", failed=True)
             return BlockOutcome(planned, "not-run", note=progress.broken or "")
@@ -278,18 +323,22 @@ class Evaluator:
         self,
         index: int,
         planned: PlannedBlock,
-        config: Config,
+        keyed: KeyedConfig,
         result: BlockResult,
         progress: SessionProgress,
     ) -> BlockOutcome:
         """A block that failed: its failure is recorded with the key of the state it left,
         when that is known (a block that raised leaves a state that is digested like any other;
         a timeout interrupts at any point, a dead kernel leaves none)."""
+        config = keyed.config
         key = result_key(result, config) if result.status == "error" else None
         if key is not None:
             record_failure(self.store, config, result, key)
             progress.ran = True
-        self.known[index] = KnownBlock(derivation_ref(config), key, failed=True)
+        record = None if key is None else result.state_record
+        progress.state = followed(progress.state, record, None)
+        pure = keyed.pure is not None
+        self.known[index] = KnownBlock(derivation_ref(config), key, failed=True, pure=pure)
         progress.broken = progress.broken or _broken(planned)
         return BlockOutcome(
             planned, "failed", result.outputs, result.seconds, None, result.note, key=key
@@ -300,6 +349,7 @@ class Evaluator:
     ) -> BlockOutcome:
         """Run a block whose upstream has no result (after a failure, with keep_going)."""
         identity = f"unstored:{index}"
+        progress.state = None
         result = self._execute(index, identity, None)
         if result.is_accepted(planned.options.allow_error):
             self.known[index] = KnownBlock(identity)

@@ -185,6 +185,7 @@ class JupyterExecutor:
             folder=request.folder,
             snapshot=snapshot,
             records=() if record is None else ((STATE_FILE, record.encode("utf-8")),),
+            state_record=report if result.status in ("ok", "error") else None,
         )
 
     def _kept_snapshot(

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mdrun.core.store import Store
+from mdrun.document.block_keys import keyed_config
 from mdrun.document.kernels import KernelChoice
-from mdrun.document.plan import Plan, PlannedBlock, block_config, derivation_ref
+from mdrun.document.plan import Plan, PlannedBlock, derivation_ref
+from mdrun.document.session_state import SessionState
 from mdrun.errors import KernelError
 
 if TYPE_CHECKING:
@@ -86,8 +88,10 @@ def must_run(planned: PlannedBlock, store: Store, force: Callable[[PlannedBlock]
         return False
     if force(planned) or not planned.options.cache:
         return True
-    dref = derivation_ref(block_config(planned, None))
-    return not store.realizations_in_context(dref, {})
+    keyed = keyed_config(planned, SessionState(), None)
+    if keyed is None:
+        return False
+    return not store.realizations_in_context(derivation_ref(keyed.config), {})
 
 
 class _Kernels:

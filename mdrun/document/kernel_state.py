@@ -125,7 +125,9 @@ def capture(
     previous_sha256: str | None = None,
 ) -> StateRecord | None:
     """Digest the session's state into `result_path` (None: the record is returned, to be the
-    execute reply's user expression); maybe snapshot it into `snapshot_path`.
+    execute reply's user expression); maybe snapshot it into `snapshot_path`. The record lists
+    the variables that changed with their digests (`digests`) and which of them hold plain
+    data (`kinds`), from which mdrun follows the state without asking (`session_state`).
 
     With `snapshot_after`, the snapshot is taken only if it saves that many seconds: reaching
     this state without it costs `replay_cost` (replaying the blocks before this one, or
@@ -159,9 +161,16 @@ def capture(
     candidates = None if fresh is None else fresh | others.keys() | opaque.keys()
     changes = _changes(digests, opaque, baseline, candidates)
     undo = _rollback_module().note_capture(namespace, hidden, changes["changed"], undoable)
+    plain_kind = _touched_module().plain_kind
     result: dict[str, Any] = {
         "digest": state.hexdigest(),
         **changes,
+        "digests": {name: digests.get(name) for name in changes["changed"]},
+        "kinds": {
+            name: kind
+            for name in changes["changed"]
+            if name in values and (kind := plain_kind(values[name])) is not None
+        },
         "undo": undo,
         "opaque": opaque,
         "capture_seconds": time.perf_counter() - started,

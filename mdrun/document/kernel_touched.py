@@ -63,6 +63,39 @@ _IMMUTABLE_TYPES = (
 variable holding one is never touched by a change made through another variable."""
 
 
+_PLAIN_SCALARS = frozenset({str, bytes, int, float, complex, bool, type(None)})
+_PLAIN_CONTAINERS = frozenset({tuple, frozenset, list, set, dict})
+PLAIN_BUDGET = 10_000
+"""At most this many objects are looked at to call a value plain data (a larger one is not)."""
+
+
+def plain_kind(value: Any) -> str | None:
+    """ "immutable" or "mutable" when `value` is plain data (numbers, strings, bytes, None, and
+    tuples, lists, sets and dicts of them, exact types only), None otherwise. Reading plain
+    data runs no code of the session's, so a block that only reads plain data and calls only
+    pure builtins depends on nothing but those values (see `read_keys` on mdrun's side)."""
+    mutable = False
+    budget = PLAIN_BUDGET
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind in _PLAIN_SCALARS:
+            continue
+        if kind not in _PLAIN_CONTAINERS:
+            return None
+        budget -= len(item) + 1
+        if budget < 0:
+            return None
+        if kind is dict:
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        else:
+            pending.extend(item)
+        mutable = mutable or kind in (list, set, dict)
+    return "mutable" if mutable else "immutable"
+
+
 def names_in_code(code: str) -> frozenset[str] | None:
     """Every name a block's code loads, stores or deletes; None when it may reach names the
     analysis cannot see (it does not parse as Python, as IPython's magics do; a star import; a

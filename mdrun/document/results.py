@@ -8,9 +8,10 @@ all of them are in its hash. Each record is checked against the realization's ma
 is read; the snapshot is checked by the kernel right before loading it: its index against the
 digest the manifest records, each file against the index. A block's config carries the *result
 key* of the block upstream of it (the digest of what that block produced and the state it left,
-see `result_key` and `plan.block_config`), not the upstream block's derivation. So looking a
-document up in the store walks each session in order: a block is cached when its upstream's
-result key is known and a sound realization of the config built from that key exists. Writing a
+see `result_key` and `plan.block_config`), not the upstream block's derivation; a pure block's
+config carries the digests of what it reads instead (`block_keys`). So looking a document up in
+the store walks each session in order: a block is cached when its upstream key is known and a
+sound realization of the config built from that key exists. Writing a
 result is a plain function of the executor's `BlockResult` (`store_result`, `record_failure`); a
 result is published in one pass, its records written from memory (`Store.publish_records`).
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -35,10 +36,12 @@ from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation, Matcher
 from mdrun.core.store import Context, Store
 from mdrun.core.substitute import substitute
+from mdrun.document.block_keys import Upstream, followed, keyed_config, stored_pure_key
 from mdrun.document.block_result import BlockResult
 from mdrun.document.outputs import Output
-from mdrun.document.plan import OUTPUTS_FILE, Plan, block_config, derivation_ref
+from mdrun.document.plan import OUTPUTS_FILE, Plan, derivation_ref
 from mdrun.document.record_files import EXECUTION_FILE, SNAPSHOT_FILE, STATE_FILE
+from mdrun.document.session_state import SessionState
 from mdrun.errors import DamagedRealization, InternalError, os_error
 
 
@@ -331,15 +334,21 @@ def record_failure(store: Store, config: Config, result: BlockResult, key: str) 
         "failed": True,
         "recorded": time.time(),
     }
-    derivation = Derivation(dref, record_config, block_matcher(), _writer(record, None, None))
+    # Its state record: the blocks after it follow the state it left (`session_state`).
+    writer = _writer(record, None, None, result.state_record)
+    derivation = Derivation(dref, record_config, block_matcher(), writer)
     rrefs, _ = realize_derivation(store, derivation, {}, force=True)
     return read_result(store, rrefs[0])
 
 
 def _writer(
-    outputs: JSONObject, execution: JSONObject | None, folder: Path | None
+    outputs: JSONObject,
+    execution: JSONObject | None,
+    folder: Path | None,
+    state: Mapping[str, Any] | None = None,
 ) -> Callable[..., list[Path]]:
-    """A realizer that writes a block's records into `folder` (else a new build folder)."""
+    """A realizer that writes a block's records into `folder` (else a new build folder), and
+    `state` as its state record if given."""
 
     def write(store: Store, dref: DRef, _context: Context, _arguments: JSONObject) -> list[Path]:
         started = time.time()
@@ -349,6 +358,8 @@ def _writer(
         _write(target / OUTPUTS_FILE, json.dumps(outputs, ensure_ascii=False, sort_keys=True))
         if execution is not None:
             _write(target / EXECUTION_FILE, json.dumps(execution))
+        if state is not None:
+            _write(target / STATE_FILE, json.dumps(state))
         # Its start orders it among the block's realizations (`block_matcher`).
         try:
             write_build_metadata(target, started, time.time())
@@ -375,21 +386,28 @@ def lookup_with_failure(store: Store, config: Config) -> StoredResult | None:
 def cached_results(plan: Plan, store: Store) -> dict[int, StoredResult]:
     """For each block whose result is in the store, the result a run would use (no running).
 
-    A block whose last run failed has its failure record (`failed`), which gives the blocks
-    after it their upstream key. A block after a stale one is not looked up: its upstream key
-    is not known until it runs.
+    Sessions are walked as the evaluator walks them (`block_keys`). A block whose last run
+    failed has its failure record (`failed`), which gives the blocks after it their upstream
+    key. A block after a stale one is not looked up unless it is pure: its upstream key is not
+    known until it runs.
     """
     found: dict[int, StoredResult] = {}
+    known: dict[int, Upstream] = {}
+    states: dict[object, SessionState | None] = {}
     for index, planned in enumerate(plan.blocks):
         if not planned.executable:
             continue
-        upstream_key = None
-        if planned.upstream is not None:
-            upstream = found.get(planned.upstream)
-            if upstream is None:
-                continue
-            upstream_key = upstream.key
-        result = lookup_with_failure(store, block_config(planned, upstream_key))
-        if result is not None:
-            found[index] = result
+        state = states.setdefault(planned.session, SessionState())
+        upstream = None if planned.upstream is None else known.get(planned.upstream)
+        keyed = keyed_config(planned, state, upstream)
+        result = None if keyed is None else lookup_with_failure(store, keyed.config)
+        if keyed is None or result is None:
+            states[planned.session] = None
+            continue
+        found[index] = result
+        pure = keyed.pure is not None
+        identity = derivation_ref(keyed.config)
+        key = stored_pure_key(identity, planned, upstream, result.key) if pure else result.key
+        known[index] = Upstream(identity, key, pure)
+        states[planned.session] = followed(state, result.state(), keyed.pure)
     return found

@@ -44,7 +44,7 @@ def test_sessions_have_their_own_kernels_and_chains(mdrun: Mdrun) -> None:
         ```
 
         ```python session=other
-        print("other 2")
+        print("other 2:", len(globals()) > 0)
         ```
         """
     )

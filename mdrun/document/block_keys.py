@@ -1,0 +1,99 @@
+"""Each block's config, from what is known of the blocks before it in its session.
+
+A pure block (`pure_blocks`) is keyed by the digests of the names it mentions, in the state the
+blocks before it leave (`SessionState.read_key`). Any other block is keyed by the result key of
+the block before it (`plan.block_config`); after a pure block, by that block's derivation and the
+digest of the whole state it left (`SessionState.after_pure_key`), since a pure block's stored
+result key names the state of the run that stored it. The evaluator and `results.cached_results`
+(what `status` and `check --no-exec` report) walk a session with the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mdrun.core.config import Config
+from mdrun.core.hashing import canonical_json, sha256_hex
+from mdrun.document.plan import PlannedBlock, block_config
+from mdrun.document.pure_blocks import PureBlock, pure_block
+from mdrun.document.session_state import SessionState
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """What a block's config needs of the block before it in its session."""
+
+    identity: str
+    """Its derivation."""
+    key: str | None
+    """Its result key (a pure block found in the store: `stored_pure_key`); None when it has
+    none."""
+    pure: bool
+    """It was keyed by what it reads."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedConfig:
+    """A block's config, and the pure block it is keyed as (None: keyed by its upstream)."""
+
+    config: Config
+    pure: PureBlock | None
+
+
+def pure_part(planned: PlannedBlock) -> PureBlock | None:
+    """What a Python block names, if it is pure; None for other blocks (doctest sessions run
+    as several requests, other languages' state is not digested)."""
+    kernel, base = planned.kernel, planned.base_config
+    if kernel is None or base is None or kernel.language.lower() != "python":
+        return None
+    if base.get("doctest"):
+        return None
+    return pure_block(planned.code)
+
+
+def keyed_config(
+    planned: PlannedBlock, state: SessionState | None, upstream: Upstream | None
+) -> KeyedConfig | None:
+    """The block's config; None when it cannot be known (the block before it has no result,
+    or its result's state is not known)."""
+    pure = None if state is None else pure_part(planned)
+    if pure is not None and state is not None:
+        key = state.read_key(pure)
+        if key is not None:
+            return KeyedConfig(block_config(planned, key), pure)
+    if planned.upstream is None:
+        return KeyedConfig(block_config(planned, None), None)
+    if upstream is None:
+        return None
+    if upstream.pure and state is not None:
+        return KeyedConfig(block_config(planned, state.after_pure_key(upstream.identity)), None)
+    if upstream.key is None:
+        return None
+    return KeyedConfig(block_config(planned, upstream.key), None)
+
+
+def stored_pure_key(
+    identity: str, planned: PlannedBlock, upstream: Upstream | None, stored_key: str
+) -> str | None:
+    """The key a pure block found in the store passes on, for when the state it left is not
+    known (its record cannot be followed). Its stored result key names the state left in the
+    run that stored it, whose other variables may have differed, unless it is its session's
+    first block (a fresh kernel's state is always the same). Otherwise: its derivation and the
+    key the block before it passed on, which fix the state before it."""
+    if planned.upstream is None:
+        return stored_key
+    if upstream is None or upstream.key is None:
+        return None
+    return sha256_hex(canonical_json({"pure": identity, "before": upstream.key}))
+
+
+def followed(
+    state: SessionState | None, record: Mapping[str, Any] | None, pure: PureBlock | None
+) -> SessionState | None:
+    """The state after a block whose state record is `record` (None when it has none), keyed
+    as `pure`: only the names a pure block mentions are taken from its record."""
+    if state is None or record is None:
+        return None
+    return state if state.apply(record, None if pure is None else pure.names) else None

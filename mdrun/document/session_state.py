@@ -1,0 +1,118 @@
+"""What mdrun knows, without asking a kernel, of the state a session's blocks leave.
+
+Each block's state record (`kernel_state.capture`) lists the variables it changed with their
+digests and which hold plain data (`kernel_touched.plain_kind`). Following the records of the
+blocks evaluated so far, cached or run, gives each variable's digest before the next block; a
+pure block (`pure_blocks`) is keyed by the digests of the names it mentions (`read_key`), so the
+blocks after an edit that read nothing it changed stay cached. The same digests give the digest
+of the whole state (`state_digest`, as the kernel computes it), which keys the block after a
+pure one (`after_pure_key`) and tells whether a snapshot stored with a pure block's result holds
+this run's state: a pure block's result is shared by runs whose other variables differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from mdrun.core.hashing import canonical_json, sha256_hex
+from mdrun.document.pure_blocks import PureBlock
+
+READ_KEY_PREFIX = "reads:"
+"""How a pure block's upstream key starts (an upstream block's result key is a bare digest)."""
+
+
+class SessionState:
+    """Each variable's digest (None: it cannot be digested) and plain-data kind, as the state
+    records of the blocks evaluated so far say."""
+
+    def __init__(self) -> None:
+        self.digests: dict[str, str | None] = {}
+        """Every variable's digest, and the state held outside variables (`<cwd>`, ...)."""
+        self.kinds: dict[str, str] = {}
+        """The variables holding plain data: "immutable" or "mutable"."""
+        self.outside: dict[str, str | None] = {}
+        """The entries of `digests` that are not variables (their names are not identifiers)."""
+
+    def read_key(self, block: PureBlock) -> str | None:
+        """The key of a pure block in this state: the digests of the names it mentions and of
+        the state outside variables; None when its code could run something the key does not
+        hold (a name it reads holds something else than plain data, a builtin it calls is
+        shadowed, a list it extends in place may be shared)."""
+        digests = self.digests
+        reads: dict[str, Any] = {}
+        for name in sorted(block.names):
+            if name in digests:
+                if digests[name] is None or name not in self.kinds:
+                    return None
+                reads[name] = digests[name]
+            else:
+                reads[name] = None
+        if any(name in digests for name in block.called):
+            return None
+        if any(self.kinds.get(name) == "mutable" for name in block.extended):
+            return None
+        if any(digest is None for digest in self.outside.values()):
+            return None
+        read = canonical_json({"reads": reads, "outside": dict(self.outside)})
+        return READ_KEY_PREFIX + sha256_hex(read)
+
+    def apply(self, record: Mapping[str, Any], only: frozenset[str] | None = None) -> bool:
+        """Follow a block's state record; False when it cannot be followed (it predates the
+        records' digests, or is damaged): the state is then unknown. `only`: the names a pure
+        block mentions, the only ones it can have changed (its record may come from a run
+        whose other variables differed)."""
+        digests, kinds = record.get("digests"), record.get("kinds")
+        removed, since = record.get("removed"), record.get("since")
+        if not isinstance(digests, dict) or not isinstance(kinds, dict):
+            return False
+        if not isinstance(removed, list):
+            return False
+        if since == "nothing":
+            if only is None:
+                self.digests.clear()
+                self.kinds.clear()
+                self.outside.clear()
+            else:
+                removed = [name for name in only if name not in digests]
+        elif since != "the block before":
+            return False
+        for name in removed:
+            if only is None or name in only:
+                self._set(name, None, None, present=False)
+        for name, digest in digests.items():
+            if only is None or name in only:
+                kind = kinds.get(name)
+                self._set(name, digest, kind if isinstance(kind, str) else None, present=True)
+        return True
+
+    def _set(self, name: str, digest: Any, kind: str | None, *, present: bool) -> None:
+        if not present:
+            self.digests.pop(name, None)
+            self.kinds.pop(name, None)
+            self.outside.pop(name, None)
+            return
+        value = digest if isinstance(digest, str) else None
+        self.digests[name] = value
+        if kind is None:
+            self.kinds.pop(name, None)
+        else:
+            self.kinds[name] = kind
+        if not name.isidentifier():
+            self.outside[name] = value
+
+    def state_digest(self) -> str:
+        """The digest of the whole state, as the kernel's capture computes it; a unique one when
+        a value cannot be digested (as the kernel's is then)."""
+        if any(digest is None for digest in self.digests.values()):
+            return secrets.token_hex(32)
+        text = json.dumps(self.digests, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def after_pure_key(self, derivation: str) -> str:
+        """The upstream key of a block that is not pure, after a pure one (`derivation`): what
+        that block produced follows from its derivation, the state it left is this one."""
+        return sha256_hex(canonical_json({"after": derivation, "state": self.state_digest()}))

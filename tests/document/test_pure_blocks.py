@@ -1,0 +1,166 @@
+"""Pure blocks and the state mdrun follows without a kernel (`pure_blocks`, `session_state`).
+
+The properties run blocks in this process as the kernel would (`kernel_state` is plain Python):
+the state followed from the records is the kernel's own, and two states giving a pure block the
+same key give it the same outputs and the same effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mdrun.document import kernel_state
+from mdrun.document.pure_blocks import pure_block
+from mdrun.document.session_state import SessionState
+
+PURE = (
+    "x = 1",
+    "x = 2",
+    "y = x + 1",
+    "print('x is', x)",
+    "z = [x, 1]",
+    "z += [1]",
+    "w = z",
+    "s = 'ab'.upper() + str(x)",
+    "t = (x, s)",
+    "print(len(z), sorted(z), t)",
+    "del y",
+    "q = {k: v for k, v in [(1, x), (2, 3)]}",
+    "print(q.get(1), sum(q.values()))",
+    "n = 0\nfor i in range(x):\n    n += i",
+    "e = 1 / (x - x)",
+)
+"""Blocks `pure_block` accepts (the last raises)."""
+IMPURE = (
+    "z.append(5)",
+    "def f():\n    return x",
+    "u = f()",
+    "import math\nm = math.pi",
+    "print(open)",
+    "print(_)",
+    "_x = 3",
+    "w[0] = 9",
+    "%time x = 1",
+    "import os\nos.environ['K'] = '1'",
+)
+"""Blocks it refuses."""
+
+
+@pytest.mark.parametrize("code", PURE)
+def test_plain_computations_are_pure(code: str) -> None:
+    assert pure_block(code) is not None
+
+
+@pytest.mark.parametrize("code", IMPURE)
+def test_code_that_could_reach_anything_else_is_not(code: str) -> None:
+    assert pure_block(code) is None
+
+
+def test_what_a_pure_block_names() -> None:
+    block = pure_block("total += len(items)\nprint(total)")
+    assert block is not None
+    assert block.names == {"total", "items", "len", "print"}
+    assert block.called == {"len", "print"}
+    assert block.extended == {"total"}
+
+
+def _run(namespace: dict[str, Any], code: str, folder: Path) -> tuple[str, dict[str, Any]]:
+    """Run a block as the kernel would; what it printed (or raised), and its state record."""
+    kernel_state._note_execution()
+    kernel_state._note_cell_start(types.SimpleNamespace(raw_cell=code))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            exec(compile(code, "<block>", "exec"), namespace)
+        except Exception as error:  # a block may raise: what it raised is its output
+            print(type(error).__name__, error)
+    report = folder / "state.json"
+    kernel_state.capture(namespace, {"__builtins__"}, str(report), None)
+    return printed.getvalue(), json.loads(report.read_text())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_agent() -> None:
+    kernel_state.forget_last_capture()
+    kernel_state._executions_since_capture[0] = 0
+
+
+BLOCKS = st.lists(st.sampled_from((*PURE, *IMPURE[:4], "x = [0]", "x = (z, 2)")), max_size=8)
+"""Sessions: pure blocks, and others that make functions, modules and shared lists."""
+
+
+def _followed(blocks: list[str], folder: Path) -> tuple[dict[str, Any], SessionState]:
+    """Run `blocks` in a fresh namespace; the namespace and the state followed from records."""
+    kernel_state.forget_last_capture()
+    kernel_state._executions_since_capture[0] = 0
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    state = SessionState()
+    # What this process holds outside variables (a kernel's is noted when it starts).
+    assert state.apply(_run(namespace, "pass", folder)[1])
+    for code in blocks:
+        _printed, record = _run(namespace, code, folder)
+        assert state.apply(record), code
+        if not record["opaque"]:
+            assert state.state_digest() == record["digest"], code
+    return namespace, state
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(BLOCKS)
+def test_the_state_followed_from_records_is_the_kernels(tmp_path: Path, blocks: list[str]) -> None:
+    _followed(blocks, tmp_path)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(BLOCKS, BLOCKS, st.sampled_from(PURE))
+def test_equal_read_keys_give_equal_outputs_and_effects(
+    tmp_path: Path, first: list[str], second: list[str], code: str
+) -> None:
+    """Two sessions in which a pure block's key is equal: it prints the same, and leaves the
+    names it mentions as digested the same, whatever else the sessions hold."""
+    block = pure_block(code)
+    assert block is not None
+    results = []
+    for history in (first, second):
+        namespace, state = _followed(history, tmp_path)
+        key = state.read_key(block)
+        printed, record = _run(namespace, code, tmp_path)
+        assert state.apply(record, block.names)
+        if key is not None and not record["opaque"]:
+            # Only the names it mentions taken from its record: still the kernel's state.
+            assert state.state_digest() == record["digest"]
+        after = {name: state.digests.get(name) for name in block.names}
+        results.append((key, printed, after))
+    (key1, printed1, after1), (key2, printed2, after2) = results
+    if key1 is not None and key1 == key2:
+        assert printed1 == printed2
+        assert after1 == after2
+
+
+def test_a_shared_list_extended_in_place_is_not_keyed_by_reads(tmp_path: Path) -> None:
+    """`z += [1]` changes a list that `w` shares: the block's key could not say so."""
+    _namespace, state = _followed(["x = 1", "z = [x, 1]", "w = z"], tmp_path)
+    block = pure_block("z += [1]")
+    assert block is not None
+    assert state.read_key(block) is None
+    assert state.read_key(pure_block("print(z)") or block) is not None
+
+
+def test_a_shadowed_builtin_is_not_called_by_a_pure_block(tmp_path: Path) -> None:
+    _namespace, state = _followed(["len = 3"], tmp_path)
+    block = pure_block("print(len([1]))")
+    assert block is not None
+    assert state.read_key(block) is None

@@ -1,0 +1,122 @@
+"""Pure blocks keyed by what they read (`block_keys`), end to end in a real kernel: an edit
+re-runs the blocks that read what it changed, and no others; what is shown equals a fresh run."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.document.conftest import Mdrun
+
+pytestmark = pytest.mark.kernel
+
+
+def _blocks(*codes: str) -> str:
+    return "\n".join(f"```python\n{textwrap.dedent(code).strip()}\n```\n" for code in codes)
+
+
+def _outputs(text: str) -> dict[str, str]:
+    """Each output region's text, by block id."""
+    found = re.findall(r"<!-- mdrun:output id=(\S+) -->\n(.*?)<!-- mdrun:end -->", text, re.S)
+    return dict(found)
+
+
+def _fresh(tmp_path: Path, name: str, text: str) -> dict[str, str]:
+    """The outputs of a first run of `text` on an empty store."""
+    fresh = Mdrun(tmp_path / name, tmp_path / f"{name}-store")
+    fresh.write("doc.md", text)
+    assert fresh("run", "doc.md").code == 0
+    return _outputs(fresh.read("doc.md"))
+
+
+def test_an_edit_reruns_only_the_blocks_that_read_what_it_changed(
+    mdrun: Mdrun, tmp_path: Path
+) -> None:
+    codes = [f"v{index} = {index}\nprint('block', {index}, v{index})" for index in range(8)]
+    codes.append("print('sum', v2 + v6)")
+    mdrun.write("doc.md", _blocks(*codes))
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0 and len(report.with_status("executed")) == 9
+
+    codes[3] = "v3 = 1003\nprint('block', 3, v3)"
+    mdrun.write("doc.md", mdrun.read("doc.md").replace("v3 = 3\n", "v3 = 1003\n"))
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0
+    assert report.with_status("executed") == ["b4"]
+    assert _outputs(mdrun.read("doc.md")) == _fresh(tmp_path, "fresh1", _blocks(*codes))
+
+    # An edit of a value a later block reads re-runs that block too.
+    codes[6] = "v6 = 1006\nprint('block', 6, v6)"
+    mdrun.write("doc.md", mdrun.read("doc.md").replace("v6 = 6\n", "v6 = 1006\n"))
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0
+    assert report.with_status("executed") == ["b7", "b9"]
+    assert _outputs(mdrun.read("doc.md")) == _fresh(tmp_path, "fresh2", _blocks(*codes))
+
+
+def test_a_block_that_is_not_pure_after_a_pure_one_sees_the_state_change(mdrun: Mdrun) -> None:
+    """A file written by the first block is read by the third: the pure block between them
+    stays cached, the third runs again (it is keyed by the whole state the pure one left)."""
+    document = _blocks(
+        """
+        data = [1, 2]
+        with open("data.txt", "w") as stream:
+            stream.write(str(data))
+        """,
+        "print('between')",
+        "print(open('data.txt').read())",
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    mdrun.write("doc.md", mdrun.read("doc.md").replace("data = [1, 2]", "data = [1, 2, 3]"))
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0
+    assert report.statuses == {"b1": "executed", "b2": "cached", "b3": "executed"}
+    assert "[1, 2, 3]" in _outputs(mdrun.read("doc.md"))["b3"]
+
+
+def test_a_pure_blocks_snapshot_from_another_state_is_not_loaded(mdrun: Mdrun) -> None:
+    """The second block's stored snapshot was taken when `a` was 91: after `a` changed, the
+    block is still cached (it reads nothing of `a`), but restoring the state after it must not
+    load that snapshot."""
+    document = (
+        "```python snapshot=false\nimport time\ntime.sleep(0.6)\na = 91\n```\n\n"
+        "```python snapshot=true\nb = 92\n```\n\n"
+        "```python\nprint(a, b)\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    mdrun.write("doc.md", mdrun.read("doc.md").replace("a = 91", "a = 93"))
+    assert mdrun("run", "doc.md").code == 0
+    # Only the last block runs: the kernel must reach the state after the second block.
+    mdrun.write("doc.md", mdrun.read("doc.md").replace("print(a, b)", "print('now', a, b)"))
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0
+    assert report.statuses == {"b1": "cached", "b2": "cached", "b3": "executed"}
+    assert "now 93 92" in _outputs(mdrun.read("doc.md"))["b3"]
+
+
+def test_a_list_changed_through_another_name_reruns_its_readers(mdrun: Mdrun) -> None:
+    document = _blocks(
+        "xs = [1, 2]",
+        "ys = xs",
+        "ys.append(3)",
+        "print('xs', xs)",
+        "print('other')",
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    mdrun.write("doc.md", mdrun.read("doc.md").replace("ys.append(3)", "ys.append(4)"))
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0
+    assert report.statuses == {
+        "b1": "cached",
+        "b2": "cached",
+        "b3": "executed",
+        "b4": "executed",
+        "b5": "cached",
+    }
+    assert "xs [1, 2, 4]" in _outputs(mdrun.read("doc.md"))["b4"]
