@@ -2,20 +2,22 @@
 
 A pure block (`pure_blocks`) is keyed by the digests of the names it mentions, in the state the
 blocks before it leave (`SessionState.read_key`). Any other block is keyed by the result key of
-the block before it (`plan.block_config`); after a pure block, by that block's derivation and the
-digest of the whole state it left (`SessionState.after_pure_key`), since a pure block's stored
+the block before it (`plan.block_config`); after a pure block, by what that block produced and
+the digest of the whole state it left, as followed (`produced_key`), since a pure block's stored
 result key names the state of the run that stored it. The evaluator and `results.cached_results`
 (what `status` and `check --no-exec` report) walk a session with the same rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from mdrun.core.config import Config
 from mdrun.core.hashing import canonical_json, sha256_hex
+from mdrun.core.jsonvalue import JSONValue
+from mdrun.document.outputs import Output
 from mdrun.document.plan import PlannedBlock, block_config
 from mdrun.document.pure_blocks import PureBlock, pure_block
 from mdrun.document.session_state import SessionState
@@ -32,6 +34,18 @@ class Upstream:
     none."""
     pure: bool
     """It was keyed by what it reads."""
+    status: str = "ok"
+    """The status it ran with (a pure block's, for the key of a block after it)."""
+    outputs: tuple[Output, ...] = ()
+    """Its outputs (a pure block's, for the key of a block after it)."""
+
+
+def produced_key(status: str, outputs: Sequence[Output], state: str) -> str:
+    """A block's result key: its status, its outputs and the digest of the state it left
+    (see `results.result_key`). Two runs with equal keys are interchangeable for every block
+    after them."""
+    listed = cast(list[JSONValue], list(outputs))
+    return sha256_hex(canonical_json({"status": status, "outputs": listed, "state": state}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +82,10 @@ def keyed_config(
     if upstream is None:
         return None
     if upstream.pure and state is not None:
-        return KeyedConfig(block_config(planned, state.after_pure_key(upstream.identity)), None)
+        # What the pure block produced, in this run's state: a comment added to it keeps the
+        # block after it cached (early cutoff), as a block keyed by its upstream would be.
+        key = produced_key(upstream.status, upstream.outputs, state.state_digest())
+        return KeyedConfig(block_config(planned, key), None)
     if upstream.key is None:
         return None
     return KeyedConfig(block_config(planned, upstream.key), None)

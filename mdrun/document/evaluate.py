@@ -180,7 +180,12 @@ class Evaluator:
     def _upstream(self, planned: PlannedBlock) -> Upstream | None:
         """What is known of the block before `planned` in its session (None: nothing)."""
         known = None if planned.upstream is None else self.known.get(planned.upstream)
-        return None if known is None else Upstream(known.identity, known.key, known.pure)
+        if known is None:
+            return None
+        stored = known.stored
+        if stored is None:  # a failure (its key is this run's) or a block run unstored
+            return Upstream(known.identity, known.key, False)
+        return Upstream(known.identity, known.key, known.pure, stored.status, stored.outputs)
 
     def _cached(
         self,

@@ -36,11 +36,18 @@ from mdrun.core.refs import DRef, RRef
 from mdrun.core.registry import Derivation, Matcher
 from mdrun.core.store import Context, Store
 from mdrun.core.substitute import substitute
-from mdrun.document.block_keys import Upstream, followed, keyed_config, stored_pure_key
+from mdrun.document.block_keys import (
+    Upstream,
+    followed,
+    keyed_config,
+    produced_key,
+    stored_pure_key,
+)
 from mdrun.document.block_result import BlockResult
 from mdrun.document.outputs import Output
 from mdrun.document.plan import OUTPUTS_FILE, Plan, derivation_ref
 from mdrun.document.record_files import EXECUTION_FILE, SNAPSHOT_FILE, STATE_FILE
+from mdrun.document.remembered_results import recall, recall_record, remember, remember_record
 from mdrun.document.session_state import SessionState
 from mdrun.errors import DamagedRealization, InternalError, os_error
 
@@ -57,12 +64,11 @@ def result_key(result: BlockResult, config: Config) -> str:
     digest (a kernel mdrun cannot inspect), the block's own config stands in, so the key
     changes whenever the block or anything before it does: no cutoff, but never a wrong one.
     """
+    if result.state is not None:
+        return produced_key(result.status, result.outputs, result.state)
     outputs = cast(list[JSONValue], list(result.outputs))
     produced: JSONObject = {"status": result.status, "outputs": outputs}
-    if result.state is not None:
-        produced["state"] = result.state
-    else:
-        produced["config"] = config.hash_part
+    produced["config"] = config.hash_part
     return sha256_hex(canonical_json(produced))
 
 
@@ -86,6 +92,8 @@ class StoredResult:
     recorded_seconds: float | None = None
     """How long the block took, as `outputs.json` records it (None: a realization made
     before it did, whose `_execution.json` says)."""
+    status: str = "ok"
+    """The status it ran with (an allowed error's is "error")."""
 
     def seconds(self) -> float:
         """How long the block took to execute when it was built."""
@@ -107,7 +115,10 @@ class StoredResult:
 
     def _record(self, name: str) -> dict[str, Any]:
         """A small record of the realization; {} when it has none, or it is damaged (which is
-        reported, and the record not used)."""
+        reported, and the record not used). Shared: callers must not change it."""
+        remembered = recall_record(self.store, self.rref, name)
+        if remembered is not None:
+            return remembered
         if self.store.recorded_digest(self.rref, name) is None:
             return {}
         try:
@@ -117,7 +128,10 @@ class StoredResult:
             return {}
         except ValueError:
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        remember_record(self.store, self.rref, name, data)
+        return data
 
 
 def read_result(store: Store, rref: RRef) -> StoredResult:
@@ -139,20 +153,27 @@ def read_result(store: Store, rref: RRef) -> StoredResult:
     failed = loaded.get("failed") is True
     seconds = loaded.get("seconds")
     recorded = float(seconds) if isinstance(seconds, int | float) else None
-    return StoredResult(rref, loaded["key"], outputs, store, snapshot, failed, recorded)
+    status = loaded.get("status")
+    status = status if isinstance(status, str) else "ok"
+    return StoredResult(rref, loaded["key"], outputs, store, snapshot, failed, recorded, status)
 
 
 def lookup(store: Store, config: Config) -> StoredResult | None:
     """The stored result of a block config, if there is a sound one (damage is reported)."""
     dref = derivation_ref(config)
+    remembered = recall(store, dref)
+    if remembered is not None:
+        return remembered
     chosen = block_matcher()(store, store.realizations_in_context(dref, {}))
     if chosen is None:
         return None
     try:
-        return read_result(store, chosen[0])
+        found = read_result(store, chosen[0])
     except DamagedRealization as damage:
         store.report_damage(damage)
         return None
+    remember(store, dref, found)
+    return found
 
 
 def failure_config(config: Config) -> Config:
@@ -222,6 +243,7 @@ def build_block(
             def publish() -> None:
                 try:
                     publish_result(store, pending)
+                    remember(store, dref, pending.stored, result.state_record)
                 finally:
                     store.discard_build_folder(folder)
                     lock.release()
@@ -269,6 +291,7 @@ def store_result(store: Store, config: Config, result: BlockResult, key: str) ->
     finally:
         if temporary and result.folder is not None:
             store.discard_build_folder(result.folder)  # gone already once published
+    remember(store, derivation_ref(config), pending.stored, result.state_record)
     return pending.stored
 
 
@@ -302,7 +325,9 @@ def prepare_result(store: Store, config: Config, result: BlockResult, key: str) 
     prepared = store.prepare_records(config, folder, records, doing=_DOING)
     snapshot = prepared.manifest.files.get(SNAPSHOT_FILE)
     rref = prepared.rref
-    stored = StoredResult(rref, key, result.outputs, store, snapshot, False, result.seconds)
+    stored = StoredResult(
+        rref, key, result.outputs, store, snapshot, False, result.seconds, result.status
+    )
     return PendingResult(prepared, build, stored)
 
 
@@ -408,6 +433,6 @@ def cached_results(plan: Plan, store: Store) -> dict[int, StoredResult]:
         pure = keyed.pure is not None
         identity = derivation_ref(keyed.config)
         key = stored_pure_key(identity, planned, upstream, result.key) if pure else result.key
-        known[index] = Upstream(identity, key, pure)
+        known[index] = Upstream(identity, key, pure, result.status, result.outputs)
         states[planned.session] = followed(state, result.state(), keyed.pure)
     return found

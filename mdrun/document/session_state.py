@@ -6,8 +6,15 @@ blocks evaluated so far, cached or run, gives each variable's digest before the 
 pure block (`pure_blocks`) is keyed by the digests of the names it mentions (`read_key`), so the
 blocks after an edit that read nothing it changed stay cached. The same digests give the digest
 of the whole state (`state_digest`, as the kernel computes it), which keys the block after a
-pure one (`after_pure_key`) and tells whether a snapshot stored with a pure block's result holds
-this run's state: a pure block's result is shared by runs whose other variables differ.
+pure one (`block_keys.produced_key`) and tells whether a snapshot stored with a pure block's
+result holds this run's state: a pure block's result is shared by runs whose other variables
+differ.
+
+A pure block found in the store gives only the names it mentions: a session function that uses
+one of them is digested again by the kernel, with that value, and keeps its earlier digest here.
+The digest followed is then not the kernel's, but it still fixes the state (the function's code
+and every variable's value are in it): such a state's snapshot is not loaded, and the block
+after it is looked up under another key than in a run that executed the pure block.
 """
 
 from __future__ import annotations
@@ -111,8 +118,3 @@ class SessionState:
             return secrets.token_hex(32)
         text = json.dumps(self.digests, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
-
-    def after_pure_key(self, derivation: str) -> str:
-        """The upstream key of a block that is not pure, after a pure one (`derivation`): what
-        that block produced follows from its derivation, the state it left is this one."""
-        return sha256_hex(canonical_json({"after": derivation, "state": self.state_digest()}))

@@ -26,6 +26,7 @@ from mdrun.core.store import Store
 from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import RunResult, run, write_result
 from mdrun.document.preview_publisher import PreviewPublisher
+from mdrun.document.remembered_results import keeping_results
 from mdrun.document.serve import Preview, PreviewServer
 from mdrun.document.warm_executors import WarmExecutors
 from mdrun.errors import MdrunError
@@ -124,7 +125,12 @@ class Watcher:
     # -- the loop (the caller's thread) -----------------------------------------------------------
 
     def watch(self) -> None:
-        """Block until `stop` is set (or Ctrl-C); runs never overlap."""
+        """Block until `stop` is set (or Ctrl-C); runs never overlap. Results looked up are
+        remembered meanwhile (`remembered_results`): each run looks the same blocks up again."""
+        with keeping_results():
+            self._watch()
+
+    def _watch(self) -> None:
         files = threading.Thread(target=self._watch_files, name="mdrun-watch", daemon=True)
         files.start()
         if self.preview is not None:

@@ -97,7 +97,14 @@ class Server:
     # -- the main thread ------------------------------------------------------------------------
 
     def serve(self) -> str:
-        """Serve requests until the server must stop; why it stopped."""
+        """Serve requests until the server must stop; why it stopped. Results looked up are
+        remembered meanwhile (`remembered_results`): runs look the same blocks up again."""
+        from mdrun.document.remembered_results import keeping_results
+
+        with keeping_results():
+            return self._serve()
+
+    def _serve(self) -> str:
         signal.signal(signal.SIGINT, self._on_interrupt)
         signal.signal(signal.SIGTERM, self._on_terminate)
         threading.Thread(target=self._accept, name="mdrun-accept", daemon=True).start()

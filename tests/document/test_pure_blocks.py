@@ -139,8 +139,10 @@ def test_equal_read_keys_give_equal_outputs_and_effects(
         key = state.read_key(block)
         printed, record = _run(namespace, code, tmp_path)
         assert state.apply(record, block.names)
-        if key is not None and not record["opaque"]:
-            # Only the names it mentions taken from its record: still the kernel's state.
+        functions = any(isinstance(value, types.FunctionType) for value in namespace.values())
+        if key is not None and not record["opaque"] and not functions:
+            # Only the names it mentions taken from its record: still the kernel's state
+            # (a function using one of them is digested with its value by the kernel).
             assert state.state_digest() == record["digest"]
         after = {name: state.digests.get(name) for name in block.names}
         results.append((key, printed, after))
