@@ -413,8 +413,8 @@ def cached_results(plan: Plan, store: Store) -> dict[int, StoredResult]:
 
     Sessions are walked as the evaluator walks them (`block_keys`). A block whose last run
     failed has its failure record (`failed`), which gives the blocks after it their upstream
-    key. A block after a stale one is not looked up unless it is pure: its upstream key is not
-    known until it runs.
+    key. A block after a stale one is not looked up (its upstream key is not known until it
+    runs) unless it is pure and reads nothing that a stale pure block before it names.
     """
     found: dict[int, StoredResult] = {}
     known: dict[int, Upstream] = {}
@@ -427,7 +427,12 @@ def cached_results(plan: Plan, store: Store) -> dict[int, StoredResult]:
         keyed = keyed_config(planned, state, upstream)
         result = None if keyed is None else lookup_with_failure(store, keyed.config)
         if keyed is None or result is None:
-            states[planned.session] = None
+            if keyed is not None and keyed.pure is not None and state is not None:
+                # A pure block changes only what it names: the blocks after it that read
+                # none of that can still be looked up.
+                state.forget(keyed.pure.names)
+            else:
+                states[planned.session] = None
             continue
         found[index] = result
         pure = keyed.pure is not None

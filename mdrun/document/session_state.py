@@ -96,6 +96,13 @@ class SessionState:
                 self._set(name, digest, kind if isinstance(kind, str) else None, present=True)
         return True
 
+    def forget(self, names: frozenset[str]) -> None:
+        """The values of `names` are no longer known (a pure block that mentions them is not
+        in the store, and what it would leave is not known until it runs): no key that
+        reads one of them can be made, nor the whole state's digest."""
+        for name in names:
+            self._set(name, None, None, present=True)
+
     def _set(self, name: str, digest: Any, kind: str | None, *, present: bool) -> None:
         if not present:
             self.digests.pop(name, None)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from mdrun.core.jsonvalue import JSONObject
 from mdrun.core.store import Store
+from mdrun.document.block_keys import pure_part
 from mdrun.document.formats.settings import Settings
 from mdrun.document.pipeline import make_plan
 from mdrun.document.plan import Plan, PlannedBlock, key_changes
@@ -64,16 +65,23 @@ def status(source: str, store: Store, settings: Settings | None = None) -> list[
                 planned.base_config,
                 plan.blocks[upstream].block_id if upstream in stale else None,
                 None if upstream_result is None else upstream_result.key,
+                pure=pure_part(planned) is not None,
             )
         lines.append(BlockStatusLine(planned, "stale", reason))
     return lines
 
 
 def why_stale(
-    old: JSONObject | None, new: JSONObject, stale_upstream: str | None, upstream_key: str | None
+    old: JSONObject | None,
+    new: JSONObject,
+    stale_upstream: str | None,
+    upstream_key: str | None,
+    *,
+    pure: bool = False,
 ) -> str:
     """Why a block is stale, from what the last run recorded about it (`old`) and its base
-    config now (`new`): the key fields that changed first, then what happened upstream."""
+    config now (`new`): the key fields that changed first, then what happened upstream
+    (`pure`: the block is keyed by the variables it reads, see `block_keys`)."""
     if old is None:
         return "never run"
     base = old.get("base")
@@ -86,6 +94,8 @@ def why_stale(
         return "it did not run in the last run (a block before it failed)"
     if stale_upstream is not None:
         return f"an upstream block changed: {stale_upstream}"
+    if pure:
+        return "a variable it reads changed"
     if old.get("upstream") != upstream_key:
         return "an upstream block's result changed"
     return "not in the store (it was collected)"

@@ -120,3 +120,28 @@ def test_a_list_changed_through_another_name_reruns_its_readers(mdrun: Mdrun) ->
         "b5": "cached",
     }
     assert "xs [1, 2, 4]" in _outputs(mdrun.read("doc.md"))["b4"]
+
+
+def test_status_foresees_which_blocks_an_edit_reruns(mdrun: Mdrun) -> None:
+    """Before running: the blocks that read nothing a changed pure block names are cached."""
+    document = _blocks(
+        "price = 12",
+        "count = 3",
+        "print('count:', count)",
+        "print('total:', price * count)",
+        "import math\nprint(math.pi)",
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    mdrun.write("doc.md", mdrun.read("doc.md").replace("price = 12", "price = 15"))
+    lines = [line.split(": ", 1)[1] for line in mdrun("status", "doc.md").out.splitlines()]
+    assert lines == [
+        "b1: stale (its code changed)",
+        "b2: cached",
+        "b3: cached",
+        "b4: stale (a variable it reads changed)",
+        "b5: stale (an upstream block changed: b4)",
+    ]
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0
+    assert report.with_status("executed") == ["b1", "b4", "b5"]

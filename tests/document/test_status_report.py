@@ -70,4 +70,6 @@ def test_an_unchanged_key_looks_upstream_then_at_the_store(tmp_path: Path) -> No
     assert why_stale(record, new, "b1", "k1") == "an upstream block changed: b1"
     assert why_stale(record, new, None, "k2") == "an upstream block's result changed"
     assert why_stale(record, new, None, "k1") == "not in the store (it was collected)"
+    assert why_stale(record, new, None, "k1", pure=True) == "a variable it reads changed"
+    assert why_stale(record, new, "b1", "k1", pure=True) == "an upstream block changed: b1"
     assert why_stale(None, new, None, None) == "never run"
