@@ -3,11 +3,13 @@ judges issue 10's aims must be right, or the benchmark reports a wrong verdict."
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from tests.bench.corpus import ARRAY_BYTES, edit_corpus
+from tests.bench.edit import written_text
 from tests.bench.edit_loop import EditCase
 from tests.bench.edit_report import EditResults, aims_table, before_rows, render_markdown
 from tests.bench.edit_variants import store_size
@@ -107,3 +109,17 @@ def test_a_failed_run_is_reported_not_measured() -> None:
     markdown = render_markdown(_data([_record("mdrun run", "small", "cold", 1.0), failed], []))
     assert "'block 9: 1009' missing from doc.md" in markdown
     assert "| failed |" in markdown
+
+
+def test_a_notebooks_line_printed_in_two_stream_messages_is_found(tmp_path: Path) -> None:
+    """nbclient keeps each stream message an output of its own: `print('block 500:', v)` may
+    arrive as 'block 500:' then ' 1500'. The check must not call that run failed."""
+    split = [
+        {"output_type": "stream", "name": "stdout", "text": ["block 500:"]},
+        {"output_type": "stream", "name": "stdout", "text": [" 1500\n"]},
+    ]
+    cells = [{"cell_type": "code", "outputs": split}, {"cell_type": "markdown"}]
+    notebook = tmp_path / "doc.ipynb"
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert "block 500: 1500" in written_text(notebook)
+    assert "block 500:\n" not in written_text(notebook)

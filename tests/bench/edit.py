@@ -12,6 +12,7 @@ cells are medians. Writes `edit.md` and `edit.json`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -97,10 +98,25 @@ def expected_lines(document: Document) -> dict[Version, list[str]]:
     return expected
 
 
+def written_text(target: Path) -> str:
+    """What a run wrote, as text; a notebook's outputs with each cell's streams joined (a
+    kernel may send one line of `print` as two stream messages, kept apart in the notebook)."""
+    text = target.read_text(errors="replace") if target.exists() else ""
+    if target.suffix != ".ipynb" or not text:
+        return text
+    cells = json.loads(text).get("cells", [])
+    parts = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            value = output.get("text") if output.get("output_type") == "stream" else None
+            parts.append("".join(value) if isinstance(value, list) else str(value or ""))
+        parts.append("\n")
+    return "".join(parts)
+
+
 def missing_output(contender: Contender, work: Path, expected: list[str]) -> str:
     """The first expected line absent from what the run wrote, said in a phrase ("" if none)."""
-    target = work / contender.tool.output_name
-    text = target.read_text(errors="replace") if target.exists() else ""
+    text = written_text(work / contender.tool.output_name)
     for line in expected:
         if line not in text:
             return f"{line!r} missing from {contender.tool.output_name}"
@@ -108,8 +124,6 @@ def missing_output(contender: Contender, work: Path, expected: list[str]) -> str
 
 
 def _mdrun_details(work: Path) -> JSONObject:
-    import json
-
     report = json.loads((work / "report.json").read_text())
     statuses: dict[str, int] = {}
     for block in report["blocks"]:
