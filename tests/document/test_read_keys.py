@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.document.conftest import Mdrun
+from tests.document.conftest import Mdrun, Report
 
 pytestmark = pytest.mark.kernel
 
@@ -22,6 +22,20 @@ def _outputs(text: str) -> dict[str, str]:
     """Each output region's text, by block id."""
     found = re.findall(r"<!-- mdrun:output id=(\S+) -->\n(.*?)<!-- mdrun:end -->", text, re.S)
     return dict(found)
+
+
+def _first_run(mdrun: Mdrun, document: str) -> None:
+    mdrun.write("doc.md", document)
+    completed = mdrun("run", "doc.md")
+    assert completed.code == 0, completed.err
+
+
+def _rerun(mdrun: Mdrun, old: str, new: str) -> Report:
+    """Edit doc.md (`old` becomes `new`) and run it again; its report."""
+    mdrun.write("doc.md", mdrun.read("doc.md").replace(old, new))
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0, completed.err
+    return report
 
 
 def _fresh(tmp_path: Path, name: str, text: str) -> dict[str, str]:
@@ -42,17 +56,13 @@ def test_an_edit_reruns_only_the_blocks_that_read_what_it_changed(
     assert completed.code == 0 and len(report.with_status("executed")) == 9
 
     codes[3] = "v3 = 1003\nprint('block', 3, v3)"
-    mdrun.write("doc.md", mdrun.read("doc.md").replace("v3 = 3\n", "v3 = 1003\n"))
-    completed, report = mdrun.run_reported("run", "doc.md")
-    assert completed.code == 0
+    report = _rerun(mdrun, "v3 = 3\n", "v3 = 1003\n")
     assert report.with_status("executed") == ["b4"]
     assert _outputs(mdrun.read("doc.md")) == _fresh(tmp_path, "fresh1", _blocks(*codes))
 
     # An edit of a value a later block reads re-runs that block too.
     codes[6] = "v6 = 1006\nprint('block', 6, v6)"
-    mdrun.write("doc.md", mdrun.read("doc.md").replace("v6 = 6\n", "v6 = 1006\n"))
-    completed, report = mdrun.run_reported("run", "doc.md")
-    assert completed.code == 0
+    report = _rerun(mdrun, "v6 = 6\n", "v6 = 1006\n")
     assert report.with_status("executed") == ["b7", "b9"]
     assert _outputs(mdrun.read("doc.md")) == _fresh(tmp_path, "fresh2", _blocks(*codes))
 
@@ -69,11 +79,8 @@ def test_a_block_that_is_not_pure_after_a_pure_one_sees_the_state_change(mdrun: 
         "print('between')",
         "print(open('data.txt').read())",
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
-    mdrun.write("doc.md", mdrun.read("doc.md").replace("data = [1, 2]", "data = [1, 2, 3]"))
-    completed, report = mdrun.run_reported("run", "doc.md")
-    assert completed.code == 0
+    _first_run(mdrun, document)
+    report = _rerun(mdrun, "data = [1, 2]", "data = [1, 2, 3]")
     assert report.statuses == {"b1": "executed", "b2": "cached", "b3": "executed"}
     assert "[1, 2, 3]" in _outputs(mdrun.read("doc.md"))["b3"]
 
@@ -87,14 +94,11 @@ def test_a_pure_blocks_snapshot_from_another_state_is_not_loaded(mdrun: Mdrun) -
         "```python snapshot=true\nb = 92\n```\n\n"
         "```python\nprint(a, b)\n```\n"
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
+    _first_run(mdrun, document)
     mdrun.write("doc.md", mdrun.read("doc.md").replace("a = 91", "a = 93"))
     assert mdrun("run", "doc.md").code == 0
     # Only the last block runs: the kernel must reach the state after the second block.
-    mdrun.write("doc.md", mdrun.read("doc.md").replace("print(a, b)", "print('now', a, b)"))
-    completed, report = mdrun.run_reported("run", "doc.md")
-    assert completed.code == 0
+    report = _rerun(mdrun, "print(a, b)", "print('now', a, b)")
     assert report.statuses == {"b1": "cached", "b2": "cached", "b3": "executed"}
     assert "now 93 92" in _outputs(mdrun.read("doc.md"))["b3"]
 
@@ -107,11 +111,8 @@ def test_a_list_changed_through_another_name_reruns_its_readers(mdrun: Mdrun) ->
         "print('xs', xs)",
         "print('other')",
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
-    mdrun.write("doc.md", mdrun.read("doc.md").replace("ys.append(3)", "ys.append(4)"))
-    completed, report = mdrun.run_reported("run", "doc.md")
-    assert completed.code == 0
+    _first_run(mdrun, document)
+    report = _rerun(mdrun, "ys.append(3)", "ys.append(4)")
     assert report.statuses == {
         "b1": "cached",
         "b2": "cached",
@@ -131,8 +132,7 @@ def test_status_foresees_which_blocks_an_edit_reruns(mdrun: Mdrun) -> None:
         "print('total:', price * count)",
         "import math\nprint(math.pi)",
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
+    _first_run(mdrun, document)
     mdrun.write("doc.md", mdrun.read("doc.md").replace("price = 12", "price = 15"))
     lines = [line.split(": ", 1)[1] for line in mdrun("status", "doc.md").out.splitlines()]
     assert lines == [
