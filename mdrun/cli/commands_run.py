@@ -205,8 +205,8 @@ def report_if_up_to_date(
 
 def _run(arguments: argparse.Namespace, store: Store, settings: Settings, check: bool) -> RunResult:
     """The run itself; `check` writes nothing. Without executors from elsewhere (the server's),
-    the first block's kernel is launched before the evaluation's modules are imported, when
-    that block must run (`kernel_head_start`)."""
+    the kernel of the first block that will run is launched before the evaluation's modules
+    are imported (`kernel_head_start`)."""
     from mdrun.document.kernel_head_start import HeadStart
 
     source: str = arguments.document
@@ -215,7 +215,7 @@ def _run(arguments: argparse.Namespace, store: Store, settings: Settings, check:
     plan, head_start = None, HeadStart()
     if factory is None and source != STDIO:
         plan = plan_file(source, settings)
-        head_start = HeadStart.for_plan(plan, store, force)
+        head_start = HeadStart.for_plan(plan, store, force, source)
         factory = head_start.factory
     from mdrun.document.pipeline import run
 

@@ -2,7 +2,9 @@
 
 When the store holds nothing for a document's first block, that block's kernel must start: it
 is launched at once, and its boot (a few tenths of a second) overlaps mdrun's own imports and
-preparation instead of following them. The session that runs the block connects to it (see
+preparation instead of following them. So it is when a block changed since the document's last
+run (`run_record`): its key fields differ, so it almost surely runs, after the blocks before it
+are looked up. The session that runs the block connects to it (see
 `KernelSession.launch`); a kernel launched for nothing (another process stored the block
 meanwhile, the run stopped first) is killed when the run ends. Runs whose executors come from
 elsewhere (the server's warm ones) have none.
@@ -20,6 +22,7 @@ from mdrun.core.store import Store
 from mdrun.document.block_keys import keyed_config
 from mdrun.document.kernels import KernelChoice
 from mdrun.document.plan import Plan, PlannedBlock, derivation_ref
+from mdrun.document.run_record import last_run
 from mdrun.document.session_state import SessionState
 from mdrun.errors import KernelError
 
@@ -36,10 +39,17 @@ class HeadStart:
         self._launched = launched
 
     @classmethod
-    def for_plan(cls, plan: Plan, store: Store, force: Callable[[PlannedBlock], bool]) -> HeadStart:
-        """Launch the kernel of the plan's first executable block if that block must run."""
-        first = next((block for block in plan.blocks if block.executable), None)
-        if first is None or first.kernel is None or not must_run(first, store, force):
+    def for_plan(
+        cls,
+        plan: Plan,
+        store: Store,
+        force: Callable[[PlannedBlock], bool],
+        source: str | None = None,
+    ) -> HeadStart:
+        """Launch the kernel of the first block that will run (see the module's docstring);
+        `source`: the document's path, whose last run is looked at."""
+        first = first_to_run(plan, store, force, source)
+        if first is None or first.kernel is None:
             return cls()
         from mdrun.document.kernel import KernelSession
 
@@ -79,6 +89,33 @@ class HeadStart:
         launched, self._launched = self._launched, None
         if launched is not None:
             launched.close()
+
+
+def first_to_run(
+    plan: Plan, store: Store, force: Callable[[PlannedBlock], bool], source: str | None
+) -> PlannedBlock | None:
+    """The plan's first executable block if it must run; else the first one that is forced or
+    whose key fields changed since the document's last run (or that did not run cached or
+    executed then); None if there is none."""
+    executable = [block for block in plan.blocks if block.executable]
+    if not executable:
+        return None
+    if must_run(executable[0], store, force):
+        return executable[0]
+    previous = {} if source is None else last_run(store, source)
+    if not previous:
+        return None
+    for block in executable:
+        old = previous.get(block.block_id)
+        if force(block) or not block.options.cache or old is None:
+            return block
+        if old.get("base") != block.base_config or old.get("status") not in _KEPT:
+            return block
+    return None
+
+
+_KEPT = ("cached", "executed")
+"""The outcomes after which a block unchanged since is in the store."""
 
 
 def must_run(planned: PlannedBlock, store: Store, force: Callable[[PlannedBlock], bool]) -> bool:

@@ -20,7 +20,8 @@ TWO_BLOCKS = "# Two\n\n```python\nx = 6\n```\n\n```python\nprint(x * 7)\n```\n"
 
 
 def _head_start(document: Path, store: Store) -> HeadStart:
-    return HeadStart.for_plan(make_plan(str(document), Settings()), store, lambda _planned: False)
+    plan = make_plan(str(document), Settings())
+    return HeadStart.for_plan(plan, store, lambda _planned: False, str(document))
 
 
 @pytest.fixture
@@ -48,17 +49,36 @@ def test_a_cold_run_takes_the_kernel_launched_ahead(tmp_path: Path, document: Pa
 
 @pytest.mark.kernel
 @pytest.mark.timeout(120)
-def test_no_kernel_is_launched_ahead_when_the_first_block_is_stored(
+def test_a_block_changed_since_the_last_run_has_its_kernel_launched_ahead(
     tmp_path: Path, document: Path
 ) -> None:
     store = Store.initialize(tmp_path / "store")
     run(str(document), store)
     document.write_text(TWO_BLOCKS.replace("x * 7", "x * 8"), encoding="utf-8")
     head_start = _head_start(document, store)
+    assert head_start.launched  # the first block is stored, the second changed
+    try:
+        result = run(str(document), store, executor_factory=head_start.factory)
+        assert head_start.pid is None
+    finally:
+        head_start.close()
+    assert result.evaluation.count("executed") == 1  # block 1 replayed in the kernel
+    assert "48" in document.read_text(encoding="utf-8")
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(120)
+def test_no_kernel_is_launched_ahead_when_only_the_prose_changed(
+    tmp_path: Path, document: Path
+) -> None:
+    store = Store.initialize(tmp_path / "store")
+    run(str(document), store)
+    text = document.read_text(encoding="utf-8")
+    document.write_text(text.replace("# Two", "# Two blocks"), encoding="utf-8")
+    head_start = _head_start(document, store)
     assert not head_start.launched
     result = run(str(document), store, executor_factory=head_start.factory)
-    assert result.evaluation.count("executed") == 1  # block 1 replayed in a kernel started then
-    assert "48" in document.read_text(encoding="utf-8")
+    assert result.evaluation.count("executed") == 0
 
 
 @pytest.mark.kernel
