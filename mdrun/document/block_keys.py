@@ -62,8 +62,8 @@ def pure_part(planned: PlannedBlock) -> PureBlock | None:
     kernel, base = planned.kernel, planned.base_config
     if kernel is None or base is None or kernel.language.lower() != "python":
         return None
-    if base.get("doctest"):
-        return None
+    if base.get("doctest") or planned.options.allow_error:
+        return None  # (an allowed error's traceback is formatted as IPython's settings say)
     return pure_block(planned.code)
 
 

@@ -32,6 +32,21 @@ _reach_cache: list[Any] = []
 """The modules `_modules_in_reach` found last, with what they depended on."""
 _imported_later: set[str] = set()
 """Modules imported after the kernel started."""
+_initial_builtins: dict[str, int] = {}
+"""The id of each builtin as the kernel started."""
+_initial_streams: list[Any] = []
+"""`sys.stdout` and `sys.stderr` as the kernel started."""
+_initial_digits: list[int] = []
+"""`sys.get_int_max_str_digits()` as the kernel started (Python 3.11 and later)."""
+PURE_GUARD = "<pure guard>"
+"""The name under which `pure_guard`'s reason enters the state's digests (mdrun's
+`session_state` reads it under the same name)."""
+REBOUND_BY_KERNEL = frozenset(
+    {"input", "raw_input", "getpass", "display", "get_ipython", "exit", "quit"}
+)
+"""Builtins that ipykernel and IPython rebind themselves."""
+IPYTHON_HIDDEN = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
+"""IPython's own hidden names that do not start with an underscore."""
 GLOBAL_PREFIX = "<global "
 KERNEL_MODULES = (
     "IPython",
@@ -110,6 +125,45 @@ def note_initial_states() -> None:
         _initial_environment_data[:] = [dict(raw)]
     _initial_path[:] = sys.path
     _initial_folder[:] = [os.getcwd()]
+    import builtins
+
+    _initial_builtins.update({name: id(value) for name, value in vars(builtins).items()})
+    _initial_streams[:] = [sys.stdout, sys.stderr]
+    if hasattr(sys, "get_int_max_str_digits"):
+        _initial_digits[:] = [sys.get_int_max_str_digits()]
+
+
+def pure_guard(
+    namespace: dict[str, Any], hidden: set[str] | dict[str, Any]
+) -> tuple[list[str], dict[str, Any]]:
+    """Why the output of plain computations on plain data may depend on more than their values
+    now (no reason: it does not), and the values behind those reasons: builtins rebound, names
+    pushed into the namespace as hidden ones (`%pylab` pushes numpy's `sum`), `sys.stdout`
+    replaced, the limit on the digits of an integer made into text changed. mdrun then keys no
+    block by what it reads alone; the caller digests the values, so that the state's digest
+    changes with them."""
+    reasons: list[str] = []
+    values: dict[str, Any] = {}
+    if _initial_builtins:
+        import builtins
+
+        for name, value in vars(builtins).items():
+            if _initial_builtins.get(name) != id(value) and name not in REBOUND_BY_KERNEL:
+                values[f"builtins.{name}"] = value
+        if values:
+            reasons.append("builtins rebound")
+    pushed = [name for name in hidden if name[:1] != "_" and name not in IPYTHON_HIDDEN]
+    if pushed:
+        reasons.append(f"{len(pushed)} names pushed as hidden")
+        values.update((f"hidden.{name}", namespace.get(name)) for name in pushed)
+    if _initial_streams and any(
+        now is not then
+        for now, then in zip((sys.stdout, sys.stderr), _initial_streams, strict=True)
+    ):
+        reasons.append("sys.stdout or sys.stderr replaced")
+    if _initial_digits and sys.get_int_max_str_digits() != _initial_digits[0]:
+        reasons.append(f"int_max_str_digits {sys.get_int_max_str_digits()}")
+    return reasons, values
 
 
 def watch_imports() -> None:

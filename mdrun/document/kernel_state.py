@@ -154,6 +154,9 @@ def capture(
     fresh = _digest_incrementally(table, values, code)
     opaque = {name: table.opaque[name] for name in sorted(table.opaque)}
     others, kept_states, size = _other_digests(namespace, values, table, opaque)
+    guard = _pure_guard(namespace, hidden)
+    if guard is not None:
+        others[_modules().PURE_GUARD] = guard
     state = hashlib.sha256(table.digests_json(others).encode())
     if opaque:
         state.update(secrets.token_bytes(16))
@@ -254,6 +257,34 @@ def _other_digests(
         # pyplot's figure registry lives in the module: a snapshot would lose it.
         opaque["<matplotlib.pyplot>"] = f"{len(pyplot.get_fignums())} open figures"
     return others, kept, size
+
+
+_guard_digests: dict[int, tuple[Any, str]] = {}
+"""The digest of each value behind a pure guard, by id (with the value, which keeps its id)."""
+
+
+def _pure_guard(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> str | None:
+    """`kernel_modules.pure_guard`'s reasons, with a digest of the values behind them (a value
+    digested once is not digested again while it is the same object); None: no reason."""
+    reasons, values = _modules().pure_guard(namespace, hidden)
+    if not reasons:
+        return None
+    parts = []
+    for name in sorted(values):
+        value = values[name]
+        known = _guard_digests.get(id(value))
+        if known is None or known[0] is not value:
+            if isinstance(value, types.ModuleType):
+                digest = "module:" + value.__name__
+            else:
+                try:
+                    digest = _digest_module().digest_value(value)[0]
+                except Exception as err:
+                    digest = f"{type(value).__name__} ({type(err).__name__})"
+            known = _guard_digests[id(value)] = (value, digest)
+        parts.append(f"{name}={known[1]}")
+    text = "\n".join(parts).encode()
+    return "; ".join(reasons) + " " + hashlib.sha256(text).hexdigest()
 
 
 def _table() -> Any:

@@ -11,12 +11,16 @@ not. A pure block's code is made of assignments, expressions, `if`, `for` and `w
   state, and call nothing but what they are given), and of the methods in `PURE_METHODS` (which
   change nothing on any builtin type);
 - no import, def, class, lambda, with, try, del of anything but a name, attribute other than
-  those methods, magic, private name (`_x`), nor any of IPython's own (`_`, `_3`, `In`, `Out`).
+  those methods, magic, private name (`_x`), nor any of IPython's own (`_`, `_3`, `In`, `Out`);
+- no expression statement but a call of `print` (IPython would display the value, as its
+  formatters' settings say), and no in-place `+=` on a name it binds to anything but a constant.
 
 What it may name is then checked against the session (`SessionState.read_key`): every variable it
 mentions must hold plain data (numbers, strings, and containers of them: no code of the
 session's runs when they are read), a container it extends in place (`xs += [1]`) must not be
-shared, and a builtin it calls must not be shadowed by a variable.
+shared, a builtin it calls must not be shadowed by a variable, and the kernel must not have
+seen builtins rebound, names pushed as hidden ones or `sys.stdout` replaced
+(`kernel_modules.pure_guard`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -46,10 +51,11 @@ PURE_METHODS = frozenset(
         "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title",
         "upper", "zfill", "items", "keys", "values", "copy", "union", "intersection",
         "difference", "symmetric_difference", "issubset", "issuperset", "isdisjoint",
-        "real", "imag", "conjugate", "bit_length", "is_integer", "hex", "decode", "encode",
+        "real", "imag", "conjugate", "bit_length", "is_integer", "hex",
     }
 )  # fmt: skip
-"""Attributes of builtin values that change nothing, on every builtin type that has them."""
+"""Attributes of builtin values that change nothing, on every builtin type that has them (not
+`encode` nor `decode`: a codec or error handler registered by the session would run)."""
 _UNDIGESTED_NAME = re.compile(r"_.*|In|Out|get_ipython|exit|quit|open")
 """Names the state's digest leaves out (private ones, IPython's own: `_`, `_3`, `In`): a pure
 block cannot read them, since its key could not hold their values."""
@@ -80,10 +86,13 @@ def pure_block(code: str) -> PureBlock | None:
     """What `code` names, if it is pure (see the module's docstring); None otherwise."""
     try:
         tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None  # (an expression nested too deep to parse is not analysed)
     names: set[str] = set()
     loaded: set[str] = set()
+    stores: Counter[str] = Counter()
+    augmented: Counter[str] = Counter()
+    constants: Counter[str] = Counter()
     called: set[str] = set()
     extended: set[str] = set()
     for node in ast.walk(tree):
@@ -95,6 +104,8 @@ def pure_block(code: str) -> PureBlock | None:
             names.add(node.id)
             if isinstance(node.ctx, ast.Load):
                 loaded.add(node.id)
+            else:
+                stores[node.id] += 1
         elif isinstance(node, ast.Attribute):
             if node.attr not in PURE_METHODS or not isinstance(node.ctx, ast.Load):
                 return None
@@ -112,12 +123,29 @@ def pure_block(code: str) -> PureBlock | None:
             if not isinstance(node.target, ast.Name):
                 return None
             extended.add(node.target.id)
+            augmented[node.target.id] += 1
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    constants[target.id] += 1
+        elif isinstance(node, ast.Expr) and not _is_print(node.value):
+            return None  # IPython would display its value: its formatters' settings matter
         elif isinstance(node, ast.Delete) and not all(
             isinstance(target, ast.Name) for target in node.targets
         ):
             return None
+    # A name extended in place (`x += [2]`) that the block also binds to something else than a
+    # constant (`x = z`, `for x in ...`) may share a list with a variable it does not name.
+    if any(stores[name] - augmented[name] > constants[name] for name in extended):
+        return None
     # A builtin that is not pure, even if not called, could be handed to `map` or `sorted`
     # (before the block binds the name to something else, if it does).
     if any(name not in PURE_BUILTINS and hasattr(builtins, name) for name in loaded):
         return None
     return PureBlock(frozenset(names), frozenset(called), frozenset(extended))
+
+
+def _is_print(node: ast.expr) -> bool:
+    """A call of `print` (it displays nothing: it returns None)."""
+    function = node.func if isinstance(node, ast.Call) else None
+    return isinstance(function, ast.Name) and function.id == "print"

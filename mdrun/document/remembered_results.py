@@ -74,8 +74,8 @@ def recall(store: Store, dref: DRef) -> StoredResult | None:
         entry = _results.get(key) if _keepers[0] else None
     if entry is None:
         return None
-    signature, stored = entry
-    if _signature(store, dref) != signature:
+    recorded, stored = entry
+    if _signature(store, dref) != recorded:
         with _lock:
             _results.pop(key, None)
         return None
@@ -84,18 +84,29 @@ def recall(store: Store, dref: DRef) -> StoredResult | None:
     return stored if stored.store is store else replace(stored, store=store)
 
 
+def signature(store: Store, dref: DRef) -> _Signature | None:
+    """What says that the derivation's folder is as it is now: take it before looking in it,
+    and hand it to `remember` (a realization published or removed meanwhile then makes the
+    memory stale at once). None: the folder is gone, or nothing is remembered now."""
+    return _signature(store, dref) if _keepers[0] else None
+
+
 def remember(
-    store: Store, dref: DRef, stored: StoredResult, state: Mapping[str, Any] | None = None
+    store: Store,
+    dref: DRef,
+    stored: StoredResult,
+    state: Mapping[str, Any] | None = None,
+    seen: _Signature | None = None,
 ) -> None:
-    """Remember the result that a lookup found or a build published (with its state record,
-    when the caller has it read already)."""
+    """Remember the result that a lookup found (`seen`: the folder's `signature` before it
+    looked) or a build published (with its state record, when the caller has it read)."""
     if not _keepers[0] or len(stored.outputs) > MAX_OUTPUT_ITEMS:
         return
-    signature = _signature(store, dref)
-    if signature is None:
+    taken = _signature(store, dref) if seen is None else seen
+    if taken is None:
         return
     with _lock:
-        _results[(str(store.root), dref)] = (signature, stored)
+        _results[(str(store.root), dref)] = (taken, stored)
         _results.move_to_end((str(store.root), dref))
         while len(_results) > MAX_RESULTS:
             _results.popitem(last=False)

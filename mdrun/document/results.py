@@ -47,7 +47,13 @@ from mdrun.document.block_result import BlockResult
 from mdrun.document.outputs import Output
 from mdrun.document.plan import OUTPUTS_FILE, Plan, derivation_ref
 from mdrun.document.record_files import EXECUTION_FILE, SNAPSHOT_FILE, STATE_FILE
-from mdrun.document.remembered_results import recall, recall_record, remember, remember_record
+from mdrun.document.remembered_results import (
+    recall,
+    recall_record,
+    remember,
+    remember_record,
+    signature,
+)
 from mdrun.document.session_state import SessionState
 from mdrun.errors import DamagedRealization, InternalError, os_error
 
@@ -164,6 +170,7 @@ def lookup(store: Store, config: Config) -> StoredResult | None:
     remembered = recall(store, dref)
     if remembered is not None:
         return remembered
+    seen = signature(store, dref)
     chosen = block_matcher()(store, store.realizations_in_context(dref, {}))
     if chosen is None:
         return None
@@ -172,7 +179,8 @@ def lookup(store: Store, config: Config) -> StoredResult | None:
     except DamagedRealization as damage:
         store.report_damage(damage)
         return None
-    remember(store, dref, found)
+    if seen is not None:
+        remember(store, dref, found, seen=seen)
     return found
 
 

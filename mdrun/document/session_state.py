@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mdrun.core.hashing import canonical_json, sha256_hex
+from mdrun.document.kernel_modules import PURE_GUARD
 from mdrun.document.pure_blocks import PureBlock
 
 READ_KEY_PREFIX = "reads:"
@@ -62,8 +63,8 @@ class SessionState:
             return None
         if any(self.kinds.get(name) == "mutable" for name in block.extended):
             return None
-        if any(digest is None for digest in self.outside.values()):
-            return None
+        if PURE_GUARD in self.outside or any(digest is None for digest in self.outside.values()):
+            return None  # the kernel says more than values may matter (`pure_guard`)
         read = canonical_json({"reads": reads, "outside": dict(self.outside)})
         return READ_KEY_PREFIX + sha256_hex(read)
 

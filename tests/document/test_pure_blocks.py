@@ -166,3 +166,21 @@ def test_a_shadowed_builtin_is_not_called_by_a_pure_block(tmp_path: Path) -> Non
     block = pure_block("print(len([1]))")
     assert block is not None
     assert state.read_key(block) is None
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = z\nx += [2]",  # x may be a list another variable shares
+        "for x in [z]:\n    x += [2]",
+        "x = 1 / 3\nx",  # displayed: IPython's formatters decide how
+        "data = 'é'.encode('ascii', 'mark')",  # a codec error handler of the session's
+        "x = " + " + ".join(["1"] * 100_000),  # too deep to parse: not analysed, no crash
+    ],
+)
+def test_what_reaches_more_than_the_values_it_names_is_not_pure(code: str) -> None:
+    assert pure_block(code) is None
+
+
+def test_a_counter_bound_to_a_constant_may_be_augmented() -> None:
+    assert pure_block("n = 0\nfor i in range(3):\n    n += i\nprint(n)") is not None

@@ -145,3 +145,40 @@ def test_status_foresees_which_blocks_an_edit_reruns(mdrun: Mdrun) -> None:
     completed, report = mdrun.run_reported("run", "doc.md")
     assert completed.code == 0
     assert report.with_status("executed") == ["b1", "b4", "b5"]
+
+
+INTERPRETER_STATE = {
+    "hidden name": (
+        "get_ipython().push({'sum': lambda numbers: 99}, interactive=False)",
+        "get_ipython().push({'sum': lambda numbers: 98}, interactive=False)",
+        "print('sum is', sum([1, 2]))",
+        "sum is 98",
+    ),
+    "builtin rebound": (
+        "import builtins\nbuiltins.divmod = lambda a, b: 'patched'",
+        "import builtins\nbuiltins.divmod = lambda a, b: 'patched again'",
+        "print('divmod is', divmod(7, 2))",
+        "divmod is patched again",
+    ),
+    "digits limit": (
+        "import sys\nsys.set_int_max_str_digits(0)",
+        "import sys\nsys.set_int_max_str_digits(640)",
+        "print('digits', len(str(10 ** 5000)))",
+        "Exceeds the limit",
+    ),
+}
+"""Interpreter state outside variables that changes what a plain computation shows: a first
+block that sets it one way, then another way (what the kernel reports of it may read the same),
+a pure block, and what it shows after the edit."""
+
+
+@pytest.mark.parametrize("case", INTERPRETER_STATE, ids=list(INTERPRETER_STATE))
+def test_interpreter_state_outside_variables_keeps_blocks_keyed_by_the_chain(
+    mdrun: Mdrun, case: str
+) -> None:
+    setting, other_setting, pure, shown = INTERPRETER_STATE[case]
+    _first_run(mdrun, _blocks(setting, pure))
+    mdrun.write("doc.md", mdrun.read("doc.md").replace(setting, other_setting))
+    completed, report = mdrun.run_reported("run", "doc.md", "--keep-going")
+    assert report.statuses["b2"] in ("executed", "failed"), completed.err
+    assert shown in _outputs(mdrun.read("doc.md"))["b2"]
