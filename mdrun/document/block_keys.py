@@ -81,9 +81,11 @@ def keyed_config(
         return KeyedConfig(block_config(planned, None), None)
     if upstream is None:
         return None
-    if upstream.pure and state is not None:
+    if upstream.pure and state is not None and state.digestible():
         # What the pure block produced, in this run's state: a comment added to it keeps the
         # block after it cached (early cutoff), as a block keyed by its upstream would be.
+        # (A state holding a value that cannot be digested has no stable digest: the pure
+        # block's own key, made from the keys before it, stands in.)
         key = produced_key(upstream.status, upstream.outputs, state.state_digest())
         return KeyedConfig(block_config(planned, key), None)
     if upstream.key is None:
@@ -94,11 +96,12 @@ def keyed_config(
 def stored_pure_key(
     identity: str, planned: PlannedBlock, upstream: Upstream | None, stored_key: str
 ) -> str | None:
-    """The key a pure block found in the store passes on, for when the state it left is not
-    known (its record cannot be followed). Its stored result key names the state left in the
-    run that stored it, whose other variables may have differed, unless it is its session's
-    first block (a fresh kernel's state is always the same). Otherwise: its derivation and the
-    key the block before it passed on, which fix the state before it."""
+    """The key a pure block passes on, for when the state it left has no digest here (its
+    record cannot be followed, or the state holds a value that cannot be digested). Its result
+    key names the state left in the run that stored it, whose other variables may have
+    differed, unless it is its session's first block (a fresh kernel's state is always the
+    same). Otherwise: its derivation and the key the block before it passed on, which fix the
+    state before it; the same whether it ran or was found, so that runs agree."""
     if planned.upstream is None:
         return stored_key
     if upstream is None or upstream.key is None:

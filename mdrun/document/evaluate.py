@@ -275,7 +275,11 @@ class Evaluator:
             return self._failed(index, planned, keyed, result, progress)
         progress.ran = True
         progress.state = followed(progress.state, result.state_record, None)
-        self.known[index] = KnownBlock(dref, stored.key, stored, pure=keyed.pure is not None)
+        if keyed.pure is None:
+            self.known[index] = KnownBlock(dref, stored.key, stored)
+        else:
+            key = stored_pure_key(dref, planned, self._upstream(planned), stored.key)
+            self.known[index] = KnownBlock(dref, key, stored, pure=True)
         return BlockOutcome(
             planned, "executed", stored.outputs, result.seconds, stored.rref, key=stored.key
         )

@@ -38,6 +38,8 @@ _initial_streams: list[Any] = []
 """`sys.stdout` and `sys.stderr` as the kernel started."""
 _initial_digits: list[int] = []
 """`sys.get_int_max_str_digits()` as the kernel started (Python 3.11 and later)."""
+_initial_display: list[Any] = []
+"""IPython's display settings and the ids of its formatters' printers as the kernel started."""
 PURE_GUARD = "<pure guard>"
 """The name under which `pure_guard`'s reason enters the state's digests (mdrun's
 `session_state` reads it under the same name)."""
@@ -131,6 +133,38 @@ def note_initial_states() -> None:
     _initial_streams[:] = [sys.stdout, sys.stderr]
     if hasattr(sys, "get_int_max_str_digits"):
         _initial_digits[:] = [sys.get_int_max_str_digits()]
+    display = _display_state()
+    if display is not None:
+        settings, printers = display
+        _initial_display[:] = [settings, {key: id(value) for key, value in printers.items()}]
+
+
+def _display_state() -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """How IPython displays a block's last value: its settings (`%precision`, `%pprint`, which
+    expressions are shown) and the printers its formatters hold, by formatter and type; None
+    outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None:
+        return None
+    formatters = shell.display_formatter.formatters
+    plain = formatters.get("text/plain")
+    settings = (
+        shell.ast_node_interactivity,
+        *(getattr(plain, name, None) for name in _PLAIN_SETTINGS),
+    )
+    printers: dict[str, Any] = {}
+    for kind, formatter in formatters.items():
+        for table in (formatter.type_printers, formatter.deferred_printers):
+            for key, printer in list(table.items()):
+                printers[f"{kind} {key!r}"] = printer
+    return settings, printers
+
+
+_PLAIN_SETTINGS = ("float_precision", "pprint", "max_width", "max_seq_length", "verbose")
 
 
 def pure_guard(
@@ -139,7 +173,8 @@ def pure_guard(
     """Why the output of plain computations on plain data may depend on more than their values
     now (no reason: it does not), and the values behind those reasons: builtins rebound, names
     pushed into the namespace as hidden ones (`%pylab` pushes numpy's `sum`), `sys.stdout`
-    replaced, the limit on the digits of an integer made into text changed. mdrun then keys no
+    replaced, the limit on the digits of an integer made into text changed, IPython's display
+    settings (`%precision`) or its formatters' printers changed. mdrun then keys no
     block by what it reads alone; the caller digests the values, so that the state's digest
     changes with them."""
     reasons: list[str] = []
@@ -163,6 +198,18 @@ def pure_guard(
         reasons.append("sys.stdout or sys.stderr replaced")
     if _initial_digits and sys.get_int_max_str_digits() != _initial_digits[0]:
         reasons.append(f"int_max_str_digits {sys.get_int_max_str_digits()}")
+    display = _display_state() if _initial_display else None
+    if display is not None:
+        settings, printers = display
+        if settings != _initial_display[0]:
+            reasons.append(f"display settings {settings!r}")
+        initial = _initial_display[1]
+        changed = {
+            key: printer for key, printer in printers.items() if initial.get(key) != id(printer)
+        }
+        if changed or initial.keys() - printers.keys():
+            reasons.append("display printers changed")
+            values.update((f"printer {key}", printer) for key, printer in changed.items())
     return reasons, values
 
 

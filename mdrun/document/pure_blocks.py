@@ -12,15 +12,15 @@ not. A pure block's code is made of assignments, expressions, `if`, `for` and `w
   change nothing on any builtin type);
 - no import, def, class, lambda, with, try, del of anything but a name, attribute other than
   those methods, magic, private name (`_x`), nor any of IPython's own (`_`, `_3`, `In`, `Out`);
-- no expression statement but a call of `print` (IPython would display the value, as its
-  formatters' settings say), and no in-place `+=` on a name it binds to anything but a constant.
+- no in-place `+=` on a name it binds to anything but a constant.
 
 What it may name is then checked against the session (`SessionState.read_key`): every variable it
 mentions must hold plain data (numbers, strings, and containers of them: no code of the
 session's runs when they are read), a container it extends in place (`xs += [1]`) must not be
 shared, a builtin it calls must not be shadowed by a variable, and the kernel must not have
-seen builtins rebound, names pushed as hidden ones or `sys.stdout` replaced
-(`kernel_modules.pure_guard`).
+seen builtins rebound, names pushed as hidden ones, `sys.stdout` replaced or IPython's display
+settings or printers changed (`kernel_modules.pure_guard`: the value a block ends with is shown
+as they say).
 """
 
 from __future__ import annotations
@@ -128,8 +128,6 @@ def pure_block(code: str) -> PureBlock | None:
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     constants[target.id] += 1
-        elif isinstance(node, ast.Expr) and not _is_print(node.value):
-            return None  # IPython would display its value: its formatters' settings matter
         elif isinstance(node, ast.Delete) and not all(
             isinstance(target, ast.Name) for target in node.targets
         ):
@@ -143,9 +141,3 @@ def pure_block(code: str) -> PureBlock | None:
     if any(name not in PURE_BUILTINS and hasattr(builtins, name) for name in loaded):
         return None
     return PureBlock(frozenset(names), frozenset(called), frozenset(extended))
-
-
-def _is_print(node: ast.expr) -> bool:
-    """A call of `print` (it displays nothing: it returns None)."""
-    function = node.func if isinstance(node, ast.Call) else None
-    return isinstance(function, ast.Name) and function.id == "print"

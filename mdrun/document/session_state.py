@@ -119,6 +119,10 @@ class SessionState:
         if not name.isidentifier():
             self.outside[name] = value
 
+    def digestible(self) -> bool:
+        """Whether every value has a digest (else `state_digest` is a unique one)."""
+        return all(digest is not None for digest in self.digests.values())
+
     def state_digest(self) -> str:
         """The digest of the whole state, as the kernel's capture computes it; a unique one when
         a value cannot be digested (as the kernel's is then)."""

@@ -160,6 +160,20 @@ INTERPRETER_STATE = {
         "print('divmod is', divmod(7, 2))",
         "divmod is patched again",
     ),
+    "display precision": (
+        "%precision 3",
+        "%precision 2",
+        "x = 1 / 3\nx",
+        "0.33\n",
+    ),
+    "display printer": (
+        "get_ipython().display_formatter.formatters['text/plain'].for_type(int, "
+        "lambda n, p, cycle: p.text('int ' + str(n)))",
+        "get_ipython().display_formatter.formatters['text/plain'].for_type(int, "
+        "lambda n, p, cycle: p.text('number ' + str(n)))",
+        "n = 3\nn",
+        "number 3",
+    ),
     "digits limit": (
         "import sys\nsys.set_int_max_str_digits(0)",
         "import sys\nsys.set_int_max_str_digits(640)",
@@ -182,3 +196,21 @@ def test_interpreter_state_outside_variables_keeps_blocks_keyed_by_the_chain(
     completed, report = mdrun.run_reported("run", "doc.md", "--keep-going")
     assert report.statuses["b2"] in ("executed", "failed"), completed.err
     assert shown in _outputs(mdrun.read("doc.md"))["b2"]
+
+
+def test_a_state_holding_an_undigestible_value_keeps_its_chain_after_a_pure_block(
+    mdrun: Mdrun,
+) -> None:
+    """An open file has no digest: after the pure block, the next block is keyed by the keys
+    before it, which the store gives back, not by a digest made anew for every run."""
+    _first_run(
+        mdrun,
+        _blocks(
+            "x = 1",
+            "handle = open('data.txt', 'w')",
+            "print('between')",
+            "import math\nprint(math.floor(2.5))",
+        ),
+    )
+    report = _rerun(mdrun, "x = 1\n", "x = 1  # one\n")
+    assert report.with_status("executed") == ["b1"]
