@@ -24,6 +24,19 @@ def _head_start(document: Path, store: Store) -> HeadStart:
     return HeadStart.for_plan(plan, store, lambda _planned: False, str(document))
 
 
+def _run_taking_the_kernel_ahead(document: Path, store: Store) -> int:
+    """Run with a kernel launched ahead, which the session must take (no second kernel
+    started); how many blocks executed."""
+    head_start = _head_start(document, store)
+    assert head_start.launched
+    try:
+        result = run(str(document), store, executor_factory=head_start.factory)
+        assert head_start.pid is None
+    finally:
+        head_start.close()
+    return result.evaluation.count("executed")
+
+
 @pytest.fixture
 def document(tmp_path: Path) -> Path:
     """A document of two blocks, the second using the first."""
@@ -36,14 +49,7 @@ def document(tmp_path: Path) -> Path:
 @pytest.mark.timeout(120)
 def test_a_cold_run_takes_the_kernel_launched_ahead(tmp_path: Path, document: Path) -> None:
     store = Store.initialize(tmp_path / "store")
-    head_start = _head_start(document, store)
-    assert head_start.launched
-    try:
-        result = run(str(document), store, executor_factory=head_start.factory)
-        assert head_start.pid is None  # the session took it: no second kernel started
-    finally:
-        head_start.close()
-    assert result.evaluation.count("executed") == 2
+    assert _run_taking_the_kernel_ahead(document, store) == 2
     assert "42" in document.read_text(encoding="utf-8")
 
 
@@ -55,14 +61,8 @@ def test_a_block_changed_since_the_last_run_has_its_kernel_launched_ahead(
     store = Store.initialize(tmp_path / "store")
     run(str(document), store)
     document.write_text(TWO_BLOCKS.replace("x * 7", "x * 8"), encoding="utf-8")
-    head_start = _head_start(document, store)
-    assert head_start.launched  # the first block is stored, the second changed
-    try:
-        result = run(str(document), store, executor_factory=head_start.factory)
-        assert head_start.pid is None
-    finally:
-        head_start.close()
-    assert result.evaluation.count("executed") == 1  # block 1 replayed in the kernel
+    # The first block is stored, the second changed; the first is replayed in that kernel.
+    assert _run_taking_the_kernel_ahead(document, store) == 1
     assert "48" in document.read_text(encoding="utf-8")
 
 
