@@ -49,6 +49,7 @@ from mdrun.document.remote_cache import fetch_snapshot
 from mdrun.document.results import (
     StoredResult,
     build_block,
+    failure_config,
     lookup,
     record_failure,
     result_key,
@@ -84,6 +85,8 @@ class SessionProgress:
     after them first runs), so that a long session costs linear time, not quadratic."""
     state: SessionState | None = field(default_factory=SessionState)
     """What the blocks evaluated so far leave (see `session_state`); None once not known."""
+    failed_before: bool = False
+    """The block that broke the session failed as the store recorded it failing before."""
 
 
 class Evaluator:
@@ -157,7 +160,11 @@ class Evaluator:
             return BlockOutcome(planned, "skipped")
         progress = self.sessions.setdefault(planned.session, SessionProgress())
         stopped = progress.broken is not None and not self.keep_going
-        keyed = keyed_config(planned, progress.state, self._upstream(planned))
+        # Once stopped, a block shows only what the store holds from a run that failed the
+        # same way: a pure block's key does not name the failure, so it is keyed by the chain
+        # unless the failure is one the store recorded before (a fresh run shows it not run).
+        state = None if stopped and not progress.failed_before else progress.state
+        keyed = keyed_config(planned, state, self._upstream(planned))
         if keyed is None:
             progress.state = None
             if stopped:
@@ -342,6 +349,9 @@ class Evaluator:
         config = keyed.config
         key = result_key(result, config) if result.status == "error" else None
         if key is not None:
+            before = lookup(self.store, failure_config(config))
+            if progress.broken is None:
+                progress.failed_before = before is not None and before.key == key
             record_failure(self.store, config, result, key)
             progress.ran = True
         record = None if key is None else result.state_record

@@ -38,6 +38,14 @@ def _rerun(mdrun: Mdrun, old: str, new: str) -> Report:
     return report
 
 
+def _rerun_failing(mdrun: Mdrun, old: str, new: str) -> Report:
+    """As `_rerun`, for an edit that makes a block fail."""
+    mdrun.write("doc.md", mdrun.read("doc.md").replace(old, new))
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 1, completed.err
+    return report
+
+
 def _fresh(tmp_path: Path, name: str, text: str) -> dict[str, str]:
     """The outputs of a first run of `text` on an empty store."""
     fresh = Mdrun(tmp_path / name, tmp_path / f"{name}-store")
@@ -214,3 +222,10 @@ def test_a_state_holding_an_undigestible_value_keeps_its_chain_after_a_pure_bloc
     )
     report = _rerun(mdrun, "x = 1\n", "x = 1  # one\n")
     assert report.with_status("executed") == ["b1"]
+
+
+def test_a_pure_block_after_a_new_failure_is_not_run_as_in_a_fresh_run(mdrun: Mdrun) -> None:
+    _first_run(mdrun, _blocks("v = 2", "del v", "print('after')"))
+    report = _rerun_failing(mdrun, "v = 2", "w = 2")
+    assert report.statuses == {"b1": "executed", "b2": "failed", "b3": "not-run"}
+    assert "**not run**" in _outputs(mdrun.read("doc.md"))["b3"]
