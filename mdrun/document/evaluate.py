@@ -208,12 +208,13 @@ class Evaluator:
         and snapshot are used only as far as they hold this run's state."""
         assert planned.session is not None
         progress = self.sessions[planned.session]
-        record = stored.state()
+        # Its state record is read only while the session's state is followed.
+        record = None if progress.state is None else stored.state()
         state = followed(progress.state, record, keyed.pure)
         progress.state = state
         pure = keyed.pure is not None
         usable = not pure or stored.snapshot_sha256 is None
-        if not usable and state is not None:
+        if not usable and state is not None and record is not None:
             usable = record.get("digest") == state.state_digest()
         dref = derivation_ref(keyed.config)
         self.known[index] = KnownBlock(

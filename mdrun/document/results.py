@@ -447,5 +447,6 @@ def cached_results(plan: Plan, store: Store) -> dict[int, StoredResult]:
         identity = derivation_ref(keyed.config)
         key = stored_pure_key(identity, planned, upstream, result.key) if pure else result.key
         known[index] = Upstream(identity, key, pure, result.status, result.outputs)
-        states[planned.session] = followed(state, result.state(), keyed.pure)
+        record = None if state is None else result.state()
+        states[planned.session] = followed(state, record, keyed.pure)
     return found
