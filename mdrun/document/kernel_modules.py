@@ -130,6 +130,8 @@ def note_initial_states() -> None:
     import builtins
 
     _initial_builtins.update({name: id(value) for name, value in vars(builtins).items()})
+    _builtins_seen.clear()
+    _hidden_seen.clear()
     _initial_streams[:] = [sys.stdout, sys.stderr]
     if hasattr(sys, "get_int_max_str_digits"):
         _initial_digits[:] = [sys.get_int_max_str_digits()]
@@ -137,6 +139,44 @@ def note_initial_states() -> None:
     if display is not None:
         settings, printers = display
         _initial_display[:] = [settings, {key: id(value) for key, value in printers.items()}]
+
+
+_builtins_seen: list[Any] = []
+"""The builtins' names and ids at the last `pure_guard`, and those it found rebound then."""
+_hidden_seen: list[Any] = []
+"""The hidden names at the last `pure_guard`, and those among them pushed by a block."""
+
+
+def _rebound_builtins() -> dict[str, Any]:
+    """The builtins bound to another object than as the kernel started, by `builtins.NAME`.
+    Looked at after every block: compared as a whole with the last look first (in C)."""
+    import builtins
+
+    table = vars(builtins)
+    seen = [list(table), list(map(id, table.values()))]
+    if _builtins_seen[:2] == seen:
+        return dict(_builtins_seen[2])
+    rebound = {
+        f"builtins.{name}": value
+        for name, value in table.items()
+        if _initial_builtins.get(name) != id(value) and name not in REBOUND_BY_KERNEL
+    }
+    _builtins_seen[:] = [*seen, rebound]
+    return dict(rebound)
+
+
+def _pushed_names(hidden: set[str] | dict[str, Any]) -> list[str]:
+    """The hidden names a block pushed (`%pylab`), not IPython's. IPython hides each block's
+    input (`_i12`) as it runs: only the names hidden or shown since the last look are tried."""
+    names = hidden.keys() if isinstance(hidden, dict) else hidden
+    if _hidden_seen and _hidden_seen[0] == names:
+        return list(_hidden_seen[1])
+    before: set[str] = _hidden_seen[0] if _hidden_seen else set()
+    kept = [name for name in (_hidden_seen[1] if _hidden_seen else []) if name in names]
+    added = names - before
+    kept += [name for name in added if name[:1] != "_" and name not in IPYTHON_HIDDEN]
+    _hidden_seen[:] = [set(names), kept]
+    return list(kept)
 
 
 def _display_state() -> tuple[tuple[Any, ...], dict[str, Any]] | None:
@@ -180,14 +220,10 @@ def pure_guard(
     reasons: list[str] = []
     values: dict[str, Any] = {}
     if _initial_builtins:
-        import builtins
-
-        for name, value in vars(builtins).items():
-            if _initial_builtins.get(name) != id(value) and name not in REBOUND_BY_KERNEL:
-                values[f"builtins.{name}"] = value
+        values.update(_rebound_builtins())
         if values:
             reasons.append("builtins rebound")
-    pushed = [name for name in hidden if name[:1] != "_" and name not in IPYTHON_HIDDEN]
+    pushed = _pushed_names(hidden)
     if pushed:
         reasons.append(f"{len(pushed)} names pushed as hidden")
         values.update((f"hidden.{name}", namespace.get(name)) for name in pushed)

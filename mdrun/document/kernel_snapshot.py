@@ -45,6 +45,9 @@ _deferred_files: dict[str, dict[str, Any]] = {}
 """The files the last restore did not load (see `restore`): each one's entry in its index
 (names, digests, SHA-256) and its path. Their variables count as the session's state."""
 GLOBAL_PREFIX = "<global "
+_known_indexes: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+"""Snapshot indexes this kernel wrote or read, by their digest (see `_remember_index`)."""
+KNOWN_INDEXES = 4
 
 
 def _state() -> Any:
@@ -143,34 +146,52 @@ def previous_files(index_path: str | None, expected_sha256: str | None) -> dict[
     index matches the digest its realization records."""
     if index_path is None or expected_sha256 is None:
         return {}
-    try:
-        with open(index_path, "rb") as stream:
-            data = stream.read()
-        if hashlib.sha256(data).hexdigest() != expected_sha256:
+    known = _known_indexes.get(expected_sha256)
+    if known is None:
+        try:
+            with open(index_path, "rb") as stream:
+                data = stream.read()
+            if hashlib.sha256(data).hexdigest() != expected_sha256:
+                return {}
+            files = json.loads(data)["files"]
+        except (OSError, ValueError, KeyError, TypeError):
             return {}
-        files = json.loads(data)["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        if not isinstance(files, dict):
+            return {}
+        known = _remember_index(expected_sha256, files)
     folder = os.path.dirname(index_path)
-    return {
-        name: {**entry, "path": os.path.join(folder, name)}
+    return {name: {**entry, "path": os.path.join(folder, name)} for name, entry in known[0].items()}
+
+
+def _remember_index(sha256: str, files: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Keep an index's usable files, and the digest of each variable they hold, by the index's
+    digest: the next capture links from the snapshot the last one wrote, whose index it need
+    neither read back nor go through again (a few indexes kept)."""
+    usable = {
+        name: entry
         for name, entry in files.items()
         if FILE_PATTERN.match(name) and isinstance(entry, dict)
     }
+    held = {
+        name: digest
+        for entry in usable.values()
+        for name, digest in (entry.get("digests") or {}).items()
+    }
+    _known_indexes[sha256] = (usable, held)
+    while len(_known_indexes) > KNOWN_INDEXES:
+        del _known_indexes[next(iter(_known_indexes))]
+    return usable, held
 
 
 def linked_bytes(
-    previous: dict[str, Any], values: dict[str, tuple[str, int]], deferred: dict[str, Any]
+    previous_sha256: str | None, values: dict[str, tuple[str, int]], deferred: dict[str, Any]
 ) -> int:
     """The bytes of a new snapshot that would be linked, not written: the variables (`values`:
-    each one's digest and size) that `previous` (see `previous_files`) holds with the same
-    digest, and the files a partial restore left unloaded."""
-    held = {
-        (name, digest)
-        for entry in previous.values()
-        for name, digest in (entry.get("digests") or {}).items()
-    }
-    same = sum(size for name, (digest, size) in values.items() if (name, digest) in held)
+    each one's digest and size) that the previous snapshot (whose index `previous_files` read
+    by this digest) holds with the same digest, and the files a partial restore left unloaded."""
+    known = _known_indexes.get(previous_sha256 or "")
+    held = {} if known is None else known[1]
+    same = sum(size for name, (digest, size) in values.items() if held.get(name) == digest)
     return same + sum(int(entry.get("bytes") or 0) for entry in deferred.values())
 
 
@@ -236,10 +257,12 @@ def write(
             files[name] = {key: value for key, value in entry.items() if key != "path"}
         index = {"format": INDEX_FORMAT, "setting": setting, "modules": modules, "files": files}
         made.append(index_path + ".tmp")
-        with open(index_path + ".tmp", "w") as stream:
-            # (`json.dumps`, not `json.dump`: only the former encodes in C.)
-            stream.write(json.dumps(index, sort_keys=True))
+        # (`json.dumps`, not `json.dump`: only the former encodes in C.)
+        text = json.dumps(index, sort_keys=True).encode()
+        with open(index_path + ".tmp", "wb") as stream:
+            stream.write(text)
         os.replace(index_path + ".tmp", index_path)
+        _remember_index(hashlib.sha256(text).hexdigest(), files)
     except (OSError, TypeError, ValueError) as err:
         # A full disk: no snapshot (later blocks replay instead), and no partial file left.
         for path in made:

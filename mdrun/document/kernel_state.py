@@ -189,7 +189,9 @@ def capture(
         replay = replay_cost + cell_seconds
         load = 0.0 if load_bytes_per_second is None else size / load_bytes_per_second
         deferred = snapshots.still_deferred(namespace)
-        written = size - snapshots.linked_bytes(previous, table.known, deferred)
+        held_in = previous_sha256 if previous else None
+        linked = snapshots.linked_bytes(held_in, table.known, deferred)
+        written = size - linked
         write = 0.0 if write_bytes_per_second is None else written / write_bytes_per_second
         if replay - load - write < snapshot_after:
             snapshot_path = None
