@@ -30,6 +30,8 @@ class CaptureRequest:
     blocks since the last snapshot, or loading it), with mdrun's own cost for this block."""
     previous: ChainStep | None = None
     """The latest block before with a snapshot: its unchanged files are linked, not written."""
+    changes: frozenset[str] | None = None
+    """The only names the block can bind or delete (see `BlockRequest.changes`); None: any."""
 
     def expression(self, after_error: bool = False, in_reply: bool = False) -> str:
         """The call the kernel evaluates (see `kernel_state.capture`); `after_error`: in a
@@ -48,7 +50,8 @@ class CaptureRequest:
             f"load_bytes_per_second={SNAPSHOT_BYTES_PER_SECOND!r}, "
             f"write_bytes_per_second={SNAPSHOT_WRITE_BYTES_PER_SECOND!r}, "
             f"after_error={after_error!r}, "
-            f"previous_snapshot={index!r}, previous_sha256={sha256!r})"
+            f"previous_snapshot={index!r}, previous_sha256={sha256!r}"
+            f"{'' if self.changes is None else f', changes={sorted(self.changes)!r}'})"
         )
 
     def discard(self) -> None:

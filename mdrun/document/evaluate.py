@@ -45,6 +45,7 @@ from mdrun.document.executor import (
 )
 from mdrun.document.outcome import BlockOutcome, Evaluation, Reporter
 from mdrun.document.plan import Plan, PlannedBlock, SessionKey, derivation_ref
+from mdrun.document.pure_blocks import PureBlock
 from mdrun.document.remote_cache import fetch_snapshot
 from mdrun.document.results import (
     StoredResult,
@@ -248,7 +249,7 @@ class Evaluator:
             self.cleaned = True
 
         def run(folder: Path) -> BlockResult:
-            result = self._execute(index, dref, folder)
+            result = self._execute(index, dref, folder, keyed.pure)
             # The block before was published while this one ran: if that failed, this one's
             # config names a result the store does not hold.
             if self._settle_publication() == planned.session:
@@ -378,8 +379,11 @@ class Evaluator:
         progress.broken = progress.broken or _broken(planned)
         return BlockOutcome(planned, "failed", result.outputs, result.seconds, None, result.note)
 
-    def _execute(self, index: int, identity: str, folder: Path | None) -> BlockResult:
-        """Run a block through its session's executor, in the state the blocks before leave."""
+    def _execute(
+        self, index: int, identity: str, folder: Path | None, pure: PureBlock | None = None
+    ) -> BlockResult:
+        """Run a block through its session's executor, in the state the blocks before leave
+        (`pure`: what it names, when it is keyed by what it reads)."""
         planned = self.plan.blocks[index]
         self.reporter.block_started(planned)
         step = chain_step(planned, KnownBlock(identity))
@@ -390,6 +394,7 @@ class Evaluator:
             planned.options.snapshot,
             self._later(index),
             on_sent=self.publisher.start,  # the block before is published while this one runs
+            changes=None if pure is None else pure.names,
         )
         return self._executor(planned).run(request)
 

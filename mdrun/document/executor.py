@@ -64,6 +64,9 @@ class BlockRequest:
     on_sent: Callable[[], None] | None = None
     """Called once the block's request is on its way to the kernel: work of mdrun's own that
     would compete with sending it (publishing the block before) starts then."""
+    changes: frozenset[str] | None = None
+    """When the block is pure and keyed by what it reads (`pure_blocks`): every name it
+    mentions, the only ones it can bind or delete, which are all its capture need look at."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,9 @@ class JupyterExecutor:
         if request.folder is not None and self.chain.inspects_state:
             cost = self.chain.replay_cost(request.before) + REPLAY_OVERHEAD_SECONDS
             previous = self.chain.latest_snapshot(request.before)
-            capture = CaptureRequest(request.folder, request.snapshot, cost, previous)
+            capture = CaptureRequest(
+                request.folder, request.snapshot, cost, previous, request.changes
+            )
         step = request.step
         result = session.execute(
             step.code,

@@ -89,6 +89,37 @@ class Bindings:
         self.ids = ids
         return added, replaced, old_values
 
+    def update_names(
+        self, namespace: dict[str, Any], names: frozenset[str]
+    ) -> tuple[set[str], set[str], dict[str, Any]]:
+        """`update`, when only `names` can have been bound or deleted since."""
+        added: set[str] = set()
+        replaced: set[str] = set()
+        old_values: dict[str, Any] = {}
+        for name in names:
+            if name in self.hidden or not _is_users(name):
+                continue
+            if name in namespace:
+                identity = id(namespace[name])
+                if self.ids.get(name) == identity:
+                    continue
+                if name in self.ids:
+                    replaced.add(name)
+                    old_values[name] = self.kept.pop(name, NOT_KEPT)
+                else:
+                    added.add(name)
+                    self.names.add(name)
+                    self.keys.add(name)
+                self.ids[name] = identity
+                _keep(self.kept, name, namespace[name])
+            elif name in self.ids:
+                replaced.add(name)
+                old_values[name] = self.kept.pop(name, NOT_KEPT)
+                del self.ids[name]
+                self.names.discard(name)
+                self.keys.discard(name)
+        return added, replaced, old_values
+
 
 def _identities(namespace: dict[str, Any], names: set[str]) -> dict[str, int]:
     ordered = list(names)
@@ -135,16 +166,22 @@ def note_capture(
     hidden: set[str] | dict[str, Any],
     changed: list[str],
     only_the_block: bool,
+    known: frozenset[str] | None = None,
 ) -> list[str] | None:
     """The names the block just captured added, if it can be undone (see the module's
     docstring); else None.
 
     `changed` lists the names (and module states such as `<random>`) whose digest changed since
     the previous capture (or all of them, for the first); `only_the_block`: that capture was of
-    the block before (or the kernel is fresh), and nothing ran since."""
+    the block before (or the kernel is fresh), and nothing ran since; `known`: the only names
+    the block can have bound or deleted (see `kernel_state.capture`)."""
     entry = None
     if _last_bindings and only_the_block:
-        added, replaced, old_values = _last_bindings[0].update(namespace, hidden)
+        bindings = _last_bindings[0]
+        if known is None:
+            added, replaced, old_values = bindings.update(namespace, hidden)
+        else:
+            added, replaced, old_values = bindings.update_names(namespace, known)
         entry = _entry(added, replaced, old_values, changed)
     else:
         _last_bindings[:] = [Bindings(namespace, hidden)]

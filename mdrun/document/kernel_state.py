@@ -45,6 +45,9 @@ _last_capture: list[dict[str, str | None]] = []
 """The digest of each name at the last capture, while it can serve as the baseline."""
 _variables: list[Any] = []
 """What the last capture knew of each variable (`_Variables`), once one ran."""
+_outside_variables: list[tuple[dict[str, str], dict[str, Any], int]] = []
+"""What the last capture that looked at modules found there (the digests of their states,
+those states, and their bytes), when all of it could be digested and no pure guard stood."""
 
 
 def _note_cell_start(info: Any) -> None:
@@ -73,11 +76,11 @@ def watch_initial_states() -> None:
 
 def user_variables(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> list[str]:
     """The names a user defined: not IPython's, not private, not output history."""
-    return sorted(
-        name
-        for name, _value in namespace.items()
-        if not name.startswith("_") and name not in hidden and name not in IGNORED_NAMES
-    )
+    return sorted(name for name in namespace if _is_user_name(name, hidden))
+
+
+def _is_user_name(name: str, hidden: Any) -> bool:
+    return not name.startswith("_") and name not in hidden and name not in IGNORED_NAMES
 
 
 def _companion(installed_as: str, name: str) -> Any:
@@ -123,6 +126,7 @@ def capture(
     after_error: bool = False,
     previous_snapshot: str | None = None,
     previous_sha256: str | None = None,
+    changes: list[str] | None = None,
 ) -> StateRecord | None:
     """Digest the session's state into `result_path` (None: the record is returned, to be the
     execute reply's user expression); maybe snapshot it into `snapshot_path`. The record lists
@@ -137,7 +141,11 @@ def capture(
     previous snapshot, at `write_bytes_per_second`).
     `after_error`: the capture runs in a request of its own, after the block raised.
     `previous_snapshot`: the index of the session's latest snapshot (and its recorded digest),
-    whose unchanged files the new one links rather than pickles again."""
+    whose unchanged files the new one links rather than pickles again.
+    `changes`: every name a pure block mentions (`pure_blocks`: it binds or deletes no other,
+    and changes nothing outside variables). Right after the capture of the block before, only
+    those, and what shares their objects, are looked at: not the whole namespace, nor the
+    modules (their states are taken from the last capture)."""
     started = time.perf_counter()
     cell_seconds = started - _cell_started[0] if _cell_started else 0.0
     only_the_block = _executions_since_capture[0] == (2 if after_error else 1)
@@ -146,32 +154,36 @@ def capture(
     # Taken out until `_changes` puts this capture's in: one that fails leaves no baseline.
     baseline = _last_capture.pop() if _last_capture and only_the_block else None
     _last_capture.clear()
-    values = _user_values(namespace, hidden)
+    only = None
+    if changes is not None and baseline is not None and _outside_variables and not after_error:
+        only = frozenset(changes)
+    values = _user_values(namespace, hidden, only)
     code = _cell_code[0] if _cell_code and only_the_block else None
     snapshots = _companion("_mdrun_snapshot", "kernel_snapshot")
     # Deleting a name a block bound over a deferred one would lose the deferred one.
     undoable = only_the_block and not snapshots.any_deferred()
-    fresh = _digest_incrementally(table, values, code)
+    fresh = _digest_incrementally(table, values, code, only)
     opaque = {name: table.opaque[name] for name in sorted(table.opaque)}
-    others, kept_states, size = _other_digests(namespace, values, table, opaque)
-    guard = _pure_guard(namespace, hidden)
+    others, kept_states, size = _other_digests(namespace, values, table, opaque, only is None)
+    guard = None if only is not None else _pure_guard(namespace, hidden)
     if guard is not None:
         others[_modules().PURE_GUARD] = guard
+        _outside_variables.clear()
     state = hashlib.sha256(table.digests_json(others).encode())
     if opaque:
         state.update(secrets.token_bytes(16))
     digests = {**table.digests, **others}
     candidates = None if fresh is None else fresh | others.keys() | opaque.keys()
-    changes = _changes(digests, opaque, baseline, candidates)
-    undo = _rollback_module().note_capture(namespace, hidden, changes["changed"], undoable)
+    listed = _changes(digests, opaque, baseline, candidates)
+    undo = _rollback_module().note_capture(namespace, hidden, listed["changed"], undoable, only)
     plain_kind = _touched_module().plain_kind
     result: dict[str, Any] = {
         "digest": state.hexdigest(),
-        **changes,
-        "digests": {name: digests.get(name) for name in changes["changed"]},
+        **listed,
+        "digests": {name: digests.get(name) for name in listed["changed"]},
         "kinds": {
             name: kind
-            for name in changes["changed"]
+            for name in listed["changed"]
             if name in values and (kind := plain_kind(values[name])) is not None
         },
         "undo": undo,
@@ -232,33 +244,44 @@ class StateRecord:
 
 
 def _other_digests(
-    namespace: dict[str, Any], values: dict[str, Any], table: Any, opaque: dict[str, str]
+    namespace: dict[str, Any],
+    values: dict[str, Any],
+    table: Any,
+    opaque: dict[str, str],
+    modules_changed: bool = True,
 ) -> tuple[dict[str, str], dict[str, Any], int]:
     """The digests of the state that is not in variables: those of the variables a restore
-    left in their snapshot files, and of what modules hold (`kernel_modules.module_states`);
-    the values of the latter, and the size of the whole state. What cannot be digested goes
-    to `opaque`."""
+    left in their snapshot files, and of what modules hold (`kernel_modules.module_states`;
+    as the last capture found it unless `modules_changed`); the values of the latter, and the
+    size of the whole state. What cannot be digested goes to `opaque`."""
     others: dict[str, str] = {}
-    kept: dict[str, Any] = {}
     size = table.size
     deferred = _companion("_mdrun_snapshot", "kernel_snapshot").still_deferred(namespace)
     for entry in deferred.values():
         others.update(entry["digests"])
         size += int(entry.get("bytes") or 0)
+    if not modules_changed and _outside_variables:
+        module_digests, kept, module_size = _outside_variables[0]
+        others.update(module_digests)
+        return others, kept, size + module_size
+    module_digests, kept, module_size, module_opaque = {}, {}, 0, {}
     roots = {root for root in table.roots.values() if root is not None}
     for name, value in _modules().module_states(values, roots).items():
         try:
-            others[name], value_size = _digest_module().digest_value(value)
+            module_digests[name], value_size = _digest_module().digest_value(value)
         except Exception as err:
-            opaque[name] = f"{type(value).__name__} ({type(err).__name__})"
+            module_opaque[name] = f"{type(value).__name__} ({type(err).__name__})"
             continue
         kept[name] = value
-        size += value_size
+        module_size += value_size
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None and pyplot.get_fignums():
         # pyplot's figure registry lives in the module: a snapshot would lose it.
-        opaque["<matplotlib.pyplot>"] = f"{len(pyplot.get_fignums())} open figures"
-    return others, kept, size
+        module_opaque["<matplotlib.pyplot>"] = f"{len(pyplot.get_fignums())} open figures"
+    opaque.update(module_opaque)
+    _outside_variables[:] = [] if module_opaque else [(module_digests, kept, module_size)]
+    others.update(module_digests)
+    return others, kept, size + module_size
 
 
 _guard_digests: dict[int, tuple[Any, str]] = {}
@@ -298,13 +321,36 @@ def _table() -> Any:
 
 _user_names: list[Any] = []
 """The user names at the last capture (sorted), with the namespace's names and the hidden ones
-they were chosen from."""
+they were chosen from, and the values (a dict no one changes)."""
 
 
-def _user_values(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -> dict[str, Any]:
+def _user_values(
+    namespace: dict[str, Any],
+    hidden: set[str] | dict[str, Any],
+    only: frozenset[str] | None = None,
+) -> dict[str, Any]:
     """The user variables and their values, by name in order (as `user_variables` lists them);
-    found from the names the namespace gained and lost since the last capture."""
+    found from the names the namespace gained and lost since the last capture (among `only`,
+    when those are the only user names that can have come or gone)."""
     hidden_now = hidden.keys() if isinstance(hidden, dict) else hidden
+    if only is not None and _user_names:
+        # The other names are bound to the objects they were bound to then.
+        names, keys, values = _user_names[0], _user_names[1], dict(_user_names[3])
+        for name in sorted(only):
+            if name in namespace:
+                if name not in keys and _is_user_name(name, hidden_now):
+                    keys.add(name)
+                    bisect.insort(names, name)
+                if _is_user_name(name, hidden_now):
+                    values[name] = namespace[name]
+            elif name in keys:
+                keys.discard(name)
+                values.pop(name, None)
+                at = bisect.bisect_left(names, name)
+                if at < len(names) and names[at] == name:
+                    del names[at]
+        _user_names[3] = values
+        return values
     hidden_changed = True
     if _user_names:
         # IPython hides each block's input (`_i12`) as it runs: only other names count.
@@ -325,16 +371,22 @@ def _user_values(namespace: dict[str, Any], hidden: set[str] | dict[str, Any]) -
             names = [name for name in names if name not in gone_names]
         for name in user_variables(dict.fromkeys(added), hidden):
             bisect.insort(names, name)
-    _user_names[:] = [names, keys, set(hidden_now)]
-    return dict(zip(names, map(namespace.__getitem__, names), strict=True))
+    values = dict(zip(names, map(namespace.__getitem__, names), strict=True))
+    _user_names[:] = [names, keys, set(hidden_now), values]
+    return values
 
 
-def _digest_incrementally(table: Any, values: dict[str, Any], code: str | None) -> set[str] | None:
+def _digest_incrementally(
+    table: Any, values: dict[str, Any], code: str | None, only: frozenset[str] | None = None
+) -> set[str] | None:
     """Digest again the variables the block may have touched (see `kernel_touched`; all of them
     when `code` is None or cannot be analysed), and bring `table` up to date; the names digested
-    again (None: all of them)."""
+    again (None: all of them). `only`: the only names the block can have bound or deleted."""
     touched_module = _touched_module()
-    code_touched = None if code is None else touched_module.names_in_code(code)
+    if only is not None:
+        code_touched: frozenset[str] | None = only
+    else:
+        code_touched = None if code is None else touched_module.names_in_code(code)
     if code_touched is not None and code is not None:
         # A large array the block only read is not digested again (see `kernel_reads`).
         code_touched -= _companion("_mdrun_reads", "kernel_reads").only_read(code, values)
@@ -342,20 +394,20 @@ def _digest_incrementally(table: Any, values: dict[str, Any], code: str | None) 
     fresh: dict[str, tuple[str, int] | str] = {}
     pending: set[str] | None = None
     if code_touched is not None:
-        pending = touched_module.touched_names(values, code_touched, table.index, current)
+        pending = touched_module.touched_names(values, code_touched, table.index, current, only)
     while True:
         for name in (values.keys() if pending is None else pending & values.keys()) - fresh.keys():
             fresh[name] = _digest_one(values[name], name, current)
         if pending is None:
             break
-        grown = touched_module.touched_names(values, code_touched, table.index, current)
+        grown = touched_module.touched_names(values, code_touched, table.index, current, only)
         if grown is None:
             pending = None
         elif grown & values.keys() <= fresh.keys():
             break
         else:
             pending = grown
-    for name in table.names() - values.keys():
+    for name in (table.names() if only is None else only) - values.keys():
         table.discard(name)
     module_root = _modules().module_root
     for name, known in fresh.items():
@@ -410,6 +462,7 @@ def forget_last_capture() -> None:
     """The session's state is no longer what the last capture saw (a snapshot was loaded)."""
     _last_capture.clear()
     _variables.clear()
+    _outside_variables.clear()
     _rollback_module().forget_all()
 
 
@@ -432,3 +485,4 @@ def roll_back(
         for recorded in _last_capture:
             recorded[name] = None if isinstance(known, str) else known[0]
     _executions_since_capture[0] = 0
+    _outside_variables.clear()  # (the next capture looks at the whole namespace again)

@@ -11,6 +11,7 @@ digest everything.
 from __future__ import annotations
 
 import ast
+import bisect
 import itertools
 import json
 import operator
@@ -265,6 +266,16 @@ class ReachIndex:
         self._rebound = (values, changed)
         return changed
 
+    def rebound_among(self, values: dict[str, Any], candidates: frozenset[str]) -> set[str]:
+        """`rebound`, when only `candidates` can have been bound to another object."""
+        changed = {
+            name
+            for name in candidates
+            if name in values and id(values[name]) != self.object_ids.get(name)
+        }
+        changed.update(name for name in self.unknown if name in values)
+        return changed
+
 
 def _unlist(index: dict[Any, set[str]], key: Any, name: str) -> None:
     names = index.get(key)
@@ -279,17 +290,24 @@ def touched_names(
     code_touched: frozenset[str],
     previous: dict[str, Reach] | ReachIndex,
     current: dict[str, Reach],
+    candidates: frozenset[str] | None = None,
 ) -> set[str] | None:
     """The names whose digests may have changed since `previous` was taken (with names that
     are not among `values`: those are not digested).
 
     `code_touched` are the names the block's code names; `current` holds what is known of the
     values digested again so far (the caller digests the answer, then asks again with the new
-    reaches until the answer stops growing). None: digest everything."""
+    reaches until the answer stops growing). None: digest everything. `candidates`: the only
+    names that can have been bound or deleted since (None: any name)."""
     index = previous if isinstance(previous, ReachIndex) else ReachIndex(previous)
     # Names the code names or that are gone count too (a function that uses one changes),
     # though only those in `values` are digested.
-    touched = set(code_touched) | (index.reaches.keys() - values.keys()) | index.rebound(values)
+    if candidates is None:
+        touched = set(code_touched) | (index.reaches.keys() - values.keys())
+        touched |= index.rebound(values)
+    else:
+        touched = set(code_touched) | index.rebound_among(values, candidates)
+        touched.update(name for name in candidates if name in index.reaches and name not in values)
     reached_ids: set[int] = set()
     frontier = list(touched)
 
@@ -341,6 +359,8 @@ class Variables:
         """The package each variable's value comes from (see `kernel_modules.module_root`)."""
         self.size = 0
         """The bytes of the digested values that are not modules."""
+        self.order: list[str] = []
+        """The names of `encoded`, sorted."""
 
     def names(self) -> set[str]:
         """Every variable it knows."""
@@ -358,6 +378,7 @@ class Variables:
         self.known[name] = known
         self.digests[name] = known[0]
         self.encoded[name] = f"{json.dumps(name)}: {json.dumps(known[0])}"
+        bisect.insort(self.order, name)
         self.index.put(name, reach)
         if isinstance(value, types.ModuleType):
             self.modules[name] = value.__name__
@@ -370,7 +391,8 @@ class Variables:
         if known is not None and self.modules.pop(name, None) is None:
             self.size -= known[1]
         self.digests.pop(name, None)
-        self.encoded.pop(name, None)
+        if self.encoded.pop(name, None) is not None:
+            del self.order[bisect.bisect_left(self.order, name)]
         self.opaque.pop(name, None)
         self.roots.pop(name, None)
         self.index.discard(name)
@@ -379,6 +401,8 @@ class Variables:
         """`json.dumps({**self.digests, **others}, sort_keys=True)`, from the entries kept for
         each variable: the text the state digest hashes, made without encoding every entry
         again."""
+        if not others:
+            return "{" + ", ".join(map(self.encoded.__getitem__, self.order)) + "}"
         entries = dict(self.encoded)
         for name, digest in others.items():
             entries[name] = f"{json.dumps(name)}: {json.dumps(digest)}"

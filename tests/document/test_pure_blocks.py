@@ -1,8 +1,9 @@
 """Pure blocks and the state mdrun follows without a kernel (`pure_blocks`, `session_state`).
 
 The properties run blocks in this process as the kernel would (`kernel_state` is plain Python):
-the state followed from the records is the kernel's own, and two states giving a pure block the
-same key give it the same outputs and the same effect.
+the state followed from the records is the kernel's own, two states giving a pure block the
+same key give it the same outputs and the same effect, and a capture told what a pure block
+names records what one that looks at everything does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mdrun.document import kernel_state
@@ -73,8 +74,11 @@ def test_what_a_pure_block_names() -> None:
     assert block.extended == {"total"}
 
 
-def _run(namespace: dict[str, Any], code: str, folder: Path) -> tuple[str, dict[str, Any]]:
-    """Run a block as the kernel would; what it printed (or raised), and its state record."""
+def _run(
+    namespace: dict[str, Any], code: str, folder: Path, changes: list[str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Run a block as the kernel would; what it printed (or raised), and its state record
+    (`changes`: what the capture is told the block can bind, see `kernel_state.capture`)."""
     kernel_state._note_execution()
     kernel_state._note_cell_start(types.SimpleNamespace(raw_cell=code))
     printed = io.StringIO()
@@ -84,7 +88,7 @@ def _run(namespace: dict[str, Any], code: str, folder: Path) -> tuple[str, dict[
         except Exception as error:  # a block may raise: what it raised is its output
             print(type(error).__name__, error)
     report = folder / "state.json"
-    kernel_state.capture(namespace, {"__builtins__"}, str(report), None)
+    kernel_state.capture(namespace, {"__builtins__"}, str(report), None, changes=changes)
     return printed.getvalue(), json.loads(report.read_text())
 
 
@@ -183,3 +187,56 @@ def test_what_reaches_more_than_the_values_it_names_is_not_pure(code: str) -> No
 
 def test_a_counter_bound_to_a_constant_may_be_augmented() -> None:
     assert pure_block("n = 0\nfor i in range(3):\n    n += i\nprint(n)") is not None
+
+
+def _records(blocks: list[str], folder: Path, told: bool) -> list[dict[str, Any]]:
+    """Run `blocks` in a fresh namespace; their state records (timings left out). With `told`,
+    a capture is told what a pure block names whenever mdrun would tell it (its key is read)."""
+    kernel_state.forget_last_capture()
+    kernel_state._executions_since_capture[0] = 0
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    state = SessionState()
+    records = []
+    for code in ("pass", *blocks):
+        block = pure_block(code)
+        told_names = None
+        if told and block is not None and state.read_key(block) is not None:
+            told_names = sorted(block.names)
+        _printed, record = _run(namespace, code, folder, told_names)
+        state.apply(record)
+        if record["opaque"]:
+            del record["digest"]  # (made unique: a state that cannot be digested)
+        records.append({key: value for key, value in record.items() if "seconds" not in key})
+    return records
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(BLOCKS)
+@example(["x = 1", "y = x + 1", "del y", "print(x)", "y = x + 1"])
+@example(["x = 1", "def f():\n    return x", "x = 2", "u = f()"])
+@example(["x = 1", "z = [x, 1]", "w = z", "z += [1]", "x = (z, 2)", "z += [1]"])
+def test_a_capture_told_what_a_pure_block_names_records_what_a_full_one_does(
+    tmp_path: Path, blocks: list[str]
+) -> None:
+    assert _records(blocks, tmp_path, told=True) == _records(blocks, tmp_path, told=False)
+
+
+def test_a_capture_told_what_a_pure_block_names_looks_at_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither the modules nor the other variables are looked at again: a long session's
+    capture costs what the block touched."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    for code in ("pass", "def f():\n    return x", "x = 1", "other = 2"):
+        _run(namespace, code, tmp_path)
+
+    def looked_at(*_arguments: Any) -> Any:
+        raise AssertionError("looked at what a pure block cannot change")
+
+    monkeypatch.setattr(kernel_state._modules(), "module_states", looked_at)
+    monkeypatch.setattr(kernel_state._touched_module().ReachIndex, "rebound", looked_at)
+    _printed, record = _run(namespace, "x = x + 1", tmp_path, ["x"])
+    # (`f` carries the value of the global it uses: it changed with `x`.)
+    assert sorted(record["changed"]) == ["f", "x"]
