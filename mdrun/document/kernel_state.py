@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import gc
 import hashlib
 import json
 import secrets
 import sys
+import threading
 import time
 import types
 from typing import Any
@@ -45,6 +47,10 @@ _last_capture: list[dict[str, str | None]] = []
 """The digest of each name at the last capture, while it can serve as the baseline."""
 _variables: list[Any] = []
 """What the last capture knew of each variable (`_Variables`), once one ran."""
+_quiet: list[int] = [0, 0, 0]
+"""Garbage collections that freed something since the kernel started (freeing an object may
+run code of the session's: `__del__`, a weakref callback), their count at the last capture,
+and the threads running when the kernel started (another thread may change any variable)."""
 _outside_variables: list[tuple[dict[str, str], dict[str, Any], int]] = []
 """What the last capture that looked at modules found there (the digests of their states,
 those states, and their bytes), when all of it could be digested and no pure guard stood."""
@@ -59,6 +65,18 @@ def _note_execution() -> None:
     _executions_since_capture[0] += 1
 
 
+def _note_collection(phase: str, info: dict[str, Any]) -> None:
+    if phase == "stop" and (info.get("collected") or info.get("uncollectable")):
+        _quiet[0] += 1
+
+
+def _nothing_else_ran() -> bool:
+    """Whether only the block can have changed the session since the last capture: no garbage
+    collection freed anything, and no thread was started (in a kernel mdrun watches)."""
+    threads = _quiet[2] or threading.active_count()
+    return _quiet[0] == _quiet[1] and threading.active_count() <= threads
+
+
 def watch_initial_states() -> None:
     """Called once when the kernel starts, before any block runs."""
     modules = _modules()
@@ -71,6 +89,8 @@ def watch_initial_states() -> None:
         events.register("pre_run_cell", _note_cell_start)
         events.register("pre_execute", _note_execution)
         _rollback_module().note_start(shell.user_ns, shell.user_ns_hidden)
+    gc.callbacks.append(_note_collection)
+    _quiet[2] = threading.active_count()
     modules.watch_imports()
 
 
@@ -155,8 +175,10 @@ def capture(
     baseline = _last_capture.pop() if _last_capture and only_the_block else None
     _last_capture.clear()
     only = None
-    if changes is not None and baseline is not None and _outside_variables and not after_error:
-        only = frozenset(changes)
+    told = changes is not None and baseline is not None and not after_error
+    if told and _outside_variables and _nothing_else_ran():
+        # (with the variables that could not be digested, which are digested every time)
+        only = frozenset(changes or ()).union(name for name in table.opaque if name in namespace)
     values = _user_values(namespace, hidden, only)
     code = _cell_code[0] if _cell_code and only_the_block else None
     snapshots = _companion("_mdrun_snapshot", "kernel_snapshot")
@@ -193,13 +215,16 @@ def capture(
         "size": size,
     }
     previous: dict[str, Any] = {}
-    if snapshot_path is not None and not opaque:
-        previous = snapshots.previous_files(previous_snapshot, previous_sha256)
-    if snapshot_after is not None:
+    if snapshot_after is not None and snapshot_path is not None:
         # Worth it when loading it saves that much over reaching this state without it (a
         # snapshot just after a large one saves only the blocks between them), writing paid.
         replay = replay_cost + cell_seconds
         load = 0.0 if load_bytes_per_second is None else size / load_bytes_per_second
+        if replay - load < snapshot_after:
+            snapshot_path = None  # (not worth it even if nothing had to be written)
+    if snapshot_path is not None and not opaque:
+        previous = snapshots.previous_files(previous_snapshot, previous_sha256)
+    if snapshot_after is not None and snapshot_path is not None:
         deferred = snapshots.still_deferred(namespace)
         held_in = previous_sha256 if previous else None
         linked = snapshots.linked_bytes(held_in, table.known, deferred)
@@ -221,6 +246,7 @@ def capture(
                 sizes={name: size for name, (_digest, size) in table.known.items()},
             )
         )
+    _quiet[1] = _quiet[0]
     text = json.dumps(result)
     if result_path is None:
         return StateRecord(text)
@@ -321,7 +347,7 @@ def _table() -> Any:
 
 _user_names: list[Any] = []
 """The user names at the last capture (sorted), with the namespace's names and the hidden ones
-they were chosen from, and the values (a dict no one changes)."""
+they were chosen from."""
 
 
 def _user_values(
@@ -334,23 +360,18 @@ def _user_values(
     when those are the only user names that can have come or gone)."""
     hidden_now = hidden.keys() if isinstance(hidden, dict) else hidden
     if only is not None and _user_names:
-        # The other names are bound to the objects they were bound to then.
-        names, keys, values = _user_names[0], _user_names[1], dict(_user_names[3])
+        names, keys = _user_names[0], _user_names[1]
         for name in sorted(only):
             if name in namespace:
                 if name not in keys and _is_user_name(name, hidden_now):
                     keys.add(name)
                     bisect.insort(names, name)
-                if _is_user_name(name, hidden_now):
-                    values[name] = namespace[name]
             elif name in keys:
                 keys.discard(name)
-                values.pop(name, None)
                 at = bisect.bisect_left(names, name)
                 if at < len(names) and names[at] == name:
                     del names[at]
-        _user_names[3] = values
-        return values
+        return dict(zip(names, map(namespace.__getitem__, names), strict=True))
     hidden_changed = True
     if _user_names:
         # IPython hides each block's input (`_i12`) as it runs: only other names count.
@@ -371,9 +392,9 @@ def _user_values(
             names = [name for name in names if name not in gone_names]
         for name in user_variables(dict.fromkeys(added), hidden):
             bisect.insort(names, name)
-    values = dict(zip(names, map(namespace.__getitem__, names), strict=True))
-    _user_names[:] = [names, keys, set(hidden_now), values]
-    return values
+    _user_names[:] = [names, keys, set(hidden_now)]
+    # (The values are not kept: a value a block unbinds must be freed when it is, not later.)
+    return dict(zip(names, map(namespace.__getitem__, names), strict=True))
 
 
 def _digest_incrementally(

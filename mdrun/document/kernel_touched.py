@@ -16,6 +16,7 @@ import itertools
 import json
 import operator
 import types
+import weakref
 from typing import Any
 
 DYNAMIC_NAMES = frozenset(
@@ -74,7 +75,8 @@ def plain_kind(value: Any) -> str | None:
     """ "immutable" or "mutable" when `value` is plain data (numbers, strings, bytes, None, and
     tuples, lists, sets and dicts of them, exact types only), None otherwise. Reading plain
     data runs no code of the session's, so a block that only reads plain data and calls only
-    pure builtins depends on nothing but those values (see `read_keys` on mdrun's side)."""
+    pure builtins depends on nothing but those values (see `read_keys` on mdrun's side). A set
+    that something holds a weak reference to is not plain: freeing it may run a callback."""
     mutable = False
     budget = PLAIN_BUDGET
     pending = [value]
@@ -84,6 +86,8 @@ def plain_kind(value: Any) -> str | None:
         if kind in _PLAIN_SCALARS:
             continue
         if kind not in _PLAIN_CONTAINERS:
+            return None
+        if kind in (set, frozenset) and weakref.getweakrefcount(item):
             return None
         budget -= len(item) + 1
         if budget < 0:

@@ -9,6 +9,7 @@ names records what one that looks at everything does.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import types
@@ -240,3 +241,45 @@ def test_a_capture_told_what_a_pure_block_names_looks_at_nothing_else(
     _printed, record = _run(namespace, "x = x + 1", tmp_path, ["x"])
     # (`f` carries the value of the global it uses: it changed with `x`.)
     assert sorted(record["changed"]) == ["f", "x"]
+
+
+def test_a_told_capture_after_a_collection_that_freed_something_looks_at_everything(
+    tmp_path: Path,
+) -> None:
+    """Freeing garbage may run the session's code (here `__del__` binds `count`) while a pure
+    block runs: the capture after it then looks at the whole namespace."""
+    gc.callbacks.append(kernel_state._note_collection)
+    gc.disable()  # (the garbage is collected during the pure block, not before)
+    try:
+        namespace: dict[str, Any] = {"__name__": "__main__"}
+        noisy = "class Noisy:\n    def __del__(self):\n        global count\n        count = 1"
+        for code in ("pass", "count = 0", noisy, "x = Noisy()\nx.me = x\ndel x"):
+            _run(namespace, code, tmp_path)
+        kernel_state._note_execution()
+        kernel_state._note_cell_start(types.SimpleNamespace(raw_cell="y = 1"))
+        exec("y = 1", namespace)
+        gc.collect()  # (as a collection during the block would)
+        report = tmp_path / "state.json"
+        kernel_state.capture(namespace, {"__builtins__"}, str(report), None, changes=["y"])
+        record = json.loads(report.read_text())
+    finally:
+        gc.enable()
+        gc.callbacks.remove(kernel_state._note_collection)
+    assert namespace["count"] == 1
+    assert {"count", "y"} <= set(record["changed"])
+
+
+def test_a_told_capture_digests_again_what_could_not_be_digested(tmp_path: Path) -> None:
+    """A value that could not be digested is tried again after every block, as a full capture
+    does: a pure block may change what its pickling depends on."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    pickled_if_not_flag = (
+        "class C:\n    def __reduce__(self):\n        if FLAG:\n"
+        "            raise TypeError('not now')\n        return (int, (1,))"
+    )
+    for code in ("pass", "FLAG = True", pickled_if_not_flag, "c = C()"):
+        _printed, record = _run(namespace, code, tmp_path)
+    assert "c" in record["opaque"]
+    _printed, record = _run(namespace, "FLAG = False", tmp_path, ["FLAG"])
+    assert record["opaque"] == {}
+    assert record["digests"]["c"] is not None

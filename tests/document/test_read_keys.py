@@ -229,3 +229,30 @@ def test_a_pure_block_after_a_new_failure_is_not_run_as_in_a_fresh_run(mdrun: Md
     report = _rerun_failing(mdrun, "v = 2", "w = 2")
     assert report.statuses == {"b1": "executed", "b2": "failed", "b3": "not-run"}
     assert "**not run**" in _outputs(mdrun.read("doc.md"))["b3"]
+
+
+def test_a_callback_run_by_freeing_a_set_is_seen_as_in_a_fresh_run(
+    mdrun: Mdrun, tmp_path: Path
+) -> None:
+    """Rebinding a name that held a set with a finalizer runs the session's code, which binds a
+    name the block does not mention: the block after it must see that (a capture told only the
+    block's names would not)."""
+    document = _blocks(
+        """
+        import weakref
+        count = 0
+        s = {1}
+        def bump():
+            global count
+            count += 1
+        weakref.finalize(s, bump)
+        """,
+        "s = 0",
+        "print('count', count)",
+    )
+    _first_run(mdrun, document)
+    assert "count 1" in _outputs(mdrun.read("doc.md"))["b3"]
+    _rerun(mdrun, "s = 0", "t = 0")
+    edited = document.replace("s = 0", "t = 0")
+    assert _outputs(mdrun.read("doc.md"))["b3"] == _fresh(tmp_path, "fresh", edited)["b3"]
+    assert "count 0" in _outputs(mdrun.read("doc.md"))["b3"]
