@@ -28,6 +28,7 @@ import gc
 import hashlib
 import json
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -49,8 +50,14 @@ _variables: list[Any] = []
 """What the last capture knew of each variable (`_Variables`), once one ran."""
 _quiet: list[int] = [0, 0, 0]
 """Garbage collections that freed something since the kernel started (freeing an object may
-run code of the session's: `__del__`, a weakref callback), their count at the last capture,
-and the threads running when the kernel started (another thread may change any variable)."""
+run code of the session's: `__del__`, a weakref callback), their count when the last capture
+began, and the threads running when the kernel started (another thread may change any
+variable)."""
+OTHER_CODE = "<other code>"
+"""The name the state record gives what runs the session's code besides its blocks."""
+_other_code: list[Any] = []
+"""What could run the session's code besides its blocks as the kernel started (see `_hooks`),
+and then why a capture is never told again in this kernel, once something could."""
 _outside_variables: list[tuple[dict[str, str], dict[str, Any], int]] = []
 """What the last capture that looked at modules found there (the digests of their states,
 those states, and their bytes), when all of it could be digested and no pure guard stood."""
@@ -63,6 +70,8 @@ def _note_cell_start(info: Any) -> None:
 
 def _note_execution() -> None:
     _executions_since_capture[0] += 1
+    if _quiet[2] and threading.active_count() > _quiet[2] and len(_other_code) == 1:
+        _other_code.append("a thread")
 
 
 def _note_collection(phase: str, info: dict[str, Any]) -> None:
@@ -72,9 +81,39 @@ def _note_collection(phase: str, info: dict[str, Any]) -> None:
 
 def _nothing_else_ran() -> bool:
     """Whether only the block can have changed the session since the last capture: no garbage
-    collection freed anything, and no thread was started (in a kernel mdrun watches)."""
-    threads = _quiet[2] or threading.active_count()
-    return _quiet[0] == _quiet[1] and threading.active_count() <= threads
+    collection freed anything, and nothing else has run the session's code in this kernel
+    (in a kernel mdrun watches: see `_note_other_code`)."""
+    return _quiet[0] == _quiet[1] and len(_other_code) <= 1
+
+
+def _hooks() -> tuple[Any, ...]:
+    """What runs the session's code besides its blocks: IPython's event callbacks, the signal
+    handlers, the trace and profile functions (by identity)."""
+    callbacks: Any = ()
+    with contextlib.suppress(ImportError, AttributeError):
+        from IPython import get_ipython
+
+        registered = get_ipython().events.callbacks
+        callbacks = tuple((name, tuple(map(id, registered[name]))) for name in sorted(registered))
+    handlers = []
+    for number in sorted(signal.valid_signals()):
+        with contextlib.suppress(OSError, ValueError):
+            handlers.append(id(signal.getsignal(number)))
+    tracing = (sys.gettrace(), sys.getprofile(), threading.gettrace(), threading.getprofile())
+    return (callbacks, tuple(handlers), tuple(map(id, tracing)))
+
+
+def _note_other_code() -> None:
+    """At a full capture: once a block has added an event callback, a signal handler, a tracer
+    or a thread, which may change variables between or during blocks (in place, where no
+    digest taken after a block sees it), the session's state is not known (`OTHER_CODE` is
+    opaque) for the rest of this kernel's life."""
+    if len(_other_code) != 1:
+        return
+    if _quiet[2] and threading.active_count() > _quiet[2]:
+        _other_code.append("a thread")
+    elif _hooks() != _other_code[0]:
+        _other_code.append("a hook")
 
 
 def watch_initial_states() -> None:
@@ -91,6 +130,7 @@ def watch_initial_states() -> None:
         _rollback_module().note_start(shell.user_ns, shell.user_ns_hidden)
     gc.callbacks.append(_note_collection)
     _quiet[2] = threading.active_count()
+    _other_code[:] = [_hooks()]
     modules.watch_imports()
 
 
@@ -176,7 +216,9 @@ def capture(
     _last_capture.clear()
     only = None
     told = changes is not None and baseline is not None and not after_error
-    if told and _outside_variables and _nothing_else_ran():
+    quiet = _nothing_else_ran()
+    _quiet[1] = _quiet[0]  # (a collection during this capture counts for the next one)
+    if told and _outside_variables and quiet:
         # (with the variables that could not be digested, which are digested every time)
         only = frozenset(changes or ()).union(name for name in table.opaque if name in namespace)
     values = _user_values(namespace, hidden, only)
@@ -187,7 +229,14 @@ def capture(
     fresh = _digest_incrementally(table, values, code, only)
     opaque = {name: table.opaque[name] for name in sorted(table.opaque)}
     others, kept_states, size = _other_digests(namespace, values, table, opaque, only is None)
-    guard = None if only is not None else _pure_guard(namespace, hidden)
+    guard = None
+    if only is None:
+        _note_other_code()
+        if len(_other_code) > 1:
+            # What it does is state no digest holds: the session's state is not known.
+            opaque[OTHER_CODE] = f"{_other_code[1]} may change variables between blocks"
+            _outside_variables.clear()
+        guard = _pure_guard(namespace, hidden)
     if guard is not None:
         others[_modules().PURE_GUARD] = guard
         _outside_variables.clear()
@@ -246,7 +295,6 @@ def capture(
                 sizes={name: size for name, (_digest, size) in table.known.items()},
             )
         )
-    _quiet[1] = _quiet[0]
     text = json.dumps(result)
     if result_path is None:
         return StateRecord(text)

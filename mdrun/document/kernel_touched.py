@@ -16,7 +16,6 @@ import itertools
 import json
 import operator
 import types
-import weakref
 from typing import Any
 
 DYNAMIC_NAMES = frozenset(
@@ -66,17 +65,18 @@ variable holding one is never touched by a change made through another variable.
 
 
 _PLAIN_SCALARS = frozenset({str, bytes, int, float, complex, bool, type(None)})
-_PLAIN_CONTAINERS = frozenset({tuple, frozenset, list, set, dict})
+_PLAIN_CONTAINERS = frozenset({tuple, list, dict})
+"""(Not sets: a set may be weakly referenced at any time, and freeing it then runs code.)"""
 PLAIN_BUDGET = 10_000
 """At most this many objects are looked at to call a value plain data (a larger one is not)."""
 
 
 def plain_kind(value: Any) -> str | None:
     """ "immutable" or "mutable" when `value` is plain data (numbers, strings, bytes, None, and
-    tuples, lists, sets and dicts of them, exact types only), None otherwise. Reading plain
-    data runs no code of the session's, so a block that only reads plain data and calls only
-    pure builtins depends on nothing but those values (see `read_keys` on mdrun's side). A set
-    that something holds a weak reference to is not plain: freeing it may run a callback."""
+    tuples, lists and dicts of them, exact types only), None otherwise. Reading or freeing
+    plain data runs no code of the session's (none of these types can be weakly referenced),
+    so a block that only reads plain data and calls only pure builtins depends on nothing but
+    those values (see `read_keys` on mdrun's side)."""
     mutable = False
     budget = PLAIN_BUDGET
     pending = [value]
@@ -87,8 +87,6 @@ def plain_kind(value: Any) -> str | None:
             continue
         if kind not in _PLAIN_CONTAINERS:
             return None
-        if kind in (set, frozenset) and weakref.getweakrefcount(item):
-            return None
         budget -= len(item) + 1
         if budget < 0:
             return None
@@ -97,7 +95,7 @@ def plain_kind(value: Any) -> str | None:
             pending.extend(item.values())
         else:
             pending.extend(item)
-        mutable = mutable or kind in (list, set, dict)
+        mutable = mutable or kind in (list, dict)
     return "mutable" if mutable else "immutable"
 
 

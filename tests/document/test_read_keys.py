@@ -256,3 +256,51 @@ def test_a_callback_run_by_freeing_a_set_is_seen_as_in_a_fresh_run(
     edited = document.replace("s = 0", "t = 0")
     assert _outputs(mdrun.read("doc.md"))["b3"] == _fresh(tmp_path, "fresh", edited)["b3"]
     assert "count 0" in _outputs(mdrun.read("doc.md"))["b3"]
+
+
+def test_a_set_weakly_referenced_after_it_was_bound_is_not_plain_data(
+    mdrun: Mdrun, tmp_path: Path
+) -> None:
+    """A block can attach a finalizer to a set without changing its digest: rebinding the set
+    later runs the session's code (here it binds `count`), so no block that names a set is
+    keyed by what it reads, nor its capture told only its names."""
+    document = _blocks(
+        "s = {1, 2}\ncount = 0",
+        """
+        import weakref
+        def bump():
+            global count
+            count += 1
+        weakref.finalize(s, bump);
+        """,
+        "s = 0",
+        "print('count', count)",
+    )
+    _first_run(mdrun, document)
+    assert "count 1" in _outputs(mdrun.read("doc.md"))["b4"]
+    old = "weakref.finalize(s, bump);"
+    _rerun(mdrun, old, "x = 1")
+    assert (
+        _outputs(mdrun.read("doc.md"))["b4"]
+        == _fresh(tmp_path, "fresh", document.replace(old, "x = 1"))["b4"]
+    )
+
+
+def test_a_thread_a_block_started_keeps_the_blocks_after_it_off_their_reads(
+    mdrun: Mdrun, tmp_path: Path
+) -> None:
+    """Another thread may change a variable while a pure block runs, or between blocks."""
+    document = _blocks(
+        "log = []",
+        "import threading\nthreading.Timer(0.05, log.append, ['tick']).start()",
+        "n = 0\nwhile n < 3_000_000:\n    n += 1",
+        "print(log)",
+    )
+    _first_run(mdrun, document)
+    old = "log.append, ['tick']"
+    _rerun(mdrun, old, "log.extend, [[]]")
+    assert (
+        _outputs(mdrun.read("doc.md"))["b4"]
+        == _fresh(tmp_path, "fresh", document.replace(old, "log.extend, [[]]"))["b4"]
+    )
+    assert "[]" in _outputs(mdrun.read("doc.md"))["b4"]
