@@ -35,10 +35,11 @@ if TYPE_CHECKING:
 def _state_agent_setup() -> str:
     """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`, with
     the modules it uses (`kernel_modules`, `kernel_touched`, `kernel_digest`, `kernel_snapshot`,
-    `kernel_rollback`, `kernel_reads`)."""
+    `kernel_rollback`, `kernel_reads`, `kernel_other_code`)."""
     from mdrun.document import (
         kernel_digest,
         kernel_modules,
+        kernel_other_code,
         kernel_reads,
         kernel_rollback,
         kernel_snapshot,
@@ -51,6 +52,7 @@ def _state_agent_setup() -> str:
         + installer(kernel_touched, "_mdrun_touched")
         + installer(kernel_rollback, "_mdrun_rollback")
         + installer(kernel_reads, "_mdrun_reads")
+        + installer(kernel_other_code, "_mdrun_other_code")
         + installer(kernel_digest, "_mdrun_digest")
         + installer(kernel_snapshot, "_mdrun_snapshot")
         + installer(kernel_state, "_mdrun_state", "watch_initial_states()")

@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import gc
 import hashlib
 import json
 import secrets
-import signal
 import sys
-import threading
 import time
 import types
 from typing import Any
@@ -48,16 +45,6 @@ _last_capture: list[dict[str, str | None]] = []
 """The digest of each name at the last capture, while it can serve as the baseline."""
 _variables: list[Any] = []
 """What the last capture knew of each variable (`_Variables`), once one ran."""
-_quiet: list[int] = [0, 0, 0]
-"""Garbage collections that freed something since the kernel started (freeing an object may
-run code of the session's: `__del__`, a weakref callback), their count when the last capture
-began, and the threads running when the kernel started (another thread may change any
-variable)."""
-OTHER_CODE = "<other code>"
-"""The name the state record gives what runs the session's code besides its blocks."""
-_other_code: list[Any] = []
-"""What could run the session's code besides its blocks as the kernel started (see `_hooks`),
-and then why a capture is never told again in this kernel, once something could."""
 _outside_variables: list[tuple[dict[str, str], dict[str, Any], int]] = []
 """What the last capture that looked at modules found there (the digests of their states,
 those states, and their bytes), when all of it could be digested and no pure guard stood."""
@@ -70,50 +57,7 @@ def _note_cell_start(info: Any) -> None:
 
 def _note_execution() -> None:
     _executions_since_capture[0] += 1
-    if _quiet[2] and threading.active_count() > _quiet[2] and len(_other_code) == 1:
-        _other_code.append("a thread")
-
-
-def _note_collection(phase: str, info: dict[str, Any]) -> None:
-    if phase == "stop" and (info.get("collected") or info.get("uncollectable")):
-        _quiet[0] += 1
-
-
-def _nothing_else_ran() -> bool:
-    """Whether only the block can have changed the session since the last capture: no garbage
-    collection freed anything, and nothing else has run the session's code in this kernel
-    (in a kernel mdrun watches: see `_note_other_code`)."""
-    return _quiet[0] == _quiet[1] and len(_other_code) <= 1
-
-
-def _hooks() -> tuple[Any, ...]:
-    """What runs the session's code besides its blocks: IPython's event callbacks, the signal
-    handlers, the trace and profile functions (by identity)."""
-    callbacks: Any = ()
-    with contextlib.suppress(ImportError, AttributeError):
-        from IPython import get_ipython
-
-        registered = get_ipython().events.callbacks
-        callbacks = tuple((name, tuple(map(id, registered[name]))) for name in sorted(registered))
-    handlers = []
-    for number in sorted(signal.valid_signals()):
-        with contextlib.suppress(OSError, ValueError):
-            handlers.append(id(signal.getsignal(number)))
-    tracing = (sys.gettrace(), sys.getprofile(), threading.gettrace(), threading.getprofile())
-    return (callbacks, tuple(handlers), tuple(map(id, tracing)))
-
-
-def _note_other_code() -> None:
-    """At a full capture: once a block has added an event callback, a signal handler, a tracer
-    or a thread, which may change variables between or during blocks (in place, where no
-    digest taken after a block sees it), the session's state is not known (`OTHER_CODE` is
-    opaque) for the rest of this kernel's life."""
-    if len(_other_code) != 1:
-        return
-    if _quiet[2] and threading.active_count() > _quiet[2]:
-        _other_code.append("a thread")
-    elif _hooks() != _other_code[0]:
-        _other_code.append("a hook")
+    _other_code_module().note_threads()
 
 
 def watch_initial_states() -> None:
@@ -128,9 +72,7 @@ def watch_initial_states() -> None:
         events.register("pre_run_cell", _note_cell_start)
         events.register("pre_execute", _note_execution)
         _rollback_module().note_start(shell.user_ns, shell.user_ns_hidden)
-    gc.callbacks.append(_note_collection)
-    _quiet[2] = threading.active_count()
-    _other_code[:] = [_hooks()]
+    _other_code_module().note_start()
     modules.watch_imports()
 
 
@@ -166,6 +108,12 @@ def _touched_module() -> Any:
 def _digest_module() -> Any:
     """`kernel_digest`, which digests one value."""
     return _companion("_mdrun_digest", "kernel_digest")
+
+
+def _other_code_module() -> Any:
+    """`kernel_other_code`, which says whether anything but the block can have changed the
+    session since the last capture."""
+    return _companion("_mdrun_other_code", "kernel_other_code")
 
 
 def _rollback_module() -> Any:
@@ -216,8 +164,7 @@ def capture(
     _last_capture.clear()
     only = None
     told = changes is not None and baseline is not None and not after_error
-    quiet = _nothing_else_ran()
-    _quiet[1] = _quiet[0]  # (a collection during this capture counts for the next one)
+    quiet = _other_code_module().nothing_else_ran()
     if told and _outside_variables and quiet:
         # (with the variables that could not be digested, which are digested every time)
         only = frozenset(changes or ()).union(name for name in table.opaque if name in namespace)
@@ -231,10 +178,10 @@ def capture(
     others, kept_states, size = _other_digests(namespace, values, table, opaque, only is None)
     guard = None
     if only is None:
-        _note_other_code()
-        if len(_other_code) > 1:
+        other_code = _other_code_module().other_code()
+        if other_code is not None:
             # What it does is state no digest holds: the session's state is not known.
-            opaque[OTHER_CODE] = f"{_other_code[1]} may change variables between blocks"
+            opaque[other_code[0]] = other_code[1]
             _outside_variables.clear()
         guard = _pure_guard(namespace, hidden)
     if guard is not None:

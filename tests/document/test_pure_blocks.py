@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mdrun.document import kernel_state
+from mdrun.document import kernel_other_code, kernel_state
 from mdrun.document.pure_blocks import pure_block
 from mdrun.document.session_state import SessionState
 
@@ -248,7 +248,7 @@ def test_a_told_capture_after_a_collection_that_freed_something_looks_at_everyth
 ) -> None:
     """Freeing garbage may run the session's code (here `__del__` binds `count`) while a pure
     block runs: the capture after it then looks at the whole namespace."""
-    gc.callbacks.append(kernel_state._note_collection)
+    gc.callbacks.append(kernel_other_code._note_collection)
     gc.disable()  # (the garbage is collected during the pure block, not before)
     try:
         namespace: dict[str, Any] = {"__name__": "__main__"}
@@ -264,7 +264,7 @@ def test_a_told_capture_after_a_collection_that_freed_something_looks_at_everyth
         record = json.loads(report.read_text())
     finally:
         gc.enable()
-        gc.callbacks.remove(kernel_state._note_collection)
+        gc.callbacks.remove(kernel_other_code._note_collection)
     assert namespace["count"] == 1
     assert {"count", "y"} <= set(record["changed"])
 
