@@ -22,6 +22,9 @@ from typing import Any
 
 OTHER_CODE = "<other code>"
 """The name the state record gives what runs the session's code besides its blocks."""
+QUIET_HOOKS = frozenset({"IPython", "ipykernel", "matplotlib", "matplotlib_inline"})
+"""Packages whose event callbacks draw and show, but change no variable: pyplot and its inline
+backend add some when a figure is first drawn."""
 _collections = [0, 0]
 """Garbage collections that freed something since the kernel started, and their count when
 the last capture began."""
@@ -33,12 +36,12 @@ session's state is not known, once something else may run its code."""
 def note_start() -> None:
     """The kernel is fresh: note what runs besides the blocks, and count collections."""
     gc.callbacks.append(_note_collection)
-    _started[:] = [threading.active_count(), _hooks()]
+    _started[:] = [set(threading.enumerate()), _hooks()]
 
 
 def note_threads() -> None:
     """Before each request: a thread alive now (started by a block) may run at any time."""
-    if len(_started) == 2 and threading.active_count() > _started[0]:
+    if len(_started) == 2 and _new_thread():
         _started.append("a thread")
 
 
@@ -54,13 +57,19 @@ def other_code() -> tuple[str, str] | None:
     """At a full capture: the opaque entry saying that something else may run the session's
     code (from now on), or None."""
     if len(_started) == 2:
-        if threading.active_count() > _started[0]:
+        if _new_thread():
             _started.append("a thread")
         elif _hooks() != _started[1]:
             _started.append("a hook")
     if len(_started) <= 2:
         return None
     return OTHER_CODE, f"{_started[2]} may change variables between blocks"
+
+
+def _new_thread() -> bool:
+    """Whether a thread runs that did not when the kernel started (compared as objects: one
+    of those may have ended meanwhile)."""
+    return any(thread not in _started[0] for thread in threading.enumerate())
 
 
 def _note_collection(phase: str, info: dict[str, Any]) -> None:
@@ -78,7 +87,10 @@ def _hooks() -> tuple[Any, ...]:
 
         shell = get_ipython()
         registered = shell.events.callbacks
-        callbacks = tuple((name, tuple(map(id, registered[name]))) for name in sorted(registered))
+        callbacks = tuple(
+            (name, tuple(id(callback) for callback in registered[name] if _foreign(callback)))
+            for name in sorted(registered)
+        )
         transformers = (
             shell.input_transformers_cleanup,
             shell.input_transformers_post,
@@ -91,3 +103,11 @@ def _hooks() -> tuple[Any, ...]:
             handlers.append(id(signal.getsignal(number)))
     tracing = (sys.gettrace(), sys.getprofile(), threading.gettrace(), threading.getprofile())
     return (callbacks, tuple(handlers), tuple(map(id, tracing)))
+
+
+def _foreign(callback: Any) -> bool:
+    """Whether an event callback may be the session's (not IPython's, mdrun's, or pyplot's)."""
+    module = getattr(callback, "__module__", None)
+    if not isinstance(module, str):
+        return True
+    return module.partition(".")[0] not in QUIET_HOOKS and not module.startswith("_mdrun")

@@ -3,6 +3,7 @@ re-runs the blocks that read what it changed, and no others; what is shown equal
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -304,3 +305,23 @@ def test_a_thread_a_block_started_keeps_the_blocks_after_it_off_their_reads(
         == _fresh(tmp_path, "fresh", document.replace(old, "log.extend, [[]]"))["b4"]
     )
     assert "[]" in _outputs(mdrun.read("doc.md"))["b4"]
+
+
+def test_a_figure_drawn_with_pyplot_leaves_the_state_known(mdrun: Mdrun) -> None:
+    """pyplot and its inline backend add IPython event callbacks that only draw: they are not
+    code that may change variables, so the state after a figure stays known (a block that
+    registers a callback of its own makes it unknown)."""
+    _first_run(
+        mdrun,
+        _blocks(
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()",
+            "x = 1",
+            "get_ipython().events.register('post_run_cell', lambda result: None)",
+            "y = 2",
+        ),
+    )
+    unknown = {}
+    for record in mdrun.store.glob("store/*/*/_state.json"):
+        block = record.parent.parent.name.rpartition("-")[2]
+        unknown[block] = "<other code>" in json.loads(record.read_text())["opaque"]
+    assert unknown == {"b1": False, "b2": False, "b3": True, "b4": True}
