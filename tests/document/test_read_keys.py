@@ -307,6 +307,19 @@ def test_a_thread_a_block_started_keeps_the_blocks_after_it_off_their_reads(
     assert "[]" in _outputs(mdrun.read("doc.md"))["b4"]
 
 
+def test_a_long_output_leaves_the_state_known(mdrun: Mdrun) -> None:
+    """pyzmq starts a thread of its own the first time the kernel sends 64 KiB or more at once
+    (a figure, a long output): it runs none of the session's code, and blocks after it are
+    still keyed by what they read."""
+    document = _blocks("x = 1", "print('-' * 100_000)", "y = 2", "print(x)")
+    _first_run(mdrun, document)
+    records = [json.loads(path.read_text()) for path in mdrun.store.glob("store/*/*/_state.json")]
+    assert len(records) == 4
+    assert not any("<other code>" in record["opaque"] for record in records)
+    report = _rerun(mdrun, "y = 2", "y = 3")
+    assert report.with_status("executed") == ["b3"]
+
+
 def test_a_figure_drawn_with_pyplot_leaves_the_state_known(mdrun: Mdrun) -> None:
     """pyplot and its inline backend add IPython event callbacks that only draw: they are not
     code that may change variables, so the state after a figure stays known (a block that
