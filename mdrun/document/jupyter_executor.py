@@ -258,7 +258,9 @@ class JupyterExecutor:
             self.setup.on_replay(f"{step.block_id} (snapshot)")
             replayed = tuple(later.code for later in before[preparation.restore + 1 :])
             wanted = None if codes is None else [*replayed, *codes]
-            if self._restore(session, step, wanted):
+            # Restored just before the block: its capture can start from the loaded state.
+            baseline = preparation.restore == len(before) - 1
+            if self._restore(session, step, wanted, baseline):
                 self.chain.restored_from(before, preparation.restore)
             else:
                 session = self._restart()
@@ -305,9 +307,12 @@ class JupyterExecutor:
             self._let_go()
         return _replay_failed(failed, last)
 
-    def _restore(self, session: KernelSession, step: ChainStep, codes: list[str] | None) -> bool:
+    def _restore(
+        self, session: KernelSession, step: ChainStep, codes: list[str] | None, baseline: bool
+    ) -> bool:
         """Load a step's snapshot; the kernel checks it against its digest first, and refuses
-        (loads nothing) when it does not match."""
+        (loads nothing) when it does not match. `baseline`: no block is replayed after it, and
+        the kernel captures the loaded state as the next block's baseline."""
         assert step.snapshot is not None and step.snapshot_sha256 is not None
         if not self.setup.prepare_snapshot(step.snapshot):
             self.chain.refuse(step.snapshot)
@@ -317,7 +322,8 @@ class JupyterExecutor:
             code = (
                 "__import__('_mdrun_snapshot').restore("
                 f"get_ipython().user_ns, {str(step.snapshot)!r}, {str(report)!r}, "
-                f"{step.snapshot_sha256!r}, {codes!r})"
+                f"{step.snapshot_sha256!r}, {codes!r}"
+                + (", hidden=get_ipython().user_ns_hidden)" if baseline else ")")
             )
             if session.run_hidden(code) is not None or not report.exists():
                 return False

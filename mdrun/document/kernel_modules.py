@@ -17,6 +17,7 @@ import os
 import pickle
 import sys
 import types
+from functools import partial
 from typing import Any
 
 _initial_states: dict[str, bytes] = {}
@@ -78,9 +79,26 @@ def _is_kernel_module(name: str) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in KERNEL_MODULES)
 
 
+WARM_UPS = {
+    "PIL.Image": frozenset({"_initialized"}),
+    "sympy.core.evalf": frozenset({"evalf_table"}),
+    "sympy.integrals.meijerint": frozenset({"_lookup_table"}),
+    "sympy.simplify.hyperexpand": frozenset({"_collection", "_meijercollection"}),
+}
+"""Module globals that a library binds the first time it needs them, to tables it builds or
+plugins it loads, and never rebinds: code behaves alike before and after, so they are not
+state. Pillow loads its plugins when pyplot first draws a figure; without this, every plot
+would make its block impossible to undo and change the state's digest."""
+
+
 def _global_ids(module: types.ModuleType) -> dict[str, int]:
+    warm_ups = WARM_UPS.get(getattr(module, "__name__", None) or "", frozenset())
     try:
-        return {name: id(value) for name, value in vars(module).items() if name[:2] != "__"}
+        return {
+            name: id(value)
+            for name, value in vars(module).items()
+            if name[:2] != "__" and name not in warm_ups
+        }
     except TypeError:
         return {}
 
@@ -200,11 +218,30 @@ def _display_state() -> tuple[tuple[Any, ...], dict[str, Any]] | None:
     for kind, formatter in formatters.items():
         for table in (formatter.type_printers, formatter.deferred_printers):
             for key, printer in list(table.items()):
-                printers[f"{kind} {key!r}"] = printer
+                if not _inline_figure_default(kind, key, printer):
+                    printers[f"{kind} {key!r}"] = printer
     return settings, printers
 
 
 _PLAIN_SETTINGS = ("float_precision", "pprint", "max_width", "max_seq_length", "verbose")
+INLINE_FIGURE_DEFAULT = {"fmt": "png", "base64": True, "bbox_inches": "tight"}
+"""The arguments of the printer the inline backend gives figures by default."""
+
+
+def _inline_figure_default(kind: str, key: Any, printer: Any) -> bool:
+    """Whether `printer` is the one pyplot's inline backend registers for figures the first
+    time pyplot draws, with its default settings: the kernel's own, as in a fresh kernel. A
+    printer for other formats or settings (`%config InlineBackend.figure_formats`) is not."""
+    if kind != "image/png" or not isinstance(key, type) or not isinstance(printer, partial):
+        return False
+    function = printer.func
+    return (
+        (key.__module__, key.__qualname__) == ("matplotlib.figure", "Figure")
+        and getattr(function, "__module__", None) == "IPython.core.pylabtools"
+        and getattr(function, "__qualname__", None) == "print_figure"
+        and printer.args == ()
+        and printer.keywords == INLINE_FIGURE_DEFAULT
+    )
 
 
 def pure_guard(

@@ -331,6 +331,8 @@ def restore(
     result_path: str,
     expected_sha256: str | None = None,
     codes: list[str] | None = None,
+    *,
+    hidden: set[str] | dict[str, Any] | None = None,
 ) -> None:
     """Load a snapshot into the session: its setting, modules, values and module state.
 
@@ -338,7 +340,10 @@ def restore(
     before anything is unpickled (the check and the load read the same bytes, so a file
     swapped meanwhile is not loaded either); the result file then says `refused`. With
     `codes`, only the files those blocks can read are loaded (see `needed_files`): the others
-    are deferred, their digests kept, and the report names them."""
+    are deferred, their digests kept, and the report names them. With `hidden` (IPython's
+    hidden names), the loaded state is captured, as the state after a block would be: the next
+    block's capture then sees only what that block changed, and the block can be undone (the
+    digests are those its capture would otherwise take of everything)."""
     started = time.perf_counter()
     _state().forget_last_capture()
     _deferred_files.clear()
@@ -376,6 +381,8 @@ def restore(
         if name not in needed
     }
     _defer(deferred)
+    if hidden is not None:
+        _state().capture(namespace, hidden, None, None)
     report = {
         "restore_seconds": time.perf_counter() - started,
         "deferred": sorted(member for entry in deferred.values() for member in entry["names"]),

@@ -111,6 +111,41 @@ def test_a_rolled_back_kernel_captures_incrementally_and_rolls_back_again(tmp_pa
     assert counts.executors_reused == 2
 
 
+def test_an_edited_block_that_draws_a_figure_is_undone_in_place(tmp_path: Path) -> None:
+    """pyplot's first drawing loads Pillow's plugins and gives figures their printer: a fresh
+    kernel does the same the first time it draws, so neither keeps the block from being undone
+    (each edit of a plot would otherwise load a snapshot in a fresh kernel)."""
+    setup = "import matplotlib.pyplot as plt\nxs = [1, 2, 3]"
+    first = blocks(setup, "plt.plot(xs)\nplt.show()", "print(sum(xs))")
+    edited = first.replace("plt.plot(xs)", "plt.plot(xs, xs)")
+    second, pool, fresh = edit_and_compare(tmp_path, first, edited)
+    assert pool.counts().kernels_started == 1
+    assert second.evaluation.count("executed") == 1
+    assert second.text == fresh
+
+
+def test_a_block_run_just_after_a_snapshot_was_loaded_can_be_undone(tmp_path: Path) -> None:
+    """Block 2 changes a list in place: its edit loads block 1's snapshot in a fresh kernel.
+    The kernel captures the loaded state, so the edited block 2 only adds a name, and the next
+    edit undoes it in that kernel instead of loading the snapshot once more."""
+    document = tmp_path / "doc.md"
+    store = Store.initialize(tmp_path / "store")
+    slow = "import time\ntime.sleep(0.4)\nitems = [1, 2]"
+    texts = [
+        blocks(slow, "items.append(3)", "print(items)"),
+        blocks(slow, "size = len(items)", "print(items)"),
+        blocks(slow, "size = len(items) + 1", "print(items)"),
+    ]
+    with WarmExecutors(keep_spares=False) as pool:
+        started = []
+        for text in texts:
+            document.write_text(text, encoding="utf-8")
+            result = run(str(document), store, executor_factory=pool.factory)
+            started.append(pool.counts().kernels_started)
+    assert started == [1, 2, 2]  # the second edit rolled the second kernel back
+    assert "[1, 2]" in result.text and "[1, 2, 3]" not in result.text
+
+
 UNDOABLE = ("number", "list", "alias", "private")
 """Kinds of block that only add a name (`block_code`)."""
 KINDS = (*UNDOABLE, "append", "rebind", "delete", "seed")
