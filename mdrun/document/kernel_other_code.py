@@ -25,10 +25,10 @@ OTHER_CODE = "<other code>"
 QUIET_HOOKS = frozenset({"IPython", "ipykernel", "matplotlib", "matplotlib_inline"})
 """Packages whose event callbacks draw and show, but change no variable: pyplot and its inline
 backend add some when a figure is first drawn."""
-KERNEL_THREADS = frozenset({"zmq", "ipykernel"})
-"""Packages whose threads are the kernel's own, started after it: pyzmq starts one the first
-time a message of 64 KiB or more is sent without a copy (a figure, a long output); it frees
-sent buffers and runs none of the session's code."""
+KERNEL_THREADS = frozenset({("zmq.utils.garbage", "GarbageCollectorThread")})
+"""Threads of the kernel's own, started after it: pyzmq starts this one the first time a
+message of 64 KiB or more is sent without a copy (a figure, a long output); it frees the
+kernel's sent buffers and runs none of the session's code."""
 _collections = [0, 0]
 """Garbage collections that freed something since the kernel started, and their count when
 the last capture began."""
@@ -79,9 +79,11 @@ def _new_thread() -> bool:
 
 
 def _kernels_own(thread: threading.Thread) -> bool:
-    """A thread of a class of `KERNEL_THREADS` that runs its own code (no target given)."""
-    module = type(thread).__module__
-    return module.partition(".")[0] in KERNEL_THREADS and getattr(thread, "_target", None) is None
+    """A thread of a class of `KERNEL_THREADS` (not a subclass) that runs its own code."""
+    kind = type(thread)
+    return (kind.__module__, kind.__qualname__) in KERNEL_THREADS and (
+        getattr(thread, "_target", None) is None
+    )
 
 
 def _note_collection(phase: str, info: dict[str, Any]) -> None:
