@@ -12,6 +12,7 @@ import copyreg
 import hashlib
 import importlib
 import io
+import itertools
 import os
 import pickle
 import sys
@@ -48,6 +49,8 @@ def _strict_pickler_class() -> Any:
         def reducer_override(self, obj: Any) -> Any:
             if isinstance(obj, io.IOBase):
                 raise TypeError(f"an open file or stream ({type(obj).__name__}) cannot be saved")
+            if type(obj) is _SessionGlobals:
+                return session_globals, ()
             if isinstance(obj, type):
                 # Pickling an instance caches `__slotnames__` in its class: set it before the
                 # class is pickled, or the class's digest would change once an instance is.
@@ -59,8 +62,101 @@ def _strict_pickler_class() -> Any:
     return StrictPickler
 
 
-def dump(value: Any, stream: Any) -> None:
-    _strict_pickler_class()(stream, protocol=5).dump(value)
+class _SessionGlobals(dict):  # type: ignore[type-arg]
+    """Stands for the session's namespace as the globals of the session's functions in a
+    snapshot (cloudpickle would give each its own copy, see `dump`)."""
+
+
+_loading_into: list[dict[str, Any]] = []
+"""The namespace a snapshot is being loaded into (see `load`)."""
+
+
+def session_globals() -> dict[str, Any]:
+    """The namespace a snapshot's functions get as their globals, as they are loaded."""
+    if not _loading_into:
+        raise pickle.UnpicklingError("a session's function loaded outside a snapshot's load")
+    return _loading_into[0]
+
+
+def dump(value: Any, stream: Any, namespace: dict[str, Any] | None = None) -> None:
+    """Pickle `value` for a snapshot. cloudpickle gives the functions defined in `namespace`
+    a dictionary of their own as globals, holding the globals they used: once loaded, such a
+    function would not see a variable a later block rebinds. Here they get the namespace they
+    are loaded into (`load`)."""
+    pickler = _strict_pickler_class()(stream, protocol=5)
+    globals_ref = getattr(pickler, "globals_ref", None)
+    if namespace is not None and isinstance(globals_ref, dict):
+        stand_in = _SessionGlobals(__name__=namespace.get("__name__", "__main__"))
+        globals_ref[id(namespace)] = stand_in
+    pickler.dump(value)
+
+
+def load(data: bytes, namespace: dict[str, Any]) -> Any:
+    """Unpickle a snapshot's file written by `dump`, its functions' globals `namespace`."""
+    _loading_into[:] = [namespace]
+    try:
+        return pickler().loads(data)
+    finally:
+        _loading_into.clear()
+
+
+def _transform_state(transform: Any) -> Any:
+    """A figure's transform notes its parents by their addresses (`id()`), which differ in
+    every process: the digest takes the parents, in their order, without them."""
+    state = transform.__getstate__()
+    if isinstance(state, dict) and isinstance(state.get("_parents"), dict):
+        return {**state, "_parents": list(state["_parents"].values())}
+    return None
+
+
+def _callbacks_state(registry: Any) -> Any:
+    """pyplot's callback registries count the ids they hand out, and pickling one takes the
+    next id: the digest neither takes it (the count would depend on how often the figure
+    was pickled before, in which order its variables were digested) nor counts it."""
+    counter = vars(registry).get("_cid_gen")
+    registry._cid_gen = itertools.count()
+    try:
+        state = registry.__getstate__()
+    finally:
+        registry._cid_gen = counter
+    return {**state, "_cid_gen": None} if isinstance(state, dict) else None
+
+
+DIGEST_STATES = (
+    ("matplotlib.transforms", "TransformNode", _transform_state),
+    ("matplotlib.cbook", "CallbackRegistry", _callbacks_state),
+)
+"""Classes whose pickled state differs between runs of the same code: the state their digest
+takes instead (None: their pickle's). Without it, a figure drawn by the same code would get
+another digest in every run, and no block after it would be kept by the early cutoff. Such a
+pickle would not load back: snapshots pickle them as they are."""
+
+
+def _digest_pickler_class() -> Any:
+    """The strict pickler, for digests only (see `DIGEST_STATES`)."""
+    if len(_pickler_classes) > 1:
+        return _pickler_classes[1]
+    strict = _strict_pickler_class()
+
+    class DigestPickler(strict):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.digest_states = [
+                (cls, state)
+                for module, name, state in DIGEST_STATES
+                if isinstance(cls := getattr(sys.modules.get(module), name, None), type)
+            ]
+
+        def reducer_override(self, obj: Any) -> Any:
+            for cls, state_of in self.digest_states:
+                if isinstance(obj, cls):
+                    state = state_of(obj)
+                    if state is not None:
+                        return copyreg.__newobj__, (type(obj),), state  # type: ignore[attr-defined]
+            return super().reducer_override(obj)
+
+    _pickler_classes.append(DigestPickler)
+    return DigestPickler
 
 
 _IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range})
@@ -108,7 +204,7 @@ def value_digest(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
         raise TypeError(f"an open file or stream ({type(value).__name__}) cannot be saved")
     stream = io.BytesIO()
     buffers: list[pickle.PickleBuffer] = []
-    pickler = _strict_pickler_class()(stream, protocol=5, buffer_callback=buffers.append)
+    pickler = _digest_pickler_class()(stream, protocol=5, buffer_callback=buffers.append)
     pickler.dump(value)
     if memo is not None:
         memo.extend(entry[1] for entry in pickler.memo.copy().values())

@@ -17,7 +17,6 @@ import os
 import pickle
 import sys
 import types
-from functools import partial
 from typing import Any
 
 _initial_states: dict[str, bytes] = {}
@@ -87,8 +86,9 @@ WARM_UPS = {
 }
 """Module globals that a library binds the first time it needs them, to tables it builds or
 plugins it loads, and never rebinds: code behaves alike before and after, so they are not
-state. Pillow loads its plugins when pyplot first draws a figure; without this, every plot
-would make its block impossible to undo and change the state's digest."""
+state. Pillow loads its plugins when pyplot first draws a figure: without this, every first
+plot would change the state's digest, and a snapshot taken before it could mark the plugins
+loaded in a kernel that never loaded them."""
 
 
 def _global_ids(module: types.ModuleType) -> dict[str, int]:
@@ -128,10 +128,40 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
             _imported_later.add(module.__name__)
             if module.__name__ == "numpy.random.mtrand":
                 _initial_states["<numpy.random>"] = pickle.dumps(module.get_state())
+            if module.__name__ == "matplotlib":
+                _note_initial_settings(module)
 
         with contextlib.suppress(AttributeError, TypeError):
             loader.exec_module = exec_module
         return spec
+
+
+MATPLOTLIB_SETTINGS = "<matplotlib.rcParams>"
+"""matplotlib's settings (`plt.rcParams[...] = ...`, `plt.style.use`): changed in place, where
+no rebound global shows it, and they change every figure drawn after."""
+_settings_seen: list[Any] = []
+"""matplotlib's settings at the last look, and whether they differed from the initial ones."""
+
+
+def _note_initial_settings(matplotlib: types.ModuleType) -> None:
+    settings = getattr(matplotlib, "rcParams", None)
+    if isinstance(settings, dict):
+        _initial_states[MATPLOTLIB_SETTINGS] = pickle.dumps(dict.copy(settings))
+
+
+def _matplotlib_settings() -> dict[str, Any] | None:
+    """matplotlib's settings if a block changed them (None: as it loaded them). Compared with
+    the last look first: pickling them takes milliseconds, comparing them microseconds."""
+    matplotlib = sys.modules.get("matplotlib")
+    settings = getattr(matplotlib, "rcParams", None)
+    if not isinstance(settings, dict) or MATPLOTLIB_SETTINGS not in _initial_states:
+        return None
+    now = dict.copy(settings)
+    if _settings_seen and _settings_seen[0] == now:
+        return now if _settings_seen[1] else None
+    changed = pickle.dumps(now) != _initial_states[MATPLOTLIB_SETTINGS]
+    _settings_seen[:] = [now, changed]
+    return now if changed else None
 
 
 def note_initial_states() -> None:
@@ -139,6 +169,8 @@ def note_initial_states() -> None:
     import random
 
     _initial_states["<random>"] = pickle.dumps(random.getstate())
+    if "matplotlib" in sys.modules:
+        _note_initial_settings(sys.modules["matplotlib"])
     _initial_environment.update(os.environ)
     raw = getattr(os.environ, "_data", None)
     if isinstance(raw, dict):
@@ -218,30 +250,11 @@ def _display_state() -> tuple[tuple[Any, ...], dict[str, Any]] | None:
     for kind, formatter in formatters.items():
         for table in (formatter.type_printers, formatter.deferred_printers):
             for key, printer in list(table.items()):
-                if not _inline_figure_default(kind, key, printer):
-                    printers[f"{kind} {key!r}"] = printer
+                printers[f"{kind} {key!r}"] = printer
     return settings, printers
 
 
 _PLAIN_SETTINGS = ("float_precision", "pprint", "max_width", "max_seq_length", "verbose")
-INLINE_FIGURE_DEFAULT = {"fmt": "png", "base64": True, "bbox_inches": "tight"}
-"""The arguments of the printer the inline backend gives figures by default."""
-
-
-def _inline_figure_default(kind: str, key: Any, printer: Any) -> bool:
-    """Whether `printer` is the one pyplot's inline backend registers for figures the first
-    time pyplot draws, with its default settings: the kernel's own, as in a fresh kernel. A
-    printer for other formats or settings (`%config InlineBackend.figure_formats`) is not."""
-    if kind != "image/png" or not isinstance(key, type) or not isinstance(printer, partial):
-        return False
-    function = printer.func
-    return (
-        (key.__module__, key.__qualname__) == ("matplotlib.figure", "Figure")
-        and getattr(function, "__module__", None) == "IPython.core.pylabtools"
-        and getattr(function, "__qualname__", None) == "print_figure"
-        and printer.args == ()
-        and printer.keywords == INLINE_FIGURE_DEFAULT
-    )
 
 
 def pure_guard(
@@ -345,6 +358,9 @@ def module_states(namespace: dict[str, Any], roots: set[str] | None = None) -> d
     for name, state in generators.items():
         if pickle.dumps(state) != _initial_states.get(name):
             states[name] = state
+    settings = _matplotlib_settings()
+    if settings is not None:
+        states[MATPLOTLIB_SETTINGS] = settings
     states.update(_environment_state())
     if sys.path != _initial_path:
         states["<sys.path>"] = list(sys.path)

@@ -18,7 +18,7 @@ kept: keeping a large one alive would cost the memory its rebinding freed.
 What undoing does not undo, and a fresh kernel would not hold (the digest does not cover it
 either, so the early cutoff treats it alike): modules the undone blocks imported stay imported,
 IPython's output history (`_`, `Out`) keeps their results, and what libraries set up the first
-time they are used stays set up (`kernel_modules.WARM_UPS`, pyplot's default figure printer).
+time they are used stays set up (`kernel_modules.WARM_UPS`).
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ import sys
 import time
 from typing import Any
 
-INDEX_FORMAT = 2
-"""The index's format; an index of another format is not loaded (the session replays)."""
+INDEX_FORMAT = 3
+"""The index's format; an index of another format is not loaded (the session replays), nor
+are its files linked. (3: the session's functions have the session's namespace as globals.)"""
 FILE_PATTERN = re.compile(r"_snapshot\.[0-9a-f]{32}\.pickle\Z")
 """The name of a snapshot's file of variables (anything else in an index is refused)."""
 SETTING_NAMES = ("<sys.path>", "<cwd>", "<environ>")
@@ -153,7 +154,10 @@ def previous_files(index_path: str | None, expected_sha256: str | None) -> dict[
                 data = stream.read()
             if hashlib.sha256(data).hexdigest() != expected_sha256:
                 return {}
-            files = json.loads(data)["files"]
+            index = json.loads(data)
+            if index["format"] != INDEX_FORMAT:
+                return {}
+            files = index["files"]
         except (OSError, ValueError, KeyError, TypeError):
             return {}
         if not isinstance(files, dict):
@@ -219,11 +223,13 @@ def write(
     previous: dict[str, Any],
     deferred: dict[str, Any] | None = None,
     sizes: dict[str, int] | None = None,
+    namespace: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the snapshot whose index is `index_path`, linking the files of `previous` (see
     `previous_files`) that it holds unchanged, and the files of `deferred` (variables a partial
     restore did not load); what the state record says of it. `sizes`: each variable's bytes,
-    by which small ones are packed together (see `packed`)."""
+    by which small ones are packed together (see `packed`); `namespace`: the session's, the
+    globals of its functions (see `kernel_digest.dump`)."""
     deferred = deferred or {}
     started = time.perf_counter()
     folder = os.path.dirname(index_path)
@@ -242,7 +248,8 @@ def write(
                 linked += int(known.get("bytes") or 0)
             else:
                 made.append(target)
-                entry = _write_file(target, {member: kept[member] for member in group})
+                values = {member: kept[member] for member in group}
+                entry = _write_file(target, values, namespace)
                 written += int(entry["bytes"])
             uses = sorted({used for member in group for used in _uses(reaches, member)})
             member_digests = {member: digests[member] for member in group}
@@ -276,13 +283,15 @@ def write(
     }
 
 
-def _write_file(target: str, values: dict[str, Any]) -> dict[str, Any]:
+def _write_file(
+    target: str, values: dict[str, Any], namespace: dict[str, Any] | None
+) -> dict[str, Any]:
     """Pickle `values` into `target` (a temporary file, then a rename); its digest and size."""
     temporary = target + ".tmp"
     try:
         with open(temporary, "wb") as stream:
             writer = _HashingWriter(stream)
-            _digest().dump(values, writer)
+            _digest().dump(values, writer, namespace)
         os.replace(temporary, target)
     finally:
         with contextlib.suppress(OSError):
@@ -371,7 +380,7 @@ def restore(
     _apply_setting(index.get("setting", {}))
     values: dict[str, Any] = {}
     while contents:
-        values.update(_digest().pickler().loads(contents.pop()))
+        values.update(_digest().load(contents.pop(), namespace))
     for name, module_name in index.get("modules", {}).items():
         values[name] = importlib.import_module(module_name)
     _assign(namespace, values)
@@ -415,6 +424,9 @@ def _assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
             random.setstate(value)
         elif name == "<numpy.random>":
             importlib.import_module("numpy.random").set_state(value)
+        elif name == "<matplotlib.rcParams>":
+            # In place: pyplot and every module that imported them hold the same object.
+            dict.update(importlib.import_module("matplotlib").rcParams, value)
         else:
             namespace[name] = value
 

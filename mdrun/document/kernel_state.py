@@ -240,6 +240,7 @@ def capture(
                 previous=previous,
                 deferred=dict(snapshots.still_deferred(namespace)),
                 sizes={name: size for name, (_digest, size) in table.known.items()},
+                namespace=namespace,
             )
         )
     text = json.dumps(result)

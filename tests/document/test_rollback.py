@@ -111,16 +111,34 @@ def test_a_rolled_back_kernel_captures_incrementally_and_rolls_back_again(tmp_pa
     assert counts.executors_reused == 2
 
 
-def test_an_edited_block_that_draws_a_figure_is_undone_in_place(tmp_path: Path) -> None:
-    """pyplot's first drawing loads Pillow's plugins and gives figures their printer: a fresh
-    kernel does the same the first time it draws, so neither keeps the block from being undone
-    (each edit of a plot would otherwise load a snapshot in a fresh kernel)."""
-    setup = "import matplotlib.pyplot as plt\nxs = [1, 2, 3]"
-    first = blocks(setup, "plt.plot(xs)\nplt.show()", "print(sum(xs))")
-    edited = first.replace("plt.plot(xs)", "plt.plot(xs, xs)")
-    second, pool, fresh = edit_and_compare(tmp_path, first, edited)
-    assert pool.counts().kernels_started == 1
-    assert second.evaluation.count("executed") == 1
+@pytest.mark.parametrize(
+    ("first", "old", "new"),
+    [
+        # pyplot's first figure gives figures their inline printer: a bare Figure shown after
+        # the edit is text in a fresh run, where no figure was drawn yet.
+        (
+            blocks("x = 1", "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"),
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()",
+            "from matplotlib.figure import Figure\n"
+            "fig = Figure()\nfig.add_subplot().plot([1, 2])\nfig",
+        ),
+        # matplotlib's settings are changed in place: undoing the block would keep them.
+        (
+            blocks(
+                "import matplotlib.pyplot as plt\nxs = [1, 2]\nplt.plot(xs)\nplt.show()",
+                "plt.rcParams['lines.linewidth'] = 12\nplt.plot(xs)\nplt.show()\n"
+                "print(plt.rcParams['lines.linewidth'])",
+            ),
+            "plt.rcParams['lines.linewidth'] = 12\n",
+            "",
+        ),
+    ],
+    ids=["printer", "settings"],
+)
+def test_an_edited_block_that_drew_a_figure_equals_a_fresh_run(
+    tmp_path: Path, first: str, old: str, new: str
+) -> None:
+    second, _pool, fresh = edit_and_compare(tmp_path, first, first.replace(old, new))
     assert second.text == fresh
 
 

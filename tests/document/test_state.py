@@ -222,6 +222,63 @@ def test_state_kept_in_modules_travels_with_the_snapshot_or_is_named(mdrun: Mdru
     assert "cannot save <global json.decoder.NaN>" in mdrun("status", "lock.md").out
 
 
+def test_functions_loaded_from_a_snapshot_see_the_variables_later_blocks_bind(
+    mdrun: Mdrun,
+) -> None:
+    """A function (and a method) defined in a snapshotted block reads a global that the next
+    block rebinds: once loaded, it must read the session's namespace, not a copy of it."""
+    document = (
+        "```python snapshot=true\nn = 3\ndef f():\n    return n * 2\n"
+        "class C:\n    def g(self):\n        return n + 1\n```\n\n"
+        "```python\nn = 5\n```\n\n```python\nprint(f(), C().g())\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    assert "10 6" in mdrun.read("doc.md")
+    _edit(mdrun, "doc.md", "n = 5", "n = 7")
+    completed, _ = mdrun.run_reported("run", "doc.md")
+    assert "1 state restored from snapshots" in completed.err
+    assert "14 8" in mdrun.read("doc.md")
+
+
+def test_a_figure_drawn_by_the_same_code_keeps_the_blocks_after_it(mdrun: Mdrun) -> None:
+    """A figure's pickle holds addresses, and pickling it counts: its digest leaves both out,
+    so the block after one that draws the same figure again is kept by the early cutoff."""
+    document = (
+        "```python\nimport matplotlib.pyplot as plt\nxs = [1, 2, 3]\n```\n\n"
+        "```python\nfig, ax = plt.subplots()\nax.plot(xs, 'r-')\nplt.show()\n```\n\n"
+        "```python\nfig, ax = plt.subplots()\nax.plot(xs, 'b-')\nplt.show()\n```\n\n"
+        "```python\nprint(len(fig.axes), len(ax.lines))\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    _edit(mdrun, "doc.md", "'r-'", "'g-'")
+    _completed, report = mdrun.run_reported("run", "doc.md")
+    assert report.with_status("executed") == ["b2", "b3"]
+    assert "1 1" in mdrun.read("doc.md")
+
+
+def test_matplotlib_settings_travel_with_the_snapshot(mdrun: Mdrun) -> None:
+    """`plt.rcParams` is changed in place: it is state a snapshot carries, and that makes the
+    state's digest change."""
+    document = (
+        "```python snapshot=true\nimport matplotlib.pyplot as plt\n"
+        "plt.rcParams['lines.linewidth'] = 7\n```\n\n"
+        "```python\nprint(plt.rcParams['lines.linewidth'])\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    _edit(mdrun, "doc.md", "['lines.linewidth'])", "['lines.linewidth'], 1)")
+    completed, _ = mdrun.run_reported("run", "doc.md")
+    assert "1 state restored from snapshots" in completed.err
+    assert "7.0 1" in mdrun.read("doc.md")
+    # The setting changed: the block after it is not kept by the early cutoff.
+    _edit(mdrun, "doc.md", "= 7", "= 8")
+    completed, report = mdrun.run_reported("run", "doc.md")
+    assert report.with_status("executed") == ["b1", "b2"]
+    assert "8.0 1" in mdrun.read("doc.md")
+
+
 def test_moving_the_document_folder_keeps_everything_cached(mdrun: Mdrun, tmp_path: Path) -> None:
     mdrun.write("doc.md", CHAIN)
     mdrun("run", "doc.md")
