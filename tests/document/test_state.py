@@ -43,6 +43,17 @@ def _edit(mdrun: Mdrun, name: str, old: str, new: str) -> None:
     mdrun.write(name, text.replace(old, new, 1))
 
 
+def _restored_after_an_edit(mdrun: Mdrun, document: str, old: str, new: str) -> str:
+    """Run `document`, edit its last block (`old` becomes `new`), run it again with the state
+    before that block loaded from a snapshot; the document written."""
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    _edit(mdrun, "doc.md", old, new)
+    completed, _ = mdrun.run_reported("run", "doc.md")
+    assert "1 state restored from snapshots" in completed.err
+    return mdrun.read("doc.md")
+
+
 def test_a_block_that_produces_the_same_keeps_the_blocks_after_it(mdrun: Mdrun) -> None:
     mdrun.write("doc.md", CHAIN)
     assert mdrun("run", "doc.md").code == 0
@@ -205,12 +216,8 @@ def test_state_kept_in_modules_travels_with_the_snapshot_or_is_named(mdrun: Mdru
         "json.decoder.NaN = 'configured'\nsys.path.append('extra-path')\n```\n\n"
         "```python\nprint(os.environ['MDRUN_TEST_VAR'], json.decoder.NaN, sys.path[-1])\n```\n"
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
-    _edit(mdrun, "doc.md", "sys.path[-1])", "sys.path[-1], 1)")
-    completed, _ = mdrun.run_reported("run", "doc.md")
-    assert "1 state restored from snapshots" in completed.err
-    assert "set configured extra-path 1" in mdrun.read("doc.md")
+    text = _restored_after_an_edit(mdrun, document, "sys.path[-1])", "sys.path[-1], 1)")
+    assert "set configured extra-path 1" in text
 
     # A module global that cannot be saved (it holds a lock) is named, and no snapshot is kept.
     mdrun.write(
@@ -232,13 +239,7 @@ def test_functions_loaded_from_a_snapshot_see_the_variables_later_blocks_bind(
         "class C:\n    def g(self):\n        return n + 1\n```\n\n"
         "```python\nn = 5\n```\n\n```python\nprint(f(), C().g())\n```\n"
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
-    assert "10 6" in mdrun.read("doc.md")
-    _edit(mdrun, "doc.md", "n = 5", "n = 7")
-    completed, _ = mdrun.run_reported("run", "doc.md")
-    assert "1 state restored from snapshots" in completed.err
-    assert "14 8" in mdrun.read("doc.md")
+    assert "14 8" in _restored_after_an_edit(mdrun, document, "n = 5", "n = 7")
 
 
 def test_a_figure_drawn_by_the_same_code_keeps_the_blocks_after_it(mdrun: Mdrun) -> None:
@@ -266,15 +267,11 @@ def test_matplotlib_settings_travel_with_the_snapshot(mdrun: Mdrun) -> None:
         "plt.rcParams['lines.linewidth'] = 7\n```\n\n"
         "```python\nprint(plt.rcParams['lines.linewidth'])\n```\n"
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
-    _edit(mdrun, "doc.md", "['lines.linewidth'])", "['lines.linewidth'], 1)")
-    completed, _ = mdrun.run_reported("run", "doc.md")
-    assert "1 state restored from snapshots" in completed.err
-    assert "7.0 1" in mdrun.read("doc.md")
+    edit = ("['lines.linewidth'])", "['lines.linewidth'], 1)")
+    assert "7.0 1" in _restored_after_an_edit(mdrun, document, *edit)
     # The setting changed: the block after it is not kept by the early cutoff.
     _edit(mdrun, "doc.md", "= 7", "= 8")
-    completed, report = mdrun.run_reported("run", "doc.md")
+    _completed, report = mdrun.run_reported("run", "doc.md")
     assert report.with_status("executed") == ["b1", "b2"]
     assert "8.0 1" in mdrun.read("doc.md")
 
