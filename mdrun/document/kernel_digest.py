@@ -92,12 +92,22 @@ def dump(value: Any, stream: Any, namespace: dict[str, Any] | None = None) -> No
 
 
 def load(data: bytes, namespace: dict[str, Any]) -> Any:
-    """Unpickle a snapshot's file written by `dump`, its functions' globals `namespace`."""
+    """Unpickle a snapshot's file written by `dump`, its functions' globals `namespace`.
+    (cloudpickle binds `__builtins__` in a loaded function's globals: the namespace keeps its
+    own, or none.)"""
+    builtins_before = namespace.get("__builtins__", _NONE)
     _loading_into[:] = [namespace]
     try:
         return pickler().loads(data)
     finally:
         _loading_into.clear()
+        if builtins_before is _NONE:
+            namespace.pop("__builtins__", None)
+        else:
+            namespace["__builtins__"] = builtins_before
+
+
+_NONE = object()
 
 
 def _transform_state(transform: Any) -> Any:

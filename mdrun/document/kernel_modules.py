@@ -188,7 +188,7 @@ def note_initial_states() -> None:
     display = _display_state()
     if display is not None:
         settings, printers = display
-        _initial_display[:] = [settings, {key: id(value) for key, value in printers.items()}]
+        _initial_display[:] = [settings, {key: id(entry[2]) for key, entry in printers.items()}]
 
 
 _builtins_seen: list[Any] = []
@@ -250,11 +250,73 @@ def _display_state() -> tuple[tuple[Any, ...], dict[str, Any]] | None:
     for kind, formatter in formatters.items():
         for table in (formatter.type_printers, formatter.deferred_printers):
             for key, printer in list(table.items()):
-                printers[f"{kind} {key!r}"] = printer
+                printers[f"{kind} {key!r}"] = (kind, key, printer)
     return settings, printers
 
 
 _PLAIN_SETTINGS = ("float_precision", "pprint", "max_width", "max_seq_length", "verbose")
+DISPLAY = "<display>"
+"""IPython's display settings and the printers blocks gave its formatters, as module state."""
+_PLAIN_TYPES = (int, float, complex, str, bytes, bool, type(None), range, list, tuple, dict)
+
+
+def _shows_plain_data(key: Any) -> bool:
+    """Whether a printer registered for `key` (a type, or a module and a name) may show plain
+    data, which pure blocks compute: a printer for a figure may not."""
+    if isinstance(key, tuple):
+        return not key or key[0] == "builtins"
+    return not isinstance(key, type) or any(issubclass(kind, key) for kind in _PLAIN_TYPES)
+
+
+def _display_changes() -> tuple[tuple[Any, ...], list[str], dict[str, Any]] | None:
+    """IPython's display settings, the printers blocks added or replaced (by label: kind,
+    key, printer) and the labels of those they removed; None when all are as the kernel
+    started or outside IPython."""
+    display = _display_state() if _initial_display else None
+    if display is None:
+        return None
+    settings, printers = display
+    initial = _initial_display[1]
+    changed = {
+        label: entry for label, entry in printers.items() if initial.get(label) != id(entry[2])
+    }
+    removed = sorted(initial.keys() - printers.keys())
+    if settings == _initial_display[0] and not changed and not removed:
+        return None
+    return settings, removed, changed
+
+
+def display_state() -> tuple[tuple[Any, ...], list[tuple[str, Any, Any]]] | None:
+    """What a snapshot carries of how IPython displays values (see `restore_display`): its
+    settings and the printers blocks added or replaced; None if they are as the kernel
+    started them."""
+    changes = _display_changes()
+    if changes is None:
+        return None
+    settings, _removed, changed = changes
+    return settings, [changed[label] for label in sorted(changed)]
+
+
+def restore_display(state: tuple[tuple[Any, ...], list[tuple[str, Any, Any]]]) -> None:
+    """Give IPython back the display settings and printers of `display_state`."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    formatters = shell.display_formatter.formatters
+    settings, printers = state
+    shell.ast_node_interactivity = settings[0]
+    plain = formatters.get("text/plain")
+    for name, value in zip(_PLAIN_SETTINGS, settings[1:], strict=False):
+        if value is not None:
+            setattr(plain, name, value)
+    for kind, key, printer in printers:
+        formatter = formatters.get(kind)
+        if formatter is None:
+            continue
+        if isinstance(key, tuple):
+            formatter.for_type_by_name(*key, printer)
+        else:
+            formatter.for_type(key, printer)
 
 
 def pure_guard(
@@ -264,9 +326,10 @@ def pure_guard(
     now (no reason: it does not), and the values behind those reasons: builtins rebound, names
     pushed into the namespace as hidden ones (`%pylab` pushes numpy's `sum`), `sys.stdout`
     replaced, the limit on the digits of an integer made into text changed, IPython's display
-    settings (`%precision`) or its formatters' printers changed. mdrun then keys no
-    block by what it reads alone; the caller digests the values, so that the state's digest
-    changes with them."""
+    settings (`%precision`) or the printers of its formatters for plain data changed (a
+    figure's printer, which pyplot adds when it first draws, does not show plain data). mdrun
+    then keys no block by what it reads alone; the caller digests the values, so that the
+    state's digest changes with them."""
     reasons: list[str] = []
     values: dict[str, Any] = {}
     if _initial_builtins:
@@ -284,18 +347,15 @@ def pure_guard(
         reasons.append("sys.stdout or sys.stderr replaced")
     if _initial_digits and sys.get_int_max_str_digits() != _initial_digits[0]:
         reasons.append(f"int_max_str_digits {sys.get_int_max_str_digits()}")
-    display = _display_state() if _initial_display else None
+    display = _display_changes()
     if display is not None:
-        settings, printers = display
+        settings, removed, changed = display
         if settings != _initial_display[0]:
             reasons.append(f"display settings {settings!r}")
-        initial = _initial_display[1]
-        changed = {
-            key: printer for key, printer in printers.items() if initial.get(key) != id(printer)
-        }
-        if changed or initial.keys() - printers.keys():
+        plain = {label: entry for label, entry in changed.items() if _shows_plain_data(entry[1])}
+        if plain or removed:
             reasons.append("display printers changed")
-            values.update((f"printer {key}", printer) for key, printer in changed.items())
+            values.update((f"printer {label}", entry[2]) for label, entry in plain.items())
     return reasons, values
 
 
@@ -361,6 +421,9 @@ def module_states(namespace: dict[str, Any], roots: set[str] | None = None) -> d
     settings = _matplotlib_settings()
     if settings is not None:
         states[MATPLOTLIB_SETTINGS] = settings
+    display = display_state()
+    if display is not None:
+        states[DISPLAY] = display
     states.update(_environment_state())
     if sys.path != _initial_path:
         states["<sys.path>"] = list(sys.path)

@@ -63,6 +63,12 @@ def _digest() -> Any:
     return module or importlib.import_module("mdrun.document.kernel_digest")
 
 
+def _modules() -> Any:
+    """`kernel_modules`, which puts IPython's display state back."""
+    module = sys.modules.get("_mdrun_modules")
+    return module or importlib.import_module("mdrun.document.kernel_modules")
+
+
 def groups(names: list[str], reaches: dict[str, Any]) -> list[list[str]]:
     """The variables to pickle together: those whose pickles go through a common mutable
     object. All in one group when sharing cannot be known (a variable whose reach was not
@@ -424,6 +430,8 @@ def _assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
             random.setstate(value)
         elif name == "<numpy.random>":
             importlib.import_module("numpy.random").set_state(value)
+        elif name == "<display>":
+            _modules().restore_display(value)
         elif name == "<matplotlib.rcParams>":
             # In place: pyplot and every module that imported them hold the same object.
             dict.update(importlib.import_module("matplotlib").rcParams, value)

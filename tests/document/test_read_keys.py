@@ -307,6 +307,20 @@ def test_a_thread_a_block_started_keeps_the_blocks_after_it_off_their_reads(
     assert "[]" in _outputs(mdrun.read("doc.md"))["b4"]
 
 
+def test_blocks_after_a_figure_are_still_keyed_by_what_they_read(mdrun: Mdrun) -> None:
+    """pyplot gives figures a printer when it first draws: it shows no plain data, so the
+    pure blocks after it are still keyed by what they read."""
+    document = _blocks(
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()",
+        "a = 1",
+        "b = 2",
+        "print(a)",
+    )
+    _first_run(mdrun, document)
+    report = _rerun(mdrun, "b = 2", "b = 3")
+    assert report.with_status("executed") == ["b3"]
+
+
 def test_a_long_output_leaves_the_state_known(mdrun: Mdrun) -> None:
     """pyzmq starts a thread of its own the first time the kernel sends 64 KiB or more at once
     (a figure, a long output): it runs none of the session's code, and blocks after it are

@@ -276,6 +276,27 @@ def test_matplotlib_settings_travel_with_the_snapshot(mdrun: Mdrun) -> None:
     assert "8.0 1" in mdrun.read("doc.md")
 
 
+@pytest.mark.parametrize(
+    ("first", "last", "shown"),
+    [
+        ("%precision 3\nx = 1.0 / 3", "x", "0.333\n"),
+        # pyplot's first figure gives figures their printer: a bare Figure is an image.
+        (
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()",
+            "from matplotlib.figure import Figure\nfig = Figure()\nfig.add_subplot()\nfig",
+            "![output of b2]",
+        ),
+    ],
+    ids=["precision", "figure printer"],
+)
+def test_how_ipython_displays_values_travels_with_the_snapshot(
+    mdrun: Mdrun, first: str, last: str, shown: str
+) -> None:
+    document = f"```python snapshot=true\n{first}\n```\n\n```python\n{last}\n```\n"
+    text = _restored_after_an_edit(mdrun, document, f"{last}\n", f"{last}  # shown\n")
+    assert shown in text
+
+
 def test_moving_the_document_folder_keeps_everything_cached(mdrun: Mdrun, tmp_path: Path) -> None:
     mdrun.write("doc.md", CHAIN)
     mdrun("run", "doc.md")
