@@ -110,16 +110,17 @@ def load(data: bytes, namespace: dict[str, Any]) -> Any:
 _NONE = object()
 
 
-def _transform_state(transform: Any) -> Any:
+def _transform_reduced(transform: Any) -> Any:
     """A figure's transform notes its parents by their addresses (`id()`), which differ in
     every process: the digest takes the parents, in their order, without them."""
     state = transform.__getstate__()
     if isinstance(state, dict) and isinstance(state.get("_parents"), dict):
-        return {**state, "_parents": list(state["_parents"].values())}
+        state = {**state, "_parents": list(state["_parents"].values())}
+        return copyreg.__newobj__, (type(transform),), state  # type: ignore[attr-defined]
     return None
 
 
-def _callbacks_state(registry: Any) -> Any:
+def _callbacks_reduced(registry: Any) -> Any:
     """pyplot's callback registries count the ids they hand out, and pickling one takes the
     next id: the digest neither takes it (the count would depend on how often the figure
     was pickled before, in which order its variables were digested) nor counts it."""
@@ -129,21 +130,25 @@ def _callbacks_state(registry: Any) -> Any:
         state = registry.__getstate__()
     finally:
         registry._cid_gen = counter
-    return {**state, "_cid_gen": None} if isinstance(state, dict) else None
+    if not isinstance(state, dict):
+        return None
+    state = {**state, "_cid_gen": None}
+    return copyreg.__newobj__, (type(registry),), state  # type: ignore[attr-defined]
 
 
-DIGEST_STATES = (
-    ("matplotlib.transforms", "TransformNode", _transform_state),
-    ("matplotlib.cbook", "CallbackRegistry", _callbacks_state),
+DIGEST_REDUCERS = (
+    ("matplotlib.transforms", "TransformNode", True, _transform_reduced),
+    ("matplotlib.cbook", "CallbackRegistry", True, _callbacks_reduced),
 )
-"""Classes whose pickled state differs between runs of the same code: the state their digest
-takes instead (None: their pickle's). Without it, a figure drawn by the same code would get
-another digest in every run, and no block after it would be kept by the early cutoff. Such a
-pickle would not load back: snapshots pickle them as they are."""
+"""Classes (with their subclasses, or not) whose pickle differs between runs of the same code:
+how their digest pickles them instead (None: as usual). Without
+it, a figure drawn by the same code would get another digest in every run, and no block after
+it would be kept by the early cutoff. Such a pickle would not load back: snapshots pickle
+them as they are."""
 
 
 def _digest_pickler_class() -> Any:
-    """The strict pickler, for digests only (see `DIGEST_STATES`)."""
+    """The strict pickler, for digests only (see `DIGEST_REDUCERS`)."""
     if len(_pickler_classes) > 1:
         return _pickler_classes[1]
     strict = _strict_pickler_class()
@@ -151,18 +156,18 @@ def _digest_pickler_class() -> Any:
     class DigestPickler(strict):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.digest_states = [
-                (cls, state)
-                for module, name, state in DIGEST_STATES
+            self.reducers = [
+                (cls, subclasses, reduced)
+                for module, name, subclasses, reduced in DIGEST_REDUCERS
                 if isinstance(cls := getattr(sys.modules.get(module), name, None), type)
             ]
 
         def reducer_override(self, obj: Any) -> Any:
-            for cls, state_of in self.digest_states:
-                if isinstance(obj, cls):
-                    state = state_of(obj)
-                    if state is not None:
-                        return copyreg.__newobj__, (type(obj),), state  # type: ignore[attr-defined]
+            for cls, subclasses, reduced in self.reducers:
+                if type(obj) is cls or (subclasses and isinstance(obj, cls)):
+                    reduction = reduced(obj)
+                    if reduction is not None:
+                        return reduction
             return super().reducer_override(obj)
 
     _pickler_classes.append(DigestPickler)
