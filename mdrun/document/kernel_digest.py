@@ -12,7 +12,6 @@ import copyreg
 import hashlib
 import importlib
 import io
-import itertools
 import os
 import pickle
 import sys
@@ -121,18 +120,23 @@ def _transform_reduced(transform: Any) -> Any:
 
 
 def _callbacks_reduced(registry: Any) -> Any:
-    """pyplot's callback registries count the ids they hand out, and pickling one takes the
-    next id: the digest neither takes it (the count would depend on how often the figure
-    was pickled before, in which order its variables were digested) nor counts it."""
-    counter = vars(registry).get("_cid_gen")
-    registry._cid_gen = itertools.count()
-    try:
-        state = registry.__getstate__()
-    finally:
-        registry._cid_gen = counter
-    if not isinstance(state, dict):
+    """pyplot's callback registries number the callbacks they hold with a counter, and their
+    own pickle takes the counter's next number and leaves out every callback not marked to be
+    pickled. The digest takes each event's callbacks in the order they were connected, without
+    their numbers: a callback changed changes it, how often the figure was pickled does not
+    (its variables are digested in no fixed order)."""
+    callbacks = getattr(registry, "callbacks", None)
+    if not isinstance(callbacks, dict):
         return None
-    state = {**state, "_cid_gen": None}
+    state = {
+        name: value
+        for name, value in vars(registry).items()
+        if name not in ("callbacks", "_cid_gen", "_func_cid_map", "_pickled_cids")
+    }
+    state["callbacks"] = [
+        (str(event), [proxy() for _number, proxy in sorted(connected.items())])
+        for event, connected in sorted(callbacks.items(), key=lambda item: str(item[0]))
+    ]
     return copyreg.__newobj__, (type(registry),), state  # type: ignore[attr-defined]
 
 

@@ -10,6 +10,7 @@ It notes their initial states when the kernel starts and watches the imports tha
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.abc
 import itertools
 import operator
@@ -139,29 +140,28 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
 MATPLOTLIB_SETTINGS = "<matplotlib.rcParams>"
 """matplotlib's settings (`plt.rcParams[...] = ...`, `plt.style.use`): changed in place, where
 no rebound global shows it, and they change every figure drawn after."""
-_settings_seen: list[Any] = []
-"""matplotlib's settings at the last look, and whether they differed from the initial ones."""
+
+
+_initial_settings: list[dict[str, Any]] = []
+"""matplotlib's settings as it loaded them (a deep copy: a list among them may be changed in
+place, as `plt.rcParams['font.sans-serif'].insert(0, ...)` does)."""
 
 
 def _note_initial_settings(matplotlib: types.ModuleType) -> None:
     settings = getattr(matplotlib, "rcParams", None)
     if isinstance(settings, dict):
-        _initial_states[MATPLOTLIB_SETTINGS] = pickle.dumps(dict.copy(settings))
+        _initial_settings[:] = [copy.deepcopy(dict.copy(settings))]
 
 
 def _matplotlib_settings() -> dict[str, Any] | None:
-    """matplotlib's settings if a block changed them (None: as it loaded them). Compared with
-    the last look first: pickling them takes milliseconds, comparing them microseconds."""
+    """matplotlib's settings if a block changed them (None: as it loaded them). Compared by
+    value in C (pickling them would take a millisecond after every block)."""
     matplotlib = sys.modules.get("matplotlib")
     settings = getattr(matplotlib, "rcParams", None)
-    if not isinstance(settings, dict) or MATPLOTLIB_SETTINGS not in _initial_states:
+    if not isinstance(settings, dict) or not _initial_settings:
         return None
     now = dict.copy(settings)
-    if _settings_seen and _settings_seen[0] == now:
-        return now if _settings_seen[1] else None
-    changed = pickle.dumps(now) != _initial_states[MATPLOTLIB_SETTINGS]
-    _settings_seen[:] = [now, changed]
-    return now if changed else None
+    return None if now == _initial_settings[0] else now
 
 
 def note_initial_states() -> None:

@@ -259,6 +259,37 @@ def test_a_figure_drawn_by_the_same_code_keeps_the_blocks_after_it(mdrun: Mdrun)
     assert "1 1" in mdrun.read("doc.md")
 
 
+def test_a_callback_connected_to_a_figure_is_in_its_digest(mdrun: Mdrun) -> None:
+    """A figure's own pickle leaves out the callbacks connected to it; its digest does not."""
+    document = (
+        "```python\nfrom matplotlib.figure import Figure\n"
+        "from matplotlib.backends.backend_agg import FigureCanvasAgg\n```\n\n"
+        "```python\nfig = Figure()\ncanvas = FigureCanvasAgg(fig)\n"
+        "cid = fig.canvas.mpl_connect('draw_event', lambda event: print('handler A'))\n```\n\n"
+        "```python\nfig.canvas.draw()\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    _edit(mdrun, "doc.md", "handler A", "handler B")
+    _completed, report = mdrun.run_reported("run", "doc.md")
+    assert report.with_status("executed") == ["b2", "b3"]
+    assert "handler B" in mdrun.read("doc.md").split("fig.canvas.draw()")[1]
+
+
+def test_a_matplotlib_setting_changed_in_place_is_a_change_of_state(mdrun: Mdrun) -> None:
+    document = (
+        "```python\nimport matplotlib.pyplot as plt\n```\n\n"
+        "```python\nplt.rcParams['font.sans-serif'].insert(0, 'Foo')\n```\n\n"
+        "```python\nprint(plt.rcParams['font.sans-serif'][:1])\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    _edit(mdrun, "doc.md", "'Foo'", "'Bar'")
+    _completed, report = mdrun.run_reported("run", "doc.md")
+    assert report.with_status("executed") == ["b2", "b3"]
+    assert "['Bar']" in mdrun.read("doc.md")
+
+
 def test_matplotlib_settings_travel_with_the_snapshot(mdrun: Mdrun) -> None:
     """`plt.rcParams` is changed in place: it is state a snapshot carries, and that makes the
     state's digest change."""
