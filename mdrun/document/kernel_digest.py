@@ -50,6 +50,9 @@ def _strict_pickler_class() -> Any:
                 raise TypeError(f"an open file or stream ({type(obj).__name__}) cannot be saved")
             if type(obj) is _SessionGlobals:
                 return session_globals, ()
+            dropped = _dropped_callback(obj)
+            if dropped is not None:
+                raise TypeError(f"a figure's callback ({dropped}) cannot be saved")
             if isinstance(obj, type):
                 # Pickling an instance caches `__slotnames__` in its class: set it before the
                 # class is pickled, or the class's digest would change once an instance is.
@@ -59,6 +62,27 @@ def _strict_pickler_class() -> Any:
 
     _pickler_classes.append(StrictPickler)
     return StrictPickler
+
+
+def _dropped_callback(obj: Any) -> str | None:
+    """The name of a callback of the session's connected to a figure, if `obj` is a callback
+    registry of pyplot's that holds one: its pickle would leave it out, and a figure loaded
+    from a snapshot would not call it (matplotlib connects its own again)."""
+    cbook = sys.modules.get("matplotlib.cbook")
+    registry = getattr(cbook, "CallbackRegistry", None)
+    if registry is None or not isinstance(obj, registry):
+        return None
+    kept: Any = getattr(obj, "_pickled_cids", ())
+    for connected in getattr(obj, "callbacks", {}).values():
+        for number, proxy in connected.items():
+            function = proxy()
+            if number in kept or function is None:
+                continue
+            inner = getattr(function, "__func__", getattr(function, "func", function))
+            module = getattr(inner, "__module__", None) or ""
+            if module.partition(".")[0] not in ("matplotlib", "mpl_toolkits"):
+                return getattr(inner, "__qualname__", type(inner).__name__)
+    return None
 
 
 class _SessionGlobals(dict):  # type: ignore[type-arg]

@@ -276,6 +276,25 @@ def test_a_callback_connected_to_a_figure_is_in_its_digest(mdrun: Mdrun) -> None
     assert "handler B" in mdrun.read("doc.md").split("fig.canvas.draw()")[1]
 
 
+def test_a_figure_with_a_callback_of_the_sessions_is_replayed_not_loaded(mdrun: Mdrun) -> None:
+    """matplotlib's pickle of a figure leaves out the callbacks connected to it: a snapshot
+    would give back a figure that does not call them, so none is taken, and status says why."""
+    document = (
+        "```python snapshot=true\nfrom matplotlib.figure import Figure\n"
+        "from matplotlib.backends.backend_agg import FigureCanvasAgg\nfig = Figure()\n"
+        "canvas = FigureCanvasAgg(fig)\n"
+        "cid = fig.canvas.mpl_connect('draw_event', lambda event: print('handler'))\n```\n\n"
+        "```python\nfig.canvas.draw()\nprint(1)\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    assert "cannot be saved" in mdrun("status", "doc.md").out
+    _edit(mdrun, "doc.md", "print(1)", "print(2)")
+    completed, _ = mdrun.run_reported("run", "doc.md")
+    assert "restored from snapshots" not in completed.err
+    assert "handler\n2" in mdrun.read("doc.md")
+
+
 def test_a_matplotlib_setting_changed_in_place_is_a_change_of_state(mdrun: Mdrun) -> None:
     document = (
         "```python\nimport matplotlib.pyplot as plt\n```\n\n"
