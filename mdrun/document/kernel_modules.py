@@ -131,6 +131,8 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
                 _initial_states["<numpy.random>"] = pickle.dumps(module.get_state())
             if module.__name__ == "matplotlib":
                 _note_initial_settings(module)
+            if module.__name__ == "numpy":
+                _note_initial_print_options(module)
 
         with contextlib.suppress(AttributeError, TypeError):
             loader.exec_module = exec_module
@@ -145,6 +147,25 @@ no rebound global shows it, and they change every figure drawn after."""
 _initial_settings: list[dict[str, Any]] = []
 """matplotlib's settings as it loaded them (a deep copy: a list among them may be changed in
 place, as `plt.rcParams['font.sans-serif'].insert(0, ...)` does)."""
+
+
+NUMPY_PRINT_OPTIONS = "<numpy.printoptions>"
+"""numpy's print options (`np.set_printoptions`, and `%precision` once numpy is imported)."""
+_initial_print_options: list[dict[str, Any]] = []
+
+
+def _note_initial_print_options(numpy: types.ModuleType) -> None:
+    with contextlib.suppress(AttributeError):
+        _initial_print_options[:] = [numpy.get_printoptions()]
+
+
+def _numpy_print_options() -> dict[str, Any] | None:
+    """numpy's print options if a block changed them (None: as numpy started)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not _initial_print_options:
+        return None
+    options = numpy.get_printoptions()
+    return None if options == _initial_print_options[0] else options
 
 
 def _note_initial_settings(matplotlib: types.ModuleType) -> None:
@@ -171,6 +192,8 @@ def note_initial_states() -> None:
     _initial_states["<random>"] = pickle.dumps(random.getstate())
     if "matplotlib" in sys.modules:
         _note_initial_settings(sys.modules["matplotlib"])
+    if "numpy" in sys.modules:
+        _note_initial_print_options(sys.modules["numpy"])
     _initial_environment.update(os.environ)
     raw = getattr(os.environ, "_data", None)
     if isinstance(raw, dict):
@@ -188,7 +211,9 @@ def note_initial_states() -> None:
     display = _display_state()
     if display is not None:
         settings, printers = display
-        _initial_display[:] = [settings, {key: id(entry[2]) for key, entry in printers.items()}]
+        ids = {label: id(entry[2]) for label, entry in printers.items()}
+        keys = {label: entry[:2] for label, entry in printers.items()}
+        _initial_display[:] = [settings, ids, keys]
 
 
 _builtins_seen: list[Any] = []
@@ -257,15 +282,15 @@ def _display_state() -> tuple[tuple[Any, ...], dict[str, Any]] | None:
 _PLAIN_SETTINGS = ("float_precision", "pprint", "max_width", "max_seq_length", "verbose")
 DISPLAY = "<display>"
 """IPython's display settings and the printers blocks gave its formatters, as module state."""
-_PLAIN_TYPES = (int, float, complex, str, bytes, bool, type(None), range, list, tuple, dict)
 
 
 def _shows_plain_data(key: Any) -> bool:
-    """Whether a printer registered for `key` (a type, or a module and a name) may show plain
-    data, which pure blocks compute: a printer for a figure may not."""
+    """Whether a printer registered for `key` (a type, or a module and a name) may show what
+    a pure block computes: any builtin type (sets, a dict's keys and `zip` objects too), and
+    `object`. A printer for a library's class (a figure) may not."""
     if isinstance(key, tuple):
         return not key or key[0] == "builtins"
-    return not isinstance(key, type) or any(issubclass(kind, key) for kind in _PLAIN_TYPES)
+    return not isinstance(key, type) or key.__module__ == "builtins"
 
 
 def _display_changes() -> tuple[tuple[Any, ...], list[str], dict[str, Any]] | None:
@@ -286,29 +311,39 @@ def _display_changes() -> tuple[tuple[Any, ...], list[str], dict[str, Any]] | No
     return settings, removed, changed
 
 
-def display_state() -> tuple[tuple[Any, ...], list[tuple[str, Any, Any]]] | None:
+def display_state() -> tuple[Any, ...] | None:
     """What a snapshot carries of how IPython displays values (see `restore_display`): its
-    settings and the printers blocks added or replaced; None if they are as the kernel
-    started them."""
+    settings, the printers blocks added or replaced (kind, key, printer) and the kind and key
+    of those they removed; None if all are as the kernel started them."""
     changes = _display_changes()
     if changes is None:
         return None
-    settings, _removed, changed = changes
-    return settings, [changed[label] for label in sorted(changed)]
+    settings, removed, changed = changes
+    gone = [_initial_display[2][label] for label in removed]
+    return settings, [changed[label] for label in sorted(changed)], gone
 
 
-def restore_display(state: tuple[tuple[Any, ...], list[tuple[str, Any, Any]]]) -> None:
-    """Give IPython back the display settings and printers of `display_state`."""
+def restore_display(state: tuple[Any, ...]) -> None:
+    """Give IPython back the display settings and printers of `display_state`. (Setting
+    `%precision` sets numpy's too: numpy's print options are its own state, put back apart.)"""
     from IPython import get_ipython
 
     shell = get_ipython()
     formatters = shell.display_formatter.formatters
-    settings, printers = state
+    settings, printers, removed = state
+    numpy = sys.modules.get("numpy")
+    numpy_options = numpy.get_printoptions() if numpy is not None else None
     shell.ast_node_interactivity = settings[0]
     plain = formatters.get("text/plain")
     for name, value in zip(_PLAIN_SETTINGS, settings[1:], strict=False):
         if value is not None:
             setattr(plain, name, value)
+    if numpy is not None and numpy_options is not None:
+        numpy.set_printoptions(**numpy_options)
+    for kind, key in removed:
+        formatter = formatters.get(kind)
+        if formatter is not None:
+            formatter.pop(f"{key[0]}.{key[1]}" if isinstance(key, tuple) else key, None)
     for kind, key, printer in printers:
         formatter = formatters.get(kind)
         if formatter is None:
@@ -424,6 +459,9 @@ def module_states(namespace: dict[str, Any], roots: set[str] | None = None) -> d
     display = display_state()
     if display is not None:
         states[DISPLAY] = display
+    print_options = _numpy_print_options()
+    if print_options is not None:
+        states[NUMPY_PRINT_OPTIONS] = print_options
     states.update(_environment_state())
     if sys.path != _initial_path:
         states["<sys.path>"] = list(sys.path)

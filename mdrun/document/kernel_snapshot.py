@@ -418,9 +418,14 @@ def _apply_setting(setting: dict[str, Any]) -> None:
             os.environ.pop(key, None)
 
 
+LAST_ASSIGNED = ("<display>", "<numpy.printoptions>")
+"""Put back after the rest, in this order: IPython's display settings set numpy's precision."""
+
+
 def _assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
     """Put loaded values back: variables, modules' globals, generator states."""
-    for name, value in values.items():
+    last = {name: values.pop(name) for name in LAST_ASSIGNED if name in values}
+    for name, value in [*values.items(), *last.items()]:
         if name.startswith(GLOBAL_PREFIX):
             module_name, _, attribute = name[len(GLOBAL_PREFIX) : -1].rpartition(".")
             setattr(importlib.import_module(module_name), attribute, value)
@@ -432,6 +437,8 @@ def _assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
             importlib.import_module("numpy.random").set_state(value)
         elif name == "<display>":
             _modules().restore_display(value)
+        elif name == "<numpy.printoptions>":
+            importlib.import_module("numpy").set_printoptions(**value)
         elif name == "<matplotlib.rcParams>":
             # In place: pyplot and every module that imported them hold the same object.
             dict.update(importlib.import_module("matplotlib").rcParams, value)

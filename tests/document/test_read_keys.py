@@ -321,6 +321,24 @@ def test_blocks_after_a_figure_are_still_keyed_by_what_they_read(mdrun: Mdrun) -
     assert report.with_status("executed") == ["b3"]
 
 
+def test_a_printer_for_a_builtin_type_keeps_the_blocks_off_their_reads(
+    mdrun: Mdrun, tmp_path: Path
+) -> None:
+    """A pure block may compute a set, whose printer runs the session's code."""
+    document = _blocks(
+        "counter = []",
+        "_ = get_ipython().display_formatter.formatters['text/plain'].for_type(\n"
+        "    set, lambda o, p, c: (counter.append(len(o)), p.text('SET')))",
+        "xs = [1, 2]",
+        "set(xs)",
+        "print(sum(counter))",
+    )
+    _first_run(mdrun, document)
+    _rerun(mdrun, "xs = [1, 2]", "xs = [1, 2, 3]")
+    fresh = _fresh(tmp_path, "fresh", document.replace("xs = [1, 2]", "xs = [1, 2, 3]"))
+    assert _outputs(mdrun.read("doc.md"))["b5"] == fresh["b5"]
+
+
 def test_a_long_output_leaves_the_state_known(mdrun: Mdrun) -> None:
     """pyzmq starts a thread of its own the first time the kernel sends 64 KiB or more at once
     (a figure, a long output): it runs none of the session's code, and blocks after it are

@@ -330,6 +330,14 @@ def test_matplotlib_settings_travel_with_the_snapshot(mdrun: Mdrun) -> None:
     ("first", "last", "shown"),
     [
         ("%precision 3\nx = 1.0 / 3", "x", "0.333\n"),
+        # `%precision` sets numpy's precision too, but only once numpy is imported.
+        ("%precision 3\nimport numpy as np", "np.array([1 / 3])", "array([0.33333333])"),
+        ("import numpy as np\nnp.set_printoptions(precision=3)", "np.array([1 / 3])", "[0.333]"),
+        (
+            "_ = get_ipython().display_formatter.formatters['text/plain'].pop(dict)",
+            "{i: 'abcdefgh' for i in range(12)}",
+            "{0: 'abcdefgh', 1: 'abcdefgh', 2:",
+        ),
         # pyplot's first figure gives figures their printer: a bare Figure is an image.
         (
             "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()",
@@ -337,7 +345,7 @@ def test_matplotlib_settings_travel_with_the_snapshot(mdrun: Mdrun) -> None:
             "![output of b2]",
         ),
     ],
-    ids=["precision", "figure printer"],
+    ids=["precision", "precision before numpy", "numpy", "printer removed", "figure printer"],
 )
 def test_how_ipython_displays_values_travels_with_the_snapshot(
     mdrun: Mdrun, first: str, last: str, shown: str
