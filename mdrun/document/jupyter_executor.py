@@ -34,10 +34,11 @@ if TYPE_CHECKING:
 
 def _state_agent_setup() -> str:
     """Code that installs `kernel_state` in a Python kernel as the module `_mdrun_state`, with
-    the modules it uses (`kernel_modules`, `kernel_touched`, `kernel_digest`, `kernel_snapshot`,
-    `kernel_rollback`, `kernel_reads`, `kernel_other_code`)."""
+    the modules it uses (`kernel_display`, `kernel_modules`, `kernel_touched`, `kernel_digest`,
+    `kernel_snapshot`, `kernel_rollback`, `kernel_reads`, `kernel_other_code`)."""
     from mdrun.document import (
         kernel_digest,
+        kernel_display,
         kernel_modules,
         kernel_other_code,
         kernel_reads,
@@ -48,7 +49,8 @@ def _state_agent_setup() -> str:
     )
 
     return (
-        installer(kernel_modules, "_mdrun_modules")
+        installer(kernel_display, "_mdrun_display")
+        + installer(kernel_modules, "_mdrun_modules")
         + installer(kernel_touched, "_mdrun_touched")
         + installer(kernel_rollback, "_mdrun_rollback")
         + installer(kernel_reads, "_mdrun_reads")

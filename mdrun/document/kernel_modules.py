@@ -39,8 +39,6 @@ _initial_streams: list[Any] = []
 """`sys.stdout` and `sys.stderr` as the kernel started."""
 _initial_digits: list[int] = []
 """`sys.get_int_max_str_digits()` as the kernel started (Python 3.11 and later)."""
-_initial_display: list[Any] = []
-"""IPython's display settings and the ids of its formatters' printers as the kernel started."""
 PURE_GUARD = "<pure guard>"
 """The name under which `pure_guard`'s reason enters the state's digests (mdrun's
 `session_state` reads it under the same name)."""
@@ -73,6 +71,12 @@ KERNEL_MODULES = (
 """Modules whose globals the kernel itself rebinds on every request (sys.excepthook,
 builtins.input...): never part of the session's state. `sys.path` is followed on its own, and
 pyplot's state through its open figures."""
+
+
+def _display() -> Any:
+    """`kernel_display`: installed beside this module in the kernel, imported on the host."""
+    module = sys.modules.get("_mdrun_display")
+    return module or importlib.import_module("mdrun.document.kernel_display")
 
 
 def _is_kernel_module(name: str) -> bool:
@@ -208,12 +212,7 @@ def note_initial_states() -> None:
     _initial_streams[:] = [sys.stdout, sys.stderr]
     if hasattr(sys, "get_int_max_str_digits"):
         _initial_digits[:] = [sys.get_int_max_str_digits()]
-    display = _display_state()
-    if display is not None:
-        settings, printers = display
-        ids = {label: id(entry[2]) for label, entry in printers.items()}
-        keys = {label: entry[:2] for label, entry in printers.items()}
-        _initial_display[:] = [settings, ids, keys]
+    _display().note_initial()
 
 
 _builtins_seen: list[Any] = []
@@ -254,106 +253,6 @@ def _pushed_names(hidden: set[str] | dict[str, Any]) -> list[str]:
     return list(kept)
 
 
-def _display_state() -> tuple[tuple[Any, ...], dict[str, Any]] | None:
-    """How IPython displays a block's last value: its settings (`%precision`, `%pprint`, which
-    expressions are shown) and the printers its formatters hold, by formatter and type; None
-    outside IPython."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    shell = get_ipython()
-    if shell is None:
-        return None
-    formatters = shell.display_formatter.formatters
-    plain = formatters.get("text/plain")
-    settings = (
-        shell.ast_node_interactivity,
-        *(getattr(plain, name, None) for name in _PLAIN_SETTINGS),
-    )
-    printers: dict[str, Any] = {}
-    for kind, formatter in formatters.items():
-        for table in (formatter.type_printers, formatter.deferred_printers):
-            for key, printer in list(table.items()):
-                printers[f"{kind} {key!r}"] = (kind, key, printer)
-    return settings, printers
-
-
-_PLAIN_SETTINGS = ("float_precision", "pprint", "max_width", "max_seq_length", "verbose")
-DISPLAY = "<display>"
-"""IPython's display settings and the printers blocks gave its formatters, as module state."""
-
-
-def _shows_plain_data(key: Any) -> bool:
-    """Whether a printer registered for `key` (a type, or a module and a name) may show what
-    a pure block computes: any builtin type (sets, a dict's keys and `zip` objects too), and
-    `object`. A printer for a library's class (a figure) may not."""
-    if isinstance(key, tuple):
-        return not key or key[0] == "builtins"
-    return not isinstance(key, type) or key.__module__ == "builtins"
-
-
-def _display_changes() -> tuple[tuple[Any, ...], list[str], dict[str, Any]] | None:
-    """IPython's display settings, the printers blocks added or replaced (by label: kind,
-    key, printer) and the labels of those they removed; None when all are as the kernel
-    started or outside IPython."""
-    display = _display_state() if _initial_display else None
-    if display is None:
-        return None
-    settings, printers = display
-    initial = _initial_display[1]
-    changed = {
-        label: entry for label, entry in printers.items() if initial.get(label) != id(entry[2])
-    }
-    removed = sorted(initial.keys() - printers.keys())
-    if settings == _initial_display[0] and not changed and not removed:
-        return None
-    return settings, removed, changed
-
-
-def display_state() -> tuple[Any, ...] | None:
-    """What a snapshot carries of how IPython displays values (see `restore_display`): its
-    settings, the printers blocks added or replaced (kind, key, printer) and the kind and key
-    of those they removed; None if all are as the kernel started them."""
-    changes = _display_changes()
-    if changes is None:
-        return None
-    settings, removed, changed = changes
-    gone = [_initial_display[2][label] for label in removed]
-    return settings, [changed[label] for label in sorted(changed)], gone
-
-
-def restore_display(state: tuple[Any, ...]) -> None:
-    """Give IPython back the display settings and printers of `display_state`. (Setting
-    `%precision` sets numpy's too: numpy's print options are its own state, put back apart.)"""
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    formatters = shell.display_formatter.formatters
-    settings, printers, removed = state
-    numpy = sys.modules.get("numpy")
-    numpy_options = numpy.get_printoptions() if numpy is not None else None
-    shell.ast_node_interactivity = settings[0]
-    plain = formatters.get("text/plain")
-    for name, value in zip(_PLAIN_SETTINGS, settings[1:], strict=False):
-        if value is not None:
-            setattr(plain, name, value)
-    if numpy is not None and numpy_options is not None:
-        numpy.set_printoptions(**numpy_options)
-    for kind, key in removed:
-        formatter = formatters.get(kind)
-        if formatter is not None:
-            formatter.pop(f"{key[0]}.{key[1]}" if isinstance(key, tuple) else key, None)
-    for kind, key, printer in printers:
-        formatter = formatters.get(kind)
-        if formatter is None:
-            continue
-        if isinstance(key, tuple):
-            formatter.for_type_by_name(*key, printer)
-        else:
-            formatter.for_type(key, printer)
-
-
 def pure_guard(
     namespace: dict[str, Any], hidden: set[str] | dict[str, Any]
 ) -> tuple[list[str], dict[str, Any]]:
@@ -382,12 +281,13 @@ def pure_guard(
         reasons.append("sys.stdout or sys.stderr replaced")
     if _initial_digits and sys.get_int_max_str_digits() != _initial_digits[0]:
         reasons.append(f"int_max_str_digits {sys.get_int_max_str_digits()}")
-    display = _display_changes()
-    if display is not None:
-        settings, removed, changed = display
-        if settings != _initial_display[0]:
+    display = _display()
+    changes = display.display_changes()
+    if changes is not None:
+        settings, removed, changed = changes
+        if display.settings_changed(settings):
             reasons.append(f"display settings {settings!r}")
-        plain = {label: entry for label, entry in changed.items() if _shows_plain_data(entry[1])}
+        plain = {label: entry for label, entry in changed.items() if display.shows_plain(entry[1])}
         if plain or removed:
             reasons.append("display printers changed")
             values.update((f"printer {label}", entry[2]) for label, entry in plain.items())
@@ -456,9 +356,9 @@ def module_states(namespace: dict[str, Any], roots: set[str] | None = None) -> d
     settings = _matplotlib_settings()
     if settings is not None:
         states[MATPLOTLIB_SETTINGS] = settings
-    display = display_state()
+    display = _display().display_state()
     if display is not None:
-        states[DISPLAY] = display
+        states[_display().DISPLAY] = display
     print_options = _numpy_print_options()
     if print_options is not None:
         states[NUMPY_PRINT_OPTIONS] = print_options

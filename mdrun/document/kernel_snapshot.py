@@ -63,10 +63,10 @@ def _digest() -> Any:
     return module or importlib.import_module("mdrun.document.kernel_digest")
 
 
-def _modules() -> Any:
-    """`kernel_modules`, which puts IPython's display state back."""
-    module = sys.modules.get("_mdrun_modules")
-    return module or importlib.import_module("mdrun.document.kernel_modules")
+def _display() -> Any:
+    """`kernel_display`, which puts IPython's display state back."""
+    module = sys.modules.get("_mdrun_display")
+    return module or importlib.import_module("mdrun.document.kernel_display")
 
 
 def groups(names: list[str], reaches: dict[str, Any]) -> list[list[str]]:
@@ -436,7 +436,7 @@ def _assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
         elif name == "<numpy.random>":
             importlib.import_module("numpy.random").set_state(value)
         elif name == "<display>":
-            _modules().restore_display(value)
+            _display().restore_display(value)
         elif name == "<numpy.printoptions>":
             importlib.import_module("numpy").set_printoptions(**value)
         elif name == "<matplotlib.rcParams>":
