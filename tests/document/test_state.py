@@ -43,6 +43,15 @@ def _edit(mdrun: Mdrun, name: str, old: str, new: str) -> None:
     mdrun.write(name, text.replace(old, new, 1))
 
 
+def _executed_after_an_edit(mdrun: Mdrun, document: str, old: str, new: str) -> list[str]:
+    """Run `document`, edit it (`old` becomes `new`) and run it again: the blocks executed."""
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    _edit(mdrun, "doc.md", old, new)
+    _completed, report = mdrun.run_reported("run", "doc.md")
+    return report.with_status("executed")
+
+
 def _restored_after_an_edit(mdrun: Mdrun, document: str, old: str, new: str) -> str:
     """Run `document`, edit its last block (`old` becomes `new`), run it again with the state
     before that block loaded from a snapshot; the document written."""
@@ -251,11 +260,7 @@ def test_a_figure_drawn_by_the_same_code_keeps_the_blocks_after_it(mdrun: Mdrun)
         "```python\nfig, ax = plt.subplots()\nax.plot(xs, 'b-')\nplt.show()\n```\n\n"
         "```python\nprint(len(fig.axes), len(ax.lines))\n```\n"
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
-    _edit(mdrun, "doc.md", "'r-'", "'g-'")
-    _completed, report = mdrun.run_reported("run", "doc.md")
-    assert report.with_status("executed") == ["b2", "b3"]
+    assert _executed_after_an_edit(mdrun, document, "'r-'", "'g-'") == ["b2", "b3"]
     assert "1 1" in mdrun.read("doc.md")
 
 
@@ -268,11 +273,7 @@ def test_a_callback_connected_to_a_figure_is_in_its_digest(mdrun: Mdrun) -> None
         "cid = fig.canvas.mpl_connect('draw_event', lambda event: print('handler A'))\n```\n\n"
         "```python\nfig.canvas.draw()\n```\n"
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
-    _edit(mdrun, "doc.md", "handler A", "handler B")
-    _completed, report = mdrun.run_reported("run", "doc.md")
-    assert report.with_status("executed") == ["b2", "b3"]
+    assert _executed_after_an_edit(mdrun, document, "handler A", "handler B") == ["b2", "b3"]
     assert "handler B" in mdrun.read("doc.md").split("fig.canvas.draw()")[1]
 
 
@@ -301,11 +302,7 @@ def test_a_matplotlib_setting_changed_in_place_is_a_change_of_state(mdrun: Mdrun
         "```python\nplt.rcParams['font.sans-serif'].insert(0, 'Foo')\n```\n\n"
         "```python\nprint(plt.rcParams['font.sans-serif'][:1])\n```\n"
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
-    _edit(mdrun, "doc.md", "'Foo'", "'Bar'")
-    _completed, report = mdrun.run_reported("run", "doc.md")
-    assert report.with_status("executed") == ["b2", "b3"]
+    assert _executed_after_an_edit(mdrun, document, "'Foo'", "'Bar'") == ["b2", "b3"]
     assert "['Bar']" in mdrun.read("doc.md")
 
 
