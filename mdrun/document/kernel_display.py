@@ -8,6 +8,8 @@ are carried by snapshots and put back (`restore_display`). Sent to the kernel wi
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import sys
 from typing import Any
 
@@ -16,14 +18,56 @@ _initial_display: list[Any] = []
 by label."""
 
 
+_initial_config: list[Any] = []
+"""IPython's configuration as the kernel started (a deep copy)."""
+CONFIG = "<ipython config>"
+"""The sections of IPython's configuration blocks changed (`%config`), as module state: the
+inline backend's figure formats live there until pyplot first draws."""
+
+
 def note_initial() -> None:
     """Note the display settings and printers as the kernel starts, before any block runs."""
+    shell = _shell()
+    if shell is not None:
+        with contextlib.suppress(Exception):
+            _initial_config[:] = [copy.deepcopy(shell.config)]
     display = _display_state()
     if display is not None:
         settings, printers = display
         ids = {label: id(entry[2]) for label, entry in printers.items()}
         keys = {label: entry[:2] for label, entry in printers.items()}
         _initial_display[:] = [settings, ids, keys]
+
+
+def _shell() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def config_state() -> dict[str, Any] | None:
+    """The sections of IPython's configuration that blocks changed (None: none)."""
+    shell = _shell()
+    if shell is None or not _initial_config or shell.config == _initial_config[0]:
+        return None
+    initial = _initial_config[0]
+    return {
+        section: value for section, value in shell.config.items() if initial.get(section) != value
+    } or None
+
+
+def restore_config(sections: dict[str, Any]) -> None:
+    """Give IPython back the configuration of `config_state`, as `%config` sets it: in its
+    configuration and in the objects already configured from it."""
+    from traitlets.config import Config
+
+    shell = _shell()
+    changed = Config(sections)
+    shell.config.merge(changed)
+    for configurable in list(getattr(shell, "configurables", ())):
+        configurable.update_config(changed)
 
 
 def settings_changed(settings: tuple[Any, ...]) -> bool:

@@ -359,6 +359,9 @@ def module_states(namespace: dict[str, Any], roots: set[str] | None = None) -> d
     display = _display().display_state()
     if display is not None:
         states[_display().DISPLAY] = display
+    config = _display().config_state()
+    if config is not None:
+        states[_display().CONFIG] = config
     print_options = _numpy_print_options()
     if print_options is not None:
         states[NUMPY_PRINT_OPTIONS] = print_options

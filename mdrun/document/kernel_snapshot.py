@@ -418,8 +418,9 @@ def _apply_setting(setting: dict[str, Any]) -> None:
             os.environ.pop(key, None)
 
 
-LAST_ASSIGNED = ("<display>", "<numpy.printoptions>")
-"""Put back after the rest, in this order: IPython's display settings set numpy's precision."""
+LAST_ASSIGNED = ("<ipython config>", "<display>", "<numpy.printoptions>")
+"""Put back after the rest, in this order: IPython's configuration may set printers, and its
+display settings numpy's precision."""
 
 
 def _assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
@@ -435,6 +436,8 @@ def _assign(namespace: dict[str, Any], values: dict[str, Any]) -> None:
             random.setstate(value)
         elif name == "<numpy.random>":
             importlib.import_module("numpy.random").set_state(value)
+        elif name == "<ipython config>":
+            _display().restore_config(value)
         elif name == "<display>":
             _display().restore_display(value)
         elif name == "<numpy.printoptions>":

@@ -341,8 +341,21 @@ def test_matplotlib_settings_travel_with_the_snapshot(mdrun: Mdrun) -> None:
             "from matplotlib.figure import Figure\nfig = Figure()\nfig.add_subplot()\nfig",
             "![output of b2]",
         ),
+        # The inline backend's figure formats wait in IPython's configuration.
+        (
+            "%config InlineBackend.figure_formats = ['svg']\nimport matplotlib.pyplot as plt",
+            "plt.plot([1, 2])\nplt.show()",
+            ".svg)",
+        ),
     ],
-    ids=["precision", "precision before numpy", "numpy", "printer removed", "figure printer"],
+    ids=[
+        "precision",
+        "precision before numpy",
+        "numpy",
+        "printer removed",
+        "figure printer",
+        "figure formats",
+    ],
 )
 def test_how_ipython_displays_values_travels_with_the_snapshot(
     mdrun: Mdrun, first: str, last: str, shown: str
