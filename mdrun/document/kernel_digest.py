@@ -45,14 +45,21 @@ def _strict_pickler_class() -> Any:
     base = getattr(pickler(), "Pickler", pickle.Pickler)
 
     class StrictPickler(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # (looked up once per pickle: `reducer_override` runs for most objects pickled)
+            registry = getattr(sys.modules.get("matplotlib.cbook"), "CallbackRegistry", None)
+            self.callback_registry = registry if isinstance(registry, type) else None
+
         def reducer_override(self, obj: Any) -> Any:
             if isinstance(obj, io.IOBase):
                 raise TypeError(f"an open file or stream ({type(obj).__name__}) cannot be saved")
             if type(obj) is _SessionGlobals:
                 return session_globals, ()
-            dropped = _dropped_callback(obj)
-            if dropped is not None:
-                raise TypeError(f"a figure's callback ({dropped}) cannot be saved")
+            if self.callback_registry is not None and isinstance(obj, self.callback_registry):
+                dropped = _dropped_callback(obj)
+                if dropped is not None:
+                    raise TypeError(f"a figure's callback ({dropped}) cannot be saved")
             if isinstance(obj, type):
                 # Pickling an instance caches `__slotnames__` in its class: set it before the
                 # class is pickled, or the class's digest would change once an instance is.
@@ -64,16 +71,12 @@ def _strict_pickler_class() -> Any:
     return StrictPickler
 
 
-def _dropped_callback(obj: Any) -> str | None:
-    """The name of a callback of the session's connected to a figure, if `obj` is a callback
-    registry of pyplot's that holds one: its pickle would leave it out, and a figure loaded
-    from a snapshot would not call it (matplotlib connects its own again)."""
-    cbook = sys.modules.get("matplotlib.cbook")
-    registry = getattr(cbook, "CallbackRegistry", None)
-    if registry is None or not isinstance(obj, registry):
-        return None
-    kept: Any = getattr(obj, "_pickled_cids", ())
-    for connected in getattr(obj, "callbacks", {}).values():
+def _dropped_callback(registry: Any) -> str | None:
+    """The name of a callback of the session's that one of matplotlib's callback registries
+    holds, if any: its pickle would leave it out, and a figure loaded from a snapshot would not
+    call it (matplotlib connects its own again)."""
+    kept: Any = getattr(registry, "_pickled_cids", ())
+    for connected in getattr(registry, "callbacks", {}).values():
         for number, proxy in connected.items():
             function = proxy()
             if number in kept or function is None:

@@ -16,8 +16,9 @@ from typing import Any
 _initial_display: list[Any] = []
 """IPython's display settings as the kernel started, and its printers' ids and (kind, key),
 by label."""
-
-
+_PLAIN_SETTINGS = ("float_precision", "pprint", "max_width", "max_seq_length", "verbose")
+DISPLAY = "<display>"
+"""IPython's display settings and the printers blocks gave its formatters, as module state."""
 _initial_config: list[Any] = []
 """IPython's configuration as the kernel started (a deep copy)."""
 CONFIG = "<ipython config>"
@@ -79,11 +80,7 @@ def _display_state() -> tuple[tuple[Any, ...], dict[str, Any]] | None:
     """How IPython displays a block's last value: its settings (`%precision`, `%pprint`, which
     expressions are shown) and the printers its formatters hold, by formatter and type; None
     outside IPython."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    shell = get_ipython()
+    shell = _shell()
     if shell is None:
         return None
     formatters = shell.display_formatter.formatters
@@ -98,11 +95,6 @@ def _display_state() -> tuple[tuple[Any, ...], dict[str, Any]] | None:
             for key, printer in list(table.items()):
                 printers[f"{kind} {key!r}"] = (kind, key, printer)
     return settings, printers
-
-
-_PLAIN_SETTINGS = ("float_precision", "pprint", "max_width", "max_seq_length", "verbose")
-DISPLAY = "<display>"
-"""IPython's display settings and the printers blocks gave its formatters, as module state."""
 
 
 def shows_plain(key: Any) -> bool:
@@ -147,9 +139,7 @@ def display_state() -> tuple[Any, ...] | None:
 def restore_display(state: tuple[Any, ...]) -> None:
     """Give IPython back the display settings and printers of `display_state`. (Setting
     `%precision` sets numpy's too: numpy's print options are its own state, put back apart.)"""
-    from IPython import get_ipython
-
-    shell = get_ipython()
+    shell = _shell()
     formatters = shell.display_formatter.formatters
     settings, printers, removed = state
     numpy = sys.modules.get("numpy")

@@ -146,11 +146,26 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
 MATPLOTLIB_SETTINGS = "<matplotlib.rcParams>"
 """matplotlib's settings (`plt.rcParams[...] = ...`, `plt.style.use`): changed in place, where
 no rebound global shows it, and they change every figure drawn after."""
-
-
 _initial_settings: list[dict[str, Any]] = []
 """matplotlib's settings as it loaded them (a deep copy: a list among them may be changed in
 place, as `plt.rcParams['font.sans-serif'].insert(0, ...)` does)."""
+
+
+def _note_initial_settings(matplotlib: types.ModuleType) -> None:
+    settings = getattr(matplotlib, "rcParams", None)
+    if isinstance(settings, dict):
+        _initial_settings[:] = [copy.deepcopy(dict.copy(settings))]
+
+
+def _matplotlib_settings() -> dict[str, Any] | None:
+    """matplotlib's settings if a block changed them (None: as it loaded them). Compared by
+    value in C (pickling them would take a millisecond after every block)."""
+    matplotlib = sys.modules.get("matplotlib")
+    settings = getattr(matplotlib, "rcParams", None)
+    if not isinstance(settings, dict) or not _initial_settings:
+        return None
+    now = dict.copy(settings)
+    return None if now == _initial_settings[0] else now
 
 
 NUMPY_PRINT_OPTIONS = "<numpy.printoptions>"
@@ -170,23 +185,6 @@ def _numpy_print_options() -> dict[str, Any] | None:
         return None
     options = numpy.get_printoptions()
     return None if options == _initial_print_options[0] else options
-
-
-def _note_initial_settings(matplotlib: types.ModuleType) -> None:
-    settings = getattr(matplotlib, "rcParams", None)
-    if isinstance(settings, dict):
-        _initial_settings[:] = [copy.deepcopy(dict.copy(settings))]
-
-
-def _matplotlib_settings() -> dict[str, Any] | None:
-    """matplotlib's settings if a block changed them (None: as it loaded them). Compared by
-    value in C (pickling them would take a millisecond after every block)."""
-    matplotlib = sys.modules.get("matplotlib")
-    settings = getattr(matplotlib, "rcParams", None)
-    if not isinstance(settings, dict) or not _initial_settings:
-        return None
-    now = dict.copy(settings)
-    return None if now == _initial_settings[0] else now
 
 
 def note_initial_states() -> None:
