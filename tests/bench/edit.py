@@ -28,6 +28,7 @@ from mdrun.core.jsonvalue import JSONObject, JSONValue
 from .corpus import VERSIONS, Document, Version, edit_corpus, render, script
 from .edit_report import BEFORE, SERVER, before_figures, render_markdown
 from .edit_variants import (
+    PAUSE_SECONDS,
     Contender,
     ServerSupport,
     before_contender,
@@ -150,7 +151,7 @@ def run_sequence(
                     render(document, version, tool.dialect), encoding="utf-8"
                 )
                 (work / "doc.py").write_text(script(document, version), encoding="utf-8")
-                time.sleep(contender.pause_seconds)
+                time.sleep(PAUSE_SECONDS)
                 measured = run_commands(tool.commands(work, scenario == "cold"), work, scenario)
                 problem = missing_output(contender, work, expected[version]) or contender.check(
                     work

@@ -41,8 +41,10 @@ the tool's process(es), timed from outside: `mdrun --store S run doc.md` (with `
 when this mdrun has a server); *before*: the same with mdrun's package as it was at the commit
 named (unpacked from git, same interpreter and libraries), so "no slower than before" is judged
 under the same load; with the server: the same, after `mdrun server start` and a warm-up run
-(untimed, in a servers' folder of the sequence's own; `mdrun server stop` after), with an
-author's 2 s pause before each run;
+(untimed, in a servers' folder of the sequence's own; `mdrun server stop` after). Every
+contender's runs each start after an author's 2 s pause (memory freed is given back to the host
+within about a second, and allocating it again is slow: a tool run without the pause would be
+measured on warmer memory);
 jupytext + nbclient `jupytext --to ipynb` then `jupyter execute --inplace`; codebraid `codebraid
 pandoc --from markdown --to markdown`; markdown-exec through Python-Markdown as MkDocs would
 (`session="doc"`). Every run is checked: exit code 0, and the edited block's and the last block's
