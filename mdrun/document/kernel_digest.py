@@ -8,6 +8,7 @@ the kernel has it, which pickles the session's functions and classes by value).
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import hashlib
 import importlib
@@ -15,6 +16,7 @@ import io
 import os
 import pickle
 import sys
+import types
 from typing import Any
 
 
@@ -50,12 +52,18 @@ def _strict_pickler_class() -> Any:
             # (looked up once per pickle: `reducer_override` runs for most objects pickled)
             registry = getattr(sys.modules.get("matplotlib.cbook"), "CallbackRegistry", None)
             self.callback_registry = registry if isinstance(registry, type) else None
+            dtype = getattr(sys.modules.get("numpy"), "dtype", None)
+            self.dtype = dtype if isinstance(dtype, type) else None
 
         def reducer_override(self, obj: Any) -> Any:
             if isinstance(obj, io.IOBase):
                 raise TypeError(f"an open file or stream ({type(obj).__name__}) cannot be saved")
             if type(obj) is _SessionGlobals:
                 return session_globals, ()
+            if self.dtype is not None and isinstance(obj, self.dtype):
+                shared = _shared_dtype(self.dtype, obj)
+                if shared is not None:
+                    return shared
             if self.callback_registry is not None and isinstance(obj, self.callback_registry):
                 dropped = _dropped_callback(obj)
                 if dropped is not None:
@@ -69,6 +77,21 @@ def _strict_pickler_class() -> Any:
 
     _pickler_classes.append(StrictPickler)
     return StrictPickler
+
+
+def _shared_dtype(dtype: Any, obj: Any) -> Any:
+    """numpy's own pickle of a dtype loads as a copy, where numpy shares one object for each
+    builtin dtype (every float64 array has the same one). A session loaded from a snapshot would
+    then hold copies beside the shared ones its later blocks make, and a value's pickle (so its
+    digest) holds each object once: the state after an edit would get another digest than a
+    fresh run's, and no block after it would be kept by the early cutoff. A shared dtype is
+    pickled as its name, and loads as the shared one."""
+    if obj.isbuiltin != 1:
+        return None
+    name = obj.str
+    if dtype(name) is not obj:
+        return None
+    return dtype, (name,)
 
 
 def _dropped_callback(registry: Any) -> str | None:
@@ -124,7 +147,10 @@ def load(data: bytes, namespace: dict[str, Any]) -> Any:
     builtins_before = namespace.get("__builtins__", _NONE)
     _loading_into[:] = [namespace]
     try:
-        return pickler().loads(data)
+        unpickler = pickle.Unpickler(io.BytesIO(data))
+        loaded = unpickler.load()
+        _share_names(list(unpickler.memo.copy().values()), namespace)
+        return loaded
     finally:
         _loading_into.clear()
         if builtins_before is _NONE:
@@ -134,6 +160,47 @@ def load(data: bytes, namespace: dict[str, Any]) -> Any:
 
 
 _NONE = object()
+
+
+def _share_names(loaded: list[Any], namespace: dict[str, Any]) -> None:
+    """Give the objects a snapshot's load made (`loaded`, its unpickler's memo) the names a
+    fresh run's share.
+
+    A pickle holds an object it met before by reference, so a value part loaded and part made
+    by later blocks would get another digest than in a fresh run, and no block after it would
+    be kept by the early cutoff, where the loaded part holds a copy of a string the fresh run
+    shares:
+    - setting an attribute stores its name as the one object Python keeps for that name, and
+      unpickling an object does too, unless its class sets its state itself in Python
+      (matplotlib's transforms do): such objects get the shared names (the others are left
+      as they are: making a name shared that was not would change what a fresh run shares);
+    - the session's classes and functions take their module's name from the session's
+      namespace (`__name__`): they get that object back."""
+    session_name = namespace.get("__name__")
+    for value in loaded:
+        if isinstance(value, (type, types.FunctionType)):
+            module = getattr(value, "__module__", None)
+            if (
+                isinstance(session_name, str)
+                and module == session_name
+                and module is not session_name
+            ):
+                with contextlib.suppress(AttributeError, TypeError):
+                    value.__module__ = session_name
+            continue
+        if not isinstance(getattr(type(value), "__setstate__", None), types.FunctionType):
+            continue  # (unpickling gives the others' attributes the shared names)
+        try:
+            names = object.__getattribute__(value, "__dict__")
+        except AttributeError:
+            continue
+        if type(names) is dict:
+            items = [
+                (sys.intern(name) if type(name) is str else name, item)
+                for name, item in names.items()
+            ]
+            names.clear()
+            names.update(items)
 
 
 def _transform_reduced(transform: Any) -> Any:
@@ -199,10 +266,27 @@ def _digest_pickler_class() -> Any:
                     reduction = reduced(obj)
                     if reduction is not None:
                         return reduction
-            return super().reducer_override(obj)
+            reduction = super().reducer_override(obj)
+            if isinstance(obj, type) and type(reduction) is tuple:
+                return _without_tracker_id(obj, reduction)
+            return reduction
 
     _pickler_classes.append(DigestPickler)
     return DigestPickler
+
+
+def _without_tracker_id(cls: type, reduction: tuple[Any, ...]) -> tuple[Any, ...]:
+    """cloudpickle names each class of the session it pickles by value with a random id, new
+    in every process (so that a class loaded twice is one class). In a digest it would make the
+    same class, and every value holding it or its instances, digest differently in every run:
+    no block after a class was defined would be kept by the early cutoff. The digest leaves it
+    out."""
+    tracker = getattr(sys.modules.get("cloudpickle.cloudpickle"), "_get_or_create_tracker_id", None)
+    if tracker is None or len(reduction) < 2 or type(reduction[1]) is not tuple:
+        return reduction
+    tracker_id = tracker(cls)
+    arguments = tuple(None if argument == tracker_id else argument for argument in reduction[1])
+    return (reduction[0], arguments, *reduction[2:])
 
 
 _IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range})

@@ -279,3 +279,32 @@ def test_an_automatic_snapshot_must_pay_for_writing_what_it_does_not_link(
     assert capture(tmp_path / "linked", first)
     record = json.loads((tmp_path / "linked" / "state.json").read_text())
     assert record["snapshot_linked"] > record["snapshot_written"]
+
+
+FIRST_BLOCK = """\
+import numpy
+class Point:
+    def __init__(self, x):
+        self.x = x
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+kept = {"zeros": numpy.zeros(3), "points": [Point(1)]}
+"""
+LATER_BLOCK = "kept['ones'] = numpy.ones(2)\nkept['points'].append(Point(2))"
+
+
+def test_values_loaded_from_a_snapshot_and_made_later_digest_as_in_a_fresh_run(
+    tmp_path: Path,
+) -> None:
+    """A pickle holds an object it met before by reference: a loaded array's dtype or a loaded
+    object's attribute name, if not the object a fresh run shares, made the state after a later
+    block differ from a fresh run's, and no block after it was kept by the early cutoff."""
+    fresh: dict[str, Any] = {"__name__": "__main__"}
+    for code in (FIRST_BLOCK, LATER_BLOCK):
+        exec(compile(code, "<block>", "exec"), fresh)
+    restored, report = _restore(
+        _capture({"__name__": "__main__"}, FIRST_BLOCK, tmp_path / "1", None)
+    )
+    assert "refused" not in report
+    exec(compile(LATER_BLOCK, "<block>", "exec"), restored)
+    assert kernel_digest.value_digest(restored["kept"]) == kernel_digest.value_digest(fresh["kept"])

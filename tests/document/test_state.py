@@ -264,6 +264,20 @@ def test_a_figure_drawn_by_the_same_code_keeps_the_blocks_after_it(mdrun: Mdrun)
     assert "1 1" in mdrun.read("doc.md")
 
 
+def test_a_class_of_the_sessions_keeps_the_blocks_after_it(mdrun: Mdrun) -> None:
+    """cloudpickle names each class it pickles by value with an id new in every process: the
+    digest leaves it out, or no block after a class was defined would ever be kept by the early
+    cutoff."""
+    document = (
+        "```python\nfrom dataclasses import dataclass\n\n@dataclass\nclass Point:\n"
+        "    x: float\n    y: float\n\np = Point(3, 4)\n```\n\n"
+        "```python\n# the first comment\nprint(p.x + p.y)\n```\n\n"
+        "```python\nprint(p)\n```\n"
+    )
+    assert _executed_after_an_edit(mdrun, document, "the first", "another") == ["b2"]
+    assert "Point(x=3, y=4)" in mdrun.read("doc.md")
+
+
 def test_a_callback_connected_to_a_figure_is_in_its_digest(mdrun: Mdrun) -> None:
     """A figure's own pickle leaves out the callbacks connected to it; its digest does not."""
     document = (
