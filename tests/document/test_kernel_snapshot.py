@@ -283,28 +283,31 @@ def test_an_automatic_snapshot_must_pay_for_writing_what_it_does_not_link(
 
 FIRST_BLOCK = """\
 import numpy
+from dataclasses import dataclass
+@dataclass
 class Point:
-    def __init__(self, x):
-        self.x = x
+    x: float
     def __setstate__(self, state):
         self.__dict__.update(state)
 kept = {"zeros": numpy.zeros(3), "points": [Point(1)]}
 """
-LATER_BLOCK = "kept['ones'] = numpy.ones(2)\nkept['points'].append(Point(2))"
+LATER_BLOCK = "kept['ones'] = numpy.ones(2)\nkept['points'].append(Point(2))\nmore = Point(3)"
 
 
-def test_values_loaded_from_a_snapshot_and_made_later_digest_as_in_a_fresh_run(
+def test_values_loaded_from_a_snapshot_and_made_later_digest_as_before_the_snapshot(
     tmp_path: Path,
 ) -> None:
-    """A pickle holds an object it met before by reference: a loaded array's dtype or a loaded
-    object's attribute name, if not the object a fresh run shares, made the state after a later
-    block differ from a fresh run's, and no block after it was kept by the early cutoff."""
-    fresh: dict[str, Any] = {"__name__": "__main__"}
-    for code in (FIRST_BLOCK, LATER_BLOCK):
-        exec(compile(code, "<block>", "exec"), fresh)
-    restored, report = _restore(
-        _capture({"__name__": "__main__"}, FIRST_BLOCK, tmp_path / "1", None)
-    )
+    """Values partly loaded from a snapshot and partly made by a later block digest as they do
+    in the session the snapshot was taken of. A pickle holds an object it met before by
+    reference: a loaded array's dtype, a loaded class's names, a loaded object's attribute
+    names, each a copy where that session shares one object, made them digest differently,
+    and no block after such a state was kept by the early cutoff."""
+    session: dict[str, Any] = {"__name__": "__main__"}
+    restored, report = _restore(_capture(session, FIRST_BLOCK, tmp_path / "1", None))
     assert "refused" not in report
-    exec(compile(LATER_BLOCK, "<block>", "exec"), restored)
-    assert kernel_digest.value_digest(restored["kept"]) == kernel_digest.value_digest(fresh["kept"])
+    for namespace in (session, restored):
+        exec(compile(LATER_BLOCK, "<block>", "exec"), namespace)
+    for name in ("kept", "more", "Point"):
+        assert kernel_digest.value_digest(restored[name]) == kernel_digest.value_digest(
+            session[name]
+        ), name

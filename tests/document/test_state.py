@@ -264,18 +264,21 @@ def test_a_figure_drawn_by_the_same_code_keeps_the_blocks_after_it(mdrun: Mdrun)
     assert "1 1" in mdrun.read("doc.md")
 
 
-def test_a_class_of_the_sessions_keeps_the_blocks_after_it(mdrun: Mdrun) -> None:
-    """cloudpickle names each class it pickles by value with an id new in every process: the
-    digest leaves it out, or no block after a class was defined would ever be kept by the early
-    cutoff."""
+def test_a_class_of_the_sessions_loaded_from_a_snapshot_keeps_the_blocks_after_it(
+    mdrun: Mdrun,
+) -> None:
+    """A class loaded from a snapshot names its module with a copy of the session's `__name__`;
+    a fresh run's class and functions share one: it gets that one back, or the state after
+    the edited block would digest differently from the first run's and no block after it would
+    be kept by the early cutoff."""
     document = (
-        "```python\nfrom dataclasses import dataclass\n\n@dataclass\nclass Point:\n"
-        "    x: float\n    y: float\n\np = Point(3, 4)\n```\n\n"
-        "```python\n# the first comment\nprint(p.x + p.y)\n```\n\n"
-        "```python\nprint(p)\n```\n"
+        "```python snapshot=true\nfrom dataclasses import dataclass\n\n@dataclass\n"
+        "class Point:\n    x: float\n    y: float\n\np = Point(3, 4)\n```\n\n"
+        "```python\n# the first comment\nq = Point(p.x + 1, p.y)\n```\n\n"
+        "```python\nprint(p, q)\n```\n"
     )
     assert _executed_after_an_edit(mdrun, document, "the first", "another") == ["b2"]
-    assert "Point(x=3, y=4)" in mdrun.read("doc.md")
+    assert "Point(x=3, y=4) Point(x=4, y=4)" in mdrun.read("doc.md")
 
 
 def test_a_callback_connected_to_a_figure_is_in_its_digest(mdrun: Mdrun) -> None:
