@@ -187,7 +187,10 @@ def capture(
     if guard is not None:
         others[_modules().PURE_GUARD] = guard
         _outside_variables.clear()
+    aliases = table.index.aliases()
     state = hashlib.sha256(table.digests_json(others).encode())
+    if aliases:
+        state.update(aliases_text(aliases))
     if opaque:
         state.update(secrets.token_bytes(16))
     digests = {**table.digests, **others}
@@ -205,6 +208,7 @@ def capture(
             if name in values and (kind := plain_kind(values[name])) is not None
         },
         "undo": undo,
+        **({"aliases": aliases} if aliases else {}),
         "opaque": opaque,
         "capture_seconds": time.perf_counter() - started,
         "cell_seconds": cell_seconds,
@@ -249,6 +253,12 @@ def capture(
     with open(result_path, "w") as stream:
         stream.write(text)
     return None
+
+
+def aliases_text(aliases: list[list[str]]) -> bytes:
+    """What the state's digest hashes after the variables' digests when some names are bound
+    to one object (see `kernel_touched.aliases`); the host's `SessionState` hashes the same."""
+    return ("\n" + json.dumps(aliases)).encode()
 
 
 class StateRecord:

@@ -140,13 +140,22 @@ def code_names(code: types.CodeType) -> set[str]:
     return names
 
 
+def changes_in_place(item: Any) -> bool:
+    """Whether a change made to `item` through one name is seen through another bound to it:
+    not for immutable values, nor for a library's classes and functions or numpy's dtypes and
+    scalars (see `reach_of`)."""
+    return not (
+        isinstance(item, _IMMUTABLE_TYPES) or _is_foreign_global(item) or _is_numpy_fact(item)
+    )
+
+
 def reach_of(objects: list[Any]) -> tuple[frozenset[int], frozenset[str]]:
     """What a value's pickle went through (the pickler's memo): the ids of the mutable objects in
     it (and the arrays they view), and the global names its functions use."""
     ids: set[int] = set()
     names: set[str] = set()
     for item in objects:
-        if isinstance(item, _IMMUTABLE_TYPES) or _is_foreign_global(item) or _is_numpy_fact(item):
+        if not changes_in_place(item):
             # The code of a session function is pickled (by value): that of a library's
             # function is not, and what it uses is the library's business.
             if isinstance(item, types.CodeType):
@@ -213,7 +222,9 @@ class ReachIndex:
     block touches few names; finding those that share with them must not cost a pass over all
     of a long session's variables after every block."""
 
-    __slots__ = ("_rebound", "by_global", "by_object", "object_ids", "reaches", "unknown")
+    __slots__ = (
+        "_rebound", "by_global", "by_object", "changeable", "object_ids", "reaches", "unknown"
+    )  # fmt: skip
 
     def __init__(self, reaches: dict[str, Reach] | None = None) -> None:
         self.reaches: dict[str, Reach] = {}
@@ -222,18 +233,23 @@ class ReachIndex:
         """Each name's object id (compared with the namespace's in one pass, see `rebound`)."""
         self.unknown: set[str] = set()
         """The names whose reach is unknown (`Reach.ids` is None)."""
+        self.changeable: dict[str, int] = {}
+        """The object id of each name bound to an object that `changes_in_place`."""
         self.by_object: dict[int, set[str]] = {}
         self.by_global: dict[str, set[str]] = {}
         self._rebound: tuple[dict[str, Any], set[str]] | None = None
         for name, reach in (reaches or {}).items():
             self.put(name, reach)
 
-    def put(self, name: str, reach: Reach) -> None:
-        """Record a name's reach, in place of the one it had."""
+    def put(self, name: str, reach: Reach, changeable: bool = False) -> None:
+        """Record a name's reach, in place of the one it had (`changeable`: its value
+        `changes_in_place`)."""
         self.discard(name)
         self._rebound = None
         self.reaches[name] = reach
         self.object_ids[name] = reach.object_id
+        if changeable:
+            self.changeable[name] = reach.object_id
         if reach.ids is None:
             self.unknown.add(name)
         else:
@@ -249,11 +265,24 @@ class ReachIndex:
         if reach is None:
             return
         del self.object_ids[name]
+        self.changeable.pop(name, None)
         self.unknown.discard(name)
         for object_id in reach.ids or ():
             _unlist(self.by_object, object_id, name)
         for used in reach.names:
             _unlist(self.by_global, used, name)
+
+    def aliases(self) -> list[list[str]]:
+        """The names bound to one object that `changes_in_place`, in groups (each sorted, and
+        sorted). Two sessions whose variables hold equal values can still differ in this:
+        after `b = a`, `a.append(1)` changes `b`; after `b = []` it does not."""
+        objects = list(self.changeable.values())
+        if len(set(objects)) == len(objects):
+            return []
+        groups: dict[int, list[str]] = {}
+        for name, object_id in self.changeable.items():
+            groups.setdefault(object_id, []).append(name)
+        return sorted(sorted(names) for names in groups.values() if len(names) > 1)
 
     def rebound(self, values: dict[str, Any]) -> set[str]:
         """The names of `values` bound to another object than the one recorded (or to none
@@ -381,7 +410,7 @@ class Variables:
         self.digests[name] = known[0]
         self.encoded[name] = f"{json.dumps(name)}: {json.dumps(known[0])}"
         bisect.insort(self.order, name)
-        self.index.put(name, reach)
+        self.index.put(name, reach, changes_in_place(value))
         if isinstance(value, types.ModuleType):
             self.modules[name] = value.__name__
         else:

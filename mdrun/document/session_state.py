@@ -27,6 +27,7 @@ from typing import Any
 
 from mdrun.core.hashing import canonical_json, sha256_hex
 from mdrun.document.kernel_modules import PURE_GUARD
+from mdrun.document.kernel_state import aliases_text
 from mdrun.document.pure_blocks import PureBlock
 
 READ_KEY_PREFIX = "reads:"
@@ -44,6 +45,9 @@ class SessionState:
         """The variables holding plain data: "immutable" or "mutable"."""
         self.outside: dict[str, str | None] = {}
         """The entries of `digests` that are not variables (their names are not identifiers)."""
+        self.aliases: list[list[str]] | None = []
+        """The variables bound to one mutable object, in groups (`kernel_touched.aliases`);
+        None: not known."""
 
     def read_key(self, block: PureBlock) -> str | None:
         """The key of a pure block in this state: the digests of the names it mentions and of
@@ -65,7 +69,13 @@ class SessionState:
             return None
         if PURE_GUARD in self.outside or any(digest is None for digest in self.outside.values()):
             return None  # the kernel says more than values may matter (`pure_guard`)
-        read = canonical_json({"reads": reads, "outside": dict(self.outside)})
+        if self.aliases is None:
+            return None
+        key: dict[str, Any] = {"reads": reads, "outside": dict(self.outside)}
+        among = [group for group in self.aliases if block.names.issuperset(group)]
+        if among:
+            key["aliases"] = among
+        read = canonical_json(key)
         return READ_KEY_PREFIX + sha256_hex(read)
 
     def apply(self, record: Mapping[str, Any], only: frozenset[str] | None = None) -> bool:
@@ -75,10 +85,15 @@ class SessionState:
         whose other variables differed)."""
         digests, kinds = record.get("digests"), record.get("kinds")
         removed, since = record.get("removed"), record.get("since")
+        aliases = record.get("aliases", [])
         if not isinstance(digests, dict) or not isinstance(kinds, dict):
             return False
-        if not isinstance(removed, list):
+        if not isinstance(removed, list) or not _are_groups(aliases):
             return False
+        if only is None:
+            self.aliases = aliases
+        else:
+            self.aliases = self._aliases_after(only, aliases)
         if since == "nothing":
             if only is None:
                 self.digests.clear()
@@ -96,6 +111,23 @@ class SessionState:
                 kind = kinds.get(name)
                 self._set(name, digest, kind if isinstance(kind, str) else None, present=True)
         return True
+
+    def _aliases_after(
+        self, only: frozenset[str], recorded: list[list[str]]
+    ) -> list[list[str]] | None:
+        """The aliases after a pure block that mentions `only`, its record from a run whose
+        other variables may differ. Its key holds the aliases among the names it mentions
+        (`read_key`), and it can reach another name's object only through those: the groups
+        of those names are its record's, the others are as before. None (not known) when a
+        name it mentions was, or in its record's run became, bound to the object of a name
+        it does not mention."""
+        if self.aliases is None:
+            return None
+        for groups in (self.aliases, recorded):
+            if any(only.intersection(group) and not only.issuperset(group) for group in groups):
+                return None
+        kept = [group for group in self.aliases if not only.intersection(group)]
+        return sorted(kept + [group for group in recorded if only.issuperset(group)])
 
     def forget(self, names: frozenset[str]) -> None:
         """The values of `names` are no longer known (a pure block that mentions them is not
@@ -120,13 +152,27 @@ class SessionState:
             self.outside[name] = value
 
     def digestible(self) -> bool:
-        """Whether every value has a digest (else `state_digest` is a unique one)."""
-        return all(digest is not None for digest in self.digests.values())
+        """Whether every value has a digest and the aliases are known (else `state_digest`
+        is a unique one)."""
+        return self.aliases is not None and all(
+            digest is not None for digest in self.digests.values()
+        )
 
     def state_digest(self) -> str:
         """The digest of the whole state, as the kernel's capture computes it; a unique one when
         a value cannot be digested (as the kernel's is then)."""
-        if any(digest is None for digest in self.digests.values()):
+        if not self.digestible():
             return secrets.token_hex(32)
         text = json.dumps(self.digests, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
+        state = hashlib.sha256(text.encode())
+        if self.aliases:
+            state.update(aliases_text(self.aliases))
+        return state.hexdigest()
+
+
+def _are_groups(aliases: Any) -> bool:
+    """Whether a record's aliases are groups of names, as `kernel_touched.aliases` lists them."""
+    return isinstance(aliases, list) and all(
+        isinstance(group, list) and all(isinstance(name, str) for name in group)
+        for group in aliases
+    )

@@ -147,8 +147,12 @@ def test_equal_read_keys_give_equal_outputs_and_effects(
         functions = any(isinstance(value, types.FunctionType) for value in namespace.values())
         if key is not None and not record["opaque"] and not functions:
             # Only the names it mentions taken from its record: still the kernel's state
-            # (a function using one of them is digested with its value by the kernel).
-            assert state.state_digest() == record["digest"]
+            # (a function using one of them is digested with its value by the kernel), when
+            # the aliases are known (else the state's digest is a unique one).
+            if state.aliases is not None:
+                assert state.state_digest() == record["digest"]
+            else:
+                assert state.state_digest() != state.state_digest()
         after = {name: state.digests.get(name) for name in block.names}
         results.append((key, printed, after))
     (key1, printed1, after1), (key2, printed2, after2) = results
