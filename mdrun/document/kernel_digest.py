@@ -208,9 +208,9 @@ def _digest_pickler_class() -> Any:
     from a snapshot are each another object, so a value partly loaded from a snapshot and
     partly made by later blocks (a figure, a class with the instances made after) would get
     another digest than in a fresh run, and no block after it would be kept by the early
-    cutoff. The digest writes every string and bytes object in full, as a new object (a
-    persistent id): which of them are shared is left out. (It costs about 30 ms more per
-    million objects pickled.)"""
+    cutoff. The digest writes each string and bytes object as a persistent id, one for each
+    distinct value: equal strings are written once, one object or not. (It costs about 30 ms
+    more per million objects pickled.)"""
     if len(_pickler_classes) > 1:
         return _pickler_classes[1]
     strict = _strict_pickler_class()
@@ -223,15 +223,18 @@ def _digest_pickler_class() -> Any:
                 for module, name, subclasses, reduced in DIGEST_REDUCERS
                 if isinstance(cls := getattr(sys.modules.get(module), name, None), type)
             ]
+            self.by_value: dict[Any, bytes] = {}
 
         def persistent_id(self, obj: Any) -> Any:
-            """Strings and bytes in full, each time (see `_digest_pickler_class`)."""
+            """Strings and bytes by value (see `_digest_pickler_class`)."""
             kind = type(obj)
-            if kind is str:
-                return b"s" + obj.encode("utf-8", "surrogatepass")
-            if kind is bytes:
-                return b"b" + obj
-            return None
+            if kind is not str and kind is not bytes:
+                return None
+            found = self.by_value.get(obj)
+            if found is None:
+                text = obj.encode("utf-8", "surrogatepass") if kind is str else obj
+                found = self.by_value[obj] = (b"s" if kind is str else b"b") + text
+            return found
 
         def reducer_override(self, obj: Any) -> Any:
             for cls, subclasses, reduced in self.reducers:

@@ -189,8 +189,7 @@ def capture(
         _outside_variables.clear()
     aliases = table.index.aliases()
     state = hashlib.sha256(table.digests_json(others).encode())
-    if aliases:
-        state.update(aliases_text(aliases))
+    state.update(aliases_text(aliases))
     if opaque:
         state.update(secrets.token_bytes(16))
     digests = {**table.digests, **others}
@@ -256,9 +255,11 @@ def capture(
 
 
 def aliases_text(aliases: list[list[str]]) -> bytes:
-    """What the state's digest hashes after the variables' digests when some names are bound
-    to one object (see `kernel_touched.aliases`); the host's `SessionState` hashes the same."""
-    return ("\n" + json.dumps(aliases)).encode()
+    """What the state's digest hashes after the variables' digests: the names bound to one
+    object (`kernel_touched.ReachIndex.aliases`), as the host's `SessionState` hashes them.
+    Hashed even when there are none, so that no state digest equals one an mdrun that did not
+    tell aliases apart stored (which may have been taken where some were)."""
+    return ("\naliases " + json.dumps(aliases)).encode()
 
 
 class StateRecord:

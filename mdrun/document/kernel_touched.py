@@ -149,6 +149,14 @@ def changes_in_place(item: Any) -> bool:
     )
 
 
+def _can_be_changed_through(value: Any, reach: Reach) -> bool:
+    """Whether a change made through another name bound to `value` can be seen through this
+    one: a tuple cannot change, but a list in it can."""
+    if isinstance(value, tuple | frozenset):
+        return reach.ids is None or bool(reach.ids)
+    return changes_in_place(value)
+
+
 def reach_of(objects: list[Any]) -> tuple[frozenset[int], frozenset[str]]:
     """What a value's pickle went through (the pickler's memo): the ids of the mutable objects in
     it (and the arrays they view), and the global names its functions use."""
@@ -410,7 +418,7 @@ class Variables:
         self.digests[name] = known[0]
         self.encoded[name] = f"{json.dumps(name)}: {json.dumps(known[0])}"
         bisect.insort(self.order, name)
-        self.index.put(name, reach, changes_in_place(value))
+        self.index.put(name, reach, _can_be_changed_through(value, reach))
         if isinstance(value, types.ModuleType):
             self.modules[name] = value.__name__
         else:

@@ -81,6 +81,22 @@ class PureBlock:
     """The names it augments (`x += ...`: in place, for a list)."""
 
 
+def _identity_free(compare: ast.Compare) -> bool:
+    """Whether a comparison's outcome follows from the values compared: `is` tells apart equal
+    values that are two objects (a digest does not), unless one side is None, True or
+    False."""
+    left = compare.left
+    for operator, right in zip(compare.ops, compare.comparators, strict=True):
+        if isinstance(operator, ast.Is | ast.IsNot) and not any(
+            isinstance(side, ast.Constant)
+            and (side.value is None or side.value is True or side.value is False)
+            for side in (left, right)
+        ):
+            return False
+        left = right
+    return True
+
+
 @lru_cache(maxsize=4096)
 def pure_block(code: str) -> PureBlock | None:
     """What `code` names, if it is pure (see the module's docstring); None otherwise."""
@@ -128,9 +144,10 @@ def pure_block(code: str) -> PureBlock | None:
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     constants[target.id] += 1
-        elif isinstance(node, ast.Delete) and not all(
-            isinstance(target, ast.Name) for target in node.targets
-        ):
+        elif (
+            isinstance(node, ast.Delete)
+            and not all(isinstance(target, ast.Name) for target in node.targets)
+        ) or (isinstance(node, ast.Compare) and not _identity_free(node)):
             return None
     # A name extended in place (`x += [2]`) that the block also binds to something else than a
     # constant (`x = z`, `for x in ...`) may share a list with a variable it does not name.

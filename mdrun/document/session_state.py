@@ -46,8 +46,8 @@ class SessionState:
         self.outside: dict[str, str | None] = {}
         """The entries of `digests` that are not variables (their names are not identifiers)."""
         self.aliases: list[list[str]] | None = []
-        """The variables bound to one mutable object, in groups (`kernel_touched.aliases`);
-        None: not known."""
+        """The variables bound to one mutable object, in groups
+        (`kernel_touched.ReachIndex.aliases`); None: not known."""
 
     def read_key(self, block: PureBlock) -> str | None:
         """The key of a pure block in this state: the digests of the names it mentions and of
@@ -135,6 +135,8 @@ class SessionState:
         reads one of them can be made, nor the whole state's digest."""
         for name in names:
             self._set(name, None, None, present=True)
+        if self.aliases is not None and any(names.intersection(group) for group in self.aliases):
+            self.aliases = None
 
     def _set(self, name: str, digest: Any, kind: str | None, *, present: bool) -> None:
         if not present:
@@ -165,13 +167,13 @@ class SessionState:
             return secrets.token_hex(32)
         text = json.dumps(self.digests, sort_keys=True)
         state = hashlib.sha256(text.encode())
-        if self.aliases:
-            state.update(aliases_text(self.aliases))
+        state.update(aliases_text(self.aliases or []))
         return state.hexdigest()
 
 
 def _are_groups(aliases: Any) -> bool:
-    """Whether a record's aliases are groups of names, as `kernel_touched.aliases` lists them."""
+    """Whether a record's aliases are groups of names, as `kernel_touched.ReachIndex.aliases`
+    lists them."""
     return isinstance(aliases, list) and all(
         isinstance(group, list) and all(isinstance(name, str) for name in group)
         for group in aliases

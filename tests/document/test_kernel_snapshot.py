@@ -311,3 +311,16 @@ def test_values_loaded_from_a_snapshot_and_made_later_digest_as_before_the_snaps
         assert kernel_digest.value_digest(restored[name]) == kernel_digest.value_digest(
             session[name]
         ), name
+
+
+def test_equal_strings_digest_alike_whether_one_object_or_two() -> None:
+    """Which equal strings are one object is Python's business (a name in code, a string
+    loaded from a snapshot): a digest does not depend on it, and writes a repeated string
+    once."""
+    text = "".join(["ab"] * 3)
+    assert kernel_digest.value_digest(["ababab", "ababab"]) == kernel_digest.value_digest(
+        ["ababab", text]
+    )
+    large = "x" * 1_000_000
+    _digest, size = kernel_digest.value_digest([large] * 20)
+    assert size < 2 * len(large)

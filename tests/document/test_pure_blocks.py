@@ -53,6 +53,7 @@ IMPURE = (
     "w[0] = 9",
     "%time x = 1",
     "import os\nos.environ['K'] = '1'",
+    "same = x is z",
 )
 """Blocks it refuses."""
 

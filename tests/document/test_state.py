@@ -282,17 +282,23 @@ def test_a_class_of_the_sessions_loaded_from_a_snapshot_keeps_the_blocks_after_i
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "printed"), [("b = a", "b = []", "[]"), ("b = []", "b = a", "[1]")]
+    ("first", "old", "new", "printed"),
+    [
+        ("a = []", "b = a", "b = []", "[]"),
+        ("a = []", "b = []", "b = a", "[1]"),
+        ("a = ([],)", "b = a", "b = ([],)", "([],)"),
+    ],
 )
 def test_two_names_bound_to_one_list_are_not_the_state_of_two_equal_lists(
-    mdrun: Mdrun, old: str, new: str, printed: str
+    mdrun: Mdrun, first: str, old: str, new: str, printed: str
 ) -> None:
     """`b = a` and `b = []` leave variables of equal values, but a change made through `a`
     is seen through `b` only after the first: the state's digest tells them apart, so the
-    block after the edit is not kept by the early cutoff with the other's output."""
+    block after the edit is not kept by the early cutoff with the other's output. (A tuple
+    cannot change, but a list in it can.)"""
+    change = "a[0].append(1)" if first.startswith("a = (") else "a.append(1)"
     document = (
-        f"```python\na = []\n```\n\n```python\n{old}\n```\n\n"
-        "```python\na.append(1)\nprint(b)\n```\n"
+        f"```python\n{first}\n```\n\n```python\n{old}\n```\n\n```python\n{change}\nprint(b)\n```\n"
     )
     assert _executed_after_an_edit(mdrun, document, old, new) == ["b2", "b3"]
     assert f"``` text\n{printed}\n```" in mdrun.read("doc.md").split("print(b)")[1]
