@@ -24,9 +24,10 @@ import sys
 import time
 from typing import Any
 
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 """The index's format; an index of another format is not loaded (the session replays), nor
-are its files linked. (3: the session's functions have the session's namespace as globals.)"""
+are its files linked. (3: the session's functions have the session's namespace as globals;
+4: a file's name tells apart the groups packed in it, and each file lists its aliases.)"""
 FILE_PATTERN = re.compile(r"_snapshot\.[0-9a-f]{32}\.pickle\Z")
 """The name of a snapshot's file of variables (anything else in an index is refused)."""
 SETTING_NAMES = ("<sys.path>", "<cwd>", "<environ>")
@@ -103,22 +104,22 @@ def groups(names: list[str], reaches: dict[str, Any]) -> list[list[str]]:
     return sorted(grouped.values())
 
 
-def packed(grouped: list[list[str]], sizes: dict[str, int]) -> list[list[str]]:
-    """`grouped` with its small groups (see `PACK_BELOW`) packed, in order, into files of up to
-    `PACK_BYTES`. State outside variables (names in angle brackets) and groups of unknown size
-    keep their own files."""
-    files: list[list[str]] = []
-    pack: list[str] = []
+def packed(grouped: list[list[str]], sizes: dict[str, int]) -> list[list[list[str]]]:
+    """The files to write: `grouped`'s small groups (see `PACK_BELOW`) packed, in order, into
+    files of up to `PACK_BYTES`, each file the groups it holds. State outside variables (names
+    in angle brackets) and groups of unknown size keep their own files."""
+    files: list[list[list[str]]] = []
+    pack: list[list[str]] = []
     pack_bytes = 0
     for group in grouped:
         size = sum(sizes.get(member, PACK_BELOW) for member in group)
         if size >= PACK_BELOW or any(name[:1] == "<" for name in group):
-            files.append(group)
+            files.append([group])
             continue
         if pack and pack_bytes + size > PACK_BYTES:
             files.append(pack)
             pack, pack_bytes = [], 0
-        pack.extend(group)
+        pack.append(group)
         pack_bytes += size
     return [*files, pack] if pack else files
 
@@ -128,9 +129,11 @@ def _uses(reaches: dict[str, Any], name: str) -> frozenset[str]:
     return frozenset() if reach is None else reach.names
 
 
-def file_name(group: list[str], digests: dict[str, str]) -> str:
-    """A group's file name: equal names and digests, equal content."""
-    key = json.dumps([[name, digests[name]] for name in group]).encode()
+def file_name(groups: list[list[str]], digests: dict[str, str]) -> str:
+    """A file's name, from the groups of variables it holds: equal groups of names and
+    digests, equal content. (Two groups `[a]`, `[b]` packed in one file are two lists, `a`
+    and `b` apart; one group `[a, b]` may be one list bound to both names.)"""
+    key = json.dumps([[[name, digests[name]] for name in group] for group in groups]).encode()
     return f"_snapshot.{hashlib.sha256(key).hexdigest()[:32]}.pickle"
 
 
@@ -230,12 +233,15 @@ def write(
     deferred: dict[str, Any] | None = None,
     sizes: dict[str, int] | None = None,
     namespace: dict[str, Any] | None = None,
+    aliases: list[list[str]] | None = None,
 ) -> dict[str, Any]:
     """Write the snapshot whose index is `index_path`, linking the files of `previous` (see
     `previous_files`) that it holds unchanged, and the files of `deferred` (variables a partial
     restore did not load); what the state record says of it. `sizes`: each variable's bytes,
     by which small ones are packed together (see `packed`); `namespace`: the session's, the
-    globals of its functions (see `kernel_digest.dump`)."""
+    globals of its functions (see `kernel_digest.dump`); `aliases`: the names bound to one
+    object (`kernel_touched.ReachIndex.aliases`), listed with the file that holds them, so
+    that the state's digest counts them while the file is not loaded."""
     deferred = deferred or {}
     started = time.perf_counter()
     folder = os.path.dirname(index_path)
@@ -244,8 +250,9 @@ def write(
     written = linked = 0
     made: list[str] = []
     try:
-        for group in packed(groups(sorted(kept), reaches), sizes or {}):
-            name = file_name(group, digests)
+        for grouped in packed(groups(sorted(kept), reaches), sizes or {}):
+            name = file_name(grouped, digests)
+            group = [member for members in grouped for member in members]
             target = os.path.join(folder, name)
             known = previous.get(name)
             if known is not None and _link(known["path"], target):
@@ -260,6 +267,9 @@ def write(
             uses = sorted({used for member in group for used in _uses(reaches, member)})
             member_digests = {member: digests[member] for member in group}
             files[name] = {"names": group, "digests": member_digests, "uses": uses, **entry}
+            held = [names for names in aliases or () if set(names) <= set(group)]
+            if held:
+                files[name]["aliases"] = held
         for name, entry in deferred.items():
             # Variables a partial restore left unloaded: their file, linked from where it is.
             target = os.path.join(folder, name)

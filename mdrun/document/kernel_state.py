@@ -188,6 +188,10 @@ def capture(
         others[_modules().PURE_GUARD] = guard
         _outside_variables.clear()
     aliases = table.index.aliases()
+    for entry in snapshots.still_deferred(namespace).values():
+        # (a partial restore's: variables bound to one object share a file)
+        aliases.extend(entry.get("aliases") or ())
+    aliases.sort()
     state = hashlib.sha256(table.digests_json(others).encode())
     state.update(aliases_text(aliases))
     if opaque:
@@ -244,6 +248,7 @@ def capture(
                 deferred=dict(snapshots.still_deferred(namespace)),
                 sizes={name: size for name, (_digest, size) in table.known.items()},
                 namespace=namespace,
+                aliases=aliases,
             )
         )
     text = json.dumps(result)

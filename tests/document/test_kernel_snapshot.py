@@ -324,3 +324,37 @@ def test_equal_strings_digest_alike_whether_one_object_or_two() -> None:
     large = "x" * 1_000_000
     _digest, size = kernel_digest.value_digest([large] * 20)
     assert size < 2 * len(large)
+
+
+def test_two_lists_that_were_one_are_not_linked_as_one(tmp_path: Path) -> None:
+    """Two small groups packed in one file (`a`, `b` two lists) and one group (`a is b`)
+    once had the same file name: a snapshot after `b = []` linked the file of the snapshot
+    before it, and its restore gave `a is b` back."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    first = _capture(namespace, "a = []\nb = a", tmp_path / "1", None)
+    second = _capture(namespace, "b = []", tmp_path / "2", first)
+    restored, _report = _restore(second)
+    restored["a"].append(1)
+    assert restored["b"] == []
+
+
+def test_names_bound_to_one_list_a_partial_restore_left_unloaded_count_as_aliases(
+    tmp_path: Path,
+) -> None:
+    """The state's digest counts the aliases among the variables a partial restore did not
+    load: without them, it was the digest of a state where `a` and `b` are two lists."""
+    code = "a = list(range(100_000))\nb = a\nsmall = 2"
+    index = _capture({"__name__": "__main__"}, code, tmp_path / "1", None)
+    after: dict[str, Any] = {}
+    for codes in (["print(small)"], None):
+        restored, report = _restore_for(index, codes)
+        assert report["deferred"] == (["a", "b"] if codes else [])
+        kernel_state._executions_since_capture[0] = 3
+        kernel_state._note_cell_start(types.SimpleNamespace(raw_cell="small = 3"))
+        exec("small = 3", restored)
+        record = tmp_path / ("partial" if codes else "full") / "state.json"
+        record.parent.mkdir()
+        kernel_state.capture(restored, {"__builtins__"}, str(record), None)
+        after[record.parent.name] = json.loads(record.read_text())
+    assert after["partial"]["digest"] == after["full"]["digest"]
+    assert after["partial"]["aliases"] == [["a", "b"]]
