@@ -6,7 +6,8 @@ editing a block then re-runs only the blocks that read what it changed, not ever
 it. The analysis is syntactic and narrow on purpose, so that it never calls a block pure that is
 not. A pure block's code is made of assignments, expressions, `if`, `for` and `while` over:
 
-- literals, names, arithmetic, comparisons, f-strings, subscripts read (never written);
+- literals, names, arithmetic, comparisons (`is` only against None, True or False: a digest
+  does not tell two equal objects from one), f-strings, subscripts read (never written);
 - calls of the builtins in `PURE_BUILTINS` (which reach no file, clock, environment or random
   state, and call nothing but what they are given), and of the methods in `PURE_METHODS` (which
   change nothing on any builtin type);

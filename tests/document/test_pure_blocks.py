@@ -171,6 +171,21 @@ def test_a_shared_list_extended_in_place_is_not_keyed_by_reads(tmp_path: Path) -
     assert state.read_key(pure_block("print(z)") or block) is not None
 
 
+def test_a_forgotten_pure_block_that_names_an_alias_makes_the_aliases_unknown(
+    tmp_path: Path,
+) -> None:
+    """A pure block not in the store may rebind one name of a group bound to one list: until
+    it runs, the state's digest is a unique one and no block reading the group is keyed."""
+    _namespace, state = _followed(["z = [1]", "w = z"], tmp_path)
+    block = pure_block("print(z)")
+    assert block is not None
+    assert state.read_key(block) is not None
+    assert state.state_digest() == state.state_digest()
+    state.forget(frozenset({"w"}))
+    assert state.aliases is None
+    assert state.read_key(block) is None
+
+
 def test_a_shadowed_builtin_is_not_called_by_a_pure_block(tmp_path: Path) -> None:
     _namespace, state = _followed(["len = 3"], tmp_path)
     block = pure_block("print(len([1]))")
