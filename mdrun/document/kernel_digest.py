@@ -273,18 +273,19 @@ def digest_and_reach(value: Any) -> tuple[str, int, Any]:
                 _digests.clear()
             cached = (value, *value_digest(value))
             _digests[id(value)] = cached
-        return cached[1], cached[2], touched.Reach(id(value), frozenset(), frozenset())
-    memo: list[Any] = []
+        return cached[1], cached[2], touched.Reach(id(value), {}, frozenset())
+    memo: list[tuple[int, Any]] = []
     digest, size = value_digest(value, memo)
     if len(memo) > MEMO_LIMIT:
         return digest, size, touched.Reach(id(value), None, frozenset())
-    ids, names = touched.reach_of(memo)
-    return digest, size, touched.Reach(id(value), ids, names)
+    # (The pickler is gone: what only its memo held is held by `memo` alone.)
+    positions, names = touched.reach_of(memo)
+    return digest, size, touched.Reach(id(value), positions, names)
 
 
-def value_digest(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
+def value_digest(value: Any, memo: list[tuple[int, Any]] | None = None) -> tuple[str, int]:
     """The SHA-256 of one value's pickle, and its size in bytes; `memo` is given the objects
-    the pickle went through.
+    the pickle went through, each with its index in the pickle's memo.
 
     Large buffers (numpy arrays, pandas columns) go out of band (pickle protocol 5) and are
     hashed where they lie in memory, never copied into the pickle stream.
@@ -296,7 +297,7 @@ def value_digest(value: Any, memo: list[Any] | None = None) -> tuple[str, int]:
     pickler = _digest_pickler_class()(stream, protocol=5, buffer_callback=buffers.append)
     pickler.dump(value)
     if memo is not None:
-        memo.extend(entry[1] for entry in pickler.memo.copy().values())
+        memo.extend(pickler.memo.copy().values())
     digest = hashlib.sha256(stream.getbuffer())
     size = stream.tell()
     for buffer in buffers:

@@ -24,10 +24,11 @@ import sys
 import time
 from typing import Any
 
-INDEX_FORMAT = 4
+INDEX_FORMAT = 5
 """The index's format; an index of another format is not loaded (the session replays), nor
 are its files linked. (3: the session's functions have the session's namespace as globals;
-4: a file's name tells apart the groups packed in it, and each file lists its aliases.)"""
+4: a file's name tells apart the groups packed in it, and each file lists its aliases; 5: the
+aliases say where their names share an object.)"""
 FILE_PATTERN = re.compile(r"_snapshot\.[0-9a-f]{32}\.pickle\Z")
 """The name of a snapshot's file of variables (anything else in an index is refused)."""
 SETTING_NAMES = ("<sys.path>", "<cwd>", "<environ>")
@@ -239,9 +240,9 @@ def write(
     `previous_files`) that it holds unchanged, and the files of `deferred` (variables a partial
     restore did not load); what the state record says of it. `sizes`: each variable's bytes,
     by which small ones are packed together (see `packed`); `namespace`: the session's, the
-    globals of its functions (see `kernel_digest.dump`); `aliases`: the names bound to one
-    object (`kernel_touched.ReachIndex.aliases`), listed with the file that holds them, so
-    that the state's digest counts them while the file is not loaded."""
+    globals of its functions (see `kernel_digest.dump`); `aliases`: the names that share an
+    object, and where (`kernel_touched.ReachIndex.aliases`), listed with the file that holds
+    them, so that the state's digest counts them while the file is not loaded."""
     deferred = deferred or {}
     started = time.perf_counter()
     folder = os.path.dirname(index_path)
@@ -267,7 +268,12 @@ def write(
             uses = sorted({used for member in group for used in _uses(reaches, member)})
             member_digests = {member: digests[member] for member in group}
             files[name] = {"names": group, "digests": member_digests, "uses": uses, **entry}
-            held = [names for names in aliases or () if set(names) <= set(group)]
+            members = set(group)
+            held = [
+                names
+                for names in aliases or ()
+                if members.issuperset(name for name in names if name[:1] != "@")
+            ]
             if held:
                 files[name]["aliases"] = held
         for name, entry in deferred.items():

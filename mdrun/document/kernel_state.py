@@ -260,11 +260,17 @@ def capture(
 
 
 def aliases_text(aliases: list[list[str]]) -> bytes:
-    """What the state's digest hashes after the variables' digests: the names bound to one
-    object (`kernel_touched.ReachIndex.aliases`), as the host's `SessionState` hashes them.
-    Hashed even when there are none, so that no state digest equals one an mdrun that did not
-    tell aliases apart stored (which may have been taken where some were)."""
-    return ("\naliases " + json.dumps(aliases)).encode()
+    """What the state's digest hashes after the variables' digests: the names that share an
+    object, and where (`kernel_touched.ReachIndex.aliases`), as the host's `SessionState`
+    hashes them. Hashed even when there are none, and headed otherwise than before, so that no
+    state digest equals one stored by an earlier mdrun, which did not see an object shared from
+    inside another variable (`v = z[0]`)."""
+    return ("\nsharing " + json.dumps(aliases)).encode()
+
+
+def group_names(group: list[str]) -> list[str]:
+    """The names of one of `aliases`'s groups (without where they share)."""
+    return [entry for entry in group if not entry.startswith("@")]
 
 
 class StateRecord:
@@ -452,7 +458,7 @@ def _digest_one(value: Any, name: str, reaches: dict[str, Any]) -> tuple[str, in
     """A variable's digest and size (its reach into `reaches`), or why it cannot be digested."""
     touched = _touched_module()
     if isinstance(value, types.ModuleType):
-        reaches[name] = touched.Reach(id(value), frozenset(), frozenset())
+        reaches[name] = touched.Reach(id(value), {}, frozenset())
         return "module:" + value.__name__, 0
     try:
         digest, size, reach = _digest_module().digest_and_reach(value)

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import ast
 import bisect
+import gc
+import hashlib
 import itertools
 import json
 import operator
+import sys
 import types
 from typing import Any
 
@@ -157,12 +160,20 @@ def _can_be_changed_through(value: Any, reach: Reach) -> bool:
     return changes_in_place(value)
 
 
-def reach_of(objects: list[Any]) -> tuple[frozenset[int], frozenset[str]]:
-    """What a value's pickle went through (the pickler's memo): the ids of the mutable objects in
-    it (and the arrays they view), and the global names its functions use."""
-    ids: set[int] = set()
+def reach_of(memo: list[tuple[int, Any]]) -> tuple[dict[int, int], frozenset[str]]:
+    """What a value's pickle went through (the pickler's memo, as (index, object) pairs, which
+    it empties): where in the pickle each mutable object of the value sits, by id (with the
+    arrays they view, see `_add_bases`), and the global names its functions use. Objects the
+    pickle made for itself and freed after (a state dict a `__reduce__` built) are left out:
+    their ids are soon another object's, which no variable shares."""
+    indexes = [index for index, _item in memo]
+    objects = [item for _index, item in memo]
+    memo.clear()
+    live = _held_elsewhere(objects)
+    positions: dict[int, int] = {}
     names: set[str] = set()
-    for item in objects:
+    viewing: list[tuple[Any, int]] = []
+    for index, item, is_live in zip(indexes, objects, live, strict=True):
         if not changes_in_place(item):
             # The code of a session function is pickled (by value): that of a library's
             # function is not, and what it uses is the library's business.
@@ -171,9 +182,36 @@ def reach_of(objects: list[Any]) -> tuple[frozenset[int], frozenset[str]]:
             continue
         if isinstance(item, types.FunctionType):
             names |= code_names(item.__code__)
-        ids.add(id(item))
-        _add_bases(item, ids)
-    return frozenset(ids), frozenset(names)
+        if is_live:
+            positions[id(item)] = index
+        if isinstance(item, memoryview) or getattr(type(item), "__array_interface__", None):
+            viewing.append((item, index))
+    for item, index in sorted(viewing, key=operator.itemgetter(1)):
+        _add_bases(item, index, positions)
+    return positions, frozenset(names)
+
+
+def _held_elsewhere(objects: list[Any]) -> list[bool]:
+    """Whether each of `objects` (each once) is held by something else than the list and the
+    objects of it that are held by nothing else: the pickle's own temporaries are not."""
+    counts = [count - _LIST_ONLY for count in map(sys.getrefcount, objects)]
+    if all(counts):
+        return [True] * len(objects)
+    at = {id(item): place for place, item in enumerate(objects)}
+    pending = [place for place, count in enumerate(counts) if count <= 0]
+    while pending:
+        for held in gc.get_referents(objects[pending.pop()]):
+            place = at.get(id(held))
+            if place is not None and objects[place] is held:
+                counts[place] -= 1
+                if counts[place] == 0:
+                    pending.append(place)
+    return [count > 0 for count in counts]
+
+
+_LIST_ONLY = next(map(sys.getrefcount, [object()]))
+"""What `sys.getrefcount` gives, called as `_held_elsewhere` calls it, for an object that only
+a list holds (this interpreter's count of its own references included)."""
 
 
 def _is_numpy_fact(item: Any) -> bool:
@@ -192,8 +230,9 @@ def _is_foreign_global(item: Any) -> bool:
     return False
 
 
-def _add_bases(item: Any, ids: set[int]) -> None:
-    """An array view shares its memory with the array it views: changing one changes both."""
+def _add_bases(item: Any, index: int, positions: dict[int, int]) -> None:
+    """An array view shares its memory with the array it views: changing one changes both. The
+    arrays it views sit where it does, a level down each (unless the pickle met them)."""
     base: Any
     if isinstance(item, memoryview):
         base = item.obj
@@ -201,25 +240,34 @@ def _add_bases(item: Any, ids: set[int]) -> None:
         base = getattr(item, "base", None)
     else:
         return
-    for _ in range(64):
-        if base is None or isinstance(base, _IMMUTABLE_TYPES) or id(base) in ids:
+    for depth in range(1, 65):
+        if base is None or isinstance(base, _IMMUTABLE_TYPES) or id(base) in positions:
             return
-        ids.add(id(base))
+        positions[id(base)] = -(index * 64 + depth)
         if getattr(type(base), "__array_interface__", None) is None:
             return
         base = getattr(base, "base", None)
 
 
+_HASH_MODULUS = 1 << 128
+"""The hashes of where names share each object are summed modulo this (`ReachIndex.shares`)."""
+
+
 class Reach:
     """What a variable's last digest saw: its object, and what its pickle went through."""
 
-    __slots__ = ("ids", "names", "object_id")
+    __slots__ = ("ids", "names", "object_id", "positions")
 
-    def __init__(self, object_id: int, ids: frozenset[int] | None, names: frozenset[str]) -> None:
+    def __init__(
+        self, object_id: int, positions: dict[int, int] | None, names: frozenset[str]
+    ) -> None:
         self.object_id = object_id
         """The id of the value the name was bound to."""
-        self.ids = ids
-        """The mutable objects its pickle went through; None: unknown (digest it every time)."""
+        self.positions = positions
+        """Where in its pickle each mutable object it went through sits, by id (see
+        `reach_of`); None: unknown (digest it every time)."""
+        self.ids = None if positions is None else frozenset(positions)
+        """The ids of `positions`."""
         self.names = names
         """The global names its functions use."""
 
@@ -231,7 +279,8 @@ class ReachIndex:
     of a long session's variables after every block."""
 
     __slots__ = (
-        "_rebound", "by_global", "by_object", "changeable", "object_ids", "reaches", "unknown"
+        "_aliases", "_rebound", "by_global", "by_object", "changeable", "held", "object_ids",
+        "pairs", "reaches", "shares", "sums", "unknown",
     )  # fmt: skip
 
     def __init__(self, reaches: dict[str, Reach] | None = None) -> None:
@@ -244,8 +293,21 @@ class ReachIndex:
         self.changeable: dict[str, int] = {}
         """The object id of each name bound to an object that `changes_in_place`."""
         self.by_object: dict[int, set[str]] = {}
+        """The names that hold each object (see `held`)."""
+        self.held: dict[str, frozenset[int]] = {}
+        """The objects each name is listed under in `by_object`: those its pickle went
+        through, or when that is unknown, the object it is bound to if that can change."""
         self.by_global: dict[str, set[str]] = {}
+        self.pairs: dict[tuple[str, str], int] = {}
+        """How many objects each two names (in order) share."""
+        self.shares: dict[int, tuple[str, int]] = {}
+        """For each object more than one name holds: the first of them, and a hash of where
+        each holds it."""
+        self.sums: dict[str, int] = {}
+        """For each name, the sum of the hashes of `shares` it is first in."""
         self._rebound: tuple[dict[str, Any], set[str]] | None = None
+        self._aliases: list[list[str]] | None = []
+        """What `aliases` gives, until what names share changes."""
         for name, reach in (reaches or {}).items():
             self.put(name, reach)
 
@@ -258,11 +320,20 @@ class ReachIndex:
         self.object_ids[name] = reach.object_id
         if changeable:
             self.changeable[name] = reach.object_id
-        if reach.ids is None:
+        held = reach.ids
+        if held is None:
             self.unknown.add(name)
-        else:
-            for object_id in reach.ids:
-                self.by_object.setdefault(object_id, set()).add(name)
+            held = frozenset((reach.object_id,)) if changeable else frozenset()
+        self.held[name] = held
+        for object_id in held:
+            names = self.by_object.setdefault(object_id, set())
+            if names:
+                for other in names:
+                    self._pair(name, other, 1)
+                names.add(name)
+                self._rehash(object_id, names)
+            else:
+                names.add(name)
         for used in reach.names:
             self.by_global.setdefault(used, set()).add(name)
 
@@ -275,22 +346,77 @@ class ReachIndex:
         del self.object_ids[name]
         self.changeable.pop(name, None)
         self.unknown.discard(name)
-        for object_id in reach.ids or ():
-            _unlist(self.by_object, object_id, name)
+        for object_id in self.held.pop(name):
+            names = self.by_object[object_id]
+            names.discard(name)
+            if names:
+                for other in names:
+                    self._pair(name, other, -1)
+                self._rehash(object_id, names)
+            else:
+                del self.by_object[object_id]
         for used in reach.names:
             _unlist(self.by_global, used, name)
 
+    def _pair(self, name: str, other: str, change: int) -> None:
+        pair = (name, other) if name < other else (other, name)
+        count = self.pairs.get(pair, 0) + change
+        if count:
+            self.pairs[pair] = count
+        else:
+            del self.pairs[pair]
+
+    def _rehash(self, object_id: int, names: set[str]) -> None:
+        """An object's holders changed: its hash, counted in the sum of the first of them."""
+        self._aliases = None
+        old = self.shares.pop(object_id, None)
+        if old is not None:
+            self.sums[old[0]] = (self.sums[old[0]] - old[1]) % _HASH_MODULUS
+        if len(names) < 2:
+            return
+        where = sorted((name, self._position(name, object_id)) for name in names)
+        value = int.from_bytes(
+            hashlib.blake2b(repr(where).encode(), digest_size=16).digest(), "big"
+        )
+        first = where[0][0]
+        self.shares[object_id] = (first, value)
+        self.sums[first] = (self.sums.get(first, 0) + value) % _HASH_MODULUS
+
+    def _position(self, name: str, object_id: int) -> int:
+        positions = self.reaches[name].positions
+        return -1 if positions is None else positions[object_id]
+
     def aliases(self) -> list[list[str]]:
-        """The names bound to one object that `changes_in_place`, in groups (each sorted, and
-        sorted). Two sessions whose variables hold equal values can still differ in this:
-        after `b = a`, `a.append(1)` changes `b`; after `b = []` it does not."""
-        objects = list(self.changeable.values())
-        if len(set(objects)) == len(objects):
-            return []
-        groups: dict[int, list[str]] = {}
-        for name, object_id in self.changeable.items():
-            groups.setdefault(object_id, []).append(name)
-        return sorted(sorted(names) for names in groups.values() if len(names) > 1)
+        """The names whose values share an object that `changes_in_place`, in groups: each
+        the sorted names, then `@` and a digest of where in each name's pickle each object
+        they share sits (the groups sorted). Two sessions whose variables hold equal values
+        can differ in this alone: after `b = a`, `a.append(1)` changes `b`, after `b = []` it
+        does not; after `v = z[0]`, `v.append(1)` changes `z`, after `v = z[1]` it changes
+        `z` elsewhere. (A name whose reach is unknown counts by the object it is bound to.)
+        Kept up to date as names are put: a figure and its axes share hundreds of objects."""
+        if self._aliases is None:
+            self._aliases = self._groups()
+        return [list(group) for group in self._aliases]
+
+    def _groups(self) -> list[list[str]]:
+        parent: dict[str, str] = {}
+
+        def root(name: str) -> str:
+            while parent.setdefault(name, name) != name:
+                parent[name] = parent[parent[name]]
+                name = parent[name]
+            return name
+
+        for first, second in self.pairs:
+            parent[root(second)] = root(first)
+        members: dict[str, list[str]] = {}
+        for name in parent:
+            members.setdefault(root(name), []).append(name)
+        groups = []
+        for names in members.values():
+            total = sum(self.sums.get(name, 0) for name in names) % _HASH_MODULUS
+            groups.append([*sorted(names), "@" + total.to_bytes(16, "big").hex()])
+        return sorted(groups)
 
     def rebound(self, values: dict[str, Any]) -> set[str]:
         """The names of `values` bound to another object than the one recorded (or to none

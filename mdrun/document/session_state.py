@@ -27,7 +27,7 @@ from typing import Any
 
 from mdrun.core.hashing import canonical_json, sha256_hex
 from mdrun.document.kernel_modules import PURE_GUARD
-from mdrun.document.kernel_state import aliases_text
+from mdrun.document.kernel_state import aliases_text, group_names
 from mdrun.document.pure_blocks import PureBlock
 
 READ_KEY_PREFIX = "reads:"
@@ -46,8 +46,8 @@ class SessionState:
         self.outside: dict[str, str | None] = {}
         """The entries of `digests` that are not variables (their names are not identifiers)."""
         self.aliases: list[list[str]] | None = []
-        """The variables bound to one mutable object, in groups
-        (`kernel_touched.ReachIndex.aliases`); None: not known."""
+        """The variables that share a mutable object, in groups, each with where they share
+        it (`kernel_touched.ReachIndex.aliases`); None: not known."""
 
     def read_key(self, block: PureBlock) -> str | None:
         """The key of a pure block in this state: the digests of the names it mentions and of
@@ -72,7 +72,7 @@ class SessionState:
         if self.aliases is None:
             return None
         key: dict[str, Any] = {"reads": reads, "outside": dict(self.outside)}
-        among = [group for group in self.aliases if block.names.issuperset(group)]
+        among = [group for group in self.aliases if block.names.issuperset(group_names(group))]
         if among:
             key["aliases"] = among
         read = canonical_json(key)
@@ -124,10 +124,11 @@ class SessionState:
         if self.aliases is None:
             return None
         for groups in (self.aliases, recorded):
-            if any(only.intersection(group) and not only.issuperset(group) for group in groups):
-                return None
+            for group in groups:
+                if only.intersection(group) and not only.issuperset(group_names(group)):
+                    return None
         kept = [group for group in self.aliases if not only.intersection(group)]
-        return sorted(kept + [group for group in recorded if only.issuperset(group)])
+        return sorted(kept + [group for group in recorded if only.intersection(group)])
 
     def forget(self, names: frozenset[str]) -> None:
         """The values of `names` are no longer known (a pure block that mentions them is not

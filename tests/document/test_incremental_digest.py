@@ -23,6 +23,8 @@ STATEMENTS = (
     "b.append(3)",
     "c = {'k': a}",
     "c['k'].append(4)",
+    "e = c['k']",
+    "e.append(8)",
     "def f():\n    a.append(9)",
     "def f():\n    global b\n    b = 5",
     "def g():\n    f()",
@@ -170,6 +172,39 @@ def _undo(folder: Path) -> Any:
     return json.loads((folder / "state.json").read_text())["undo"]
 
 
+class _ReducedToAFreshState:
+    """Pickled through a state the pickle makes for itself (a dict holding a dict holding a
+    list), with the object's own list inside."""
+
+    def __init__(self) -> None:
+        self.items = [1]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _ReducedToAFreshState, (), {"items": self.items, "made": {"for": ["it"]}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.items = state["items"]
+
+
+def test_what_a_pickle_makes_for_itself_is_in_no_variables_reach() -> None:
+    """Objects a pickle makes and frees are soon other objects' addresses: counted in a
+    variable's reach, they would make it seem to share an object with a later variable, and
+    the state's digest would depend on where Python happened to put that one."""
+    value = _ReducedToAFreshState()
+    _digest, _size, reach = kernel_digest.digest_and_reach(value)
+    assert reach.positions is not None
+    assert reach.positions.keys() == {id(value), id(value.items)}
+
+
+def test_where_two_names_share_an_object_is_in_the_states_digest(tmp_path: Path) -> None:
+    """`v = z[0]` and `v = z[1]` leave equal values; a change through `v` lands elsewhere."""
+    digests = []
+    for code in ("z = [[1], [1]]\nv = z[0]", "z = [[1], [1]]\nv = z[1]", "z = [[1], [1]]\nv = [1]"):
+        kernel_state.forget_last_capture()
+        digests.append(_run_block({"__name__": "__main__"}, code, tmp_path))
+    assert len(set(digests)) == 3
+
+
 def test_a_block_is_undoable_only_while_no_restored_variable_is_unloaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -227,7 +262,7 @@ def test_the_digests_text_is_the_sorted_json_of_every_digest(
     # result key would change.
     table = Variables()
     for name, digest in variables.items():
-        table.put(name, 0, (digest, 1), Reach(0, frozenset(), frozenset()), None)
+        table.put(name, 0, (digest, 1), Reach(0, {}, frozenset()), None)
     expected = json.dumps({**variables, **others}, sort_keys=True)
     assert table.digests_json(others) == expected
 

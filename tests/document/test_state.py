@@ -304,6 +304,44 @@ def test_two_names_bound_to_one_list_are_not_the_state_of_two_equal_lists(
     assert f"``` text\n{printed}\n```" in mdrun.read("doc.md").split("print(b)")[1]
 
 
+@pytest.mark.parametrize(
+    ("first", "old", "new", "printed"),
+    [
+        ("z = [[1]]", "v = [1]", "v = z[0]", "[[1, 2]]"),
+        ("z = [[1]]", "v = z[0]", "v = [1]", "[[1]]"),
+        ("z = [[1], [1]]", "v = z[0]", "v = z[1]", "[[1], [1, 2]]"),
+        ("z = {'k': [1]}", "v = [1]", "v = z['k']", "{'k': [1, 2]}"),
+    ],
+)
+def test_a_name_bound_to_an_object_inside_another_is_not_the_state_of_a_copy(
+    mdrun: Mdrun, first: str, old: str, new: str, printed: str
+) -> None:
+    """After `v = z[0]`, a change made through `v` is seen in `z`; after `v = [1]` it is not,
+    though the values are equal, and after `v = z[1]` it is seen elsewhere in `z`. The state's
+    digest tells these apart, so the block after the edit is not kept with the other's output."""
+    document = (
+        f"```python\n{first}\n```\n\n```python\n{old}\n```\n\n"
+        "```python\nv.append(2)\nprint(z)\n```\n"
+    )
+    assert _executed_after_an_edit(mdrun, document, old, new) == ["b2", "b3"]
+    assert f"``` text\n{printed}\n```" in mdrun.read("doc.md").split("print(z)")[1]
+
+
+def test_an_array_viewing_another_is_not_the_state_of_a_copy(mdrun: Mdrun) -> None:
+    """A numpy view shares its memory with the array it views: writing through it changes
+    that array, writing through a copy of equal values does not."""
+    document = (
+        "```python\nimport numpy as np\nz = np.zeros(3)\n```\n\n"
+        "```python\nv = np.zeros(2)\n```\n\n"
+        "```python\nv[0] = 1\nprint(z)\n```\n"
+    )
+    assert _executed_after_an_edit(mdrun, document, "v = np.zeros(2)", "v = z[:2]") == [
+        "b2",
+        "b3",
+    ]
+    assert "``` text\n[1. 0. 0.]\n```" in mdrun.read("doc.md").split("print(z)")[1]
+
+
 def test_a_callback_connected_to_a_figure_is_in_its_digest(mdrun: Mdrun) -> None:
     """A figure's own pickle leaves out the callbacks connected to it; its digest does not."""
     document = (
