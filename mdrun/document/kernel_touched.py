@@ -250,7 +250,12 @@ def _add_bases(item: Any, index: int, positions: dict[int, int]) -> None:
 
 
 _HASH_MODULUS = 1 << 128
-"""The hashes of where names share each object are summed modulo this (`ReachIndex.shares`)."""
+"""The hashes of where names share each object are summed modulo this (`ReachIndex.sharing`)."""
+
+
+def _hashed(data: bytes) -> int:
+    """A 128-bit hash of `data`, the same in every process (unlike `hash`)."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
 
 
 class Reach:
@@ -279,8 +284,8 @@ class ReachIndex:
     of a long session's variables after every block."""
 
     __slots__ = (
-        "_aliases", "_rebound", "by_global", "by_object", "changeable", "held", "object_ids",
-        "pairs", "reaches", "shares", "sums", "unknown",
+        "_aliases", "_rebound", "by_global", "by_holders", "by_object", "changeable", "held",
+        "object_ids", "reaches", "sharing", "unknown",
     )  # fmt: skip
 
     def __init__(self, reaches: dict[str, Reach] | None = None) -> None:
@@ -298,13 +303,12 @@ class ReachIndex:
         """The objects each name is listed under in `by_object`: those its pickle went
         through, or when that is unknown, the object it is bound to if that can change."""
         self.by_global: dict[str, set[str]] = {}
-        self.pairs: dict[tuple[str, str], int] = {}
-        """How many objects each two names (in order) share."""
-        self.shares: dict[int, tuple[str, int]] = {}
-        """For each object more than one name holds: the first of them, and a hash of where
-        each holds it."""
-        self.sums: dict[str, int] = {}
-        """For each name, the sum of the hashes of `shares` it is first in."""
+        self.sharing: dict[int, tuple[frozenset[str], int, int]] = {}
+        """For each object more than one name holds: those names, the sum of the hashes of
+        where each holds it (`_where`), and the hash of that sum."""
+        self.by_holders: dict[frozenset[str], list[int]] = {}
+        """For each set of names that hold an object together: how many objects they hold so,
+        and the sum of those objects' hashes."""
         self._rebound: tuple[dict[str, Any], set[str]] | None = None
         self._aliases: list[list[str]] | None = []
         """What `aliases` gives, until what names share changes."""
@@ -328,63 +332,61 @@ class ReachIndex:
         for object_id in held:
             names = self.by_object.setdefault(object_id, set())
             if names:
-                for other in names:
-                    self._pair(name, other, 1)
-                names.add(name)
-                self._rehash(object_id, names)
-            else:
-                names.add(name)
+                self._share(object_id, names, name, 1)
+            names.add(name)
         for used in reach.names:
             self.by_global.setdefault(used, set()).add(name)
 
     def discard(self, name: str) -> None:
         """Forget a name."""
         self._rebound = None
-        reach = self.reaches.pop(name, None)
+        reach = self.reaches.get(name)
         if reach is None:
             return
-        del self.object_ids[name]
-        self.changeable.pop(name, None)
-        self.unknown.discard(name)
         for object_id in self.held.pop(name):
             names = self.by_object[object_id]
             names.discard(name)
             if names:
-                for other in names:
-                    self._pair(name, other, -1)
-                self._rehash(object_id, names)
+                self._share(object_id, names, name, -1)
             else:
                 del self.by_object[object_id]
+        del self.reaches[name]
+        del self.object_ids[name]
+        self.changeable.pop(name, None)
+        self.unknown.discard(name)
         for used in reach.names:
             _unlist(self.by_global, used, name)
 
-    def _pair(self, name: str, other: str, change: int) -> None:
-        pair = (name, other) if name < other else (other, name)
-        count = self.pairs.get(pair, 0) + change
-        if count:
-            self.pairs[pair] = count
-        else:
-            del self.pairs[pair]
-
-    def _rehash(self, object_id: int, names: set[str]) -> None:
-        """An object's holders changed: its hash, counted in the sum of the first of them."""
+    def _share(self, object_id: int, others: set[str], name: str, change: int) -> None:
+        """`name` joins (`change` 1) or leaves (-1) the `others` that hold an object."""
         self._aliases = None
-        old = self.shares.pop(object_id, None)
-        if old is not None:
-            self.sums[old[0]] = (self.sums[old[0]] - old[1]) % _HASH_MODULUS
-        if len(names) < 2:
+        old = self.sharing.pop(object_id, None)
+        if old is None:
+            (other,) = others
+            total = self._where(other, object_id)
+        else:
+            holders, total, value = old
+            counted = self.by_holders[holders]
+            counted[0] -= 1
+            counted[1] = (counted[1] - value) % _HASH_MODULUS
+            if not counted[0]:
+                del self.by_holders[holders]
+        total = (total + change * self._where(name, object_id)) % _HASH_MODULUS
+        if change < 0 and len(others) < 2:
             return
-        where = sorted((name, self._position(name, object_id)) for name in names)
-        value = int.from_bytes(
-            hashlib.blake2b(repr(where).encode(), digest_size=16).digest(), "big"
-        )
-        first = where[0][0]
-        self.shares[object_id] = (first, value)
-        self.sums[first] = (self.sums.get(first, 0) + value) % _HASH_MODULUS
+        holders = frozenset(others) | {name} if change > 0 else frozenset(others)
+        value = _hashed(total.to_bytes(16, "big"))
+        self.sharing[object_id] = (holders, total, value)
+        counted = self.by_holders.setdefault(holders, [0, 0])
+        counted[0] += 1
+        counted[1] = (counted[1] + value) % _HASH_MODULUS
 
-    def _position(self, name: str, object_id: int) -> int:
+    def _where(self, name: str, object_id: int) -> int:
+        """The hash of where a name holds an object (-1: it is bound to it, its reach
+        unknown)."""
         positions = self.reaches[name].positions
-        return -1 if positions is None else positions[object_id]
+        position = -1 if positions is None else positions[object_id]
+        return _hashed(f"{name}\0{position}".encode())
 
     def aliases(self) -> list[list[str]]:
         """The names whose values share an object that `changes_in_place`, in groups: each
@@ -393,7 +395,8 @@ class ReachIndex:
         can differ in this alone: after `b = a`, `a.append(1)` changes `b`, after `b = []` it
         does not; after `v = z[0]`, `v.append(1)` changes `z`, after `v = z[1]` it changes
         `z` elsewhere. (A name whose reach is unknown counts by the object it is bound to.)
-        Kept up to date as names are put: a figure and its axes share hundreds of objects."""
+        Kept up to date object by object as names are put: a figure and its axes share
+        hundreds of objects."""
         if self._aliases is None:
             self._aliases = self._groups()
         return [list(group) for group in self._aliases]
@@ -407,16 +410,21 @@ class ReachIndex:
                 name = parent[name]
             return name
 
-        for first, second in self.pairs:
-            parent[root(second)] = root(first)
+        for holders in self.by_holders:
+            first, *others = holders
+            for other in others:
+                parent[root(other)] = root(first)
+        totals: dict[str, int] = {}
+        for holders, (_count, total) in self.by_holders.items():
+            group = root(next(iter(holders)))
+            totals[group] = (totals.get(group, 0) + total) % _HASH_MODULUS
         members: dict[str, list[str]] = {}
         for name in parent:
             members.setdefault(root(name), []).append(name)
-        groups = []
-        for names in members.values():
-            total = sum(self.sums.get(name, 0) for name in names) % _HASH_MODULUS
-            groups.append([*sorted(names), "@" + total.to_bytes(16, "big").hex()])
-        return sorted(groups)
+        return sorted(
+            [*sorted(names), "@" + totals[group].to_bytes(16, "big").hex()]
+            for group, names in members.items()
+        )
 
     def rebound(self, values: dict[str, Any]) -> set[str]:
         """The names of `values` bound to another object than the one recorded (or to none

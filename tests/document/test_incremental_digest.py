@@ -4,6 +4,7 @@ digest, checked in this process: `kernel_state` is plain Python, so no kernel is
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import types
 from pathlib import Path
@@ -14,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdrun.document import kernel_digest, kernel_rollback, kernel_snapshot, kernel_state
-from mdrun.document.kernel_touched import Reach, Variables, names_in_code
+from mdrun.document.kernel_state import group_names
+from mdrun.document.kernel_touched import Reach, ReachIndex, Variables, names_in_code
 
 STATEMENTS = (
     "a = [1]",
@@ -203,6 +205,72 @@ def test_where_two_names_share_an_object_is_in_the_states_digest(tmp_path: Path)
         kernel_state.forget_last_capture()
         digests.append(_run_block({"__name__": "__main__"}, code, tmp_path))
     assert len(set(digests)) == 3
+
+
+_OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from("abcd"),
+        st.one_of(
+            st.none(),
+            st.dictionaries(st.integers(1, 5), st.integers(-3, 3), max_size=4),
+        ),
+        st.integers(1, 5),
+    ),
+    max_size=25,
+)
+
+
+@given(_OPERATIONS)
+def test_the_groups_of_names_that_share_are_kept_as_if_made_anew(
+    operations: list[tuple[str, dict[int, int] | None, int]],
+) -> None:
+    """`ReachIndex.aliases`, kept up to date as names are put and discarded, is what an index
+    made anew from the same reaches gives, and groups exactly the names that hold a common
+    object. (None: a name whose reach is unknown, put or discarded, bound to an object.)"""
+    index = ReachIndex()
+    bound: dict[str, tuple[Reach, bool]] = {}
+    for name, positions, object_id in operations:
+        if positions is None and name in bound and object_id % 2:
+            index.discard(name)
+            del bound[name]
+            continue
+        reach = Reach(object_id, positions, frozenset())
+        changeable = positions is None or object_id in positions
+        index.put(name, reach, changeable)
+        bound[name] = (reach, changeable)
+        anew = ReachIndex()
+        for other in sorted(bound, reverse=True):
+            anew.put(other, *bound[other])
+        assert index.aliases() == anew.aliases()
+        holding = {
+            other: set(reach.positions or ())
+            | ({reach.object_id} if reach.positions is None else set())
+            for other, (reach, changeable) in bound.items()
+            if reach.positions is not None or changeable
+        }
+        linked = {
+            frozenset((first, second))
+            for first in holding
+            for second in holding
+            if first != second and holding[first] & holding[second]
+        }
+        grouped = [group_names(group) for group in index.aliases()]
+        for first, second in itertools.combinations(sorted(holding), 2):
+            together = any(first in group and second in group for group in grouped)
+            assert together == _connected(linked, first, second)
+
+
+def _connected(links: set[frozenset[str]], first: str, second: str) -> bool:
+    seen, pending = {first}, [first]
+    while pending:
+        name = pending.pop()
+        for link in links:
+            if name in link:
+                (other,) = link - {name}
+                if other not in seen:
+                    seen.add(other)
+                    pending.append(other)
+    return second in seen
 
 
 def test_a_block_is_undoable_only_while_no_restored_variable_is_unloaded(
