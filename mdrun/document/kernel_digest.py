@@ -224,6 +224,7 @@ def _digest_pickler_class() -> Any:
                 if isinstance(cls := getattr(sys.modules.get(module), name, None), type)
             ]
             self.by_value: dict[Any, bytes] = {}
+            self.hidden = _hidden_names()
 
         def persistent_id(self, obj: Any) -> Any:
             """Strings and bytes by value (see `_digest_pickler_class`)."""
@@ -236,6 +237,11 @@ def _digest_pickler_class() -> Any:
                 found = self.by_value[obj] = (b"s" if kind is str else b"b") + text
             return found
 
+        def _dynamic_function_reduce(self, function: Any) -> Any:
+            """cloudpickle's reduction of a session function, its variables by name."""
+            reduction = super()._dynamic_function_reduce(function)
+            return _variables_by_name(function, reduction, self.hidden)
+
         def reducer_override(self, obj: Any) -> Any:
             for cls, subclasses, reduced in self.reducers:
                 if type(obj) is cls or (subclasses and isinstance(obj, cls)):
@@ -246,6 +252,39 @@ def _digest_pickler_class() -> Any:
 
     _pickler_classes.append(DigestPickler)
     return DigestPickler
+
+
+def _hidden_names() -> Any:
+    """The names IPython hides from the user's variables (none outside IPython)."""
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    hidden = getattr(shell, "user_ns_hidden", None)
+    return hidden if isinstance(hidden, dict) else {}
+
+
+def _variables_by_name(function: Any, reduction: Any, hidden: Any) -> Any:
+    """A function of the session looks its globals up in the session's namespace when it is
+    called: it does not hold their values. cloudpickle pickles those values with it; the
+    digest takes the names of those that are variables of the session (each digested on its
+    own, see `kernel_touched.is_state_name`) and the values of the others. So a function
+    that uses a variable does not seem to share its objects with it (which would make the
+    state's sharing groups larger than they are), nor is a large global hashed again with
+    every function that uses it."""
+    if getattr(function, "__globals__", {}).get("__name__") != "__main__":
+        return reduction
+    try:
+        state, slots = reduction[2]
+        used = slots["__globals__"]
+    except (TypeError, ValueError, KeyError, IndexError):
+        return reduction
+    if not isinstance(used, dict):
+        return reduction
+    is_state_name = _touched().is_state_name
+    named = {
+        name: ("<variable>", name) if is_state_name(name, hidden) else value
+        for name, value in used.items()
+    }
+    return (*reduction[:2], (state, {**slots, "__globals__": named}), *reduction[3:])
 
 
 _IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range})

@@ -73,8 +73,8 @@ def _display() -> Any:
 
 def groups(names: list[str], reaches: dict[str, Any]) -> list[list[str]]:
     """The variables to pickle together: those whose pickles go through a common mutable
-    object. All in one group when sharing cannot be known (a variable whose reach was not
-    kept, a module's global that a block rebound)."""
+    object, and functions with the variables they use. All in one group when sharing cannot
+    be known (a variable whose reach was not kept, a module's global that a block rebound)."""
     uncertain = any(
         name not in STATE_GROUP and (reaches.get(name) is None or reaches[name].ids is None)
         for name in names
@@ -96,6 +96,11 @@ def groups(names: list[str], reaches: dict[str, Any]) -> list[list[str]]:
             first = owner.setdefault(object_id, name)
             if first != name:
                 parent[root(name)] = root(first)
+        # A function's pickle holds the values of the globals it uses, which its load puts
+        # back in the namespace: those are pickled with it (their digests name the file).
+        for used in () if reach is None else reach.names:
+            if used in parent and used != name:
+                parent[root(used)] = root(name)
     for name in STATE_GROUP:
         if name in parent and STATE_GROUP[0] in parent:
             parent[root(name)] = root(STATE_GROUP[0])

@@ -32,8 +32,6 @@ import time
 import types
 from typing import Any
 
-IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
-"""IPython's own names in the user namespace."""
 _cell_started: list[float] = []
 """When the block being run started (IPython's pre_run_cell event)."""
 _cell_code: list[str] = []
@@ -82,7 +80,7 @@ def user_variables(namespace: dict[str, Any], hidden: set[str] | dict[str, Any])
 
 
 def _is_user_name(name: str, hidden: Any) -> bool:
-    return not name.startswith("_") and name not in hidden and name not in IGNORED_NAMES
+    return bool(_touched_module().is_state_name(name, hidden))
 
 
 def _companion(installed_as: str, name: str) -> Any:

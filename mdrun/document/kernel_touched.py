@@ -17,9 +17,21 @@ import hashlib
 import itertools
 import json
 import operator
+import pickle
+import secrets
 import sys
 import types
 from typing import Any
+
+IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
+"""IPython's own names in the user namespace."""
+
+
+def is_state_name(name: str, hidden: Any) -> bool:
+    """Whether a name of the session's namespace is one of its variables, which the state's
+    digest holds: not private, not IPython's own, not among the `hidden` ones."""
+    return not name.startswith("_") and name not in hidden and name not in IGNORED_NAMES
+
 
 DYNAMIC_NAMES = frozenset(
     {
@@ -172,7 +184,7 @@ def reach_of(memo: list[tuple[int, Any]]) -> tuple[dict[int, int], frozenset[str
     live = _held_elsewhere(objects)
     positions: dict[int, int] = {}
     names: set[str] = set()
-    viewing: list[tuple[Any, int]] = []
+    viewing: list[tuple[int, Any, bool]] = []
     for index, item, is_live in zip(indexes, objects, live, strict=True):
         if not changes_in_place(item):
             # The code of a session function is pickled (by value): that of a library's
@@ -184,10 +196,10 @@ def reach_of(memo: list[tuple[int, Any]]) -> tuple[dict[int, int], frozenset[str
             names |= code_names(item.__code__)
         if is_live:
             positions[id(item)] = index
-        if isinstance(item, memoryview) or getattr(type(item), "__array_interface__", None):
-            viewing.append((item, index))
-    for item, index in sorted(viewing, key=operator.itemgetter(1)):
-        _add_bases(item, index, positions)
+        if getattr(type(item), "__array_interface__", None) is not None:
+            viewing.append((index, item, is_live))
+    for index, item, is_live in sorted(viewing, key=operator.itemgetter(0)):
+        _add_bases(item, index, is_live, positions)
     return positions, frozenset(names)
 
 
@@ -200,7 +212,13 @@ def _held_elsewhere(objects: list[Any]) -> list[bool]:
     at = {id(item): place for place, item in enumerate(objects)}
     pending = [place for place, count in enumerate(counts) if count <= 0]
     while pending:
-        for held in gc.get_referents(objects[pending.pop()]):
+        temporary = objects[pending.pop()]
+        buffers = _buffers_in(temporary)  # (counted before anything else here holds them)
+        released = gc.get_referents(temporary)
+        for buffer, references in buffers:
+            if references <= _LONE_BUFFER:
+                released.extend(gc.get_referents(buffer))
+        for held in released:
             place = at.get(id(held))
             if place is not None and objects[place] is held:
                 counts[place] -= 1
@@ -209,9 +227,22 @@ def _held_elsewhere(objects: list[Any]) -> list[bool]:
     return [count > 0 for count in counts]
 
 
+def _buffers_in(container: Any) -> list[tuple[Any, int]]:
+    """The out-of-band buffers a pickle's temporary holds (a numpy array's reduction does),
+    which the memo does not list, each with its count of references here: an array a
+    `__getstate__` made is held by one until the pickle is done."""
+    found = []
+    for held in gc.get_referents(container):
+        if type(held) is pickle.PickleBuffer:
+            found.append((held, sys.getrefcount(held)))
+    return found
+
+
 _LIST_ONLY = next(map(sys.getrefcount, [object()]))
 """What `sys.getrefcount` gives, called as `_held_elsewhere` calls it, for an object that only
 a list holds (this interpreter's count of its own references included)."""
+_LONE_BUFFER = _buffers_in((pickle.PickleBuffer(bytearray(1)),))[0][1]
+"""What `_buffers_in` counts for a buffer that only its container holds."""
 
 
 def _is_numpy_fact(item: Any) -> bool:
@@ -230,23 +261,91 @@ def _is_foreign_global(item: Any) -> bool:
     return False
 
 
-def _add_bases(item: Any, index: int, positions: dict[int, int]) -> None:
-    """An array view shares its memory with the array it views: changing one changes both. The
-    arrays it views sit where it does, a level down each (unless the pickle met them)."""
-    base: Any
-    if isinstance(item, memoryview):
-        base = item.obj
-    elif getattr(type(item), "__array_interface__", None) is not None:
-        base = getattr(item, "base", None)
-    else:
-        return
+def _add_bases(item: Any, index: int, is_live: bool, positions: dict[int, int]) -> None:
+    """An array view shares its memory with the arrays it views (and the buffer under them):
+    changing one changes the other, and where depends on the part of the memory it shows. So
+    each of them is counted as held where the view sits, with that part (a base the pickle met
+    itself, or another view of, gets both). The bases of a view the pickle made for itself
+    count only while something else holds them."""
+    layout = _layout(item)
+    holder = item
     for depth in range(1, 65):
-        if base is None or isinstance(base, _IMMUTABLE_TYPES) or id(base) in positions:
+        base, references = _base_of(holder)
+        if base is None or isinstance(base, _IMMUTABLE_TYPES):
             return
-        positions[id(base)] = -(index * 64 + depth)
-        if getattr(type(base), "__array_interface__", None) is None:
-            return
-        base = getattr(base, "base", None)
+        is_live = is_live or _held_by_more_than_its_view(holder, references)
+        if not is_live:
+            holder = base
+            continue
+        start = _start(base)
+        shown = None if layout is None or start is None else (layout[0] - start, *layout[1:])
+        if shown is None:
+            # (Where it shows it cannot be told: this state is like no other.)
+            shown = (secrets.randbits(64),)
+        seen = positions.get(id(base))
+        position = -2 - _hashed(repr((seen, index, depth, shown)).encode()) % (1 << 62)
+        positions[id(base)] = position
+        holder = base
+
+
+def _layout(array: Any) -> tuple[Any, ...] | None:
+    """Where an array's data starts in memory, its shape, strides and item type."""
+    try:
+        interface = array.__array_interface__
+        return (
+            int(interface["data"][0]),
+            tuple(interface["shape"]),
+            interface.get("strides"),
+            str(interface["typestr"]),
+        )
+    except Exception:
+        return None
+
+
+def _start(base: Any) -> int | None:
+    """Where the memory of an array or buffer starts (None: it cannot be told)."""
+    if getattr(type(base), "__array_interface__", None) is not None:
+        layout = _layout(base)
+        return None if layout is None else layout[0]
+    numpy = sys.modules.get("numpy")
+    try:
+        return int(numpy.frombuffer(base, dtype="uint8").__array_interface__["data"][0])  # type: ignore[union-attr]
+    except Exception:
+        return None
+
+
+def _base_of(holder: Any) -> tuple[Any, int]:
+    """What an array view (or a memoryview under one) shows the memory of, and how many
+    references it has here (see `_held_by_more_than_its_view`)."""
+    base: Any
+    if isinstance(holder, memoryview):
+        base = holder.obj
+    elif getattr(type(holder), "__array_interface__", None) is not None:
+        base = getattr(holder, "base", None)
+    else:
+        return None, 0
+    return base, sys.getrefcount(base)
+
+
+_LONE_BASE_REFERENCES: dict[str, int] = {}
+"""What `_base_of` counts for a base that nothing but its view holds, by kind of view."""
+
+
+def _held_by_more_than_its_view(holder: Any, references: int) -> bool:
+    """Whether a base `_base_of(holder)` counted `references` for is held by more than that
+    view (when that cannot be told: yes)."""
+    kind = "memoryview" if isinstance(holder, memoryview) else "array"
+    lone = _LONE_BASE_REFERENCES.get(kind)
+    if lone is None:
+        numpy = sys.modules.get("numpy")
+        if kind == "memoryview":
+            probe: Any = memoryview(bytearray(1))
+        elif numpy is not None:
+            probe = numpy.zeros(2)[1:]
+        else:
+            return True
+        lone = _LONE_BASE_REFERENCES[kind] = _base_of(probe)[1]
+    return references > lone
 
 
 _HASH_MODULUS = 1 << 128
@@ -285,7 +384,7 @@ class ReachIndex:
 
     __slots__ = (
         "_aliases", "_rebound", "by_global", "by_holders", "by_object", "changeable", "held",
-        "object_ids", "reaches", "sharing", "unknown",
+        "name_hashes", "object_ids", "reaches", "sharing", "unknown",
     )  # fmt: skip
 
     def __init__(self, reaches: dict[str, Reach] | None = None) -> None:
@@ -303,12 +402,14 @@ class ReachIndex:
         """The objects each name is listed under in `by_object`: those its pickle went
         through, or when that is unknown, the object it is bound to if that can change."""
         self.by_global: dict[str, set[str]] = {}
-        self.sharing: dict[int, tuple[frozenset[str], int, int]] = {}
-        """For each object more than one name holds: those names, the sum of the hashes of
-        where each holds it (`_where`), and the hash of that sum."""
-        self.by_holders: dict[frozenset[str], list[int]] = {}
-        """For each set of names that hold an object together: how many objects they hold so,
-        and the sum of those objects' hashes."""
+        self.sharing: dict[int, tuple[int, int, int]] = {}
+        """For each object more than one name holds: the sum of their names' hashes (which
+        stands for the set of them), the sum of the hashes of where each holds it (`_where`),
+        and the hash of that sum."""
+        self.by_holders: dict[int, list[Any]] = {}
+        """For each set of names that hold objects together (by the sum of their hashes): the
+        objects they hold so, and the sum of those objects' hashes."""
+        self.name_hashes: dict[str, int] = {}
         self._rebound: tuple[dict[str, Any], set[str]] | None = None
         self._aliases: list[list[str]] | None = []
         """What `aliases` gives, until what names share changes."""
@@ -358,28 +459,35 @@ class ReachIndex:
             _unlist(self.by_global, used, name)
 
     def _share(self, object_id: int, others: set[str], name: str, change: int) -> None:
-        """`name` joins (`change` 1) or leaves (-1) the `others` that hold an object."""
+        """`name` joins (`change` 1) or leaves (-1) the `others` that hold an object. (In time
+        that does not grow with how many hold it: every instance of a class holds the class.)"""
         self._aliases = None
         old = self.sharing.pop(object_id, None)
         if old is None:
             (other,) = others
-            total = self._where(other, object_id)
+            holders, total = self._name_hash(other), self._where(other, object_id)
         else:
             holders, total, value = old
-            counted = self.by_holders[holders]
-            counted[0] -= 1
-            counted[1] = (counted[1] - value) % _HASH_MODULUS
-            if not counted[0]:
+            objects = self.by_holders[holders]
+            objects[0].discard(object_id)
+            objects[1] = (objects[1] - value) % _HASH_MODULUS
+            if not objects[0]:
                 del self.by_holders[holders]
-        total = (total + change * self._where(name, object_id)) % _HASH_MODULUS
         if change < 0 and len(others) < 2:
             return
-        holders = frozenset(others) | {name} if change > 0 else frozenset(others)
+        holders = (holders + change * self._name_hash(name)) % _HASH_MODULUS
+        total = (total + change * self._where(name, object_id)) % _HASH_MODULUS
         value = _hashed(total.to_bytes(16, "big"))
         self.sharing[object_id] = (holders, total, value)
-        counted = self.by_holders.setdefault(holders, [0, 0])
-        counted[0] += 1
-        counted[1] = (counted[1] + value) % _HASH_MODULUS
+        objects = self.by_holders.setdefault(holders, [set(), 0])
+        objects[0].add(object_id)
+        objects[1] = (objects[1] + value) % _HASH_MODULUS
+
+    def _name_hash(self, name: str) -> int:
+        found = self.name_hashes.get(name)
+        if found is None:
+            found = self.name_hashes[name] = _hashed(name.encode())
+        return found
 
     def _where(self, name: str, object_id: int) -> int:
         """The hash of where a name holds an object (-1: it is bound to it, its reach
@@ -410,13 +518,17 @@ class ReachIndex:
                 name = parent[name]
             return name
 
-        for holders in self.by_holders:
-            first, *others = holders
+        holding = {
+            holders: self.by_object[next(iter(objects))]
+            for holders, (objects, _total) in self.by_holders.items()
+        }
+        for names in holding.values():
+            first, *others = names
             for other in others:
                 parent[root(other)] = root(first)
         totals: dict[str, int] = {}
-        for holders, (_count, total) in self.by_holders.items():
-            group = root(next(iter(holders)))
+        for holders, (_objects, total) in self.by_holders.items():
+            group = root(next(iter(holding[holders])))
             totals[group] = (totals.get(group, 0) + total) % _HASH_MODULUS
         members: dict[str, list[str]] = {}
         for name in parent:

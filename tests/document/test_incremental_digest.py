@@ -198,6 +198,69 @@ def test_what_a_pickle_makes_for_itself_is_in_no_variables_reach() -> None:
     assert reach.positions.keys() == {id(value), id(value.items)}
 
 
+class _ScaledOnPickling:
+    """Pickled through an array its `__getstate__` makes (held by a pickle buffer, out of
+    the pickle's memo)."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.data = np.arange(4.0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"scaled": self.data * 2}
+
+
+def test_an_array_a_pickle_makes_for_itself_is_in_no_variables_reach() -> None:
+    value = _ScaledOnPickling()
+    _digest, _size, reach = kernel_digest.digest_and_reach(value)
+    assert reach.positions is not None
+    assert reach.positions.keys() == {id(value)}
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        (
+            "b = bytearray(4)\na = np.frombuffer(b, np.uint8)",
+            "b = bytearray(4)\na = np.zeros(4, np.uint8)",
+        ),
+        (
+            "b = bytearray(5)\na = np.frombuffer(b, np.uint8, 4)",
+            "b = bytearray(5)\na = np.frombuffer(b, np.uint8, 4, 1)",
+        ),
+        ("z = np.zeros(3)\nv = (z[1:], z[:2])", "z = np.zeros(3)\nv = (z[1:], np.zeros(2))"),
+    ],
+)
+def test_arrays_that_show_other_memory_digest_apart(tmp_path: Path, codes: tuple[str, str]) -> None:
+    """An array over a bytearray, or over another part of it, or one of two views of an
+    array made a copy: equal values, but writing through it changes another variable, or
+    another part of it."""
+    digests = []
+    for code in codes:
+        kernel_state.forget_last_capture()
+        digests.append(
+            _run_block({"__name__": "__main__"}, "import numpy as np\n" + code, tmp_path)
+        )
+    assert digests[0] != digests[1]
+
+
+def test_a_function_is_digested_with_the_names_of_the_variables_it_uses(tmp_path: Path) -> None:
+    """Not their values: each is digested on its own. A private global is not a variable the
+    state's digest holds: its value is in the function's digest."""
+
+    def digest_of_f(code: str) -> str:
+        namespace: dict[str, Any] = {"__name__": "__main__"}
+        exec(code, namespace)
+        return kernel_digest.digest_value(namespace["f"])[0]
+
+    uses_data = "def f():\n    return data + _scale\n"
+    base = digest_of_f(f"data = 1\n_scale = 2\n{uses_data}")
+    assert digest_of_f(f"data = 5\n_scale = 2\n{uses_data}") == base
+    assert digest_of_f(f"data = 1\n_scale = 3\n{uses_data}") != base
+    assert digest_of_f("data = 1\n_scale = 2\ndef f():\n    return data - _scale\n") != base
+
+
 def test_where_two_names_share_an_object_is_in_the_states_digest(tmp_path: Path) -> None:
     """`v = z[0]` and `v = z[1]` leave equal values; a change through `v` lands elsewhere."""
     digests = []

@@ -259,8 +259,27 @@ def test_a_capture_told_what_a_pure_block_names_looks_at_nothing_else(
     monkeypatch.setattr(kernel_state._modules(), "module_states", looked_at)
     monkeypatch.setattr(kernel_state._touched_module().ReachIndex, "rebound", looked_at)
     _printed, record = _run(namespace, "x = x + 1", tmp_path, ["x"])
-    # (`f` carries the value of the global it uses: it changed with `x`.)
-    assert sorted(record["changed"]) == ["f", "x"]
+    # (`f` looks `x` up when it is called: its digest holds the name, not the value.)
+    assert record["changed"] == ["x"]
+
+
+def test_a_function_that_uses_a_variable_leaves_the_blocks_that_read_it_keyed_by_their_reads(
+    tmp_path: Path,
+) -> None:
+    """A function looks the variables it uses up when it is called: it does not share their
+    objects. Were it to, a pure block reading one of them would leave the sharing unknown,
+    and no block after it could be keyed by what it reads (they would run after every edit)."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    state = SessionState()
+    for code in ("data = [1, 2, 3]", "def total():\n    return sum(data)"):
+        state.apply(_run(namespace, code, tmp_path)[1])
+    block = pure_block("n = len(data)")
+    assert block is not None
+    assert state.read_key(block) is not None
+    state.apply(_run(namespace, "n = len(data)", tmp_path, sorted(block.names))[1], block.names)
+    after = pure_block("m = max(data)")
+    assert after is not None
+    assert state.read_key(after) is not None
 
 
 def test_a_told_capture_after_a_collection_that_freed_something_looks_at_everything(

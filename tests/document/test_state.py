@@ -327,19 +327,25 @@ def test_a_name_bound_to_an_object_inside_another_is_not_the_state_of_a_copy(
     assert f"``` text\n{printed}\n```" in mdrun.read("doc.md").split("print(z)")[1]
 
 
-def test_an_array_viewing_another_is_not_the_state_of_a_copy(mdrun: Mdrun) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "printed"),
+    [
+        ("v = np.zeros(2)", "v = z[:2]", "[1. 0. 0.]"),
+        ("v = z[:2]", "v = z[1:]", "[0. 1. 0.]"),
+    ],
+)
+def test_an_array_viewing_another_is_not_the_state_of_a_copy_or_of_another_view(
+    mdrun: Mdrun, old: str, new: str, printed: str
+) -> None:
     """A numpy view shares its memory with the array it views: writing through it changes
-    that array, writing through a copy of equal values does not."""
+    that array where the view starts, and writing through a copy of equal values does not."""
     document = (
         "```python\nimport numpy as np\nz = np.zeros(3)\n```\n\n"
-        "```python\nv = np.zeros(2)\n```\n\n"
+        f"```python\n{old}\n```\n\n"
         "```python\nv[0] = 1\nprint(z)\n```\n"
     )
-    assert _executed_after_an_edit(mdrun, document, "v = np.zeros(2)", "v = z[:2]") == [
-        "b2",
-        "b3",
-    ]
-    assert "``` text\n[1. 0. 0.]\n```" in mdrun.read("doc.md").split("print(z)")[1]
+    assert _executed_after_an_edit(mdrun, document, old, new) == ["b2", "b3"]
+    assert f"``` text\n{printed}\n```" in mdrun.read("doc.md").split("print(z)")[1]
 
 
 def test_a_callback_connected_to_a_figure_is_in_its_digest(mdrun: Mdrun) -> None:
