@@ -15,6 +15,7 @@ import io
 import os
 import pickle
 import sys
+import types
 from typing import Any
 
 
@@ -225,6 +226,7 @@ def _digest_pickler_class() -> Any:
             ]
             self.by_value: dict[Any, bytes] = {}
             self.hidden = _hidden_names()
+            self.namespace = _session_namespace[0] if _session_namespace else None
 
         def persistent_id(self, obj: Any) -> Any:
             """Strings and bytes by value (see `_digest_pickler_class`)."""
@@ -240,7 +242,7 @@ def _digest_pickler_class() -> Any:
         def _dynamic_function_reduce(self, function: Any) -> Any:
             """cloudpickle's reduction of a session function, its variables by name."""
             reduction = super()._dynamic_function_reduce(function)
-            return _variables_by_name(function, reduction, self.hidden)
+            return _variables_by_name(function, reduction, self.namespace, self.hidden)
 
         def reducer_override(self, obj: Any) -> Any:
             for cls, subclasses, reduced in self.reducers:
@@ -254,6 +256,16 @@ def _digest_pickler_class() -> Any:
     return DigestPickler
 
 
+_session_namespace: list[dict[str, Any]] = []
+"""The session's namespace, once a capture named it (`use_namespace`)."""
+
+
+def use_namespace(namespace: dict[str, Any]) -> None:
+    """The namespace whose variables the state's digest holds: the functions whose globals it
+    is are digested with the names of those they use (see `_variables_by_name`)."""
+    _session_namespace[:] = [namespace]
+
+
 def _hidden_names() -> Any:
     """The names IPython hides from the user's variables (none outside IPython)."""
     get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
@@ -262,15 +274,19 @@ def _hidden_names() -> Any:
     return hidden if isinstance(hidden, dict) else {}
 
 
-def _variables_by_name(function: Any, reduction: Any, hidden: Any) -> Any:
+def _variables_by_name(
+    function: Any, reduction: Any, namespace: dict[str, Any] | None, hidden: Any
+) -> Any:
     """A function of the session looks its globals up in the session's namespace when it is
     called: it does not hold their values. cloudpickle pickles those values with it; the
     digest takes the names of those that are variables of the session (each digested on its
-    own, see `kernel_touched.is_state_name`) and the values of the others. So a function
-    that uses a variable does not seem to share its objects with it (which would make the
-    state's sharing groups larger than they are), nor is a large global hashed again with
-    every function that uses it."""
-    if getattr(function, "__globals__", {}).get("__name__") != "__main__":
+    own, see `kernel_touched.is_state_name`) and the values of the others (a module's, which
+    its own digest names only). So a function that uses a variable does not seem to share
+    its objects with it (which would make the state's sharing groups larger than they are),
+    nor is a large global hashed again with every function that uses it. A function whose
+    globals are another dictionary (a script's run by `%run`, a copy's) holds them: their
+    values are digested."""
+    if namespace is None or getattr(function, "__globals__", None) is not namespace:
         return reduction
     try:
         state, slots = reduction[2]
@@ -281,7 +297,9 @@ def _variables_by_name(function: Any, reduction: Any, hidden: Any) -> Any:
         return reduction
     is_state_name = _touched().is_state_name
     named = {
-        name: ("<variable>", name) if is_state_name(name, hidden) else value
+        name: value
+        if isinstance(value, types.ModuleType) or not is_state_name(name, hidden)
+        else ("<variable>", name)
         for name, value in used.items()
     }
     return (*reduction[:2], (state, {**slots, "__globals__": named}), *reduction[3:])

@@ -203,14 +203,22 @@ def _remember_index(sha256: str, files: dict[str, Any]) -> tuple[dict[str, Any],
 
 
 def linked_bytes(
-    previous_sha256: str | None, values: dict[str, tuple[str, int]], deferred: dict[str, Any]
+    previous_sha256: str | None,
+    values: dict[str, tuple[str, int]],
+    deferred: dict[str, Any],
+    grouped: list[list[str]],
 ) -> int:
-    """The bytes of a new snapshot that would be linked, not written: the variables (`values`:
-    each one's digest and size) that the previous snapshot (whose index `previous_files` read
-    by this digest) holds with the same digest, and the files a partial restore left unloaded."""
+    """The bytes of a new snapshot that would be linked, not written: the groups of variables
+    (`grouped`, see `groups`; `values`: each one's digest and size) that the previous snapshot
+    (whose index `previous_files` read by this digest) holds with the same digests, and the
+    files a partial restore left unloaded."""
     known = _known_indexes.get(previous_sha256 or "")
     held = {} if known is None else known[1]
-    same = sum(size for name, (digest, size) in values.items() if held.get(name) == digest)
+    same = sum(
+        sum(values[name][1] for name in group if name in values)
+        for group in grouped
+        if all(name not in values or held.get(name) == values[name][0] for name in group)
+    )
     return same + sum(int(entry.get("bytes") or 0) for entry in deferred.values())
 
 

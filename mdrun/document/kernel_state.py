@@ -153,6 +153,7 @@ def capture(
     those, and what shares their objects, are looked at: not the whole namespace, nor the
     modules (their states are taken from the last capture)."""
     started = time.perf_counter()
+    _digest_module().use_namespace(namespace)
     cell_seconds = started - _cell_started[0] if _cell_started else 0.0
     only_the_block = _executions_since_capture[0] == (2 if after_error else 1)
     _executions_since_capture[0] = 0
@@ -228,7 +229,8 @@ def capture(
     if snapshot_after is not None and snapshot_path is not None:
         deferred = snapshots.still_deferred(namespace)
         held_in = previous_sha256 if previous else None
-        linked = snapshots.linked_bytes(held_in, table.known, deferred)
+        grouped = snapshots.groups(sorted(table.known), dict(table.index.reaches))
+        linked = snapshots.linked_bytes(held_in, table.known, deferred, grouped)
         written = size - linked
         write = 0.0 if write_bytes_per_second is None else written / write_bytes_per_second
         if replay - load - write < snapshot_after:

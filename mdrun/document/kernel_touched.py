@@ -196,11 +196,26 @@ def reach_of(memo: list[tuple[int, Any]]) -> tuple[dict[int, int], frozenset[str
             names |= code_names(item.__code__)
         if is_live:
             positions[id(item)] = index
-        if getattr(type(item), "__array_interface__", None) is not None:
+        if _is_array(item):
             viewing.append((index, item, is_live))
-    for index, item, is_live in sorted(viewing, key=operator.itemgetter(0)):
-        _add_bases(item, index, is_live, positions)
+    if viewing:
+        liveness = {id(item): is_live for item, is_live in zip(objects, live, strict=True)}
+        for index, item, is_live in sorted(viewing, key=operator.itemgetter(0)):
+            _add_bases(item, index, is_live, positions, liveness)
     return positions, frozenset(names)
+
+
+def _is_array(item: Any) -> bool:
+    """Whether `item` shows memory as an array (its type says so: numpy's arrays)."""
+    return getattr(type(item), "__array_interface__", None) is not None
+
+
+def _shows_memory(base: Any) -> bool:
+    """Whether a view's base shows memory as an array: numpy's, or an object that says how on
+    itself (numpy's strided views have one as their base). (Looked up, not read from
+    `__dict__`: reading that makes an empty one on an object that had none, which changes
+    its pickle.)"""
+    return _is_array(base) or hasattr(base, "__array_interface__")
 
 
 def _held_elsewhere(objects: list[Any]) -> list[bool]:
@@ -215,6 +230,8 @@ def _held_elsewhere(objects: list[Any]) -> list[bool]:
         temporary = objects[pending.pop()]
         buffers = _buffers_in(temporary)  # (counted before anything else here holds them)
         released = gc.get_referents(temporary)
+        if _is_array(temporary):
+            released.append(getattr(temporary, "base", None))  # (not a referent to gc)
         for buffer, references in buffers:
             if references <= _LONE_BUFFER:
                 released.extend(gc.get_referents(buffer))
@@ -261,19 +278,24 @@ def _is_foreign_global(item: Any) -> bool:
     return False
 
 
-def _add_bases(item: Any, index: int, is_live: bool, positions: dict[int, int]) -> None:
+def _add_bases(
+    item: Any, index: int, is_live: bool, positions: dict[int, int], liveness: dict[int, bool]
+) -> None:
     """An array view shares its memory with the arrays it views (and the buffer under them):
     changing one changes the other, and where depends on the part of the memory it shows. So
     each of them is counted as held where the view sits, with that part (a base the pickle met
     itself, or another view of, gets both). The bases of a view the pickle made for itself
-    count only while something else holds them."""
+    count only while something else holds them (`liveness`: what `_held_elsewhere` found of
+    the objects the pickle met)."""
     layout = _layout(item)
     holder = item
     for depth in range(1, 65):
         base, references = _base_of(holder)
         if base is None or isinstance(base, _IMMUTABLE_TYPES):
             return
-        is_live = is_live or _held_by_more_than_its_view(holder, references)
+        if not is_live:
+            met = liveness.get(id(base))
+            is_live = _held_by_more_than_its_view(holder, references) if met is None else met
         if not is_live:
             holder = base
             continue
@@ -304,12 +326,20 @@ def _layout(array: Any) -> tuple[Any, ...] | None:
 
 def _start(base: Any) -> int | None:
     """Where the memory of an array or buffer starts (None: it cannot be told)."""
-    if getattr(type(base), "__array_interface__", None) is not None:
+    if _shows_memory(base):
         layout = _layout(base)
         return None if layout is None else layout[0]
-    numpy = sys.modules.get("numpy")
+    numpy: Any = sys.modules.get("numpy")
+    if numpy is None:
+        return None
     try:
-        return int(numpy.frombuffer(base, dtype="uint8").__array_interface__["data"][0])  # type: ignore[union-attr]
+        # (A memoryview may show its memory with strides: frombuffer takes only contiguous.)
+        shown = (
+            numpy.asarray(base)
+            if isinstance(base, memoryview)
+            else numpy.frombuffer(base, dtype="uint8")
+        )
+        return int(shown.__array_interface__["data"][0])
     except Exception:
         return None
 
@@ -320,7 +350,7 @@ def _base_of(holder: Any) -> tuple[Any, int]:
     base: Any
     if isinstance(holder, memoryview):
         base = holder.obj
-    elif getattr(type(holder), "__array_interface__", None) is not None:
+    elif _shows_memory(holder):
         base = getattr(holder, "base", None)
     else:
         return None, 0

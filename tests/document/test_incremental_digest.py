@@ -208,10 +208,13 @@ class _ScaledOnPickling:
         self.data = np.arange(4.0)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"scaled": self.data * 2}
+        scaled = self.data * 2
+        return {"scaled": scaled, "head": scaled[:2]}
 
 
 def test_an_array_a_pickle_makes_for_itself_is_in_no_variables_reach() -> None:
+    """Nor is it when a view of it was made too (numpy's views hold their base where the
+    garbage collector does not look)."""
     value = _ScaledOnPickling()
     _digest, _size, reach = kernel_digest.digest_and_reach(value)
     assert reach.positions is not None
@@ -230,6 +233,10 @@ def test_an_array_a_pickle_makes_for_itself_is_in_no_variables_reach() -> None:
             "b = bytearray(5)\na = np.frombuffer(b, np.uint8, 4, 1)",
         ),
         ("z = np.zeros(3)\nv = (z[1:], z[:2])", "z = np.zeros(3)\nv = (z[1:], np.zeros(2))"),
+        (
+            "z = np.zeros(4)\nv = np.lib.stride_tricks.sliding_window_view(z, 2)",
+            "z = np.zeros(4)\nv = np.lib.stride_tricks.sliding_window_view(z.copy(), 2)",
+        ),
     ],
 )
 def test_arrays_that_show_other_memory_digest_apart(tmp_path: Path, codes: tuple[str, str]) -> None:
@@ -251,6 +258,7 @@ def test_a_function_is_digested_with_the_names_of_the_variables_it_uses(tmp_path
 
     def digest_of_f(code: str) -> str:
         namespace: dict[str, Any] = {"__name__": "__main__"}
+        kernel_digest.use_namespace(namespace)
         exec(code, namespace)
         return kernel_digest.digest_value(namespace["f"])[0]
 
@@ -259,6 +267,13 @@ def test_a_function_is_digested_with_the_names_of_the_variables_it_uses(tmp_path
     assert digest_of_f(f"data = 5\n_scale = 2\n{uses_data}") == base
     assert digest_of_f(f"data = 1\n_scale = 3\n{uses_data}") != base
     assert digest_of_f("data = 1\n_scale = 2\ndef f():\n    return data - _scale\n") != base
+    # A module made in the session is named by its own digest: its globals count here.
+    made = "import types\ncfg = types.ModuleType('cfg')\ncfg.value = {}\n"
+    made += "def f():\n    return cfg.value\n"
+    assert digest_of_f(made.format(1)) != digest_of_f(made.format(2))
+    # A function whose globals are another dictionary (a script's, run by `%run`) holds them.
+    script = "g = {'__name__': '__main__'}\nexec('data = 1\\ndef f():\\n    return data', g)\n"
+    assert digest_of_f(script + "f = g['f']") != digest_of_f(script + "g['data'] = 2\nf = g['f']")
 
 
 def test_where_two_names_share_an_object_is_in_the_states_digest(tmp_path: Path) -> None:

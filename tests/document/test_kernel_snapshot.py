@@ -360,3 +360,22 @@ def test_names_bound_to_one_list_a_partial_restore_left_unloaded_count_as_aliase
     assert after["partial"]["aliases"] == after["full"]["aliases"]
     [group] = after["partial"]["aliases"]
     assert kernel_state.group_names(group) == ["a", "b"]
+
+
+def test_a_function_changed_beside_the_variable_it_uses_counts_their_file_as_written(
+    tmp_path: Path,
+) -> None:
+    """A function shares its snapshot file with the variables it uses (loading it puts their
+    values back): the choice to take a snapshot counts that whole file as written when the
+    function changed, not only the function's few bytes."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    kernel_digest.use_namespace(namespace)
+    code = "x = list(range(50_000))\ndef g():\n    return len(x)\nsmall = [1]"
+    index = _capture(namespace, code, tmp_path / "1", None)
+    sha256 = hashlib.sha256(index.read_bytes()).hexdigest()
+    exec("def g():\n    return len(x) + 1", namespace)
+    values = {name: kernel_digest.digest_value(namespace[name]) for name in ("x", "g", "small")}
+    reaches = {name: kernel_digest.digest_and_reach(namespace[name])[2] for name in values}
+    grouped = kernel_snapshot.groups(sorted(values), reaches)
+    assert ["g", "x"] in grouped
+    assert kernel_snapshot.linked_bytes(sha256, values, {}, grouped) == values["small"][1]
