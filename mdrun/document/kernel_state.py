@@ -225,6 +225,19 @@ def capture(
         if replay - load < snapshot_after:
             snapshot_path = None  # (not worth it even if nothing had to be written)
     if snapshot_path is not None and not opaque:
+        # (Only arrays bound to variables: a figure's own arrays view each other too, and
+        # matplotlib draws a loaded figure alike.)
+        is_array = _touched_module().is_array
+        viewing = [
+            name for name in table.index.shared_through_views() if is_array(namespace.get(name))
+        ]
+        if viewing:
+            result["snapshot_skipped"] = (
+                f"{', '.join(viewing)}: memory shared through a numpy view, which a snapshot"
+                " would load as a copy"
+            )
+            snapshot_path = None
+    if snapshot_path is not None and not opaque:
         previous = snapshots.previous_files(previous_snapshot, previous_sha256)
     if snapshot_after is not None and snapshot_path is not None:
         deferred = snapshots.still_deferred(namespace)

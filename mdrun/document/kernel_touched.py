@@ -196,7 +196,7 @@ def reach_of(memo: list[tuple[int, Any]]) -> tuple[dict[int, int], frozenset[str
             names |= code_names(item.__code__)
         if is_live:
             positions[id(item)] = index
-        if _is_array(item):
+        if is_array(item):
             viewing.append((index, item, is_live))
     if viewing:
         liveness = {id(item): is_live for item, is_live in zip(objects, live, strict=True)}
@@ -205,7 +205,7 @@ def reach_of(memo: list[tuple[int, Any]]) -> tuple[dict[int, int], frozenset[str
     return positions, frozenset(names)
 
 
-def _is_array(item: Any) -> bool:
+def is_array(item: Any) -> bool:
     """Whether `item` shows memory as an array (its type says so: numpy's arrays)."""
     return getattr(type(item), "__array_interface__", None) is not None
 
@@ -214,8 +214,11 @@ def _shows_memory(base: Any) -> bool:
     """Whether a view's base shows memory as an array: numpy's, or an object that says how on
     itself (numpy's strided views have one as their base). (Looked up, not read from
     `__dict__`: reading that makes an empty one on an object that had none, which changes
-    its pickle.)"""
-    return _is_array(base) or hasattr(base, "__array_interface__")
+    its pickle. A lookup that raises counts as no.)"""
+    try:
+        return is_array(base) or hasattr(base, "__array_interface__")
+    except Exception:
+        return False
 
 
 def _held_elsewhere(objects: list[Any]) -> list[bool]:
@@ -230,8 +233,8 @@ def _held_elsewhere(objects: list[Any]) -> list[bool]:
         temporary = objects[pending.pop()]
         buffers = _buffers_in(temporary)  # (counted before anything else here holds them)
         released = gc.get_referents(temporary)
-        if _is_array(temporary):
-            released.append(getattr(temporary, "base", None))  # (not a referent to gc)
+        if is_array(temporary):
+            released.append(_base_of(temporary)[0])  # (not a referent to gc)
         for buffer, references in buffers:
             if references <= _LONE_BUFFER:
                 released.extend(gc.get_referents(buffer))
@@ -291,6 +294,13 @@ def _add_bases(
     holder = item
     for depth in range(1, 65):
         base, references = _base_of(holder)
+        if isinstance(base, tuple):
+            # (numpy's base for an array it took through `__array_struct__`: the object
+            # that gave it, and a capsule. Where that object's memory starts is not known.)
+            for part in base:
+                if changes_in_place(part) and type(part).__name__ != "PyCapsule":
+                    positions[id(part)] = -2 - secrets.randbits(62)
+            return
         if base is None or isinstance(base, _IMMUTABLE_TYPES):
             return
         if not is_live:
@@ -351,7 +361,10 @@ def _base_of(holder: Any) -> tuple[Any, int]:
     if isinstance(holder, memoryview):
         base = holder.obj
     elif _shows_memory(holder):
-        base = getattr(holder, "base", None)
+        try:
+            base = getattr(holder, "base", None)
+        except Exception:
+            return None, 0
     else:
         return None, 0
     return base, sys.getrefcount(base)
@@ -513,6 +526,21 @@ class ReachIndex:
         objects[0].add(object_id)
         objects[1] = (objects[1] + value) % _HASH_MODULUS
 
+    def shared_through_views(self) -> list[str]:
+        """The names that share an object with others through a numpy view of it (where
+        `_add_bases` put it). A snapshot cannot keep that: a pickle writes what a view shows,
+        not what it views, so the loaded view would be an array of its own."""
+        names: set[str] = set()
+        for object_id in self.sharing:
+            holders = self.by_object[object_id]
+            if any(self._position(name, object_id) <= -2 for name in holders):
+                names.update(holders)
+        return sorted(names)
+
+    def _position(self, name: str, object_id: int) -> int:
+        positions = self.reaches[name].positions
+        return -1 if positions is None else positions[object_id]
+
     def _name_hash(self, name: str) -> int:
         found = self.name_hashes.get(name)
         if found is None:
@@ -522,9 +550,7 @@ class ReachIndex:
     def _where(self, name: str, object_id: int) -> int:
         """The hash of where a name holds an object (-1: it is bound to it, its reach
         unknown)."""
-        positions = self.reaches[name].positions
-        position = -1 if positions is None else positions[object_id]
-        return _hashed(f"{name}\0{position}".encode())
+        return _hashed(f"{name}\0{self._position(name, object_id)}".encode())
 
     def aliases(self) -> list[list[str]]:
         """The names whose values share an object that `changes_in_place`, in groups: each

@@ -114,6 +114,9 @@ def _cached_note(result: StoredResult, previous: JSONObject | None) -> str:
     if isinstance(opaque, dict) and opaque:
         names = ", ".join(f"{name} ({kind})" for name, kind in sorted(opaque.items()))
         notes.append(f"no snapshot: cannot save {names}; later blocks replay from earlier")
+    skipped = result.state().get("snapshot_skipped")
+    if isinstance(skipped, str):
+        notes.append(f"no snapshot: {skipped}; later blocks replay from earlier")
     error = result.state().get("snapshot_error")
     if isinstance(error, str):
         # (`folder: why`: the folder was a temporary one)

@@ -276,6 +276,32 @@ def test_a_function_is_digested_with_the_names_of_the_variables_it_uses(tmp_path
     assert digest_of_f(script + "f = g['f']") != digest_of_f(script + "g['data'] = 2\nf = g['f']")
 
 
+class _RaisingArrayLike:
+    """Says it is an array, and raises when asked how (a property of the session's)."""
+
+    def __init__(self) -> None:
+        self.items = [1]
+
+    @property
+    def __array_interface__(self) -> Any:
+        raise ValueError("not an array after all")
+
+    @property
+    def base(self) -> Any:
+        raise RuntimeError("no base")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_RaisingArrayLike, ())
+
+
+def test_a_value_whose_array_properties_raise_is_still_digested() -> None:
+    """Its pickle does not ask them: neither may the look at what it shares."""
+    value = [_RaisingArrayLike()]
+    _digest, _size, reach = kernel_digest.digest_and_reach(value)
+    assert reach.positions is not None
+    assert id(value) in reach.positions
+
+
 def test_where_two_names_share_an_object_is_in_the_states_digest(tmp_path: Path) -> None:
     """`v = z[0]` and `v = z[1]` leave equal values; a change through `v` lands elsewhere."""
     digests = []

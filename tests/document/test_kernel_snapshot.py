@@ -379,3 +379,18 @@ def test_a_function_changed_beside_the_variable_it_uses_counts_their_file_as_wri
     grouped = kernel_snapshot.groups(sorted(values), reaches)
     assert ["g", "x"] in grouped
     assert kernel_snapshot.linked_bytes(sha256, values, {}, grouped) == values["small"][1]
+
+
+def test_variables_that_share_memory_through_a_numpy_view_are_not_snapshotted(
+    tmp_path: Path,
+) -> None:
+    """A pickle writes what a view shows, not the array it views: loaded, `v` would be an
+    array of its own, and `v[0] = 99` would no longer change `a`. Such a state is replayed,
+    and the record says why."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    index = _capture(
+        namespace, "import numpy as np\na = np.arange(10)\nv = a[2:5]", tmp_path / "1", None
+    )
+    assert not index.exists()
+    record = json.loads((tmp_path / "1" / "state.json").read_text())
+    assert "a, v: memory shared through a numpy view" in record["snapshot_skipped"]
