@@ -225,7 +225,6 @@ def _digest_pickler_class() -> Any:
                 if isinstance(cls := getattr(sys.modules.get(module), name, None), type)
             ]
             self.by_value: dict[Any, bytes] = {}
-            self.hidden = _hidden_names()
             self.namespace = _session_namespace[0] if _session_namespace else None
 
         def persistent_id(self, obj: Any) -> Any:
@@ -242,7 +241,7 @@ def _digest_pickler_class() -> Any:
         def _dynamic_function_reduce(self, function: Any) -> Any:
             """cloudpickle's reduction of a session function, its variables by name."""
             reduction = super()._dynamic_function_reduce(function)
-            return _variables_by_name(function, reduction, self.namespace, self.hidden)
+            return _variables_by_name(function, reduction, self.namespace)
 
         def reducer_override(self, obj: Any) -> Any:
             for cls, subclasses, reduced in self.reducers:
@@ -274,9 +273,7 @@ def _hidden_names() -> Any:
     return hidden if isinstance(hidden, dict) else {}
 
 
-def _variables_by_name(
-    function: Any, reduction: Any, namespace: dict[str, Any] | None, hidden: Any
-) -> Any:
+def _variables_by_name(function: Any, reduction: Any, namespace: dict[str, Any] | None) -> Any:
     """A function of the session looks its globals up in the session's namespace when it is
     called: it does not hold their values. cloudpickle pickles those values with it; the
     digest takes the names of those that are variables of the session (each digested on its
@@ -295,7 +292,7 @@ def _variables_by_name(
         return reduction
     if not isinstance(used, dict):
         return reduction
-    is_state_name = _touched().is_state_name
+    is_state_name, hidden = _touched().is_state_name, _hidden_names()
     named = {
         name: value
         if isinstance(value, types.ModuleType) or not is_state_name(name, hidden)

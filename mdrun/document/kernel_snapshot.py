@@ -248,6 +248,7 @@ def write(
     sizes: dict[str, int] | None = None,
     namespace: dict[str, Any] | None = None,
     aliases: list[list[str]] | None = None,
+    grouped: list[list[str]] | None = None,
 ) -> dict[str, Any]:
     """Write the snapshot whose index is `index_path`, linking the files of `previous` (see
     `previous_files`) that it holds unchanged, and the files of `deferred` (variables a partial
@@ -255,7 +256,8 @@ def write(
     by which small ones are packed together (see `packed`); `namespace`: the session's, the
     globals of its functions (see `kernel_digest.dump`); `aliases`: the names that share an
     object, and where (`kernel_touched.ReachIndex.aliases`), listed with the file that holds
-    them, so that the state's digest counts them while the file is not loaded."""
+    them, so that the state's digest counts them while the file is not loaded; `grouped`:
+    `groups` of `kept`'s names but `SETTING_NAMES`, when the caller made them already."""
     deferred = deferred or {}
     started = time.perf_counter()
     folder = os.path.dirname(index_path)
@@ -264,9 +266,11 @@ def write(
     written = linked = 0
     made: list[str] = []
     try:
-        for grouped in packed(groups(sorted(kept), reaches), sizes or {}):
-            name = file_name(grouped, digests)
-            group = [member for members in grouped for member in members]
+        if grouped is None:
+            grouped = groups(sorted(kept), reaches)
+        for in_file in packed(grouped, sizes or {}):
+            name = file_name(in_file, digests)
+            group = [member for members in in_file for member in members]
             target = os.path.join(folder, name)
             known = previous.get(name)
             if known is not None and _link(known["path"], target):

@@ -237,23 +237,28 @@ def capture(
                 " would load as a copy"
             )
             snapshot_path = None
+    kept: dict[str, Any] = {}
+    grouped: list[list[str]] = []
     if snapshot_path is not None and not opaque:
         previous = snapshots.previous_files(previous_snapshot, previous_sha256)
+        kept = {name: values[name] for name in table.known if name not in table.modules}
+        kept.update(kept_states)
+        # (made once: the choice to take it and the writing both go by the files it makes)
+        pickled = sorted(name for name in kept if name not in snapshots.SETTING_NAMES)
+        grouped = snapshots.groups(pickled, dict(table.index.reaches))
     if snapshot_after is not None and snapshot_path is not None:
         deferred = snapshots.still_deferred(namespace)
         held_in = previous_sha256 if previous else None
-        grouped = snapshots.groups(sorted(table.known), dict(table.index.reaches))
         linked = snapshots.linked_bytes(held_in, table.known, deferred, grouped)
         written = size - linked
         write = 0.0 if write_bytes_per_second is None else written / write_bytes_per_second
         if replay - load - write < snapshot_after:
             snapshot_path = None
     if snapshot_path is not None and not opaque:
-        kept = {name: values[name] for name in table.known if name not in table.modules}
         result.update(
             snapshots.write(
                 snapshot_path,
-                {**kept, **kept_states},
+                kept,
                 modules=dict(table.modules),
                 digests=digests,
                 reaches=dict(table.index.reaches),
@@ -262,6 +267,7 @@ def capture(
                 sizes={name: size for name, (_digest, size) in table.known.items()},
                 namespace=namespace,
                 aliases=aliases,
+                grouped=grouped,
             )
         )
     text = json.dumps(result)

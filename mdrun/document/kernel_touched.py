@@ -164,12 +164,10 @@ def changes_in_place(item: Any) -> bool:
     )
 
 
-def _can_be_changed_through(value: Any, reach: Reach) -> bool:
-    """Whether a change made through another name bound to `value` can be seen through this
-    one: a tuple cannot change, but a list in it can."""
-    if isinstance(value, tuple | frozenset):
-        return reach.ids is None or bool(reach.ids)
-    return changes_in_place(value)
+def _can_be_changed_through(value: Any) -> bool:
+    """Whether a change made through another name bound to `value` may be seen through this
+    one (a tuple cannot change, but a list in it may)."""
+    return isinstance(value, tuple | frozenset) or changes_in_place(value)
 
 
 def reach_of(memo: list[tuple[int, Any]]) -> tuple[dict[int, int], frozenset[str]]:
@@ -426,8 +424,8 @@ class ReachIndex:
     of a long session's variables after every block."""
 
     __slots__ = (
-        "_aliases", "_rebound", "by_global", "by_holders", "by_object", "changeable", "held",
-        "name_hashes", "object_ids", "reaches", "sharing", "unknown",
+        "_aliases", "_rebound", "by_global", "by_holders", "by_object", "held", "name_hashes",
+        "object_ids", "reaches", "sharing", "unknown",
     )  # fmt: skip
 
     def __init__(self, reaches: dict[str, Reach] | None = None) -> None:
@@ -437,8 +435,6 @@ class ReachIndex:
         """Each name's object id (compared with the namespace's in one pass, see `rebound`)."""
         self.unknown: set[str] = set()
         """The names whose reach is unknown (`Reach.ids` is None)."""
-        self.changeable: dict[str, int] = {}
-        """The object id of each name bound to an object that `changes_in_place`."""
         self.by_object: dict[int, set[str]] = {}
         """The names that hold each object (see `held`)."""
         self.held: dict[str, frozenset[int]] = {}
@@ -460,14 +456,13 @@ class ReachIndex:
             self.put(name, reach)
 
     def put(self, name: str, reach: Reach, changeable: bool = False) -> None:
-        """Record a name's reach, in place of the one it had (`changeable`: its value
-        `changes_in_place`)."""
+        """Record a name's reach, in place of the one it had (`changeable`: a change made to
+        its value through another name may be seen through it, which counts when its reach is
+        unknown)."""
         self.discard(name)
         self._rebound = None
         self.reaches[name] = reach
         self.object_ids[name] = reach.object_id
-        if changeable:
-            self.changeable[name] = reach.object_id
         held = reach.ids
         if held is None:
             self.unknown.add(name)
@@ -496,7 +491,6 @@ class ReachIndex:
                 del self.by_object[object_id]
         del self.reaches[name]
         del self.object_ids[name]
-        self.changeable.pop(name, None)
         self.unknown.discard(name)
         for used in reach.names:
             _unlist(self.by_global, used, name)
@@ -720,7 +714,7 @@ class Variables:
         self.digests[name] = known[0]
         self.encoded[name] = f"{json.dumps(name)}: {json.dumps(known[0])}"
         bisect.insort(self.order, name)
-        self.index.put(name, reach, _can_be_changed_through(value, reach))
+        self.index.put(name, reach, _can_be_changed_through(value))
         if isinstance(value, types.ModuleType):
             self.modules[name] = value.__name__
         else:

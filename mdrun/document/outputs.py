@@ -165,5 +165,3 @@ def _text(value: JSONValue, position: int, field: str) -> str:
         # JSON MIME types (application/json) are kept as their JSON text.
         return json.dumps(value)
     raise ValueError(f"output {position}: {field} must be a string")
-
-

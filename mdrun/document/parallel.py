@@ -209,8 +209,7 @@ def _result_of(future: Future[UnitResult], unit: Unit) -> UnitResult:
     except Exception as err:  # from another process: any type, pickled
         name = type(err).__name__
         return UnitResult(
-            error=f"{unit.source}: session `{unit.session}` could not be evaluated: "
-            f"{name}: {err}",
+            error=f"{unit.source}: session `{unit.session}` could not be evaluated: {name}: {err}",
             exit_code=3,
         )
 

@@ -241,9 +241,7 @@ def _kernel(
     return known[language, name]
 
 
-def plan_document(
-    document: Document, base_dir: Path, settings: Settings | None = None
-) -> Plan:
+def plan_document(document: Document, base_dir: Path, settings: Settings | None = None) -> Plan:
     """Read every block by its format's rules, validate the options of those that run, and
     compute each executable block's config."""
     reading = read_cells(document, base_dir, settings or Settings())

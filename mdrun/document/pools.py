@@ -82,9 +82,7 @@ class RenewingPool(Executor):
         self.make = make
         self.pool = make()
 
-    def submit(
-        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
-    ) -> Future[T]:
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         try:
             return self.pool.submit(fn, *args, **kwargs)
         except BrokenProcessPool:

@@ -26,7 +26,6 @@ KernelKind = tuple[KernelChoice, Path]
 """What makes two fresh kernels interchangeable: the kernel and the folder it runs in."""
 
 
-
 class SpareKernels:
     """A source of fresh kernels (see `jupyter_executor.KernelSource`) that keeps one ready per
     kind once a kind has been asked for, and shuts retired kernels down in the background."""

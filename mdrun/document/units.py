@@ -65,7 +65,6 @@ class Unit:
     values where it has them, else its share of the cores); None: the worker decides, from its
     environment and its share of its machine's cores (a Dask worker)."""
 
-
     @property
     def label(self) -> str:
         """`doc.md (main)`: the unit in progress messages."""
@@ -122,9 +121,7 @@ def only_sessions(plan: Plan, sessions: frozenset[SessionKey]) -> Plan:
     return replace(plan, blocks=blocks)
 
 
-def thread_environment(
-    threads: int, base: Mapping[str, str]
-) -> tuple[tuple[str, str], ...]:
+def thread_environment(threads: int, base: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """The thread variables a kernel gets: `base`'s value (the user's), else `threads`."""
     return tuple((name, base.get(name, str(threads))) for name in THREAD_VARIABLES)
 
