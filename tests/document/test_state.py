@@ -313,6 +313,21 @@ def test_names_that_share_an_object_are_not_the_state_of_equal_copies(
     assert f"``` text\n{printed}\n```" in written
 
 
+def test_an_array_viewing_another_is_replayed_not_loaded(mdrun: Mdrun) -> None:
+    """A snapshot would load `v` as an array of its own: none is taken, status says why, and
+    after an edit the session is replayed, so writing through `v` still changes `a`."""
+    document = (
+        "```python snapshot=true\nimport numpy as np\na = np.arange(10)\nv = a[2:5]\n```\n\n"
+        "```python\nv[0] = 99\nprint(a[:4])\n```\n"
+    )
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    assert "a, v: memory shared through a numpy view" in mdrun("status", "doc.md").out
+    _edit(mdrun, "doc.md", "print(a[:4])", "print(a[:5])")
+    assert mdrun("run", "doc.md").code == 0
+    assert "[ 0  1 99  3  4]" in mdrun.read("doc.md")
+
+
 def test_a_callback_connected_to_a_figure_is_in_its_digest(mdrun: Mdrun) -> None:
     """A figure's own pickle leaves out the callbacks connected to it; its digest does not."""
     document = (
