@@ -52,6 +52,18 @@ def _executed_after_an_edit(mdrun: Mdrun, document: str, old: str, new: str) -> 
     return report.with_status("executed")
 
 
+def _status_and_rerun(mdrun: Mdrun, document: str, old: str, new: str) -> tuple[str, str]:
+    """Run `document` and show its status, edit it (`old` becomes `new`) and run it again:
+    the status, and what the second run reported."""
+    mdrun.write("doc.md", document)
+    assert mdrun("run", "doc.md").code == 0
+    status = mdrun("status", "doc.md").out
+    _edit(mdrun, "doc.md", old, new)
+    completed, _ = mdrun.run_reported("run", "doc.md")
+    assert completed.code == 0
+    return status, completed.err
+
+
 def _restored_after_an_edit(mdrun: Mdrun, document: str, old: str, new: str) -> str:
     """Run `document`, edit its last block (`old` becomes `new`), run it again with the state
     before that block loaded from a snapshot; the document written."""
@@ -320,11 +332,9 @@ def test_an_array_viewing_another_is_replayed_not_loaded(mdrun: Mdrun) -> None:
         "```python snapshot=true\nimport numpy as np\na = np.arange(10)\nv = a[2:5]\n```\n\n"
         "```python\nv[0] = 99\nprint(a[:4])\n```\n"
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
-    assert "a, v: memory shared through a numpy view" in mdrun("status", "doc.md").out
-    _edit(mdrun, "doc.md", "print(a[:4])", "print(a[:5])")
-    assert mdrun("run", "doc.md").code == 0
+    status, rerun = _status_and_rerun(mdrun, document, "print(a[:4])", "print(a[:5])")
+    assert "a, v: memory shared through a numpy view" in status
+    assert "restored from snapshots" not in rerun
     assert "[ 0  1 99  3  4]" in mdrun.read("doc.md")
 
 
@@ -351,12 +361,9 @@ def test_a_figure_with_a_callback_of_the_sessions_is_replayed_not_loaded(mdrun: 
         "cid = fig.canvas.mpl_connect('draw_event', lambda event: print('handler'))\n```\n\n"
         "```python\nfig.canvas.draw()\nprint(1)\n```\n"
     )
-    mdrun.write("doc.md", document)
-    assert mdrun("run", "doc.md").code == 0
-    assert "cannot be saved" in mdrun("status", "doc.md").out
-    _edit(mdrun, "doc.md", "print(1)", "print(2)")
-    completed, _ = mdrun.run_reported("run", "doc.md")
-    assert "restored from snapshots" not in completed.err
+    status, rerun = _status_and_rerun(mdrun, document, "print(1)", "print(2)")
+    assert "cannot be saved" in status
+    assert "restored from snapshots" not in rerun
     assert "handler\n2" in mdrun.read("doc.md")
 
 
